@@ -1,0 +1,1 @@
+//! The card-member service. Filled by the server issue.
