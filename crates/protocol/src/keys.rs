@@ -209,6 +209,18 @@ impl PublicKey {
         &self.spki
     }
 
+    /// A serial number that names this key: the first 20 bytes of the
+    /// SHA-256 of its SPKI, as 40 uppercase hex digits (the shape of a
+    /// certificate serial). card-member uses it for keys that come without
+    /// a certificate (`card-member keys generate`, the development setup).
+    pub fn derived_serial(&self) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.spki);
+        digest.as_ref()[..20]
+            .iter()
+            .map(|byte| format!("{byte:02X}"))
+            .collect()
+    }
+
     /// Whether `signature` is a valid RSASSA-PKCS1-v1_5 SHA-256 signature of
     /// `message` under this key.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
@@ -345,6 +357,25 @@ mod tests {
     fn loading_a_public_key_as_private_names_the_pem_type() {
         let err = PrivateKey::from_pkcs8_pem(BRAND_PUBLIC).unwrap_err();
         assert!(err.to_string().contains("found \"PUBLIC KEY\""), "{err}");
+    }
+
+    #[test]
+    fn derived_serial_is_40_hex_digits_of_the_key_hash() {
+        let public = PublicKey::from_spki_pem(BRAND_PUBLIC).unwrap();
+        let serial = public.derived_serial();
+        assert_eq!(serial.len(), 40);
+        assert!(
+            serial
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        );
+        assert_ne!(
+            serial,
+            PrivateKey::generate()
+                .unwrap()
+                .public_key()
+                .derived_serial()
+        );
     }
 
     #[test]

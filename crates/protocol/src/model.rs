@@ -258,6 +258,154 @@ impl CommonFieldFlag {
     }
 }
 
+/// `POST /brand/card-member/user-cards/import-by-openid`: give a user a
+/// card of a template (limit 10 requests/s per brand).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImportUserCardRequest {
+    /// The card template ID.
+    pub card_id: String,
+    /// The holder's ID under the template's AppID.
+    pub openid: String,
+    /// The new card's code, unique within the template.
+    pub user_card_code: String,
+    /// Card background color, `#RRGGBB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_color: Option<String>,
+    /// Card background image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_picture_url: Option<String>,
+    /// The member's phone number, encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<Ciphertext>,
+    /// Member level display text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The card's validity; the template's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_date_information: Option<DateInfo>,
+    /// What the user filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_information: Option<UserInfo>,
+    /// Merchant data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<String>,
+    /// When the user received the card (RFC 3339); the time of the import
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_time: Option<String>,
+}
+
+/// How user card codes are allocated for a template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CodeMode {
+    /// WeChat Pay allocates codes.
+    SystemAllocate,
+    /// The merchant allocates codes (and imports cards with them).
+    MerchantAllocate,
+}
+
+/// The state of a card template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CardState {
+    /// Usable: cards can be issued.
+    Effective,
+    /// Invalidated (irreversible).
+    Invalid,
+}
+
+/// The form a user fills in when opening a card of a template.
+///
+/// **Decision**: the provider's template form is not part of the seed
+/// page; this shape (the platform fields asked for, and at most one
+/// merchant field) is what user cards need and no more.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserInformationForm {
+    /// Platform-defined fields the form asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_field_list: Option<Vec<CommonFieldFlag>>,
+    /// Merchant-defined fields the form asks for (at most one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_field_list: Option<Vec<CustomFieldDefinition>>,
+}
+
+/// A merchant-defined form field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomFieldDefinition {
+    /// The field's name, e.g. `喜欢的运动`.
+    pub name: String,
+}
+
+/// `POST /brand/card-member/cards`: create a card template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateCardRequest {
+    /// The brand's idempotency key: the same key creates one template.
+    pub out_request_no: String,
+    /// The AppID user openids belong to.
+    pub appid: String,
+    /// Only `NORMAL` can be created today.
+    pub card_type: CardType,
+    /// The title, at most 10 characters.
+    pub card_title: String,
+    /// Card background color, `#RRGGBB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_color: Option<String>,
+    /// Card background image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_picture_url: Option<String>,
+    /// How codes are allocated; `MERCHANT_ALLOCATE` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_mode: Option<CodeMode>,
+    /// The validity cards of this template get by default.
+    pub valid_date_information: DateInfo,
+    /// The form users fill in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_information_form: Option<UserInformationForm>,
+    /// Where notifications about this template's cards go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<String>,
+}
+
+/// A card template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// The template ID.
+    pub card_id: String,
+    /// The owning brand.
+    pub brand_id: String,
+    /// The AppID user openids belong to.
+    pub appid: String,
+    /// The card type.
+    pub card_type: CardType,
+    /// The title.
+    pub card_title: String,
+    /// Card background color.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_color: Option<String>,
+    /// Card background image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_picture_url: Option<String>,
+    /// How codes are allocated.
+    pub code_mode: CodeMode,
+    /// The default validity.
+    pub valid_date_information: DateInfo,
+    /// The form users fill in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_information_form: Option<UserInformationForm>,
+    /// Where notifications go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<String>,
+    /// The idempotency key it was created with.
+    pub out_request_no: String,
+    /// The template's state.
+    pub state: CardState,
+    /// When it was created (RFC 3339).
+    pub create_time: String,
+    /// When it last changed (RFC 3339).
+    pub modify_time: String,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;

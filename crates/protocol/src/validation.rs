@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::datetime::parse_rfc3339;
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Location};
-use crate::model::UpdateUserCardRequest;
+use crate::model::{CreateCardRequest, ImportUserCardRequest, UpdateUserCardRequest};
 
 /// The most `available_day_after_receive` may be: 30 years.
 pub const MAX_DAYS_AFTER_RECEIVE: i64 = 10958;
@@ -101,6 +101,7 @@ enum Format {
     HexColor,
     Rfc3339,
     HttpUrl,
+    CardCode,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -239,6 +240,55 @@ const UPDATE_USER_CARD: &[Field] = &[
     optional("valid_date_information", Kind::Obj(DATE_INFO)),
     optional("user_information", Kind::Obj(USER_INFO)),
     optional("attach", text(256, false)),
+];
+
+const IMPORT_USER_CARD: &[Field] = &[
+    required("card_id", id(32, true)),
+    required("openid", id(128, false)),
+    required("user_card_code", formatted(32, Format::CardCode)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    optional("phone_number", id(512, false)),
+    optional("level", text(10, true)),
+    optional("valid_date_information", Kind::Obj(DATE_INFO)),
+    optional("user_information", Kind::Obj(USER_INFO)),
+    optional("attach", text(256, false)),
+    optional("pickup_time", formatted(32, Format::Rfc3339)),
+];
+
+const CARD_TYPES: &[&str] = &["PURCHASE", "NORMAL", "BALANCE"];
+const CODE_MODES: &[&str] = &["SYSTEM_ALLOCATE", "MERCHANT_ALLOCATE"];
+
+const CUSTOM_FIELD_DEFINITION: &[Field] = &[required("name", id(64, true))];
+
+const USER_INFORMATION_FORM: &[Field] = &[
+    optional(
+        "common_field_list",
+        Kind::Arr {
+            item: &Kind::Enum(COMMON_FIELD_FLAGS),
+            max_items: COMMON_FIELD_FLAGS.len(),
+        },
+    ),
+    optional(
+        "custom_field_list",
+        Kind::Arr {
+            item: &Kind::Obj(CUSTOM_FIELD_DEFINITION),
+            max_items: 1,
+        },
+    ),
+];
+
+const CREATE_CARD: &[Field] = &[
+    required("out_request_no", id(32, true)),
+    required("appid", id(32, true)),
+    required("card_type", Kind::Enum(CARD_TYPES)),
+    required("card_title", id(10, true)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    optional("code_mode", Kind::Enum(CODE_MODES)),
+    required("valid_date_information", Kind::Obj(DATE_INFO)),
+    optional("user_information_form", Kind::Obj(USER_INFORMATION_FORM)),
+    optional("notify_url", formatted(256, Format::HttpUrl)),
 ];
 
 /// Walks a JSON document, keeping the pointer to the current value.
@@ -435,6 +485,7 @@ fn check_format(text: &str, format: Format, name: &str) -> Result<(), (&'static 
         }
         Format::Rfc3339 => parse_rfc3339(text).is_some(),
         Format::HttpUrl => is_http_url(text),
+        Format::CardCode => text.bytes().all(|b| b.is_ascii_graphic()),
     };
     if ok {
         return Ok(());
@@ -451,6 +502,10 @@ fn check_format(text: &str, format: Format, name: &str) -> Result<(), (&'static 
         Format::HttpUrl => (
             "is not an http(s) URL",
             format!("{name} must be an http:// or https:// URL"),
+        ),
+        Format::CardCode => (
+            "has characters that are not allowed",
+            format!("{name} may only contain digits, ASCII letters and half-width punctuation"),
         ),
     })
 }
@@ -540,17 +595,61 @@ fn check_relations(body: &Map<String, Value>) -> Result<(), Violation> {
     Ok(())
 }
 
-/// Validates an update body, already parsed as JSON, against every rule of
-/// the spec.
-pub fn validate_update_body(body: &Value) -> Result<(), Violation> {
+fn validate_body(body: &Value, schema: &'static [Field]) -> Result<(), Violation> {
     let mut walker = Walker {
         pointer: String::new(),
     };
-    walker.object(body, UPDATE_USER_CARD)?;
+    walker.object(body, schema)?;
     match body {
         Value::Object(map) => check_relations(map),
         _ => Ok(()),
     }
+}
+
+/// Validates an update body, already parsed as JSON, against every rule of
+/// the spec.
+pub fn validate_update_body(body: &Value) -> Result<(), Violation> {
+    validate_body(body, UPDATE_USER_CARD)
+}
+
+/// Validates an import body (`import-by-openid`): the update's rules, plus
+/// a required `user_card_code` and an optional RFC 3339 `pickup_time`.
+pub fn validate_import_body(body: &Value) -> Result<(), Violation> {
+    validate_body(body, IMPORT_USER_CARD)
+}
+
+/// Validates a create-template body. `card_type` must be one of the three
+/// types here; that only `NORMAL` can be created is the server's rule.
+pub fn validate_create_card_body(body: &Value) -> Result<(), Violation> {
+    validate_body(body, CREATE_CARD)?;
+    let flags = body
+        .pointer("/user_information_form/common_field_list")
+        .and_then(Value::as_array);
+    if let Some(flags) = flags {
+        for (index, flag) in flags.iter().enumerate() {
+            if flags[..index].contains(flag) {
+                return Err(Violation::param(
+                    &format!("/user_information_form/common_field_list/{index}"),
+                    Location::Body,
+                    "is given more than once",
+                    format!("user_information_form.common_field_list has {flag} more than once"),
+                )
+                .with_value(Some(flag.clone())));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn deserialize_validated<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Violation> {
+    serde_json::from_value(value).map_err(|err| {
+        Violation::param(
+            "",
+            Location::Body,
+            "is not valid",
+            format!("the request body is not valid: {err}"),
+        )
+    })
 }
 
 /// Validates the `user_card_code` path parameter: 1 to 32 characters of
@@ -659,6 +758,36 @@ impl UpdateUserCardRequest {
         validate_user_card_code(&self.user_card_code)?;
         let value = serde_json::to_value(self).expect("request types always serialise");
         validate_update_body(&value)
+    }
+}
+
+impl ImportUserCardRequest {
+    /// Parses and validates an import body as received.
+    pub fn from_body(body: &[u8]) -> Result<Self, Violation> {
+        let value = parse_json(body)?;
+        validate_import_body(&value)?;
+        deserialize_validated(value)
+    }
+
+    /// Checks this request against every rule, as the server will.
+    pub fn validate(&self) -> Result<(), Violation> {
+        validate_import_body(&serde_json::to_value(self).expect("request types always serialise"))
+    }
+}
+
+impl CreateCardRequest {
+    /// Parses and validates a create-template body as received.
+    pub fn from_body(body: &[u8]) -> Result<Self, Violation> {
+        let value = parse_json(body)?;
+        validate_create_card_body(&value)?;
+        deserialize_validated(value)
+    }
+
+    /// Checks this request against every rule, as the server will.
+    pub fn validate(&self) -> Result<(), Violation> {
+        validate_create_card_body(
+            &serde_json::to_value(self).expect("request types always serialise"),
+        )
     }
 }
 
@@ -1210,5 +1339,59 @@ mod tests {
         assert_eq!(request.validate(), Ok(()));
         request.card_color = Some("yellow".into());
         assert_eq!(request.validate().unwrap_err().field, "/card_color");
+    }
+
+    #[test]
+    fn import_requires_a_well_formed_user_card_code_and_pickup_time() {
+        let ok = br#"{"card_id":"c","openid":"o","user_card_code":"A-1","pickup_time":"2020-05-20T13:29:35+08:00"}"#;
+        assert!(ImportUserCardRequest::from_body(ok).is_ok());
+        let cases: [(&[u8], &str); 3] = [
+            (br#"{"card_id":"c","openid":"o"}"#, "/user_card_code"),
+            (
+                br#"{"card_id":"c","openid":"o","user_card_code":"A 1"}"#,
+                "/user_card_code",
+            ),
+            (
+                br#"{"card_id":"c","openid":"o","user_card_code":"1","pickup_time":"today"}"#,
+                "/pickup_time",
+            ),
+        ];
+        for (body, field) in cases {
+            assert_eq!(
+                ImportUserCardRequest::from_body(body).unwrap_err().field,
+                field
+            );
+        }
+    }
+
+    #[test]
+    fn create_card_requires_title_type_and_validity() {
+        let ok = json!({"out_request_no": "r1", "appid": "wx1", "card_type": "NORMAL", "card_title": "会员卡",
+            "valid_date_information": {"type": "PERMANENT"},
+            "user_information_form": {"common_field_list": ["USER_FORM_FLAG_BIRTHDAY"], "custom_field_list": [{"name": "运动"}]}});
+        assert_eq!(validate_create_card_body(&ok), Ok(()));
+        let cases = [
+            (without(ok.clone(), "/card_title"), "/card_title"),
+            (
+                with(ok.clone(), "/card_title", json!("一二三四五六七八九十一")),
+                "/card_title",
+            ),
+            (with(ok.clone(), "/card_type", json!("GOLD")), "/card_type"),
+            (
+                without(ok.clone(), "/valid_date_information"),
+                "/valid_date_information",
+            ),
+            (
+                with(
+                    ok,
+                    "/user_information_form",
+                    json!({"common_field_list": ["USER_FORM_FLAG_SEX", "USER_FORM_FLAG_SEX"]}),
+                ),
+                "/user_information_form/common_field_list/1",
+            ),
+        ];
+        for (body, field) in cases {
+            assert_eq!(validate_create_card_body(&body).unwrap_err().field, field);
+        }
     }
 }

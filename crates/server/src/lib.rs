@@ -1,1 +1,88 @@
-//! The card-member service. Filled by the server issue.
+//! The card-member service: the WeChat Pay brand card-member API, served.
+//!
+//! An axum application with signed-request authentication, validation to
+//! the letter of the spec, per-brand rate limits, personal data sealed at
+//! rest, signed responses and durable storage (SQLite by default).
+//!
+//! # Layout
+//!
+//! - [`Application`]: build from [`Settings`], then `run_until(shutdown)`.
+//! - `app`: state and the router (every layer listed in one place).
+//! - `auth`: request authentication, in the spec's order.
+//! - `layers`: `Request-ID`, request log, timeout, response signing.
+//! - `routes`: handlers, one file per resource.
+//! - `storage`: the storage trait and its SQLite backend.
+//! - `crypto`, `sealing`: RSA work (counted) and AES-GCM at rest.
+//! - `rate_limit`, `replay`: GCRA per brand, nonce replay guard.
+//! - [`settings`], `bootstrap`: settings, keys on disk, the first-start
+//!   development setup.
+//! - [`brands`]: registering brands (the `card-member brands` command).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use card_member_server::{Application, Settings};
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Application::build(Settings::default()).await?;
+//! println!("listening on http://{}", app.local_addr());
+//! app.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod app;
+mod auth;
+mod bootstrap;
+pub mod brands;
+mod crypto;
+mod error;
+mod layers;
+mod rate_limit;
+mod replay;
+mod routes;
+mod sealing;
+pub mod settings;
+mod storage;
+
+use std::fmt;
+
+pub use app::{Application, ServerHandle};
+pub use bootstrap::{DEV_BRAND_ID, DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, DevCredentials};
+pub use settings::Settings;
+pub use storage::{AuditEntry, BrandCertificate, BrandRecord};
+
+/// The server could not start (or an administrative command failed).
+#[derive(Debug)]
+pub struct StartError(pub(crate) String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

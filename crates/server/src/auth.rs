@@ -1,0 +1,213 @@
+//! Request authentication (PROTOCOL.md §2), in the spec's order, each
+//! failure answered before anything touches a card:
+//!
+//! 1. `Authorization` missing or malformed → 401 `SIGN_ERROR`;
+//! 2. timestamp 5 minutes or more away → 401 `SIGN_ERROR`;
+//! 3. unknown brand or certificate serial → 401 `SIGN_ERROR`;
+//! 4. signature does not verify over the raw target and body → 401;
+//! 5. `Wechatpay-Serial` not the brand's WeChat Pay public key ID → 400
+//!    `INVALID_REQUEST`;
+//! 6. nonce seen before (recorded only now, after the signature verified)
+//!    → 401 `SIGN_ERROR`;
+//! 7. a suspended brand → 403 `NO_AUTH`;
+//! 8. the brand's rate limit → 429 `RATELIMIT_EXCEEDED` (only verified
+//!    requests count, so a forger cannot spend a brand's quota).
+//!
+//! Then the request's own header rules: `Accept` must allow JSON and a body
+//! must be `Content-Type: application/json` (400 `INVALID_REQUEST`). Only
+//! after all this do handlers validate the body and decrypt.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use card_member_protocol::TIMESTAMP_WINDOW_SECS;
+use card_member_protocol::auth::Authorization;
+use card_member_protocol::response::HEADER_SERIAL;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::rate_limit;
+use crate::storage::BrandCertificate;
+
+/// What authentication established about a request, for the handlers.
+#[derive(Clone, Debug)]
+pub(crate) struct Authenticated {
+    pub(crate) brand_id: String,
+    /// The certificate that signed: responses encrypt for its key.
+    pub(crate) certificate: BrandCertificate,
+    /// The raw body the signature covered.
+    pub(crate) body: Bytes,
+}
+
+/// The brand of a request, on its response, for the request log.
+#[derive(Clone, Debug)]
+pub(crate) struct BrandOfRequest(pub(crate) String);
+
+pub(crate) async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let brand = match verify(&state, request).await {
+        Ok(request) => {
+            let brand = request
+                .extensions()
+                .get::<Authenticated>()
+                .map(|auth| auth.brand_id.clone());
+            let mut response = next.run(request).await;
+            if let Some(brand) = brand {
+                response.extensions_mut().insert(BrandOfRequest(brand));
+            }
+            return response;
+        }
+        Err((error, brand)) => (error, brand),
+    };
+    let mut response = brand.0.into_response();
+    if let Some(brand_id) = brand.1 {
+        response.extensions_mut().insert(BrandOfRequest(brand_id));
+    }
+    response
+}
+
+type Refusal = (ApiError, Option<String>);
+
+async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> {
+    let (mut parts, body) = request.into_parts();
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| (ApiError::malformed_authorization("is missing"), None))?
+        .to_str()
+        .map_err(|_| {
+            (
+                ApiError::malformed_authorization("is not visible ASCII"),
+                None,
+            )
+        })
+        .and_then(|value| {
+            Authorization::parse(value)
+                .map_err(|err| (ApiError::malformed_authorization(&err.to_string()), None))
+        })?;
+    let brand_id = Some(authorization.brand_id.clone());
+    let refuse = |error: ApiError| (error, brand_id.clone());
+
+    let now = crate::app::unix_now();
+    if now.abs_diff(authorization.timestamp) >= TIMESTAMP_WINDOW_SECS.unsigned_abs() {
+        return Err(refuse(ApiError::stale_timestamp()));
+    }
+
+    let brand = state
+        .brand(&authorization.brand_id, &authorization.serial_no)
+        .await
+        .map_err(refuse)?
+        .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
+    let certificate = brand
+        .certificates
+        .iter()
+        .find(|certificate| certificate.serial_no == authorization.serial_no)
+        .cloned()
+        .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
+
+    let body = axum::body::to_bytes(body, state.body_limit)
+        .await
+        .map_err(|_| refuse(ApiError::body_too_large(state.body_limit)))?;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    if !authorization.verify(
+        &certificate.public_key,
+        parts.method.as_str(),
+        target,
+        &body,
+    ) {
+        return Err(refuse(ApiError::bad_signature()));
+    }
+
+    let serial = parts
+        .headers
+        .get(HEADER_SERIAL)
+        .and_then(|value| value.to_str().ok());
+    if serial != Some(brand.wechatpay_public_key_id.as_str()) {
+        return Err(refuse(ApiError::wrong_wechatpay_serial()));
+    }
+
+    if !state.replay.first_use(
+        &authorization.brand_id,
+        &authorization.nonce_str,
+        authorization.timestamp,
+        now,
+    ) {
+        return Err(refuse(ApiError::replayed_nonce()));
+    }
+
+    if brand.suspended {
+        return Err(refuse(ApiError::brand_suspended()));
+    }
+
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("", MatchedPath::as_str);
+    let endpoint = format!("{} {route}", parts.method);
+    if let Err(wait) = state.limiter.check(
+        &authorization.brand_id,
+        &endpoint,
+        rate_limit::per_second(route),
+        Instant::now(),
+    ) {
+        return Err(refuse(ApiError::rate_limited(
+            wait.as_secs_f64().ceil() as u64
+        )));
+    }
+
+    check_content_headers(&parts.headers, &parts.method, &body).map_err(refuse)?;
+
+    parts.extensions.insert(Authenticated {
+        brand_id: authorization.brand_id,
+        certificate,
+        body: body.clone(),
+    });
+    Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+fn check_content_headers(
+    headers: &HeaderMap,
+    method: &Method,
+    body: &Bytes,
+) -> Result<(), ApiError> {
+    let accepts_json = headers.get_all(header::ACCEPT).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value.split(',').any(|range| {
+                let range = range
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                matches!(range.as_str(), "application/json" | "application/*" | "*/*")
+            })
+        })
+    });
+    if !accepts_json {
+        return Err(ApiError::unacceptable_accept());
+    }
+    let sends_body =
+        !body.is_empty() || matches!(*method, Method::POST | Method::PATCH | Method::PUT);
+    if sends_body {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::wrong_content_type());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Key material on disk, and the development setup made on a first start.
+//!
+//! Files holding secrets are written with mode 0600, atomically (a
+//! temporary file, fsync, rename), so a crash never leaves half a key.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
+use card_member_protocol::keys::PrivateKey;
+use card_member_protocol::model::{
+    Card, CardState, CardType, CodeMode, CommonFieldFlag, CustomFieldDefinition, DateInfo,
+    UserCardState, UserInformationForm,
+};
+use card_member_protocol::secret::SecretString;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::StartError;
+use crate::sealing::DataKey;
+use crate::storage::{AuditEntry, BrandCertificate, BrandRecord, Storage, UserCardRecord};
+
+/// The demo brand of the development setup (the seed page's brand ID).
+pub const DEV_BRAND_ID: &str = "1001622624";
+/// The demo template (the seed page's `card_id`).
+pub const DEV_CARD_ID: &str = "pbLatjvWOibDc5-TBnbUk1pD12o0";
+/// The demo user card (the seed page's `user_card_code`).
+pub const DEV_USER_CARD_CODE: &str = "478515832665";
+/// The demo holder (the seed page's `openid`).
+pub const DEV_OPENID: &str = "obLatjnx9gnqzS4myYGmLZ7LgLBA";
+
+/// `DATA_DIR/dev/credentials.json`: what a developer hands to the SDK or
+/// the CLI to call the local server.
+#[derive(Debug, Serialize)]
+pub struct DevCredentials {
+    /// Where the server listens.
+    pub base_url: String,
+    /// The demo brand.
+    pub brand_id: String,
+    /// The demo brand's certificate serial.
+    pub brand_serial_no: String,
+    /// Absolute path of the demo brand's PKCS#8 private key.
+    pub brand_private_key_file: PathBuf,
+    /// The WeChat Pay public key ID.
+    pub wechatpay_public_key_id: String,
+    /// Absolute path of the WeChat Pay SPKI public key.
+    pub wechatpay_public_key_file: PathBuf,
+    /// The demo template.
+    pub card_id: String,
+    /// The demo card.
+    pub user_card_code: String,
+    /// The demo holder.
+    pub openid: String,
+}
+
+pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), StartError> {
+    let fail = |err: std::io::Error| StartError(format!("cannot write {}: {err}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    let mut file = options.open(&temporary).map_err(fail)?;
+    file.write_all(contents).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> Result<String, StartError> {
+    std::fs::read_to_string(path)
+        .map_err(|err| StartError(format!("cannot read {}: {err}", path.display())))
+}
+
+/// Loads the data key, creating it if the default file does not exist.
+pub(crate) fn data_key(path: &Path, create: bool) -> Result<DataKey, StartError> {
+    if !path.exists() && create {
+        let key = crate::crypto::random_bytes::<{ DataKey::LEN }>();
+        write_file(path, STANDARD.encode(key).as_bytes(), true)?;
+        tracing::info!(path = %path.display(), "created a new data key");
+    }
+    let text = SecretString::new(read_file(path)?);
+    let bytes = STANDARD
+        .decode(text.expose().trim())
+        .map_err(|_| StartError(format!("{} is not base64", path.display())))?;
+    let bytes: [u8; DataKey::LEN] = bytes
+        .try_into()
+        .map_err(|_| StartError(format!("{} must hold 32 bytes in base64", path.display())))?;
+    Ok(DataKey::new(&bytes))
+}
+
+/// Loads the WeChat Pay private key and its public key ID, generating both
+/// in `dir` if they do not exist.
+pub(crate) fn wechatpay_key(
+    key_file: &Path,
+    key_id: Option<&str>,
+    dir: &Path,
+    create: bool,
+) -> Result<(PrivateKey, String), StartError> {
+    let id_file = dir.join("public_key_id");
+    if !key_file.exists() && create {
+        let key = PrivateKey::generate().map_err(|err| StartError(err.to_string()))?;
+        write_file(key_file, key.to_pkcs8_pem().as_bytes(), true)?;
+        write_file(
+            &dir.join("public_key.pem"),
+            key.public_key().to_spki_pem().as_bytes(),
+            false,
+        )?;
+        if key_id.is_none() {
+            write_file(&id_file, new_public_key_id().as_bytes(), false)?;
+        }
+        tracing::info!(path = %key_file.display(), "created a new WeChat Pay platform key pair");
+    }
+    let key = PrivateKey::from_pkcs8_pem(&read_file(key_file)?)
+        .map_err(|err| StartError(format!("{}: {err}", key_file.display())))?;
+    let id = match key_id {
+        Some(id) => id.to_owned(),
+        None => read_file(&id_file)?.trim().to_owned(),
+    };
+    if !id.starts_with("PUB_KEY_ID_") {
+        return Err(StartError(format!(
+            "the WeChat Pay public key ID {id:?} does not start with PUB_KEY_ID_"
+        )));
+    }
+    Ok((key, id))
+}
+
+/// `PUB_KEY_ID_` followed by 34 random digits, the shape of the provider's IDs.
+pub(crate) fn new_public_key_id() -> String {
+    let digits: String = crate::crypto::random_bytes::<64>()
+        .iter()
+        .filter(|byte| **byte < 250)
+        .take(34)
+        .map(|byte| char::from(b'0' + byte % 10))
+        .collect();
+    format!("PUB_KEY_ID_{digits}")
+}
+
+/// Creates the demo brand, template and card, and writes the credentials
+/// file. Called once, on the first start in an empty data directory.
+pub(crate) fn create_dev_setup(
+    storage: &dyn Storage,
+    data_dir: &Path,
+    base_url: &str,
+    wechatpay_key: &PrivateKey,
+    wechatpay_public_key_id: &str,
+) -> Result<PathBuf, StartError> {
+    let dev = absolute(&data_dir.join("dev"))?;
+    let brand_key = PrivateKey::generate().map_err(|err| StartError(err.to_string()))?;
+    let brand_public = brand_key.public_key();
+    let serial_no = brand_public.derived_serial();
+    let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
+    let storage_error =
+        |err: crate::storage::StorageError| StartError(format!("development setup: {err}"));
+
+    storage
+        .add_brand(
+            &BrandRecord {
+                brand_id: DEV_BRAND_ID.to_owned(),
+                wechatpay_public_key_id: wechatpay_public_key_id.to_owned(),
+                certificates: vec![BrandCertificate {
+                    serial_no: serial_no.clone(),
+                    public_key: brand_public.clone(),
+                }],
+                suspended: false,
+            },
+            &now,
+        )
+        .map_err(storage_error)?;
+    storage
+        .create_card(&Card {
+            card_id: DEV_CARD_ID.to_owned(),
+            brand_id: DEV_BRAND_ID.to_owned(),
+            appid: "wxdevelopment0000".to_owned(),
+            card_type: CardType::Normal,
+            card_title: "开发会员卡".to_owned(),
+            card_color: Some("#63B359".to_owned()),
+            card_picture_url: None,
+            code_mode: CodeMode::MerchantAllocate,
+            valid_date_information: DateInfo::permanent(),
+            user_information_form: Some(UserInformationForm {
+                common_field_list: Some(vec![CommonFieldFlag::UserFormFlagBirthday]),
+                custom_field_list: Some(vec![CustomFieldDefinition {
+                    name: "喜欢的运动".to_owned(),
+                }]),
+            }),
+            notify_url: None,
+            out_request_no: "dev-bootstrap".to_owned(),
+            state: CardState::Effective,
+            create_time: now.clone(),
+            modify_time: now.clone(),
+        })
+        .map_err(storage_error)?;
+    let card = UserCardRecord {
+        brand_id: DEV_BRAND_ID.to_owned(),
+        card_id: DEV_CARD_ID.to_owned(),
+        user_card_code: DEV_USER_CARD_CODE.to_owned(),
+        openid: DEV_OPENID.to_owned(),
+        card_type: CardType::Normal,
+        card_color: None,
+        card_picture_url: None,
+        phone_number: None,
+        level: None,
+        valid_date_information: DateInfo::permanent(),
+        pickup_time: now.clone(),
+        user_information: None,
+        attach: None,
+        state: UserCardState::Effective,
+        invalid_reason: None,
+        invalid_time: None,
+        create_time: now.clone(),
+        modify_time: now.clone(),
+        version: 1,
+    };
+    let audit = AuditEntry {
+        brand_id: DEV_BRAND_ID.to_owned(),
+        card_id: DEV_CARD_ID.to_owned(),
+        user_card_code: DEV_USER_CARD_CODE.to_owned(),
+        request_id: "dev-bootstrap".to_owned(),
+        at: now,
+        action: "import".to_owned(),
+        fields: Vec::new(),
+    };
+    storage
+        .insert_user_card(&card, &|_| false, &audit)
+        .map_err(storage_error)?;
+
+    let brand_private_key_file = dev.join("brand_private_key.pem");
+    let wechatpay_public_key_file = dev.join("wechatpay_public_key.pem");
+    write_file(
+        &brand_private_key_file,
+        brand_key.to_pkcs8_pem().as_bytes(),
+        true,
+    )?;
+    write_file(
+        &dev.join("brand_public_key.pem"),
+        brand_public.to_spki_pem().as_bytes(),
+        false,
+    )?;
+    write_file(
+        &wechatpay_public_key_file,
+        wechatpay_key.public_key().to_spki_pem().as_bytes(),
+        false,
+    )?;
+    let credentials = DevCredentials {
+        base_url: base_url.to_owned(),
+        brand_id: DEV_BRAND_ID.to_owned(),
+        brand_serial_no: serial_no,
+        brand_private_key_file,
+        wechatpay_public_key_id: wechatpay_public_key_id.to_owned(),
+        wechatpay_public_key_file,
+        card_id: DEV_CARD_ID.to_owned(),
+        user_card_code: DEV_USER_CARD_CODE.to_owned(),
+        openid: DEV_OPENID.to_owned(),
+    };
+    let path = dev.join("credentials.json");
+    let mut json = serde_json::to_vec_pretty(&credentials).expect("credentials serialise");
+    json.push(b'\n');
+    write_file(&path, &json, false)?;
+    Ok(path)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, StartError> {
+    std::path::absolute(path)
+        .map_err(|err| StartError(format!("cannot resolve {}: {err}", path.display())))
+}

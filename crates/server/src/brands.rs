@@ -1,0 +1,141 @@
+//! Registering brands: what `card-member brands add` and `brands list` do.
+//! Works on the database directly, so the server may be running or not; a
+//! running server sees a new brand or certificate on its next request.
+
+use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
+use card_member_protocol::keys::{Certificate, PublicKey};
+use time::OffsetDateTime;
+
+use crate::settings::Settings;
+use crate::storage::{BrandCertificate, BrandRecord, StorageError};
+use crate::{StartError, app};
+
+/// A brand API certificate given to `brands add`.
+#[derive(Debug)]
+pub enum CertificateSource {
+    /// An X.509 certificate PEM: its serial and key are read from it.
+    Certificate(String),
+    /// An SPKI public key PEM with an explicit serial (or the key's
+    /// derived serial when `None`).
+    PublicKey {
+        /// The public key PEM.
+        pem: String,
+        /// The serial number, uppercase hex.
+        serial_no: Option<String>,
+    },
+}
+
+impl CertificateSource {
+    fn load(self) -> Result<BrandCertificate, StartError> {
+        match self {
+            CertificateSource::Certificate(pem) => {
+                let certificate =
+                    Certificate::from_pem(&pem).map_err(|err| StartError(err.to_string()))?;
+                Ok(BrandCertificate {
+                    serial_no: certificate.serial_no().to_owned(),
+                    public_key: certificate.public_key().clone(),
+                })
+            }
+            CertificateSource::PublicKey { pem, serial_no } => {
+                let public_key =
+                    PublicKey::from_spki_pem(&pem).map_err(|err| StartError(err.to_string()))?;
+                let serial_no = serial_no
+                    .unwrap_or_else(|| public_key.derived_serial())
+                    .to_uppercase();
+                if serial_no.is_empty() || !serial_no.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(StartError(format!(
+                        "serial {serial_no:?} is not hexadecimal"
+                    )));
+                }
+                Ok(BrandCertificate {
+                    serial_no,
+                    public_key,
+                })
+            }
+        }
+    }
+}
+
+/// Registers a brand, or adds a certificate to an existing one. The WeChat
+/// Pay public key ID defaults to the server's own. Returns the brand as
+/// stored.
+pub fn add(
+    settings: &Settings,
+    brand_id: &str,
+    certificate: CertificateSource,
+    wechatpay_public_key_id: Option<String>,
+) -> Result<BrandRecord, StartError> {
+    if brand_id.is_empty()
+        || brand_id.chars().count() > 32
+        || !brand_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(StartError(format!(
+            "brand ID {brand_id:?} must be 1 to 32 visible ASCII characters"
+        )));
+    }
+    let certificate = certificate.load()?;
+    let (storage, _) = app::open_storage(settings)?;
+    let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
+    let key_id = match wechatpay_public_key_id {
+        Some(id) => id,
+        None => server_public_key_id(settings)?,
+    };
+    let brand = BrandRecord {
+        brand_id: brand_id.to_owned(),
+        wechatpay_public_key_id: key_id,
+        certificates: vec![certificate.clone()],
+        suspended: false,
+    };
+    match storage.add_brand(&brand, &now) {
+        Ok(()) => {}
+        Err(StorageError::BrandExists) => storage
+            .add_brand_certificate(brand_id, &certificate, &now)
+            .map_err(|err| {
+                StartError(format!(
+                    "cannot add the certificate to brand {brand_id}: {err}"
+                ))
+            })?,
+        Err(err) => return Err(StartError(err.to_string())),
+    }
+    storage
+        .brand(brand_id)
+        .map_err(|err| StartError(err.to_string()))?
+        .ok_or_else(|| StartError(format!("brand {brand_id} vanished")))
+}
+
+/// Suspends a brand (its verified requests get 403 `NO_AUTH`) or resumes
+/// it. A running server notices within its brand cache's lifetime (5 s).
+pub fn set_suspended(
+    settings: &Settings,
+    brand_id: &str,
+    suspended: bool,
+) -> Result<(), StartError> {
+    let (storage, _) = app::open_storage(settings)?;
+    storage
+        .set_brand_suspended(brand_id, suspended)
+        .map_err(|err| match err {
+            StorageError::NotFound => StartError(format!("no brand {brand_id}")),
+            other => StartError(other.to_string()),
+        })
+}
+
+/// Every registered brand.
+pub fn list(settings: &Settings) -> Result<Vec<BrandRecord>, StartError> {
+    let (storage, _) = app::open_storage(settings)?;
+    storage
+        .list_brands()
+        .map_err(|err| StartError(err.to_string()))
+}
+
+fn server_public_key_id(settings: &Settings) -> Result<String, StartError> {
+    if let Some(id) = &settings.wechatpay_public_key_id {
+        return Ok(id.clone());
+    }
+    let path = settings.data_dir.join("wechatpay").join("public_key_id");
+    std::fs::read_to_string(&path).map(|id| id.trim().to_owned()).map_err(|err| {
+        StartError(format!(
+            "cannot read the server's WeChat Pay public key ID from {} ({err}); start the server once or pass --wechatpay-public-key-id",
+            path.display()
+        ))
+    })
+}

@@ -1,0 +1,112 @@
+//! The server's keys and every cryptographic operation it performs, in one
+//! place so that RSA private-key operations (about 0.75 ms each, the floor
+//! of this API's cost) are counted.
+//!
+//! Per request: one private-key operation per ciphertext received (the
+//! seed's update has two: `phone_number` and one common field), plus one to
+//! sign a 2xx response. Verifying the request signature and encrypting
+//! response fields for the brand are public-key operations (tens of
+//! microseconds). Personal data at rest is sealed with AES-256-GCM, never
+//! RSA, so reads cost no decryption beyond the response signature.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use card_member_protocol::encryption::{DecryptError, EncryptError, decrypt_field, encrypt_field};
+use card_member_protocol::keys::{PrivateKey, PublicKey};
+use card_member_protocol::model::Ciphertext;
+use card_member_protocol::nonce::generate_nonce;
+use card_member_protocol::response::ResponseSignature;
+use card_member_protocol::secret::SecretString;
+
+use crate::sealing::{DataKey, OpenError, SealContext};
+
+/// The server's key material.
+#[derive(Debug)]
+pub(crate) struct Crypto {
+    wechatpay_key: PrivateKey,
+    wechatpay_public_key_id: String,
+    data_key: DataKey,
+    private_key_operations: AtomicU64,
+}
+
+impl Crypto {
+    pub(crate) fn new(
+        wechatpay_key: PrivateKey,
+        wechatpay_public_key_id: String,
+        data_key: DataKey,
+    ) -> Self {
+        Self {
+            wechatpay_key,
+            wechatpay_public_key_id,
+            data_key,
+            private_key_operations: AtomicU64::new(0),
+        }
+    }
+
+    /// The WeChat Pay public key ID responses are signed under.
+    pub(crate) fn wechatpay_public_key_id(&self) -> &str {
+        &self.wechatpay_public_key_id
+    }
+
+    /// How many RSA private-key operations this server has performed.
+    pub(crate) fn private_key_operations(&self) -> u64 {
+        self.private_key_operations.load(Ordering::Relaxed)
+    }
+
+    /// Decrypts a request field sent under the WeChat Pay public key.
+    pub(crate) fn decrypt(&self, ciphertext: &Ciphertext) -> Result<SecretString, DecryptError> {
+        self.private_key_operations.fetch_add(1, Ordering::Relaxed);
+        decrypt_field(&self.wechatpay_key, ciphertext.as_str())
+    }
+
+    /// Encrypts a response field for the brand (a public-key operation).
+    pub(crate) fn encrypt_for(
+        &self,
+        brand_key: &PublicKey,
+        plaintext: &SecretString,
+    ) -> Result<Ciphertext, EncryptError> {
+        encrypt_field(brand_key, plaintext.expose()).map(Ciphertext)
+    }
+
+    /// Signs a response body with a fresh nonce.
+    pub(crate) fn sign_response(&self, timestamp: i64, body: &[u8]) -> ResponseSignature {
+        let nonce = random_nonce();
+        self.private_key_operations.fetch_add(1, Ordering::Relaxed);
+        ResponseSignature::sign(
+            &self.wechatpay_key,
+            &self.wechatpay_public_key_id,
+            timestamp,
+            &nonce,
+            body,
+        )
+    }
+
+    pub(crate) fn seal(&self, context: SealContext<'_>, plaintext: &SecretString) -> Vec<u8> {
+        self.data_key.seal(context, plaintext)
+    }
+
+    pub(crate) fn open(
+        &self,
+        context: SealContext<'_>,
+        sealed: &[u8],
+    ) -> Result<SecretString, OpenError> {
+        self.data_key.open(context, sealed)
+    }
+}
+
+/// A nonce from the system CSPRNG.
+pub(crate) fn random_nonce() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let rng = SystemRandom::new();
+    generate_nonce(|buffer| rng.fill(buffer).expect("the system RNG works"))
+}
+
+/// Random bytes from the system CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system RNG works");
+    bytes
+}

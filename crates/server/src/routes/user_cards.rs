@@ -1,0 +1,469 @@
+//! User cards: update (`PATCH /brand/card-member/user-cards/{code}`), read
+//! (`GET` on the same path) and import (`POST …/user-cards/import-by-openid`).
+//!
+//! Each handler validates first, then does its decryption, storage and
+//! rendering in one blocking task: RSA work (one private-key operation per
+//! ciphertext received) stays off the async workers.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::response::Response;
+use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis, parse_rfc3339};
+use card_member_protocol::error::Location;
+use card_member_protocol::keys::PublicKey;
+use card_member_protocol::model::{
+    Ciphertext, CommonField, DateType, ImportUserCardRequest, UpdateUserCardRequest, UserCard,
+    UserCardState, UserInfo,
+};
+use card_member_protocol::validation::validate_user_card_code;
+use time::{Duration, OffsetDateTime};
+
+use crate::app::{AppState, storage_error};
+use crate::auth::Authenticated;
+use crate::crypto::Crypto;
+use crate::error::ApiError;
+use crate::layers::RequestId;
+use crate::sealing::SealContext;
+use crate::storage::{
+    AuditEntry, StorageError, StoredCommonField, StoredUserInfo, UserCardKey, UserCardPatch,
+    UserCardRecord,
+};
+
+const PHONE_NUMBER: &str = "phone_number";
+
+pub(crate) async fn update_user_card(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    Extension(request_id): Extension<RequestId>,
+    code: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let code = path_code(code)?;
+    let query = query_params(&uri, &["card_id"])?;
+    let request = UpdateUserCardRequest::from_request_parts(
+        &code,
+        &auth.body,
+        query_value(&query, "card_id"),
+    )
+    .map_err(|violation| ApiError::violation(&violation))?;
+    let card = run_blocking(move || {
+        let key = UserCardKey {
+            brand_id: &auth.brand_id,
+            card_id: &request.card_id,
+            user_card_code: &request.user_card_code,
+        };
+        let (phone_number, user_information) = seal_sensitive(
+            &state.crypto,
+            key,
+            request.phone_number.as_ref(),
+            request.user_information.as_ref(),
+        )?;
+        let patch = UserCardPatch {
+            card_color: request.card_color.clone(),
+            card_picture_url: request.card_picture_url.clone(),
+            phone_number,
+            level: request.level.clone(),
+            valid_date_information: request.valid_date_information.clone(),
+            user_information,
+            attach: request.attach.clone(),
+        };
+        let now = OffsetDateTime::now_utc();
+        let audit = audit_entry(key, &request_id, now, "update", patch.field_names());
+        let record = state
+            .storage
+            .update_user_card(key, &request.openid, patch, &audit)
+            .map_err(|err| match err {
+                StorageError::NotFound => ApiError::card_not_found(),
+                StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
+                StorageError::CardInvalid => ApiError::card_invalid(),
+                other => storage_error(other),
+            })?;
+        render(&state.crypto, &record, &auth.certificate.public_key, now)
+    })
+    .await?;
+    Ok(super::json_ok(&card))
+}
+
+pub(crate) async fn get_user_card(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    code: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let code = path_code(code)?;
+    validate_user_card_code(&code).map_err(|violation| ApiError::violation(&violation))?;
+    let query = query_params(&uri, &["card_id", "openid"])?;
+    let card_id = query_value(&query, "card_id")
+        .ok_or_else(|| ApiError::invalid_query("card_id", "is required"))?
+        .to_owned();
+    let openid = query_value(&query, "openid")
+        .ok_or_else(|| ApiError::invalid_query("openid", "is required"))?
+        .to_owned();
+    let card = run_blocking(move || {
+        let key = UserCardKey {
+            brand_id: &auth.brand_id,
+            card_id: &card_id,
+            user_card_code: &code,
+        };
+        let record = state
+            .storage
+            .user_card(key)
+            .map_err(storage_error)?
+            .ok_or_else(ApiError::card_not_found)?;
+        if record.openid != openid {
+            return Err(ApiError::openid_mismatch(Location::Query));
+        }
+        render(
+            &state.crypto,
+            &record,
+            &auth.certificate.public_key,
+            OffsetDateTime::now_utc(),
+        )
+    })
+    .await?;
+    Ok(super::json_ok(&card))
+}
+
+pub(crate) async fn import_user_card(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    Extension(request_id): Extension<RequestId>,
+) -> Result<Response, ApiError> {
+    let request = ImportUserCardRequest::from_body(&auth.body)
+        .map_err(|violation| ApiError::violation(&violation))?;
+    let card = run_blocking(move || {
+        let key = UserCardKey {
+            brand_id: &auth.brand_id,
+            card_id: &request.card_id,
+            user_card_code: &request.user_card_code,
+        };
+        let template = state
+            .storage
+            .card(&auth.brand_id, &request.card_id)
+            .map_err(storage_error)?
+            .ok_or_else(ApiError::template_not_found)?
+            .card;
+        let (phone_number, user_information) = seal_sensitive(
+            &state.crypto,
+            key,
+            request.phone_number.as_ref(),
+            request.user_information.as_ref(),
+        )?;
+        let now = OffsetDateTime::now_utc();
+        let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
+        let record = UserCardRecord {
+            brand_id: auth.brand_id.clone(),
+            card_id: request.card_id.clone(),
+            user_card_code: request.user_card_code.clone(),
+            openid: request.openid.clone(),
+            card_type: template.card_type,
+            card_color: request.card_color.clone().or(template.card_color),
+            card_picture_url: request
+                .card_picture_url
+                .clone()
+                .or(template.card_picture_url),
+            phone_number,
+            level: request.level.clone(),
+            valid_date_information: request
+                .valid_date_information
+                .clone()
+                .unwrap_or(template.valid_date_information),
+            pickup_time: request
+                .pickup_time
+                .clone()
+                .unwrap_or_else(|| now_text.clone()),
+            user_information,
+            attach: request.attach.clone(),
+            state: UserCardState::Effective,
+            invalid_reason: None,
+            invalid_time: None,
+            create_time: now_text.clone(),
+            modify_time: now_text,
+            version: 1,
+        };
+        let fields = imported_fields(&request);
+        let audit = audit_entry(key, &request_id, now, "import", fields);
+        let is_usable = |held: &UserCardRecord| {
+            matches!(
+                current_state(held, now),
+                UserCardState::Unactivated | UserCardState::Effective
+            )
+        };
+        state
+            .storage
+            .insert_user_card(&record, &is_usable, &audit)
+            .map_err(|err| match err {
+                StorageError::NotFound => ApiError::template_not_found(),
+                StorageError::TemplateInvalid => ApiError::template_invalid(),
+                StorageError::DuplicateCode => ApiError::duplicate_code(),
+                StorageError::HolderHasCard => ApiError::holder_has_card(),
+                other => storage_error(other),
+            })?;
+        render(&state.crypto, &record, &auth.certificate.public_key, now)
+    })
+    .await?;
+    Ok(super::json_ok(&card))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal(&err))?
+}
+
+fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    code.map(|Path(code)| code).map_err(|_| {
+        ApiError::invalid_path(
+            "user_card_code",
+            "is not valid UTF-8 after percent-decoding",
+        )
+    })
+}
+
+/// The query's parameters; a parameter the endpoint does not define, or one
+/// given twice, is refused.
+fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|_| ApiError::invalid_query("query", "is not a valid query string"))?;
+    for (index, (name, _)) in pairs.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            let name: String = name.chars().take(32).collect();
+            return Err(ApiError::invalid_query(
+                &name,
+                "is not a parameter defined in the API",
+            ));
+        }
+        if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
+            return Err(ApiError::invalid_query(name, "is given more than once"));
+        }
+    }
+    Ok(pairs)
+}
+
+fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+fn audit_entry(
+    key: UserCardKey<'_>,
+    request_id: &RequestId,
+    now: OffsetDateTime,
+    action: &str,
+    fields: Vec<&'static str>,
+) -> AuditEntry {
+    AuditEntry {
+        brand_id: key.brand_id.to_owned(),
+        card_id: key.card_id.to_owned(),
+        user_card_code: key.user_card_code.to_owned(),
+        request_id: request_id.0.clone(),
+        at: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
+        action: action.to_owned(),
+        fields: fields.into_iter().map(str::to_owned).collect(),
+    }
+}
+
+fn imported_fields(request: &ImportUserCardRequest) -> Vec<&'static str> {
+    let mut fields = vec!["card_id", "openid", "user_card_code"];
+    let optional = [
+        ("card_color", request.card_color.is_some()),
+        ("card_picture_url", request.card_picture_url.is_some()),
+        (PHONE_NUMBER, request.phone_number.is_some()),
+        ("level", request.level.is_some()),
+        (
+            "valid_date_information",
+            request.valid_date_information.is_some(),
+        ),
+        ("user_information", request.user_information.is_some()),
+        ("attach", request.attach.is_some()),
+        ("pickup_time", request.pickup_time.is_some()),
+    ];
+    fields.extend(
+        optional
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(name, _)| name),
+    );
+    fields
+}
+
+fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealContext<'a> {
+    SealContext {
+        brand_id: key.brand_id,
+        card_id: key.card_id,
+        user_card_code: key.user_card_code,
+        field,
+    }
+}
+
+/// Decrypts the request's ciphertexts (one private-key operation each) and
+/// seals them for storage.
+fn seal_sensitive(
+    crypto: &Crypto,
+    key: UserCardKey<'_>,
+    phone_number: Option<&Ciphertext>,
+    user_information: Option<&UserInfo>,
+) -> Result<(Option<Vec<u8>>, Option<StoredUserInfo>), ApiError> {
+    let phone = phone_number
+        .map(|ciphertext| {
+            let plaintext = crypto
+                .decrypt(ciphertext)
+                .map_err(|_| ApiError::undecryptable("/phone_number"))?;
+            Ok::<_, ApiError>(crypto.seal(seal_context(key, PHONE_NUMBER), &plaintext))
+        })
+        .transpose()?;
+    let info = user_information
+        .map(|info| {
+            let common = info
+                .common_field_list
+                .as_ref()
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .enumerate()
+                        .map(|(index, field)| {
+                            let plaintext = crypto.decrypt(&field.value).map_err(|_| {
+                                ApiError::undecryptable(&format!(
+                                    "/user_information/common_field_list/{index}/value"
+                                ))
+                            })?;
+                            let sealed =
+                                crypto.seal(seal_context(key, field.name.as_str()), &plaintext);
+                            Ok(StoredCommonField {
+                                name: field.name,
+                                sealed: base64_encode(&sealed),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, ApiError>>()
+                })
+                .transpose()?;
+            Ok::<_, ApiError>(StoredUserInfo {
+                common_field_list: common,
+                custom_field_list: info.custom_field_list.clone(),
+            })
+        })
+        .transpose()?;
+    Ok((phone, info))
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|err| ApiError::internal(&format!("stored sealed value is not base64: {err}")))
+}
+
+/// The card's state now: a usable card whose validity has ended reads
+/// `EXPIRED`.
+pub(crate) fn current_state(card: &UserCardRecord, now: OffsetDateTime) -> UserCardState {
+    if !matches!(
+        card.state,
+        UserCardState::Effective | UserCardState::Unactivated
+    ) {
+        return card.state;
+    }
+    let validity = &card.valid_date_information;
+    let end = match validity.date_type {
+        DateType::Permanent => None,
+        DateType::FixTimeRange => validity
+            .available_end_time
+            .as_deref()
+            .and_then(parse_rfc3339),
+        DateType::FixTerm => parse_rfc3339(&card.pickup_time)
+            .zip(validity.available_day_after_receive)
+            .map(|(pickup, days)| pickup + Duration::days(days)),
+    };
+    match end {
+        Some(end) if now >= end => UserCardState::Expired,
+        _ => card.state,
+    }
+}
+
+/// The card as the brand sees it: sensitive fields re-encrypted under the
+/// key of the certificate that signed the request.
+fn render(
+    crypto: &Crypto,
+    card: &UserCardRecord,
+    brand_key: &PublicKey,
+    now: OffsetDateTime,
+) -> Result<UserCard, ApiError> {
+    let key = UserCardKey {
+        brand_id: &card.brand_id,
+        card_id: &card.card_id,
+        user_card_code: &card.user_card_code,
+    };
+    let reencrypt = |field: &str, sealed: &[u8]| {
+        let plaintext = crypto
+            .open(seal_context(key, field), sealed)
+            .map_err(|err| ApiError::internal(&err))?;
+        crypto
+            .encrypt_for(brand_key, &plaintext)
+            .map_err(|err| ApiError::internal(&err))
+    };
+    let phone_number = card
+        .phone_number
+        .as_deref()
+        .map(|sealed| reencrypt(PHONE_NUMBER, sealed))
+        .transpose()?;
+    let user_information = card
+        .user_information
+        .as_ref()
+        .map(|info| {
+            let common_field_list = info
+                .common_field_list
+                .as_ref()
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .map(|field| {
+                            Ok(CommonField {
+                                name: field.name,
+                                value: reencrypt(
+                                    field.name.as_str(),
+                                    &base64_decode(&field.sealed)?,
+                                )?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, ApiError>>()
+                })
+                .transpose()?;
+            Ok::<_, ApiError>(UserInfo {
+                common_field_list,
+                custom_field_list: info.custom_field_list.clone(),
+            })
+        })
+        .transpose()?;
+    Ok(UserCard {
+        user_card_code: card.user_card_code.clone(),
+        card_id: card.card_id.clone(),
+        openid: card.openid.clone(),
+        card_color: card.card_color.clone(),
+        card_picture_url: card.card_picture_url.clone(),
+        brand_id: card.brand_id.clone(),
+        card_type: card.card_type,
+        phone_number,
+        level: card.level.clone(),
+        valid_date_information: card.valid_date_information.clone(),
+        pickup_time: card.pickup_time.clone(),
+        user_information,
+        attach: card.attach.clone(),
+        user_card_state: current_state(card, now),
+        invalid_reason: card.invalid_reason.clone(),
+        invalid_time: card.invalid_time.clone(),
+        create_time: card.create_time.clone(),
+        modify_time: card.modify_time.clone(),
+    })
+}

@@ -1,0 +1,205 @@
+//! Typed settings: defaults, then a TOML file, then `CARD_MEMBER_…`
+//! environment variables, then command-line flags (applied by the caller).
+//! The environment is read here and nowhere else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every setting of the server.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the database, keys and the development setup live.
+    /// Default `./card-member-data`; env `CARD_MEMBER_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// The address to listen on. Default `127.0.0.1:8080`; env
+    /// `CARD_MEMBER_LISTEN`.
+    pub listen: String,
+    /// The database. Default: the SQLite file `card-member.db` in the data
+    /// directory; `sqlite:PATH` names another file. Env
+    /// `CARD_MEMBER_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// The WeChat Pay platform private key (PKCS#8 PEM). Default
+    /// `DATA_DIR/wechatpay/private_key.pem`, generated on first start. Env
+    /// `CARD_MEMBER_WECHATPAY_PRIVATE_KEY_FILE`.
+    pub wechatpay_private_key_file: Option<PathBuf>,
+    /// The WeChat Pay public key ID (`PUB_KEY_ID_…`). Default: the contents
+    /// of `DATA_DIR/wechatpay/public_key_id`, generated on first start. Env
+    /// `CARD_MEMBER_WECHATPAY_PUBLIC_KEY_ID`.
+    pub wechatpay_public_key_id: Option<String>,
+    /// The 32-byte data key that seals personal data at rest (base64 in a
+    /// file). Default `DATA_DIR/data.key`, generated on first start. Env
+    /// `CARD_MEMBER_DATA_KEY_FILE`.
+    pub data_key_file: Option<PathBuf>,
+    /// Seconds a request may take before it is answered 503. Default 30;
+    /// env `CARD_MEMBER_REQUEST_TIMEOUT_SECS`.
+    pub request_timeout_secs: u64,
+    /// Largest request body in bytes (413 beyond). Default 65536; env
+    /// `CARD_MEMBER_BODY_LIMIT_BYTES`.
+    pub body_limit_bytes: usize,
+    /// On the first start in an empty data directory, create a demo brand,
+    /// template and card, and `DATA_DIR/dev/credentials.json`. Default
+    /// true; env `CARD_MEMBER_DEV_BOOTSTRAP`.
+    pub dev_bootstrap: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("card-member-data"),
+            listen: "127.0.0.1:8080".to_owned(),
+            database_url: None,
+            wechatpay_private_key_file: None,
+            wechatpay_public_key_id: None,
+            data_key_file: None,
+            request_timeout_secs: 30,
+            body_limit_bytes: 64 * 1024,
+            dev_bootstrap: true,
+        }
+    }
+}
+
+/// The environment variable prefix.
+pub const ENV_PREFIX: &str = "CARD_MEMBER_";
+
+const KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "database_url",
+    "wechatpay_private_key_file",
+    "wechatpay_public_key_id",
+    "data_key_file",
+    "request_timeout_secs",
+    "body_limit_bytes",
+    "dev_bootstrap",
+];
+
+/// Settings could not be loaded.
+#[derive(Debug)]
+pub struct SettingsError(String);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`Settings::load`] with the environment given explicitly.
+    pub fn load_from(
+        file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    SettingsError(format!(
+                        "cannot read settings file {}: {err}",
+                        path.display()
+                    ))
+                })?;
+                text.parse::<toml::Table>().map_err(|err| {
+                    SettingsError(format!("settings file {}: {err}", path.display()))
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        if let Some(unknown) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
+            return Err(SettingsError(format!(
+                "unknown setting `{unknown}` in {}; known settings: {}",
+                file.map(|p| p.display().to_string()).unwrap_or_default(),
+                KEYS.join(", ")
+            )));
+        }
+        let environment: BTreeMap<String, String> = environment.into_iter().collect();
+        for key in KEYS {
+            if let Some(value) = environment.get(&format!("{ENV_PREFIX}{}", key.to_uppercase())) {
+                table.insert((*key).to_owned(), env_value(value));
+            }
+        }
+        Self::deserialize(table).map_err(|err| SettingsError(format!("invalid settings: {err}")))
+    }
+
+    /// The SQLite database file, unless `database_url` names another backend.
+    pub fn sqlite_path(&self) -> Result<PathBuf, SettingsError> {
+        match self.database_url.as_deref() {
+            None => Ok(self.data_dir.join("card-member.db")),
+            Some(url) => url
+                .strip_prefix("sqlite:")
+                .map(|path| PathBuf::from(path.trim_start_matches("//")))
+                .ok_or_else(|| {
+                    SettingsError(format!(
+                        "unsupported database_url {url:?}: only sqlite:PATH is supported"
+                    ))
+                }),
+        }
+    }
+}
+
+fn env_value(value: &str) -> toml::Value {
+    if let Ok(number) = value.parse::<i64>() {
+        toml::Value::Integer(number)
+    } else if let Ok(flag) = value.parse::<bool>() {
+        toml::Value::Boolean(flag)
+    } else {
+        toml::Value::String(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let settings = Settings::load_from(None, []).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.listen, "127.0.0.1:8080");
+        assert_eq!(
+            settings.sqlite_path().unwrap(),
+            PathBuf::from("card-member-data/card-member.db")
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("settings.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(
+            Some(&file),
+            [
+                ("CARD_MEMBER_LISTEN".to_owned(), "127.0.0.1:9001".to_owned()),
+                ("CARD_MEMBER_DEV_BOOTSTRAP".to_owned(), "false".to_owned()),
+                ("OTHER".to_owned(), "x".to_owned()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:9001");
+        assert_eq!(settings.request_timeout_secs, 5);
+        assert!(!settings.dev_bootstrap);
+    }
+
+    #[test]
+    fn unknown_key_in_the_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("settings.toml");
+        std::fs::write(&file, "listn = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Settings::load_from(Some(&file), []).unwrap_err();
+        assert!(err.to_string().contains("unknown setting `listn`"), "{err}");
+    }
+}

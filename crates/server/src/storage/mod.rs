@@ -1,0 +1,285 @@
+//! Storage behind a small trait, chosen at start-up. One file per backend;
+//! one test suite (`tests/api/storage.rs`) runs against every backend.
+//!
+//! The trait is synchronous: the server calls it from
+//! `tokio::task::spawn_blocking`, so a backend may block on its database.
+//! Every method that changes a user card does it in one transaction, with
+//! its audit record, under a lock on the card row: all requested fields
+//! change or none, and concurrent changes of different fields never lose
+//! one another.
+
+mod sqlite;
+
+use std::fmt;
+
+use card_member_protocol::keys::PublicKey;
+use card_member_protocol::model::{
+    Card, CardType, CommonFieldFlag, CustomField, DateInfo, UserCardState,
+};
+use serde::{Deserialize, Serialize};
+
+pub(crate) use sqlite::SqliteStorage;
+
+/// A brand allowed to call the API.
+#[derive(Clone, Debug)]
+pub struct BrandRecord {
+    /// The brand ID.
+    pub brand_id: String,
+    /// The WeChat Pay public key ID associated with the brand: requests must
+    /// carry it in `Wechatpay-Serial`.
+    pub wechatpay_public_key_id: String,
+    /// The brand's API certificates (at least one).
+    pub certificates: Vec<BrandCertificate>,
+    /// A suspended brand's verified requests are refused with 403
+    /// `NO_AUTH`.
+    pub suspended: bool,
+}
+
+/// One API certificate of a brand: the key that signs its requests and
+/// under which its responses' sensitive fields are encrypted.
+#[derive(Clone, Debug)]
+pub struct BrandCertificate {
+    /// Serial number, uppercase hex.
+    pub serial_no: String,
+    /// The certificate's public key.
+    pub public_key: PublicKey,
+}
+
+/// A user card as stored: personal data sealed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct UserCardRecord {
+    pub(crate) brand_id: String,
+    pub(crate) card_id: String,
+    pub(crate) user_card_code: String,
+    pub(crate) openid: String,
+    pub(crate) card_type: CardType,
+    pub(crate) card_color: Option<String>,
+    pub(crate) card_picture_url: Option<String>,
+    pub(crate) phone_number: Option<Vec<u8>>,
+    pub(crate) level: Option<String>,
+    pub(crate) valid_date_information: DateInfo,
+    pub(crate) pickup_time: String,
+    pub(crate) user_information: Option<StoredUserInfo>,
+    pub(crate) attach: Option<String>,
+    /// `UNACTIVATED`, `EFFECTIVE` or `INVALID`; `EXPIRED` is derived when read.
+    pub(crate) state: UserCardState,
+    pub(crate) invalid_reason: Option<String>,
+    pub(crate) invalid_time: Option<String>,
+    pub(crate) create_time: String,
+    pub(crate) modify_time: String,
+    /// Incremented on every change.
+    pub(crate) version: i64,
+}
+
+/// `user_information` as stored: common values sealed (base64), custom
+/// values as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredUserInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) common_field_list: Option<Vec<StoredCommonField>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) custom_field_list: Option<Vec<CustomField>>,
+}
+
+/// A common field with its sealed value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredCommonField {
+    pub(crate) name: CommonFieldFlag,
+    pub(crate) sealed: String,
+}
+
+/// The fields an update sets; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UserCardPatch {
+    pub(crate) card_color: Option<String>,
+    pub(crate) card_picture_url: Option<String>,
+    pub(crate) phone_number: Option<Vec<u8>>,
+    pub(crate) level: Option<String>,
+    pub(crate) valid_date_information: Option<DateInfo>,
+    pub(crate) user_information: Option<StoredUserInfo>,
+    pub(crate) attach: Option<String>,
+}
+
+impl UserCardPatch {
+    /// The names of the fields this patch sets, for the audit trail.
+    pub(crate) fn field_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let mut note = |present: bool, name: &'static str| {
+            if present {
+                names.push(name);
+            }
+        };
+        note(self.card_color.is_some(), "card_color");
+        note(self.card_picture_url.is_some(), "card_picture_url");
+        note(self.phone_number.is_some(), "phone_number");
+        note(self.level.is_some(), "level");
+        note(
+            self.valid_date_information.is_some(),
+            "valid_date_information",
+        );
+        note(self.user_information.is_some(), "user_information");
+        note(self.attach.is_some(), "attach");
+        names
+    }
+
+    /// Applies the patch. Within `user_information`, each list sent
+    /// replaces that list and a list not sent is kept (**Decision**: an
+    /// update of the merchant field must not wipe the user's platform
+    /// fields).
+    pub(crate) fn apply(self, card: &mut UserCardRecord) {
+        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        set(&mut card.card_color, self.card_color);
+        set(&mut card.card_picture_url, self.card_picture_url);
+        set(&mut card.phone_number, self.phone_number);
+        set(&mut card.level, self.level);
+        set(&mut card.attach, self.attach);
+        if let Some(validity) = self.valid_date_information {
+            card.valid_date_information = validity;
+        }
+        if let Some(info) = self.user_information {
+            let stored = card
+                .user_information
+                .get_or_insert_with(StoredUserInfo::default);
+            set(&mut stored.common_field_list, info.common_field_list);
+            set(&mut stored.custom_field_list, info.custom_field_list);
+        }
+    }
+}
+
+/// One line of the audit trail: who changed which fields of which card,
+/// never the values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// The brand that made the change.
+    pub brand_id: String,
+    /// The template.
+    pub card_id: String,
+    /// The card.
+    pub user_card_code: String,
+    /// The `Request-ID` of the request that made it.
+    pub request_id: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `import` or `update`.
+    pub action: String,
+    /// The names of the fields set.
+    pub fields: Vec<String>,
+}
+
+/// A card template as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CardRecord {
+    pub(crate) card: Card,
+}
+
+/// What went wrong in storage.
+#[derive(Debug)]
+pub(crate) enum StorageError {
+    /// No such user card (or template) for this brand.
+    NotFound,
+    /// The openid is not the card's holder.
+    OpenidMismatch,
+    /// The card was invalidated.
+    CardInvalid,
+    /// The user card code is taken within the template.
+    DuplicateCode,
+    /// The holder already has a usable card of the template.
+    HolderHasCard,
+    /// The template was invalidated.
+    TemplateInvalid,
+    /// The template's `out_request_no` was used for another template.
+    OutRequestNoReused,
+    /// A brand with this ID exists already.
+    BrandExists,
+    /// The database cannot be reached or written right now (busy, locked,
+    /// full disk, connection lost).
+    Unavailable(String),
+    /// Anything else: a bug or corrupt data.
+    Internal(String),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::NotFound => f.write_str("not found"),
+            StorageError::OpenidMismatch => f.write_str("openid is not the holder"),
+            StorageError::CardInvalid => f.write_str("card is invalid"),
+            StorageError::DuplicateCode => f.write_str("user card code is taken"),
+            StorageError::HolderHasCard => f.write_str("holder has a card of this template"),
+            StorageError::TemplateInvalid => f.write_str("template is invalid"),
+            StorageError::OutRequestNoReused => f.write_str("out_request_no reused"),
+            StorageError::BrandExists => f.write_str("brand exists already"),
+            StorageError::Unavailable(why) => write!(f, "database unavailable: {why}"),
+            StorageError::Internal(why) => write!(f, "storage failure: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// How a user card is addressed: within a brand, by template and code.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UserCardKey<'a> {
+    pub(crate) brand_id: &'a str,
+    pub(crate) card_id: &'a str,
+    pub(crate) user_card_code: &'a str,
+}
+
+/// The storage backends' common interface.
+pub(crate) trait Storage: Send + Sync + 'static {
+    /// Registers a brand with its certificates.
+    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError>;
+
+    /// Adds a certificate to a registered brand.
+    fn add_brand_certificate(
+        &self,
+        brand_id: &str,
+        certificate: &BrandCertificate,
+        now: &str,
+    ) -> Result<(), StorageError>;
+
+    /// Suspends or resumes a brand.
+    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError>;
+
+    /// Every brand, by ID.
+    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError>;
+
+    /// One brand.
+    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError>;
+
+    /// Creates a template, or returns the one created before with the same
+    /// `out_request_no` (idempotent).
+    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError>;
+
+    /// One template of a brand.
+    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError>;
+
+    /// Inserts a new user card (import). `is_usable` tells whether an
+    /// existing card of the holder still blocks a new one.
+    fn insert_user_card(
+        &self,
+        card: &UserCardRecord,
+        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        audit: &AuditEntry,
+    ) -> Result<(), StorageError>;
+
+    /// One user card.
+    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError>;
+
+    /// Applies `patch` to the card held by `openid`, atomically, with its
+    /// audit record; returns the card as stored afterwards.
+    fn update_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        patch: UserCardPatch,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError>;
+
+    /// The audit trail of one card, oldest first.
+    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
+}

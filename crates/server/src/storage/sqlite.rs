@@ -1,0 +1,587 @@
+//! The embedded default: one SQLite file, WAL with `synchronous=FULL`, so a
+//! crash or power loss never loses a committed (acknowledged) write.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use card_member_protocol::keys::PublicKey;
+use card_member_protocol::model::{Card, CardState, UserCardState};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
+    UserCardPatch, UserCardRecord,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE brands (
+    brand_id TEXT PRIMARY KEY,
+    wechatpay_public_key_id TEXT NOT NULL,
+    suspended INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE brand_certificates (
+    brand_id TEXT NOT NULL REFERENCES brands (brand_id),
+    serial_no TEXT NOT NULL,
+    public_key_spki BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (brand_id, serial_no)
+);
+CREATE TABLE card_templates (
+    brand_id TEXT NOT NULL REFERENCES brands (brand_id),
+    card_id TEXT NOT NULL,
+    out_request_no TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (brand_id, card_id),
+    UNIQUE (brand_id, out_request_no)
+);
+CREATE TABLE user_cards (
+    brand_id TEXT NOT NULL,
+    card_id TEXT NOT NULL,
+    user_card_code TEXT NOT NULL,
+    openid TEXT NOT NULL,
+    card_type TEXT NOT NULL,
+    card_color TEXT,
+    card_picture_url TEXT,
+    phone_number BLOB,
+    level TEXT,
+    valid_date_information TEXT NOT NULL,
+    pickup_time TEXT NOT NULL,
+    user_information TEXT,
+    attach TEXT,
+    state TEXT NOT NULL,
+    invalid_reason TEXT,
+    invalid_time TEXT,
+    create_time TEXT NOT NULL,
+    modify_time TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (brand_id, card_id, user_card_code),
+    FOREIGN KEY (brand_id, card_id) REFERENCES card_templates (brand_id, card_id)
+);
+CREATE INDEX user_cards_by_holder ON user_cards (brand_id, card_id, openid);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    brand_id TEXT NOT NULL,
+    card_id TEXT NOT NULL,
+    user_card_code TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    fields TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_card ON audit_log (brand_id, card_id, user_card_code);
+"];
+
+/// SQLite storage: one connection, writes serialised by SQLite itself and
+/// by the mutex around the connection.
+pub(crate) struct SqliteStorage {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
+        let connection = Connection::open(path).map_err(classify)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(classify)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(classify)?;
+        let storage = Self {
+            connection: Mutex::new(connection),
+        };
+        storage.migrate()?;
+        Ok(storage)
+    }
+
+    fn migrate(&self) -> Result<(), StorageError> {
+        let mut connection = self.lock();
+        let applied: usize = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(classify)?;
+        if applied > MIGRATIONS.len() {
+            return Err(StorageError::Internal(format!(
+                "the database has schema version {applied}, newer than this build knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Exclusive)
+                .map_err(classify)?;
+            tx.execute_batch(migration).map_err(classify)?;
+            tx.pragma_update(None, "user_version", index + 1)
+                .map_err(classify)?;
+            tx.commit().map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half transaction behind
+        // (rusqlite rolls back on drop), so the connection stays usable.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Full disk, I/O errors, a locked or unopenable file are passing
+/// conditions (503); anything else is internal (500).
+fn classify(error: rusqlite::Error) -> StorageError {
+    match error.sqlite_error_code() {
+        Some(
+            ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::OutOfMemory,
+        ) => StorageError::Unavailable(error.to_string()),
+        _ => StorageError::Internal(error.to_string()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored types always serialise")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    })
+}
+
+fn from_wire<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    from_json(&format!("\"{text}\""))
+}
+
+fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    to_json(value).trim_matches('"').to_owned()
+}
+
+const USER_CARD_COLUMNS: &str = "brand_id, card_id, user_card_code, openid, card_type, card_color, card_picture_url, \
+     phone_number, level, valid_date_information, pickup_time, user_information, attach, state, invalid_reason, \
+     invalid_time, create_time, modify_time, version";
+
+fn user_card_from_row(row: &Row<'_>) -> rusqlite::Result<UserCardRecord> {
+    Ok(UserCardRecord {
+        brand_id: row.get(0)?,
+        card_id: row.get(1)?,
+        user_card_code: row.get(2)?,
+        openid: row.get(3)?,
+        card_type: from_wire(&row.get::<_, String>(4)?)?,
+        card_color: row.get(5)?,
+        card_picture_url: row.get(6)?,
+        phone_number: row.get(7)?,
+        level: row.get(8)?,
+        valid_date_information: from_json(&row.get::<_, String>(9)?)?,
+        pickup_time: row.get(10)?,
+        user_information: row
+            .get::<_, Option<String>>(11)?
+            .map(|text| from_json(&text))
+            .transpose()?,
+        attach: row.get(12)?,
+        state: from_wire(&row.get::<_, String>(13)?)?,
+        invalid_reason: row.get(14)?,
+        invalid_time: row.get(15)?,
+        create_time: row.get(16)?,
+        modify_time: row.get(17)?,
+        version: row.get(18)?,
+    })
+}
+
+fn select_user_card(
+    connection: &Connection,
+    key: UserCardKey<'_>,
+) -> Result<Option<UserCardRecord>, StorageError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = ?1 AND card_id = ?2 AND user_card_code = ?3"
+        ))
+        .map_err(classify)?;
+    statement
+        .query_row(
+            params![key.brand_id, key.card_id, key.user_card_code],
+            user_card_from_row,
+        )
+        .optional()
+        .map_err(classify)
+}
+
+fn insert_audit(connection: &Connection, audit: &AuditEntry) -> Result<(), StorageError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO audit_log (brand_id, card_id, user_card_code, request_id, at, action, fields) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                audit.brand_id,
+                audit.card_id,
+                audit.user_card_code,
+                audit.request_id,
+                audit.at,
+                audit.action,
+                audit.fields.join(","),
+            ])
+        })
+        .map(drop)
+        .map_err(classify)
+}
+
+fn select_certificates(
+    connection: &Connection,
+    brand_id: &str,
+) -> Result<Vec<BrandCertificate>, StorageError> {
+    let mut statement = connection
+        .prepare_cached("SELECT serial_no, public_key_spki FROM brand_certificates WHERE brand_id = ?1 ORDER BY serial_no")
+        .map_err(classify)?;
+    let rows = statement
+        .query_map([brand_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(classify)?;
+    let mut certificates = Vec::new();
+    for row in rows {
+        let (serial_no, spki) = row.map_err(classify)?;
+        let public_key = PublicKey::from_spki_der(&spki).map_err(|err| {
+            StorageError::Internal(format!("stored key of brand {brand_id}: {err}"))
+        })?;
+        certificates.push(BrandCertificate {
+            serial_no,
+            public_key,
+        });
+    }
+    Ok(certificates)
+}
+
+fn select_brand(
+    connection: &Connection,
+    brand_id: &str,
+) -> Result<Option<BrandRecord>, StorageError> {
+    let row: Option<(String, bool)> = connection
+        .prepare_cached("SELECT wechatpay_public_key_id, suspended FROM brands WHERE brand_id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([brand_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(classify)?;
+    let Some((wechatpay_public_key_id, suspended)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(BrandRecord {
+        brand_id: brand_id.to_owned(),
+        wechatpay_public_key_id,
+        certificates: select_certificates(connection, brand_id)?,
+        suspended,
+    }))
+}
+
+impl Storage for SqliteStorage {
+    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+        let mut connection = self.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![brand.brand_id, brand.wechatpay_public_key_id, brand.suspended, now],
+            )
+            .map_err(classify)?;
+        if inserted == 0 {
+            return Err(StorageError::BrandExists);
+        }
+        for certificate in &brand.certificates {
+            tx.execute(
+                "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![brand.brand_id, certificate.serial_no, certificate.public_key.spki_der(), now],
+            )
+            .map_err(classify)?;
+        }
+        tx.commit().map_err(classify)
+    }
+
+    fn add_brand_certificate(
+        &self,
+        brand_id: &str,
+        certificate: &BrandCertificate,
+        now: &str,
+    ) -> Result<(), StorageError> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
+                 SELECT brand_id, ?2, ?3, ?4 FROM brands WHERE brand_id = ?1",
+                params![
+                    brand_id,
+                    certificate.serial_no,
+                    certificate.public_key.spki_der(),
+                    now
+                ],
+            )
+            .map_err(classify)
+            .and_then(|inserted| {
+                if inserted == 1 {
+                    Ok(())
+                } else {
+                    Err(StorageError::NotFound)
+                }
+            })
+    }
+
+    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE brands SET suspended = ?2 WHERE brand_id = ?1",
+                params![brand_id, suspended],
+            )
+            .map_err(classify)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        let connection = self.lock();
+        let ids: Vec<String> = connection
+            .prepare("SELECT brand_id FROM brands ORDER BY brand_id")
+            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+            .map_err(classify)?;
+        ids.iter()
+            .filter_map(|id| select_brand(&connection, id).transpose())
+            .collect()
+    }
+
+    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        select_brand(&self.lock(), brand_id)
+    }
+
+    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+        let mut connection = self.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT body FROM card_templates WHERE brand_id = ?1 AND out_request_no = ?2",
+                params![card.brand_id, card.out_request_no],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(classify)?;
+        if let Some(body) = existing {
+            let stored: Card = from_json(&body).map_err(classify)?;
+            return Ok(CardRecord { card: stored });
+        }
+        tx.execute(
+            "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![card.brand_id, card.card_id, card.out_request_no, wire_name(&card.state), to_json(card)],
+        )
+        .map_err(|err| match err.sqlite_error_code() {
+            Some(ErrorCode::ConstraintViolation) => StorageError::OutRequestNoReused,
+            _ => classify(err),
+        })?;
+        tx.commit().map_err(classify)?;
+        Ok(CardRecord { card: card.clone() })
+    }
+
+    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
+        let connection = self.lock();
+        let body: Option<String> = connection
+            .prepare_cached("SELECT body FROM card_templates WHERE brand_id = ?1 AND card_id = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![brand_id, card_id], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(classify)?;
+        body.map(|body| {
+            from_json(&body)
+                .map(|card| CardRecord { card })
+                .map_err(classify)
+        })
+        .transpose()
+    }
+
+    fn insert_user_card(
+        &self,
+        card: &UserCardRecord,
+        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        audit: &AuditEntry,
+    ) -> Result<(), StorageError> {
+        let mut connection = self.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let template_state: Option<String> = tx
+            .query_row(
+                "SELECT state FROM card_templates WHERE brand_id = ?1 AND card_id = ?2",
+                params![card.brand_id, card.card_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(classify)?;
+        match template_state {
+            None => return Err(StorageError::NotFound),
+            Some(state) if state != wire_name(&CardState::Effective) => {
+                return Err(StorageError::TemplateInvalid);
+            }
+            Some(_) => {}
+        }
+        let key = UserCardKey {
+            brand_id: &card.brand_id,
+            card_id: &card.card_id,
+            user_card_code: &card.user_card_code,
+        };
+        if select_user_card(&tx, key)?.is_some() {
+            return Err(StorageError::DuplicateCode);
+        }
+        let held: Vec<UserCardRecord> = tx
+            .prepare_cached(&format!(
+                "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = ?1 AND card_id = ?2 AND openid = ?3"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![card.brand_id, card.card_id, card.openid], user_card_from_row)?
+                    .collect()
+            })
+            .map_err(classify)?;
+        if held.iter().any(is_usable) {
+            return Err(StorageError::HolderHasCard);
+        }
+        write_user_card(&tx, card, true)?;
+        insert_audit(&tx, audit)?;
+        tx.commit().map_err(classify)
+    }
+
+    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
+        select_user_card(&self.lock(), key)
+    }
+
+    fn update_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        patch: UserCardPatch,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        let mut connection = self.lock();
+        // IMMEDIATE takes the write lock before the read, so the
+        // read-modify-write cannot interleave with another writer.
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let mut card = select_user_card(&tx, key)?.ok_or(StorageError::NotFound)?;
+        if card.openid != openid {
+            return Err(StorageError::OpenidMismatch);
+        }
+        if card.state == UserCardState::Invalid {
+            return Err(StorageError::CardInvalid);
+        }
+        patch.apply(&mut card);
+        card.modify_time.clone_from(&audit.at);
+        card.version += 1;
+        write_user_card(&tx, &card, false)?;
+        insert_audit(&tx, audit)?;
+        tx.commit().map_err(classify)?;
+        Ok(card)
+    }
+
+    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT brand_id, card_id, user_card_code, request_id, at, action, fields FROM audit_log \
+                 WHERE brand_id = ?1 AND card_id = ?2 AND user_card_code = ?3 ORDER BY id",
+            )
+            .map_err(classify)?;
+        statement
+            .query_map(
+                params![key.brand_id, key.card_id, key.user_card_code],
+                |row| {
+                    let fields: String = row.get(6)?;
+                    Ok(AuditEntry {
+                        brand_id: row.get(0)?,
+                        card_id: row.get(1)?,
+                        user_card_code: row.get(2)?,
+                        request_id: row.get(3)?,
+                        at: row.get(4)?,
+                        action: row.get(5)?,
+                        fields: fields
+                            .split(',')
+                            .filter(|f| !f.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    })
+                },
+            )
+            .and_then(Iterator::collect)
+            .map_err(classify)
+    }
+}
+
+fn write_user_card(
+    connection: &Connection,
+    card: &UserCardRecord,
+    insert: bool,
+) -> Result<(), StorageError> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO user_cards ({USER_CARD_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+        )
+    } else {
+        "UPDATE user_cards SET openid = ?4, card_type = ?5, card_color = ?6, card_picture_url = ?7, \
+         phone_number = ?8, level = ?9, valid_date_information = ?10, pickup_time = ?11, user_information = ?12, \
+         attach = ?13, state = ?14, invalid_reason = ?15, invalid_time = ?16, create_time = ?17, modify_time = ?18, \
+         version = ?19 WHERE brand_id = ?1 AND card_id = ?2 AND user_card_code = ?3"
+            .to_owned()
+    };
+    let changed = connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                card.brand_id,
+                card.card_id,
+                card.user_card_code,
+                card.openid,
+                wire_name(&card.card_type),
+                card.card_color,
+                card.card_picture_url,
+                card.phone_number,
+                card.level,
+                to_json(&card.valid_date_information),
+                card.pickup_time,
+                card.user_information.as_ref().map(to_json),
+                card.attach,
+                wire_name(&card.state),
+                card.invalid_reason,
+                card.invalid_time,
+                card.create_time,
+                card.modify_time,
+                card.version,
+            ])
+        })
+        .map_err(classify)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StorageError::Internal(format!(
+            "expected to write one user card row, wrote {changed}"
+        )))
+    }
+}

@@ -1,0 +1,46 @@
+//! Acknowledged writes survive a restart; a restart regenerates nothing.
+
+use serde_json::json;
+
+use crate::helpers::{CARD_ID, OPENID, spawn_app, spawn_app_in};
+
+#[tokio::test]
+async fn a_restart_keeps_every_acknowledged_update_and_regenerates_nothing() {
+    let app = spawn_app().await;
+    let mut acknowledged = Vec::new();
+    for i in 0..4 {
+        let level = format!("L{i}");
+        let body = json!({"card_id": CARD_ID, "openid": OPENID, "level": level, "attach": format!("a{i}")});
+        app.update(&body).await.user_card(&app);
+        acknowledged.push(level);
+    }
+    let key_id = app.wechatpay_public_key_id.clone();
+    let serial = app.brand.serial_no.clone();
+    let credentials = std::fs::read(app.data_dir.join("dev/credentials.json")).unwrap();
+    let dir = app.stop().await;
+
+    let restarted = spawn_app_in(dir).await;
+    assert_eq!(restarted.wechatpay_public_key_id, key_id);
+    assert_eq!(restarted.brand.serial_no, serial);
+    assert_eq!(
+        std::fs::read(restarted.data_dir.join("dev/credentials.json")).unwrap(),
+        credentials
+    );
+    let card = restarted.get_card().await.user_card(&restarted);
+    assert_eq!(
+        card.level.as_deref(),
+        acknowledged.last().map(String::as_str)
+    );
+    assert_eq!(card.attach.as_deref(), Some("a3"));
+    let trail = restarted
+        .handle
+        .audit_trail(&restarted.brand.brand_id, CARD_ID, crate::helpers::CODE)
+        .unwrap();
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|entry| entry.action == "update")
+            .count(),
+        4
+    );
+}

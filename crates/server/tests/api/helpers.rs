@@ -1,0 +1,465 @@
+//! `spawn_app()`: a real server on 127.0.0.1:0 with its own data directory
+//! (real SQLite), driven over real HTTP, with requests signed like a brand
+//! signs them. Every log line the servers write is captured, so tests can
+//! assert what never appears in it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, Once};
+
+use card_member_protocol::auth::Authorization;
+use card_member_protocol::encryption::{decrypt_field, encrypt_field};
+use card_member_protocol::keys::{PrivateKey, PublicKey};
+use card_member_protocol::model::UserCard;
+use card_member_protocol::nonce::generate_nonce;
+use card_member_protocol::response::{ResponseSignature, ResponseVerifyError};
+use card_member_server::brands::{self, CertificateSource};
+use card_member_server::{Application, ServerHandle, Settings};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) const CARD_ID: &str = card_member_server::DEV_CARD_ID;
+pub(crate) const CODE: &str = card_member_server::DEV_USER_CARD_CODE;
+pub(crate) const OPENID: &str = card_member_server::DEV_OPENID;
+pub(crate) const UPDATE_TARGET: &str = "/brand/card-member/user-cards/478515832665";
+
+static LOGS: LazyLock<Mutex<Vec<u8>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(|| CaptureWriter)
+            .with_ansi(false)
+            .init();
+    });
+}
+
+/// Everything every server in this test binary has logged so far.
+pub(crate) fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// A brand that signs requests.
+#[derive(Clone, Debug)]
+pub(crate) struct TestBrand {
+    pub(crate) brand_id: String,
+    pub(crate) serial_no: String,
+    pub(crate) private_key: PrivateKey,
+}
+
+/// A request about to be sent; tests may change any part of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Outgoing {
+    pub(crate) fn set_header(&mut self, name: &str, value: &str) {
+        self.remove_header(name);
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    pub(crate) fn remove_header(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response as received.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Incoming {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "status {}: body is not JSON ({err}): {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub(crate) fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Checks the response signature as a client must.
+    pub(crate) fn verify(&self, app: &TestApp) -> Result<(), ResponseVerifyError> {
+        let signature = ResponseSignature::from_headers(|name| self.header(name))?;
+        signature.verify(
+            &app.wechatpay_public_key_id,
+            &app.wechatpay_public_key,
+            &self.body,
+            unix_now(),
+        )
+    }
+
+    /// The card in a 200 answer, after checking the status and signature.
+    pub(crate) fn user_card(&self, app: &TestApp) -> UserCard {
+        assert_eq!(self.status, 200, "{}", String::from_utf8_lossy(&self.body));
+        self.verify(app)
+            .expect("a 200 response must carry a valid signature");
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// Asserts an API error: status, code, and an error number in Request-ID.
+    pub(crate) fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let request_id = self
+            .header("Request-ID")
+            .expect("every response has a Request-ID");
+        assert!(
+            !request_id.ends_with("-0"),
+            "an error's Request-ID ends in its error number: {request_id}"
+        );
+        assert!(
+            self.header("Wechatpay-Signature").is_none(),
+            "error responses are not signed"
+        );
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub(crate) fn random_nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = COUNTER.fetch_add(1, Ordering::Relaxed)
+        ^ (unix_now() as u64).rotate_left(32)
+        ^ std::process::id() as u64;
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    generate_nonce(|buffer| {
+        for byte in buffer {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = (state >> 24) as u8;
+        }
+    })
+}
+
+/// A running server.
+pub(crate) struct TestApp {
+    pub(crate) address: SocketAddr,
+    pub(crate) settings: Settings,
+    pub(crate) handle: ServerHandle,
+    pub(crate) brand: TestBrand,
+    pub(crate) wechatpay_public_key: PublicKey,
+    pub(crate) wechatpay_public_key_id: String,
+    pub(crate) data_dir: PathBuf,
+    dir: Option<TempDir>,
+    http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts a server on a fresh data directory (the first start makes the
+/// development brand, template and card).
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_in(tempfile::tempdir().unwrap()).await
+}
+
+/// Starts a server on an existing data directory.
+pub(crate) async fn spawn_app_in(dir: TempDir) -> TestApp {
+    capture_logs();
+    let data_dir = dir.path().join("data");
+    let settings = Settings {
+        data_dir: data_dir.clone(),
+        listen: "127.0.0.1:0".to_owned(),
+        ..Settings::default()
+    };
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the server starts");
+    let address = app.local_addr();
+    let handle = app.handle();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stop.await;
+    }));
+    let credentials: Value = serde_json::from_str(
+        &std::fs::read_to_string(data_dir.join("dev/credentials.json")).unwrap(),
+    )
+    .unwrap();
+    let read = |key: &str| credentials[key].as_str().unwrap().to_owned();
+    let brand = TestBrand {
+        brand_id: read("brand_id"),
+        serial_no: read("brand_serial_no"),
+        private_key: PrivateKey::from_pkcs8_pem(
+            &std::fs::read_to_string(read("brand_private_key_file")).unwrap(),
+        )
+        .unwrap(),
+    };
+    let wechatpay_public_key = PublicKey::from_spki_pem(
+        &std::fs::read_to_string(read("wechatpay_public_key_file")).unwrap(),
+    )
+    .unwrap();
+    TestApp {
+        address,
+        settings,
+        handle,
+        brand,
+        wechatpay_public_key,
+        wechatpay_public_key_id: read("wechatpay_public_key_id"),
+        data_dir,
+        dir: Some(dir),
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Shuts the server down gracefully and hands back its data directory.
+    pub(crate) async fn stop(mut self) -> TempDir {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.server.take().unwrap().await.unwrap().unwrap();
+        self.dir.take().unwrap()
+    }
+
+    /// A request signed by `brand` now, with a fresh nonce and the usual headers.
+    pub(crate) fn sign_as(
+        &self,
+        brand: &TestBrand,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> Outgoing {
+        self.sign_with(brand, method, target, body, unix_now(), &random_nonce())
+    }
+
+    pub(crate) fn sign_with(
+        &self,
+        brand: &TestBrand,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        timestamp: i64,
+        nonce: &str,
+    ) -> Outgoing {
+        let authorization = Authorization::sign(
+            &brand.private_key,
+            &brand.brand_id,
+            &brand.serial_no,
+            method,
+            target,
+            timestamp,
+            nonce,
+            body,
+        );
+        let mut headers = vec![
+            ("Authorization".to_owned(), authorization.to_header_value()),
+            ("Accept".to_owned(), "application/json".to_owned()),
+            (
+                "Wechatpay-Serial".to_owned(),
+                self.wechatpay_public_key_id.clone(),
+            ),
+        ];
+        if !body.is_empty() || method != "GET" {
+            headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+        }
+        Outgoing {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            body: body.to_vec(),
+            headers,
+        }
+    }
+
+    /// A request signed by the development brand.
+    pub(crate) fn signed(&self, method: &str, target: &str, body: &[u8]) -> Outgoing {
+        self.sign_as(&self.brand, method, target, body)
+    }
+
+    pub(crate) async fn send(&self, request: &Outgoing) -> Incoming {
+        let url = format!("http://{}{}", self.address, request.target);
+        let mut builder = self
+            .http
+            .request(
+                reqwest::Method::from_bytes(request.method.as_bytes()).unwrap(),
+                url,
+            )
+            .body(request.body.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await.expect("the server answers");
+        Incoming {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    /// Sends exactly the given headers over a raw HTTP/1.1 connection (an
+    /// HTTP client library adds headers of its own, `Accept` among them).
+    pub(crate) async fn send_raw(&self, request: &Outgoing) -> Incoming {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(self.address).await.unwrap();
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            request.method, request.target, self.address
+        );
+        for (name, value) in &request.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", request.body.len()));
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&request.body).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete HTTP response");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        for line in lines {
+            let (name, value) = line.split_once(':').unwrap();
+            headers.append(
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_str(value.trim()).unwrap(),
+            );
+        }
+        Incoming {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        }
+    }
+
+    /// PATCH the development card with `body`.
+    pub(crate) async fn update(&self, body: &Value) -> Incoming {
+        self.send(&self.signed("PATCH", UPDATE_TARGET, &serde_json::to_vec(body).unwrap()))
+            .await
+    }
+
+    /// GET the development card.
+    pub(crate) async fn get_card(&self) -> Incoming {
+        let target = format!("{UPDATE_TARGET}?card_id={CARD_ID}&openid={OPENID}");
+        self.send(&self.signed("GET", &target, b"")).await
+    }
+
+    /// Encrypts a sensitive field as a brand must (WeChat Pay public key).
+    pub(crate) fn encrypt(&self, plaintext: &str) -> String {
+        encrypt_field(&self.wechatpay_public_key, plaintext).unwrap()
+    }
+
+    /// Decrypts a sensitive field of a response with `brand`'s key.
+    pub(crate) fn decrypt_as(&self, brand: &TestBrand, ciphertext: &str) -> String {
+        decrypt_field(&brand.private_key, ciphertext)
+            .unwrap()
+            .expose()
+            .to_owned()
+    }
+
+    /// Registers another brand with a fresh key (the server is running).
+    pub(crate) fn add_brand(&self, brand_id: &str) -> TestBrand {
+        let private_key = PrivateKey::generate().unwrap();
+        let record = brands::add(
+            &self.settings,
+            brand_id,
+            CertificateSource::PublicKey {
+                pem: private_key.public_key().to_spki_pem(),
+                serial_no: None,
+            },
+            None,
+        )
+        .unwrap();
+        TestBrand {
+            brand_id: brand_id.to_owned(),
+            serial_no: record.certificates[0].serial_no.clone(),
+            private_key,
+        }
+    }
+
+    /// The seed page's example request, with real ciphertexts of `phone`
+    /// and `birthday`.
+    pub(crate) fn seed_request(&self, phone: &str, birthday: &str) -> Value {
+        let mut body = seed_request();
+        body["phone_number"] = Value::from(self.encrypt(phone));
+        body["user_information"]["common_field_list"][0]["value"] =
+            Value::from(self.encrypt(birthday));
+        body
+    }
+
+    /// Every file of the data directory's database, concatenated.
+    pub(crate) fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(&self.data_dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("card-member.db")
+            {
+                bytes.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        bytes
+    }
+
+    pub(crate) fn database_path(&self) -> PathBuf {
+        self.data_dir.join("card-member.db")
+    }
+}
+
+pub(crate) fn seed_request() -> Value {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/tests/fixtures/seed_request.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

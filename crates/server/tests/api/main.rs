@@ -1,0 +1,11 @@
+//! The server's API suite: a real server per test, real SQLite, real HTTP
+//! on loopback. Test names state the rule they check.
+
+mod auth;
+mod cards;
+mod durability;
+mod faults;
+mod helpers;
+mod personal_data;
+mod update_user_card;
+mod user_cards;
