@@ -44,3 +44,28 @@ async fn a_restart_keeps_every_acknowledged_update_and_regenerates_nothing() {
         4
     );
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_requests_in_flight() {
+    let app = spawn_app().await;
+    let blocker = rusqlite::Connection::open(app.database_path()).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let body = json!({"card_id": CARD_ID, "openid": OPENID, "level": "in-flight"});
+    let request = app.signed(
+        "PATCH",
+        crate::helpers::UPDATE_TARGET,
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.begin_shutdown();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        blocker.execute_batch("ROLLBACK").unwrap();
+    };
+    let (response, ()) = tokio::join!(app.send(&request), release);
+    assert_eq!(response.status, 200, "the request in flight completed");
+    let dir = app.stop().await;
+    let restarted = spawn_app_in(dir).await;
+    let card = restarted.get_card().await.user_card(&restarted);
+    assert_eq!(card.level.as_deref(), Some("in-flight"));
+}

@@ -193,7 +193,7 @@ pub(crate) struct TestApp {
     pub(crate) data_dir: PathBuf,
     dir: Option<TempDir>,
     http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -248,7 +248,7 @@ pub(crate) async fn spawn_app_in(dir: TempDir) -> TestApp {
         data_dir,
         dir: Some(dir),
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        shutdown: Some(shutdown),
+        shutdown: Mutex::new(Some(shutdown)),
         server: Some(server),
     }
 }
@@ -256,9 +256,16 @@ pub(crate) async fn spawn_app_in(dir: TempDir) -> TestApp {
 impl TestApp {
     /// Shuts the server down gracefully and hands back its data directory.
     pub(crate) async fn stop(mut self) -> TempDir {
-        self.shutdown.take().unwrap().send(()).unwrap();
+        self.begin_shutdown();
         self.server.take().unwrap().await.unwrap().unwrap();
         self.dir.take().unwrap()
+    }
+
+    /// Tells the server to stop accepting connections; requests in flight go on.
+    pub(crate) fn begin_shutdown(&self) {
+        if let Some(shutdown) = self.shutdown.lock().unwrap().take() {
+            let _ = shutdown.send(());
+        }
     }
 
     /// A request signed by `brand` now, with a fresh nonce and the usual headers.

@@ -1,0 +1,224 @@
+//! Configuring a [`Client`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use card_member_protocol::keys::{PrivateKey, PublicKey};
+use card_member_protocol::{BACKUP_BASE_URL, PRIMARY_BASE_URL};
+
+use crate::client::{Client, Inner};
+use crate::error::{BuildError, Error};
+use crate::limiter::Limiter;
+
+/// When and how often a call is sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included. Default 3.
+    pub max_attempts: u32,
+    /// The delay before the first retry; it doubles each time, with random
+    /// jitter of up to half. Default 200 ms.
+    pub initial_delay: Duration,
+    /// The longest delay between attempts. Default 5 s.
+    pub max_delay: Duration,
+    /// No retry starts later than this after the first attempt. Default 30 s.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_elapsed: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Builds a [`Client`]. Required: brand ID, brand certificate serial, brand
+/// private key, WeChat Pay public key ID and WeChat Pay public key.
+#[must_use]
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    brand_id: Option<String>,
+    brand_serial_no: Option<String>,
+    brand_private_key: Option<Result<PrivateKey, String>>,
+    wechatpay_public_key_id: Option<String>,
+    wechatpay_public_key: Option<Result<PublicKey, String>>,
+    base_url: Option<String>,
+    backup_url: Option<Option<String>>,
+    connect_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    user_agent: Option<String>,
+    rate_limit: bool,
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
+impl ClientBuilder {
+    /// The brand the calls are made for. Required.
+    pub fn brand_id(mut self, brand_id: impl Into<String>) -> Self {
+        self.brand_id = Some(brand_id.into());
+        self
+    }
+
+    /// The serial number of the brand API certificate whose key signs.
+    /// Required.
+    pub fn brand_serial_no(mut self, serial_no: impl Into<String>) -> Self {
+        self.brand_serial_no = Some(serial_no.into());
+        self
+    }
+
+    /// The brand API certificate's private key, as a PKCS#8 PEM document.
+    /// Required (this or [`ClientBuilder::brand_private_key_file`]).
+    pub fn brand_private_key_pem(mut self, pem: &str) -> Self {
+        self.brand_private_key =
+            Some(PrivateKey::from_pkcs8_pem(pem).map_err(|err| err.to_string()));
+        self
+    }
+
+    /// The brand private key from a PKCS#8 PEM file.
+    pub fn brand_private_key_file(mut self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        self.brand_private_key = Some(read(path).and_then(|pem| {
+            PrivateKey::from_pkcs8_pem(&pem).map_err(|err| format!("{}: {err}", path.display()))
+        }));
+        self
+    }
+
+    /// The WeChat Pay public key ID (`PUB_KEY_ID_…`), sent as
+    /// `Wechatpay-Serial` and required of every response. Required.
+    pub fn wechatpay_public_key_id(mut self, id: impl Into<String>) -> Self {
+        self.wechatpay_public_key_id = Some(id.into());
+        self
+    }
+
+    /// The WeChat Pay public key, as an SPKI PEM document: encrypts
+    /// sensitive fields, verifies responses. Required (this or
+    /// [`ClientBuilder::wechatpay_public_key_file`]).
+    pub fn wechatpay_public_key_pem(mut self, pem: &str) -> Self {
+        self.wechatpay_public_key =
+            Some(PublicKey::from_spki_pem(pem).map_err(|err| err.to_string()));
+        self
+    }
+
+    /// The WeChat Pay public key from an SPKI PEM file.
+    pub fn wechatpay_public_key_file(mut self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        self.wechatpay_public_key = Some(read(path).and_then(|pem| {
+            PublicKey::from_spki_pem(&pem).map_err(|err| format!("{}: {err}", path.display()))
+        }));
+        self
+    }
+
+    /// Where calls go. Default `https://api.mch.weixin.qq.com`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Where a call goes when the base URL refuses the connection (never
+    /// after an HTTP answer). Default `https://api2.mch.weixin.qq.com` when
+    /// the base URL is the default, none otherwise, so that calls meant for
+    /// a test server never reach production. `None` disables failover.
+    pub fn backup_url(mut self, url: Option<String>) -> Self {
+        self.backup_url = Some(url);
+        self
+    }
+
+    /// Connection timeout. Default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Timeout of one attempt, from sending to the whole answer. Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// When to send again. Default [`RetryPolicy::default`]: 3 attempts on
+    /// 429, 5xx and refused connections, honouring `Retry-After`.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The `User-Agent`. Default `card-member-client/<version>`.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Space calls to the API's per-brand limits (5/s, import 10/s) before
+    /// sending, so that a batch never provokes a 429. Default off.
+    pub fn rate_limit(mut self, enabled: bool) -> Self {
+        self.rate_limit = enabled;
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let config = |message: &str| Error::build(BuildError::Config(message.to_owned()));
+        let brand_id = self
+            .brand_id
+            .ok_or_else(|| config("brand_id is required"))?;
+        let brand_serial_no = self
+            .brand_serial_no
+            .ok_or_else(|| config("brand_serial_no is required"))?;
+        let brand_key = self
+            .brand_private_key
+            .ok_or_else(|| config("the brand private key is required"))?
+            .map_err(|err| config(&err))?;
+        let wechatpay_public_key_id = self
+            .wechatpay_public_key_id
+            .ok_or_else(|| config("wechatpay_public_key_id is required"))?;
+        let wechatpay_key = self
+            .wechatpay_public_key
+            .ok_or_else(|| config("the WeChat Pay public key is required"))?
+            .map_err(|err| config(&err))?;
+        let base_url = self.base_url.unwrap_or_else(|| PRIMARY_BASE_URL.to_owned());
+        let backup_url = match self.backup_url {
+            Some(url) => url,
+            None if base_url == PRIMARY_BASE_URL => Some(BACKUP_BASE_URL.to_owned()),
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(5)))
+            .timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
+            .user_agent(self.user_agent.unwrap_or_else(|| {
+                concat!("card-member-client/", env!("CARGO_PKG_VERSION")).to_owned()
+            }))
+            .build()
+            .map_err(|err| config(&err.to_string()))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                brand_id,
+                brand_serial_no,
+                brand_key,
+                wechatpay_public_key_id,
+                wechatpay_key,
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                backup_url: backup_url.map(|url| url.trim_end_matches('/').to_owned()),
+                retry: self.retry.unwrap_or_default(),
+                limiter: self.rate_limit.then(Limiter::default),
+            }),
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! Errors by stage: the request was never sent, may have been applied, was
+//! refused by the API, came back with a bad signature, or did not decode.
+
+use std::fmt;
+
+use card_member_protocol::error::{ErrorCode, ErrorDetail};
+use card_member_protocol::response::ResponseVerifyError;
+use card_member_protocol::validation::Violation;
+
+/// Why a call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request was never sent: it breaks a rule of the spec, a field
+    /// could not be encrypted, or the client is misconfigured.
+    Build(Box<BuildError>),
+    /// The request could not be delivered, or its answer not received. When
+    /// [`Error::may_have_been_applied`] is true the server may have acted
+    /// on it.
+    Transport(TransportError),
+    /// The API refused the request.
+    Api(Box<ApiError>),
+    /// A 2xx response whose signature did not verify: its body is not
+    /// trusted and not returned.
+    InvalidSignature {
+        /// What failed.
+        reason: ResponseVerifyError,
+        /// The response's `Request-ID`, if any.
+        request_id: Option<String>,
+    },
+    /// A verified response whose body did not decode.
+    Decode {
+        /// What failed.
+        message: String,
+        /// The response's `Request-ID`, if any.
+        request_id: Option<String>,
+    },
+}
+
+impl Error {
+    pub(crate) fn build(error: BuildError) -> Self {
+        Error::Build(Box::new(error))
+    }
+
+    pub(crate) fn api_error(error: ApiError) -> Self {
+        Error::Api(Box::new(error))
+    }
+
+    /// Whether sending the same call again may succeed: rate limits, server
+    /// errors, and connections that never reached the server.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api(api) => api.status == 429 || api.status >= 500,
+            Error::Transport(transport) => !transport.may_have_been_applied,
+            _ => false,
+        }
+    }
+
+    /// Whether the server may have applied the request although the call
+    /// failed (a connection lost after the request was sent).
+    pub fn may_have_been_applied(&self) -> bool {
+        matches!(self, Error::Transport(transport) if transport.may_have_been_applied)
+    }
+
+    /// The API error, if the API refused the request.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(api) => Some(api),
+            _ => None,
+        }
+    }
+
+    /// The `Request-ID` of the response, when there was one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api(api) => api.request_id.as_deref(),
+            Error::InvalidSignature { request_id, .. } | Error::Decode { request_id, .. } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Build(_) => f.write_str("request not sent"),
+            Error::Transport(_) => f.write_str("request failed in transport"),
+            Error::Api(api) => write!(f, "API error {} {}: {}", api.status, api.code, api.message),
+            Error::InvalidSignature { .. } => f.write_str("response signature rejected"),
+            Error::Decode { message, .. } => write!(f, "response did not decode: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Build(build) => Some(build.as_ref()),
+            Error::Transport(transport) => Some(transport),
+            Error::InvalidSignature { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// A request that was not sent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The request breaks a rule of the spec.
+    Invalid(Violation),
+    /// A sensitive field could not be encrypted.
+    Encryption(String),
+    /// The client's configuration is unusable.
+    Config(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Invalid(violation) => write!(f, "invalid request: {}", violation.message),
+            BuildError::Encryption(why) => write!(f, "cannot encrypt a sensitive field: {why}"),
+            BuildError::Config(why) => write!(f, "client configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// A failure to deliver a request or receive its answer.
+#[derive(Debug)]
+pub struct TransportError {
+    /// Whether the request may have reached the server.
+    pub may_have_been_applied: bool,
+    message: String,
+}
+
+impl TransportError {
+    pub(crate) fn new(may_have_been_applied: bool, message: String) -> Self {
+        Self {
+            may_have_been_applied,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// The API's refusal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The error code (`PARAM_ERROR`, ...), or the status text when the
+    /// body was not the API's error format.
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// Which field, where.
+    pub detail: Option<ErrorDetail>,
+    /// The response's `Request-ID`: quote it to the provider.
+    pub request_id: Option<String>,
+    /// `Retry-After`, in seconds, on a 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// The code as a known [`ErrorCode`].
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_wire(&self.code)
+    }
+}
