@@ -212,6 +212,16 @@ impl Client {
         })
     }
 
+    /// Checks an update against every rule of the spec without sending or
+    /// signing it (a batch reports its invalid rows before it sends any).
+    pub fn validate_update(
+        &self,
+        user_card_code: &str,
+        update: &UserCardUpdate,
+    ) -> Result<(), Error> {
+        self.prepare_update(user_card_code, update).map(drop)
+    }
+
     /// Encrypts, validates and signs an update without sending it, for
     /// callers that must be able to send the very same request again (a
     /// resumed batch: the server accepts a nonce once, so a resend of a

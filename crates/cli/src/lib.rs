@@ -1,0 +1,566 @@
+//! The `card-member` command line: runs the server and drives the API
+//! through the SDK.
+//!
+//! # Layout
+//!
+//! - [`Cli`]: the commands and flags (clap), and [`run`], which executes them.
+//! - `input`: card fields from flags, JSON files and bulk rows.
+//! - `bulk`: resumable bulk updates at the brand's rate limit.
+//! - `keys`: key generation for trying things out.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use clap::Parser as _;
+//!
+//! let cli = card_member_cli::Cli::parse_from(["card-member", "serve", "--listen", "127.0.0.1:8080"]);
+//! card_member_cli::run(cli).unwrap();
+//! ```
+
+mod bulk;
+mod input;
+mod keys;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use card_member_client::protocol::model::{Ciphertext, CreateCardRequest};
+use card_member_client::{Client, Error, UserCard};
+use card_member_server::brands::{self, CertificateSource};
+use card_member_server::{Application, Settings};
+use clap::{Args, Parser, Subcommand};
+
+pub use bulk::{BulkOptions, Summary};
+pub use input::{CardFlags, CardInput};
+
+/// Run the card-member service (the WeChat Pay brand card-member API) and
+/// drive it.
+#[derive(Debug, Parser)]
+#[command(name = "card-member", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server. On the first start in an empty data directory it
+    /// creates keys and a development brand, template and card, and writes
+    /// DATA_DIR/dev/credentials.json.
+    Serve(ServeArgs),
+    /// Register brands allowed to call the API (works on the data directory).
+    #[command(subcommand)]
+    Brands(BrandsCommand),
+    /// Update a user's card (PATCH /brand/card-member/user-cards/{code}).
+    Update(UpdateArgs),
+    /// Read a user's card.
+    Get(GetArgs),
+    /// Import a user card (POST /brand/card-member/user-cards/import-by-openid).
+    Import(ImportArgs),
+    /// Create and read card templates.
+    #[command(subcommand)]
+    Cards(CardsCommand),
+    /// Generate key material for trying things out.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Many calls from a file, at the brand's rate limit, resumable.
+    #[command(subcommand)]
+    Bulk(BulkCommand),
+}
+
+/// Where the settings come from: defaults, then --config, then
+/// CARD_MEMBER_* environment variables, then these flags.
+#[derive(Debug, Args)]
+struct SettingsArgs {
+    /// A TOML settings file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data directory [default: ./card-member-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BrandsCommand {
+    /// Register a brand with one API certificate, or add a certificate to a
+    /// registered brand.
+    Add(BrandsAddArgs),
+    /// List the registered brands and their certificate serials.
+    List(SettingsArgs),
+    /// Suspend a brand: its signed requests are refused with 403 NO_AUTH.
+    Suspend(BrandIdArgs),
+    /// Resume a suspended brand.
+    Resume(BrandIdArgs),
+}
+
+#[derive(Debug, Args)]
+struct BrandIdArgs {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// The brand ID.
+    #[arg(long)]
+    brand_id: String,
+}
+
+#[derive(Debug, Args)]
+struct BrandsAddArgs {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// The brand ID.
+    #[arg(long)]
+    brand_id: String,
+    /// The brand API certificate (X.509 PEM): serial and key are read from it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "public_key",
+        required_unless_present = "public_key"
+    )]
+    certificate: Option<PathBuf>,
+    /// The brand API public key (SPKI PEM), for a key without a certificate.
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+    /// The serial for --public-key [default: derived from the key].
+    #[arg(long, requires = "public_key")]
+    serial: Option<String>,
+    /// The WeChat Pay public key ID associated with the brand [default: the
+    /// server's].
+    #[arg(long)]
+    wechatpay_public_key_id: Option<String>,
+}
+
+/// How to reach the API.
+#[derive(Debug, Args)]
+struct ConnectArgs {
+    /// The credentials file (the shape `card-member serve` writes).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "card-member-data/dev/credentials.json"
+    )]
+    credentials: PathBuf,
+    /// Override the credentials' base URL.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+}
+
+impl ConnectArgs {
+    fn client(&self, rate_limit: bool) -> Result<Client, CliError> {
+        let mut builder = Client::builder_from_credentials_file(&self.credentials)?;
+        if let Some(url) = &self.base_url {
+            builder = builder.base_url(url.clone());
+        }
+        Ok(builder.rate_limit(rate_limit).build()?)
+    }
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// The card's code.
+    user_card_code: String,
+    /// The card template ID.
+    #[arg(long)]
+    card_id: Option<String>,
+    /// The holder's openid.
+    #[arg(long)]
+    openid: Option<String>,
+    #[command(flatten)]
+    fields: CardFlags,
+    /// Card fields as a JSON object (API field names, sensitive fields in
+    /// plaintext); flags override it.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Print sensitive fields decrypted.
+    #[arg(long)]
+    decrypt: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+struct GetArgs {
+    /// The card's code.
+    user_card_code: String,
+    /// The card template ID.
+    #[arg(long)]
+    card_id: String,
+    /// The holder's openid.
+    #[arg(long)]
+    openid: String,
+    /// Print sensitive fields decrypted.
+    #[arg(long)]
+    decrypt: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The new card's code.
+    #[arg(long)]
+    user_card_code: Option<String>,
+    /// The card template ID.
+    #[arg(long)]
+    card_id: Option<String>,
+    /// The holder's openid.
+    #[arg(long)]
+    openid: Option<String>,
+    /// When the user received the card (RFC 3339) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pickup_time: Option<String>,
+    #[command(flatten)]
+    fields: CardFlags,
+    /// Card fields as a JSON object; flags override it.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Print sensitive fields decrypted.
+    #[arg(long)]
+    decrypt: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum CardsCommand {
+    /// Create a template from a JSON file (the API's create-template body).
+    Create {
+        /// The request body.
+        #[arg(long, value_name = "FILE")]
+        json: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Read a template.
+    Get {
+        /// The template ID.
+        card_id: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate a brand key pair (PKCS#8 private key, SPKI public key) and a
+    /// serial derived from the key, for `brands add --public-key`.
+    Generate {
+        /// The directory to write brand_private_key.pem, brand_public_key.pem
+        /// and serial_no into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BulkCommand {
+    /// Update one card per row of a .csv (header of API field names) or
+    /// .jsonl file. Rows are checked before anything is sent; sending keeps
+    /// to the brand's limit; INPUT.journal makes a killed run resumable;
+    /// failed rows go to INPUT.failed.jsonl.
+    Update {
+        /// The input file.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Send the valid rows even when some rows are invalid.
+        #[arg(long)]
+        skip_invalid: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// A failed command: a message for a person and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    exit_code: u8,
+}
+
+impl CliError {
+    /// The process exit code: 1 for most failures, 3 when the API refused
+    /// the request.
+    pub fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            exit_code: 1,
+        }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(error: Error) -> Self {
+        match error.api() {
+            Some(api) => Self {
+                message: format!(
+                    "{} {}: {}{}{}",
+                    api.status,
+                    api.code,
+                    api.message,
+                    api.detail
+                        .as_ref()
+                        .and_then(|d| d.field.as_ref())
+                        .map(|field| format!(" (field {field})"))
+                        .unwrap_or_default(),
+                    api.request_id
+                        .as_ref()
+                        .map(|id| format!(" [Request-ID {id}]"))
+                        .unwrap_or_default()
+                ),
+                exit_code: 3,
+            },
+            None => Self {
+                message: error_chain(&error),
+                exit_code: 1,
+            },
+        }
+    }
+}
+
+/// An error and its causes, joined by `: `.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn load_settings(args: &SettingsArgs) -> Result<Settings, CliError> {
+    let mut settings = Settings::load(args.config.as_deref()).map_err(|err| err.to_string())?;
+    if let Some(dir) = &args.data_dir {
+        settings.data_dir.clone_from(dir);
+    }
+    Ok(settings)
+}
+
+fn read(path: &PathBuf) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|err| CliError::from(format!("cannot read {}: {err}", path.display())))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Runtime::new()
+        .map_err(|err| CliError::from(format!("cannot start the async runtime: {err}")))
+}
+
+/// Prints a verified card as JSON; with `decrypt`, its sensitive fields in
+/// plaintext.
+fn print_card(client: &Client, card: &UserCard, decrypt: bool) -> Result<(), CliError> {
+    let mut card = card.clone();
+    if decrypt {
+        // The plaintext takes the ciphertexts' places, so the fields keep the
+        // API's order.
+        let fields = client.decrypt(&card)?;
+        if let Some(phone) = fields.phone_number {
+            card.phone_number = Some(Ciphertext(phone.expose().to_owned()));
+        }
+        let common = card
+            .user_information
+            .as_mut()
+            .and_then(|info| info.common_field_list.as_mut());
+        for (item, plain) in common.into_iter().flatten().zip(&fields.common_field_list) {
+            item.value = Ciphertext(plain.value.expose().to_owned());
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&card).expect("cards serialise")
+    );
+    Ok(())
+}
+
+fn card_input(json: Option<&PathBuf>, flags: &CardFlags) -> Result<CardInput, CliError> {
+    let mut input = match json {
+        Some(path) => input::read_json(path)?,
+        None => CardInput::default(),
+    };
+    flags.apply(&mut input)?;
+    Ok(input)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Brands(command) => brands_command(command),
+        Command::Update(args) => {
+            let mut input = card_input(args.json.as_ref(), &args.fields)?;
+            input.card_id = args.card_id.or(input.card_id);
+            input.openid = args.openid.or(input.openid);
+            let update = input.into_update()?;
+            let client = args.connect.client(false)?;
+            let card =
+                runtime()?.block_on(client.user_cards().update(&args.user_card_code, &update))?;
+            print_card(&client, &card, args.decrypt)
+        }
+        Command::Get(args) => {
+            let client = args.connect.client(false)?;
+            let card = runtime()?.block_on(client.user_cards().get(
+                &args.user_card_code,
+                &args.card_id,
+                &args.openid,
+            ))?;
+            print_card(&client, &card, args.decrypt)
+        }
+        Command::Import(args) => {
+            let mut input = card_input(args.json.as_ref(), &args.fields)?;
+            input.card_id = args.card_id.or(input.card_id);
+            input.openid = args.openid.or(input.openid);
+            input.user_card_code = args.user_card_code.or(input.user_card_code);
+            input.pickup_time = args.pickup_time.or(input.pickup_time);
+            let import = input.into_import()?;
+            let client = args.connect.client(false)?;
+            let card = runtime()?.block_on(client.user_cards().import(&import))?;
+            print_card(&client, &card, args.decrypt)
+        }
+        Command::Cards(CardsCommand::Create { json, connect }) => {
+            let request: CreateCardRequest = serde_json::from_str(&read(&json)?)
+                .map_err(|err| CliError::from(format!("{}: {err}", json.display())))?;
+            let client = connect.client(false)?;
+            let card = runtime()?.block_on(client.cards().create(&request))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&card).expect("cards serialise")
+            );
+            Ok(())
+        }
+        Command::Cards(CardsCommand::Get { card_id, connect }) => {
+            let client = connect.client(false)?;
+            let card = runtime()?.block_on(client.cards().get(&card_id))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&card).expect("cards serialise")
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
+        Command::Bulk(BulkCommand::Update {
+            input,
+            skip_invalid,
+            connect,
+        }) => {
+            let client = connect.client(true)?;
+            let summary = runtime()?.block_on(bulk::run(
+                &client,
+                &BulkOptions {
+                    input,
+                    skip_invalid,
+                },
+            ))?;
+            if summary.failed + summary.in_doubt > 0 {
+                return Err(CliError::from(format!(
+                    "{} rows failed and {} are in doubt",
+                    summary.failed, summary.in_doubt
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let mut settings = load_settings(&args.settings)?;
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    let app = Application::build(settings)
+        .await
+        .map_err(|err| err.to_string())?;
+    if let Some(credentials) = app.created_credentials() {
+        eprintln!(
+            "card-member: first start: created a development brand, template and card; call the API with {}",
+            credentials.display()
+        );
+    }
+    eprintln!("card-member: listening on http://{}", app.local_addr());
+    app.run_until(card_member_server::shutdown_signal())
+        .await
+        .map_err(|err| CliError::from(format!("server failed: {err}")))
+}
+
+fn brands_command(command: BrandsCommand) -> Result<(), CliError> {
+    match command {
+        BrandsCommand::Add(args) => {
+            let settings = load_settings(&args.settings)?;
+            let source = match (&args.certificate, &args.public_key) {
+                (Some(path), _) => CertificateSource::Certificate(read(path)?),
+                (None, Some(path)) => CertificateSource::PublicKey {
+                    pem: read(path)?,
+                    serial_no: args.serial.clone(),
+                },
+                (None, None) => {
+                    return Err(CliError::from(
+                        "give --certificate or --public-key".to_owned(),
+                    ));
+                }
+            };
+            let brand = brands::add(
+                &settings,
+                &args.brand_id,
+                source,
+                args.wechatpay_public_key_id,
+            )
+            .map_err(|err| err.to_string())?;
+            print_brand(&brand);
+            Ok(())
+        }
+        BrandsCommand::List(args) => {
+            let settings = load_settings(&args)?;
+            for brand in brands::list(&settings).map_err(|err| err.to_string())? {
+                print_brand(&brand);
+            }
+            Ok(())
+        }
+        BrandsCommand::Suspend(args) => {
+            let settings = load_settings(&args.settings)?;
+            Ok(brands::set_suspended(&settings, &args.brand_id, true)
+                .map_err(|err| err.to_string())?)
+        }
+        BrandsCommand::Resume(args) => {
+            let settings = load_settings(&args.settings)?;
+            Ok(brands::set_suspended(&settings, &args.brand_id, false)
+                .map_err(|err| err.to_string())?)
+        }
+    }
+}
+
+fn print_brand(brand: &card_member_server::BrandRecord) {
+    let serials: Vec<&str> = brand
+        .certificates
+        .iter()
+        .map(|c| c.serial_no.as_str())
+        .collect();
+    println!(
+        "{}\twechatpay_public_key_id={}\tserials={}{}",
+        brand.brand_id,
+        brand.wechatpay_public_key_id,
+        serials.join(","),
+        if brand.suspended { "\tSUSPENDED" } else { "" }
+    );
+}

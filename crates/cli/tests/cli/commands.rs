@@ -1,0 +1,316 @@
+//! Single commands: serve, update, get, import, cards, keys, brands.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
+use serde_json::Value;
+
+use crate::helpers::{BIN, args, card_member, start_server};
+
+fn healthz(address: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &address])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let answer = loop {
+        if let Some(answer) = healthz(&address) {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let credentials: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("card-member-data/dev/credentials.json")).unwrap(),
+    )
+    .unwrap();
+    let mut keys: Vec<&str> = credentials
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "base_url",
+            "brand_id",
+            "brand_private_key_file",
+            "brand_serial_no",
+            "card_id",
+            "openid",
+            "user_card_code",
+            "wechatpay_public_key_file",
+            "wechatpay_public_key_id"
+        ]
+    );
+    assert_eq!(credentials["base_url"], format!("http://{address}"));
+    for file in ["brand_private_key_file", "wechatpay_public_key_file"] {
+        let path = std::path::Path::new(credentials[file].as_str().unwrap());
+        assert!(path.is_absolute() && path.exists(), "{path:?}");
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM is a graceful stop: {exit:?}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("first start"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_with_the_seed_file_prints_the_verified_card_and_decrypts_on_request() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_str().unwrap();
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/seed-update.json"
+    );
+    let output = card_member(
+        args(&[
+            "update",
+            DEV_USER_CARD_CODE,
+            "--json",
+            seed,
+            "--credentials",
+            credentials,
+            "--decrypt",
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(card["level"], "钻石会员");
+    assert_eq!(card["phone_number"], "13800138000");
+    assert_eq!(
+        card["user_information"]["common_field_list"][0]["value"],
+        "1990-01-01"
+    );
+
+    let output = card_member(
+        args(&[
+            "get",
+            DEV_USER_CARD_CODE,
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            DEV_OPENID,
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(output.status.success());
+    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_ne!(
+        card["phone_number"], "13800138000",
+        "without --decrypt the ciphertext is printed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_refused_by_the_api_exits_non_zero_with_its_code_and_message() {
+    let server = start_server().await;
+    let output = card_member(
+        args(&[
+            "update",
+            DEV_USER_CARD_CODE,
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            "not-the-holder",
+            "--level",
+            "x",
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("INVALID_REQUEST") && stderr.contains("openid is not the holder"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_and_cards_create_and_get_print_json() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_str().unwrap();
+    let output = card_member(
+        args(&[
+            "import",
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            "oCli",
+            "--user-card-code",
+            "CLI-1",
+            "--phone-number",
+            "13600136000",
+            "--valid-days",
+            "30",
+            "--credentials",
+            credentials,
+            "--decrypt",
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (
+            card["user_card_code"].as_str(),
+            card["phone_number"].as_str()
+        ),
+        (Some("CLI-1"), Some("13600136000"))
+    );
+
+    let template = server.dir.path().join("template.json");
+    std::fs::write(
+        &template,
+        r#"{"out_request_no":"cli-1","appid":"wx1","card_type":"NORMAL","card_title":"CLI","valid_date_information":{"type":"PERMANENT"}}"#,
+    )
+    .unwrap();
+    let output = card_member(
+        args(&[
+            "cards",
+            "create",
+            "--json",
+            template.to_str().unwrap(),
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let card_id = created["card_id"].as_str().unwrap();
+    let output = card_member(
+        args(&["cards", "get", card_id, "--credentials", credentials]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
+        created
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_generate_makes_a_key_pair_that_brands_add_registers() {
+    let server = start_server().await;
+    let out = server.dir.path().join("keys");
+    let output = card_member(
+        args(&["keys", "generate", "--out", out.to_str().unwrap()]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let serial = std::fs::read_to_string(out.join("serial_no"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(serial.len(), 40);
+    let data_dir = server.settings.data_dir.to_str().unwrap();
+    let output = card_member(
+        args(&[
+            "brands",
+            "add",
+            "--data-dir",
+            data_dir,
+            "--brand-id",
+            "5005005005",
+            "--public-key",
+            out.join("brand_public_key.pem").to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed = card_member(
+        args(&["brands", "list", "--data-dir", data_dir]),
+        server.dir.path(),
+    )
+    .await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("5005005005") && listed.contains(&serial),
+        "{listed}"
+    );
+    let again = card_member(
+        args(&["keys", "generate", "--out", out.to_str().unwrap()]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+}

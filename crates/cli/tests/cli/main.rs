@@ -1,0 +1,5 @@
+//! The `card-member` binary, run as a person runs it, against a real server.
+
+mod bulk;
+mod commands;
+mod helpers;
