@@ -16,8 +16,6 @@ use crate::StartError;
 use crate::bootstrap;
 use crate::crypto::Crypto;
 use crate::error::ApiError;
-use crate::rate_limit::RateLimiter;
-use crate::replay::ReplayGuard;
 use crate::routes::{cards, health, user_cards};
 use crate::settings::Settings;
 use crate::storage::{AuditEntry, BrandRecord, SqliteStorage, Storage, StorageError, UserCardKey};
@@ -27,8 +25,6 @@ use crate::{auth, layers};
 pub(crate) struct AppState {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) crypto: Crypto,
-    pub(crate) limiter: RateLimiter,
-    pub(crate) replay: ReplayGuard,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
     brands: RwLock<HashMap<String, (Instant, Arc<BrandRecord>)>>,
@@ -291,8 +287,6 @@ fn prepare(
     let state = AppState {
         storage,
         crypto: Crypto::new(wechatpay_key, key_id, data_key),
-        limiter: RateLimiter::default(),
-        replay: ReplayGuard::default(),
         body_limit: settings.body_limit_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout_secs),
         brands: RwLock::new(HashMap::new()),

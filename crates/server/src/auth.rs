@@ -18,7 +18,6 @@
 //! after all this do handlers validate the body and decrypt.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
@@ -29,7 +28,7 @@ use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::response::HEADER_SERIAL;
 
-use crate::app::AppState;
+use crate::app::{AppState, blocking};
 use crate::error::ApiError;
 use crate::rate_limit;
 use crate::storage::BrandCertificate;
@@ -137,12 +136,17 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         return Err(refuse(ApiError::wrong_wechatpay_serial()));
     }
 
-    if !state.replay.first_use(
-        &authorization.brand_id,
-        &authorization.nonce_str,
+    let storage = Arc::clone(&state.storage);
+    let (brand_key, nonce, timestamp) = (
+        authorization.brand_id.clone(),
+        authorization.nonce_str.clone(),
         authorization.timestamp,
-        now,
-    ) {
+    );
+    let first_use =
+        blocking(move || storage.first_use_of_nonce(&brand_key, &nonce, timestamp, now))
+            .await
+            .map_err(refuse)?;
+    if !first_use {
         return Err(refuse(ApiError::replayed_nonce()));
     }
 
@@ -154,13 +158,14 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         .extensions
         .get::<MatchedPath>()
         .map_or("", MatchedPath::as_str);
+    let per_second = rate_limit::per_second(route);
     let endpoint = format!("{} {route}", parts.method);
-    if let Err(wait) = state.limiter.check(
-        &authorization.brand_id,
-        &endpoint,
-        rate_limit::per_second(route),
-        Instant::now(),
-    ) {
+    let storage = Arc::clone(&state.storage);
+    let brand_key = authorization.brand_id.clone();
+    let slot = blocking(move || storage.take_rate_slot(&brand_key, &endpoint, per_second))
+        .await
+        .map_err(refuse)?;
+    if let Err(wait) = slot {
         return Err(refuse(ApiError::rate_limited(
             wait.as_secs_f64().ceil() as u64
         )));

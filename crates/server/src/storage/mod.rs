@@ -7,6 +7,11 @@
 //! its audit record, under a lock on the card row: all requested fields
 //! change or none, and concurrent changes of different fields never lose
 //! one another.
+//!
+//! The storage also holds what several server instances must share to be
+//! correct: the nonces seen (replay protection) and the rate-limit
+//! buckets. The SQLite backend serves one process and keeps them in
+//! memory; the PostgreSQL backend keeps them in the database.
 
 mod sqlite;
 
@@ -282,4 +287,25 @@ pub(crate) trait Storage: Send + Sync + 'static {
 
     /// The audit trail of one card, oldest first.
     fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
+
+    /// Records `(brand_id, nonce)` of a request signed at `timestamp`;
+    /// `false` if the pair was already used within the signature window.
+    /// Every server instance on this storage sees the same nonces.
+    fn first_use_of_nonce(
+        &self,
+        brand_id: &str,
+        nonce: &str,
+        timestamp: i64,
+        now: i64,
+    ) -> Result<bool, StorageError>;
+
+    /// Takes one request from the GCRA bucket of `brand_id` and `endpoint`
+    /// (`per_second` requests per second, the same burst), or says how long
+    /// to wait. Every server instance on this storage shares the buckets.
+    fn take_rate_slot(
+        &self,
+        brand_id: &str,
+        endpoint: &str,
+        per_second: u32,
+    ) -> Result<Result<(), std::time::Duration>, StorageError>;
 }

@@ -1,5 +1,6 @@
 //! The embedded default: one SQLite file, WAL with `synchronous=FULL`, so a
-//! crash or power loss never loses a committed (acknowledged) write.
+//! crash or power loss never loses a committed (acknowledged) write. One
+//! server process per file: nonces and rate-limit buckets live in memory.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -8,6 +9,9 @@ use std::time::Duration;
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{Card, CardState, UserCardState};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::rate_limit::RateLimiter;
+use crate::replay::ReplayGuard;
 
 use super::{
     AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
@@ -79,6 +83,8 @@ CREATE INDEX audit_log_by_card ON audit_log (brand_id, card_id, user_card_code);
 /// by the mutex around the connection.
 pub(crate) struct SqliteStorage {
     connection: Mutex<Connection>,
+    replay: ReplayGuard,
+    limiter: RateLimiter,
 }
 
 impl SqliteStorage {
@@ -95,6 +101,8 @@ impl SqliteStorage {
             .map_err(classify)?;
         let storage = Self {
             connection: Mutex::new(connection),
+            replay: ReplayGuard::default(),
+            limiter: RateLimiter::default(),
         };
         storage.migrate()?;
         Ok(storage)
@@ -499,6 +507,27 @@ impl Storage for SqliteStorage {
         insert_audit(&tx, audit)?;
         tx.commit().map_err(classify)?;
         Ok(card)
+    }
+
+    fn first_use_of_nonce(
+        &self,
+        brand_id: &str,
+        nonce: &str,
+        timestamp: i64,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        Ok(self.replay.first_use(brand_id, nonce, timestamp, now))
+    }
+
+    fn take_rate_slot(
+        &self,
+        brand_id: &str,
+        endpoint: &str,
+        per_second: u32,
+    ) -> Result<Result<(), Duration>, StorageError> {
+        Ok(self
+            .limiter
+            .check(brand_id, endpoint, per_second, std::time::Instant::now()))
     }
 
     fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
