@@ -17,8 +17,10 @@ use crate::bootstrap;
 use crate::crypto::Crypto;
 use crate::error::ApiError;
 use crate::routes::{cards, health, user_cards};
-use crate::settings::Settings;
-use crate::storage::{AuditEntry, BrandRecord, SqliteStorage, Storage, StorageError, UserCardKey};
+use crate::settings::{Database, Settings};
+use crate::storage::{
+    AuditEntry, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError, UserCardKey,
+};
 use crate::{auth, layers};
 
 /// Everything a request handler needs.
@@ -210,39 +212,59 @@ impl ServerHandle {
     }
 
     /// The audit trail of one card, oldest first.
-    pub fn audit_trail(
+    pub async fn audit_trail(
         &self,
         brand_id: &str,
         card_id: &str,
         user_card_code: &str,
     ) -> Result<Vec<AuditEntry>, StartError> {
-        self.state
-            .storage
-            .audit_trail(UserCardKey {
-                brand_id,
-                card_id,
-                user_card_code,
+        let storage = Arc::clone(&self.state.storage);
+        let (brand_id, card_id, user_card_code) = (
+            brand_id.to_owned(),
+            card_id.to_owned(),
+            user_card_code.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || {
+            storage.audit_trail(UserCardKey {
+                brand_id: &brand_id,
+                card_id: &card_id,
+                user_card_code: &user_card_code,
             })
-            .map_err(|err| StartError(err.to_string()))
+        })
+        .await
+        .map_err(|err| StartError(err.to_string()))?
+        .map_err(|err| StartError(err.to_string()))
     }
 }
 
-/// Opens storage and loads keys for `settings`, creating the data directory,
-/// the keys and the development setup on a first start.
+/// Opens the storage `settings` name and applies its migrations; `true`
+/// when no brand is registered yet (a first start).
 pub(crate) fn open_storage(settings: &Settings) -> Result<(Arc<dyn Storage>, bool), StartError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|err| {
-        StartError(format!(
-            "cannot create {}: {err}",
-            settings.data_dir.display()
-        ))
-    })?;
-    let path = settings
-        .sqlite_path()
-        .map_err(|err| StartError(err.to_string()))?;
-    let fresh = !path.exists();
-    let storage = SqliteStorage::open(&path)
-        .map_err(|err| StartError(format!("{}: {err}", path.display())))?;
-    Ok((Arc::new(storage), fresh))
+    let storage: Arc<dyn Storage> = match settings
+        .database()
+        .map_err(|err| StartError(err.to_string()))?
+    {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|err| {
+                    StartError(format!("cannot create {}: {err}", parent.display()))
+                })?;
+            }
+            Arc::new(
+                SqliteStorage::open(&path)
+                    .map_err(|err| StartError(format!("{}: {err}", path.display())))?,
+            )
+        }
+        Database::Postgres(url) => Arc::new(
+            PostgresStorage::open(&url, settings.database_max_connections)
+                .map_err(|err| StartError(format!("PostgreSQL: {err}")))?,
+        ),
+    };
+    let fresh = storage
+        .list_brands()
+        .map_err(|err| StartError(err.to_string()))?
+        .is_empty();
+    Ok((storage, fresh))
 }
 
 fn prepare(

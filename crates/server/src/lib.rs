@@ -49,7 +49,7 @@ use std::fmt;
 
 pub use app::{Application, ServerHandle};
 pub use bootstrap::{DEV_BRAND_ID, DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, DevCredentials};
-pub use settings::Settings;
+pub use settings::{Database, Settings};
 pub use storage::{AuditEntry, BrandCertificate, BrandRecord};
 
 /// The server could not start (or an administrative command failed).

@@ -19,9 +19,13 @@ pub struct Settings {
     /// `CARD_MEMBER_LISTEN`.
     pub listen: String,
     /// The database. Default: the SQLite file `card-member.db` in the data
-    /// directory; `sqlite:PATH` names another file. Env
+    /// directory; `sqlite:PATH` names another file; `postgres://…` (or
+    /// `postgresql://…`) a PostgreSQL database, for several instances. Env
     /// `CARD_MEMBER_DATABASE_URL`.
     pub database_url: Option<String>,
+    /// Most connections one instance opens to PostgreSQL. Default 16; env
+    /// `CARD_MEMBER_DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: usize,
     /// The WeChat Pay platform private key (PKCS#8 PEM). Default
     /// `DATA_DIR/wechatpay/private_key.pem`, generated on first start. Env
     /// `CARD_MEMBER_WECHATPAY_PRIVATE_KEY_FILE`.
@@ -52,6 +56,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("card-member-data"),
             listen: "127.0.0.1:8080".to_owned(),
             database_url: None,
+            database_max_connections: 16,
             wechatpay_private_key_file: None,
             wechatpay_public_key_id: None,
             data_key_file: None,
@@ -62,6 +67,15 @@ impl Default for Settings {
     }
 }
 
+/// A database to store in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file (one server process).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (any number of server processes).
+    Postgres(String),
+}
+
 /// The environment variable prefix.
 pub const ENV_PREFIX: &str = "CARD_MEMBER_";
 
@@ -69,6 +83,7 @@ const KEYS: &[&str] = &[
     "data_dir",
     "listen",
     "database_url",
+    "database_max_connections",
     "wechatpay_private_key_file",
     "wechatpay_public_key_id",
     "data_key_file",
@@ -130,16 +145,19 @@ impl Settings {
         Self::deserialize(table).map_err(|err| SettingsError(format!("invalid settings: {err}")))
     }
 
-    /// The SQLite database file, unless `database_url` names another backend.
-    pub fn sqlite_path(&self) -> Result<PathBuf, SettingsError> {
+    /// The database `database_url` names.
+    pub fn database(&self) -> Result<Database, SettingsError> {
         match self.database_url.as_deref() {
-            None => Ok(self.data_dir.join("card-member.db")),
+            None => Ok(Database::Sqlite(self.data_dir.join("card-member.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_owned()))
+            }
             Some(url) => url
                 .strip_prefix("sqlite:")
-                .map(|path| PathBuf::from(path.trim_start_matches("//")))
+                .map(|path| Database::Sqlite(PathBuf::from(path.trim_start_matches("//"))))
                 .ok_or_else(|| {
                     SettingsError(format!(
-                        "unsupported database_url {url:?}: only sqlite:PATH is supported"
+                        "unsupported database_url {url:?}: use sqlite:PATH or postgres://…"
                     ))
                 }),
         }
@@ -166,8 +184,8 @@ mod tests {
         assert_eq!(settings, Settings::default());
         assert_eq!(settings.listen, "127.0.0.1:8080");
         assert_eq!(
-            settings.sqlite_path().unwrap(),
-            PathBuf::from("card-member-data/card-member.db")
+            settings.database().unwrap(),
+            Database::Sqlite(PathBuf::from("card-member-data/card-member.db"))
         );
     }
 
@@ -192,6 +210,23 @@ mod tests {
         assert_eq!(settings.listen, "127.0.0.1:9001");
         assert_eq!(settings.request_timeout_secs, 5);
         assert!(!settings.dev_bootstrap);
+    }
+
+    #[test]
+    fn database_url_chooses_the_backend() {
+        let with = |url: &str| Settings {
+            database_url: Some(url.to_owned()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            with("sqlite:/tmp/x.db").database().unwrap(),
+            Database::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            with("postgres://u@localhost/db").database().unwrap(),
+            Database::Postgres("postgres://u@localhost/db".into())
+        );
+        assert!(with("mysql://localhost/db").database().is_err());
     }
 
     #[test]

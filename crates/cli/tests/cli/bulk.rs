@@ -92,6 +92,7 @@ async fn bulk_update_killed_halfway_and_rerun_applies_every_row_exactly_once_wit
         let trail = server
             .handle
             .audit_trail("1001622624", DEV_CARD_ID, &format!("B{i}"))
+            .await
             .unwrap();
         let updates = trail
             .iter()

@@ -13,6 +13,7 @@
 //! buckets. The SQLite backend serves one process and keeps them in
 //! memory; the PostgreSQL backend keeps them in the database.
 
+mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use card_member_protocol::model::{
 };
 use serde::{Deserialize, Serialize};
 
+pub(crate) use postgres::PostgresStorage;
 pub(crate) use sqlite::SqliteStorage;
 
 /// A brand allowed to call the API.

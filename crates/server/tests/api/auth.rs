@@ -279,8 +279,8 @@ async fn update_returns_400_when_accept_or_content_type_is_not_json() {
 #[tokio::test]
 async fn update_returns_403_no_auth_when_the_brand_is_suspended() {
     let app = spawn_app().await;
-    let brand = app.add_brand("2002002002");
-    card_member_server::brands::set_suspended(&app.settings, "2002002002", true).unwrap();
+    let brand = app.add_brand("2002002002").await;
+    app.suspend_brand("2002002002").await;
     app.send(&app.sign_as(&brand, "PATCH", UPDATE_TARGET, &level("x")))
         .await
         .assert_error(403, "NO_AUTH");
@@ -385,6 +385,7 @@ async fn twelve_updates_in_one_second_get_429s_and_the_refused_ones_change_nothi
             crate::helpers::CARD_ID,
             crate::helpers::CODE,
         )
+        .await
         .unwrap()
         .into_iter()
         .filter(|entry| entry.action == "update")

@@ -77,7 +77,7 @@ async fn create_card_refuses_purchase_and_balance_types() {
 #[tokio::test]
 async fn get_card_of_another_brand_is_404() {
     let app = spawn_app().await;
-    let other = app.add_brand("4004004004");
+    let other = app.add_brand("4004004004").await;
     let response = app
         .send(&app.sign_as(
             &other,

@@ -35,6 +35,7 @@ async fn a_restart_keeps_every_acknowledged_update_and_regenerates_nothing() {
     let trail = restarted
         .handle
         .audit_trail(&restarted.brand.brand_id, CARD_ID, crate::helpers::CODE)
+        .await
         .unwrap();
     assert_eq!(
         trail
@@ -48,8 +49,7 @@ async fn a_restart_keeps_every_acknowledged_update_and_regenerates_nothing() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_the_requests_in_flight() {
     let app = spawn_app().await;
-    let blocker = rusqlite::Connection::open(app.database_path()).unwrap();
-    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let lock = app.lock_user_cards();
     let body = json!({"card_id": CARD_ID, "openid": OPENID, "level": "in-flight"});
     let request = app.signed(
         "PATCH",
@@ -60,7 +60,7 @@ async fn graceful_shutdown_finishes_the_requests_in_flight() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         app.begin_shutdown();
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        blocker.execute_batch("ROLLBACK").unwrap();
+        lock.release();
     };
     let (response, ()) = tokio::join!(app.send(&request), release);
     assert_eq!(response.status, 200, "the request in flight completed");

@@ -9,8 +9,7 @@ use crate::helpers::{CARD_ID, CODE, OPENID, spawn_app};
 #[tokio::test]
 async fn update_returns_503_while_the_database_is_locked_and_recovers() {
     let app = spawn_app().await;
-    let blocker = rusqlite::Connection::open(app.database_path()).unwrap();
-    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let lock = app.lock_user_cards();
     let response = app
         .update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "blocked"}))
         .await;
@@ -22,7 +21,7 @@ async fn update_returns_503_while_the_database_is_locked_and_recovers() {
             .contains("lock"),
         "the cause is only logged"
     );
-    blocker.execute_batch("ROLLBACK").unwrap();
+    lock.release();
     let card = app
         .update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "after"}))
         .await
@@ -36,10 +35,7 @@ async fn read_returns_500_when_sealed_data_was_tampered_with() {
     let body =
         json!({"card_id": CARD_ID, "openid": OPENID, "phone_number": app.encrypt("13800138000")});
     app.update(&body).await.user_card(&app);
-    let connection = rusqlite::Connection::open(app.database_path()).unwrap();
-    connection
-        .execute("UPDATE user_cards SET phone_number = X'00112233445566778899AABBCCDDEEFF00112233445566778899' WHERE user_card_code = ?1", [CODE])
-        .unwrap();
+    app.corrupt_phone_number(CODE);
     let response = app.get_card().await;
     response.assert_error(500, "SYSTEM_ERROR");
     assert_eq!(response.json()["message"], "system error, try again later");

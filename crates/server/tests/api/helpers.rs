@@ -182,6 +182,21 @@ pub(crate) fn random_nonce() -> String {
     })
 }
 
+/// Which storage backend a test binary runs its suite on (each binary
+/// constructs one of the two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A stopped server's storage, to start it again on.
+pub(crate) struct Stopped {
+    dir: TempDir,
+    database_url: Option<String>,
+}
+
 /// A running server.
 pub(crate) struct TestApp {
     pub(crate) address: SocketAddr,
@@ -191,25 +206,36 @@ pub(crate) struct TestApp {
     pub(crate) wechatpay_public_key: PublicKey,
     pub(crate) wechatpay_public_key_id: String,
     pub(crate) data_dir: PathBuf,
+    pub(crate) database_url: Option<String>,
     dir: Option<TempDir>,
     http: reqwest::Client,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-/// Starts a server on a fresh data directory (the first start makes the
-/// development brand, template and card).
+/// Starts a server on a fresh data directory and database (the first start
+/// makes the development brand, template and card), on this binary's backend.
 pub(crate) async fn spawn_app() -> TestApp {
-    spawn_app_in(tempfile::tempdir().unwrap()).await
+    let database_url = match crate::BACKEND {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(card_member_testkit::postgres().create_database()),
+    };
+    spawn_app_in(Stopped {
+        dir: tempfile::tempdir().unwrap(),
+        database_url,
+    })
+    .await
 }
 
-/// Starts a server on an existing data directory.
-pub(crate) async fn spawn_app_in(dir: TempDir) -> TestApp {
+/// Starts a server again on a stopped one's data directory and database.
+pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
     capture_logs();
+    let Stopped { dir, database_url } = stopped;
     let data_dir = dir.path().join("data");
     let settings = Settings {
         data_dir: data_dir.clone(),
         listen: "127.0.0.1:0".to_owned(),
+        database_url: database_url.clone(),
         ..Settings::default()
     };
     let app = Application::build(settings.clone())
@@ -246,6 +272,7 @@ pub(crate) async fn spawn_app_in(dir: TempDir) -> TestApp {
         wechatpay_public_key,
         wechatpay_public_key_id: read("wechatpay_public_key_id"),
         data_dir,
+        database_url,
         dir: Some(dir),
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
         shutdown: Mutex::new(Some(shutdown)),
@@ -254,11 +281,14 @@ pub(crate) async fn spawn_app_in(dir: TempDir) -> TestApp {
 }
 
 impl TestApp {
-    /// Shuts the server down gracefully and hands back its data directory.
-    pub(crate) async fn stop(mut self) -> TempDir {
+    /// Shuts the server down gracefully and hands back its storage.
+    pub(crate) async fn stop(mut self) -> Stopped {
         self.begin_shutdown();
         self.server.take().unwrap().await.unwrap().unwrap();
-        self.dir.take().unwrap()
+        Stopped {
+            dir: self.dir.take().unwrap(),
+            database_url: self.database_url.take(),
+        }
     }
 
     /// Tells the server to stop accepting connections; requests in flight go on.
@@ -414,23 +444,41 @@ impl TestApp {
     }
 
     /// Registers another brand with a fresh key (the server is running).
-    pub(crate) fn add_brand(&self, brand_id: &str) -> TestBrand {
+    pub(crate) async fn add_brand(&self, brand_id: &str) -> TestBrand {
         let private_key = PrivateKey::generate().unwrap();
-        let record = brands::add(
-            &self.settings,
-            brand_id,
-            CertificateSource::PublicKey {
-                pem: private_key.public_key().to_spki_pem(),
-                serial_no: None,
-            },
-            None,
-        )
+        let (settings, id, pem) = (
+            self.settings.clone(),
+            brand_id.to_owned(),
+            private_key.public_key().to_spki_pem(),
+        );
+        let record = tokio::task::spawn_blocking(move || {
+            brands::add(
+                &settings,
+                &id,
+                CertificateSource::PublicKey {
+                    pem,
+                    serial_no: None,
+                },
+                None,
+            )
+        })
+        .await
+        .unwrap()
         .unwrap();
         TestBrand {
             brand_id: brand_id.to_owned(),
             serial_no: record.certificates[0].serial_no.clone(),
             private_key,
         }
+    }
+
+    /// Suspends a brand, as `card-member brands suspend` does.
+    pub(crate) async fn suspend_brand(&self, brand_id: &str) {
+        let (settings, id) = (self.settings.clone(), brand_id.to_owned());
+        tokio::task::spawn_blocking(move || brands::set_suspended(&settings, &id, true))
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     /// The seed page's example request, with real ciphertexts of `phone`
@@ -443,8 +491,12 @@ impl TestApp {
         body
     }
 
-    /// Every file of the data directory's database, concatenated.
+    /// What the database holds, as bytes: SQLite's files, or a PostgreSQL
+    /// data dump.
     pub(crate) fn database_bytes(&self) -> Vec<u8> {
+        if let Some(url) = &self.database_url {
+            return card_member_testkit::postgres().dump(url);
+        }
         let mut bytes = Vec::new();
         for entry in std::fs::read_dir(&self.data_dir).unwrap() {
             let path = entry.unwrap().path();
@@ -460,8 +512,64 @@ impl TestApp {
         bytes
     }
 
-    pub(crate) fn database_path(&self) -> PathBuf {
-        self.data_dir.join("card-member.db")
+    /// Runs SQL on the server's database, behind its back.
+    pub(crate) fn execute_sql(&self, sql: &str) {
+        match &self.database_url {
+            Some(url) => {
+                card_member_testkit::postgres().psql(url, sql);
+            }
+            None => {
+                rusqlite::Connection::open(self.data_dir.join("card-member.db"))
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Overwrites a card's sealed phone number with bytes that do not open.
+    pub(crate) fn corrupt_phone_number(&self, user_card_code: &str) {
+        let garbage = "00112233445566778899AABBCCDDEEFF00112233445566778899";
+        let literal = match self.database_url {
+            Some(_) => format!("'\\x{garbage}'::bytea"),
+            None => format!("X'{garbage}'"),
+        };
+        self.execute_sql(&format!(
+            "UPDATE user_cards SET phone_number = {literal} WHERE user_card_code = '{user_card_code}'"
+        ));
+    }
+
+    /// Takes an exclusive lock that blocks every write to user cards until
+    /// the returned lock is released.
+    pub(crate) fn lock_user_cards(&self) -> CardsLock {
+        match &self.database_url {
+            None => {
+                let connection =
+                    rusqlite::Connection::open(self.data_dir.join("card-member.db")).unwrap();
+                connection.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                CardsLock::Sqlite(connection)
+            }
+            Some(url) => {
+                use std::io::{BufRead as _, Write as _};
+                let mut child = std::process::Command::new("psql")
+                    .args(["-X", "-q", "-A", "-t", url])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let stdin = child.stdin.as_mut().unwrap();
+                stdin
+                    .write_all(b"BEGIN; LOCK TABLE user_cards IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+                    .unwrap();
+                stdin.flush().unwrap();
+                let mut line = String::new();
+                std::io::BufReader::new(child.stdout.as_mut().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                assert_eq!(line.trim(), "locked");
+                CardsLock::Postgres(child)
+            }
+        }
     }
 }
 
@@ -469,4 +577,29 @@ pub(crate) fn seed_request() -> Value {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/tests/fixtures/seed_request.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A lock on the user-card table, held until released.
+pub(crate) enum CardsLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(std::process::Child),
+}
+
+impl CardsLock {
+    pub(crate) fn release(self) {
+        match self {
+            CardsLock::Sqlite(connection) => connection.execute_batch("ROLLBACK").unwrap(),
+            CardsLock::Postgres(mut child) => {
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .as_mut()
+                    .unwrap()
+                    .write_all(b"ROLLBACK;\n\\q\n")
+                    .unwrap();
+                drop(child.stdin.take());
+                child.wait().unwrap();
+            }
+        }
+    }
 }

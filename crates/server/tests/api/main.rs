@@ -9,3 +9,6 @@ mod helpers;
 mod personal_data;
 mod update_user_card;
 mod user_cards;
+
+/// This binary runs the suite on SQLite.
+pub(crate) const BACKEND: helpers::Backend = helpers::Backend::Sqlite;

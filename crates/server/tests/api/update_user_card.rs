@@ -286,7 +286,7 @@ async fn update_returns_404_when_the_card_does_not_exist() {
 #[tokio::test]
 async fn update_of_another_brands_card_is_404_and_reveals_nothing() {
     let app = spawn_app().await;
-    let other = app.add_brand("3003003003");
+    let other = app.add_brand("3003003003").await;
     let body = serde_json::to_vec(&with("level", json!("stolen"))).unwrap();
     let response = app
         .send(&app.sign_as(&other, "PATCH", UPDATE_TARGET, &body))
@@ -359,10 +359,9 @@ async fn update_returns_413_when_the_body_is_over_64_kib() {
 #[tokio::test]
 async fn update_returns_400_invalid_request_when_the_card_was_invalidated() {
     let app = spawn_app().await;
-    let connection = rusqlite::Connection::open(app.database_path()).unwrap();
-    connection
-        .execute("UPDATE user_cards SET state = 'INVALID', invalid_reason = 'test' WHERE user_card_code = ?1", [CODE])
-        .unwrap();
+    app.execute_sql(&format!(
+        "UPDATE user_cards SET state = 'INVALID', invalid_reason = 'test' WHERE user_card_code = '{CODE}'"
+    ));
     let response = app.update(&with("level", json!("x"))).await;
     response.assert_error(400, "INVALID_REQUEST");
     let card = app.get_card().await.user_card(&app);

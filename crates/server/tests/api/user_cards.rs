@@ -73,6 +73,7 @@ async fn import_creates_a_card_that_can_be_read_and_updated() {
     let trail = app
         .handle
         .audit_trail(&app.brand.brand_id, CARD_ID, "NEW-0001")
+        .await
         .unwrap();
     let actions: Vec<&str> = trail.iter().map(|entry| entry.action.as_str()).collect();
     assert_eq!(actions, ["import", "update"]);

@@ -1,0 +1,762 @@
+//! PostgreSQL (or a PostgreSQL-compatible distributed database), for
+//! several stateless server instances behind one database.
+//!
+//! Everything instances must share lives here: cards and templates, the
+//! audit trail, the nonces seen (a primary key on `(brand_id, nonce)`) and
+//! the rate-limit buckets (one row per brand and endpoint, updated in one
+//! atomic statement against the database's clock, so instance clocks do not
+//! matter). A user-card change locks its row (`SELECT … FOR UPDATE`) for
+//! its read-modify-write transaction; an import locks the template row, so
+//! two imports for one holder cannot both pass the one-card check.
+//!
+//! The storage trait is synchronous; this backend owns a small tokio
+//! runtime that drives `tokio-postgres` and a pool of connections, and
+//! blocks the calling (blocking-pool) thread on it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use card_member_protocol::TIMESTAMP_WINDOW_SECS;
+use card_member_protocol::keys::PublicKey;
+use card_member_protocol::model::{Card, CardState, UserCardState};
+use tokio::sync::Semaphore;
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
+
+use super::{
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
+    UserCardPatch, UserCardRecord,
+};
+
+/// Schema migrations, applied in order under an advisory lock, so that
+/// instances starting together apply each once.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE brands (
+    brand_id TEXT PRIMARY KEY,
+    wechatpay_public_key_id TEXT NOT NULL,
+    suspended BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE brand_certificates (
+    brand_id TEXT NOT NULL REFERENCES brands (brand_id),
+    serial_no TEXT NOT NULL,
+    public_key_spki BYTEA NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (brand_id, serial_no)
+);
+CREATE TABLE card_templates (
+    brand_id TEXT NOT NULL REFERENCES brands (brand_id),
+    card_id TEXT NOT NULL,
+    out_request_no TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (brand_id, card_id),
+    UNIQUE (brand_id, out_request_no)
+);
+CREATE TABLE user_cards (
+    brand_id TEXT NOT NULL,
+    card_id TEXT NOT NULL,
+    user_card_code TEXT NOT NULL,
+    openid TEXT NOT NULL,
+    card_type TEXT NOT NULL,
+    card_color TEXT,
+    card_picture_url TEXT,
+    phone_number BYTEA,
+    level TEXT,
+    valid_date_information TEXT NOT NULL,
+    pickup_time TEXT NOT NULL,
+    user_information TEXT,
+    attach TEXT,
+    state TEXT NOT NULL,
+    invalid_reason TEXT,
+    invalid_time TEXT,
+    create_time TEXT NOT NULL,
+    modify_time TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (brand_id, card_id, user_card_code),
+    FOREIGN KEY (brand_id, card_id) REFERENCES card_templates (brand_id, card_id)
+);
+CREATE INDEX user_cards_by_holder ON user_cards (brand_id, card_id, openid);
+CREATE TABLE audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    brand_id TEXT NOT NULL,
+    card_id TEXT NOT NULL,
+    user_card_code TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    fields TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_card ON audit_log (brand_id, card_id, user_card_code);
+CREATE TABLE nonces (
+    brand_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (brand_id, nonce)
+);
+CREATE INDEX nonces_by_expiry ON nonces (expires_at);
+CREATE TABLE rate_limits (
+    bucket TEXT PRIMARY KEY,
+    tat_micros BIGINT NOT NULL
+);
+"];
+
+/// An arbitrary constant naming card-member's migration lock.
+const MIGRATION_LOCK: i64 = 0x6361_7264_6d65_6d62;
+
+pub(crate) struct PostgresStorage {
+    runtime: Option<tokio::runtime::Runtime>,
+    config: tokio_postgres::Config,
+    idle: Mutex<Vec<Client>>,
+    permits: Semaphore,
+    nonce_writes: AtomicU64,
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Connection problems, a full disk, timeouts and lock waits are passing
+/// (503); anything else is internal (500).
+fn classify(error: tokio_postgres::Error) -> StorageError {
+    let Some(database) = error.as_db_error() else {
+        return StorageError::Unavailable(error.to_string());
+    };
+    let code = database.code().code();
+    let passing = code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || matches!(code, "55P03" | "40001" | "40P01");
+    if passing {
+        StorageError::Unavailable(error.to_string())
+    } else {
+        StorageError::Internal(error.to_string())
+    }
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|db| db.code().code() == "23505")
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored types always serialise")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StorageError> {
+    serde_json::from_str(text).map_err(|err| StorageError::Internal(format!("stored JSON: {err}")))
+}
+
+fn from_wire<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StorageError> {
+    from_json(&format!("\"{text}\""))
+}
+
+fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    to_json(value).trim_matches('"').to_owned()
+}
+
+const USER_CARD_COLUMNS: &str = "brand_id, card_id, user_card_code, openid, card_type, card_color, card_picture_url, \
+     phone_number, level, valid_date_information, pickup_time, user_information, attach, state, invalid_reason, \
+     invalid_time, create_time, modify_time, version";
+
+fn user_card_from_row(row: &Row) -> Result<UserCardRecord, StorageError> {
+    let get = |index: usize| -> Result<String, StorageError> {
+        row.try_get(index)
+            .map_err(|err| StorageError::Internal(err.to_string()))
+    };
+    let get_opt = |index: usize| -> Result<Option<String>, StorageError> {
+        row.try_get(index)
+            .map_err(|err| StorageError::Internal(err.to_string()))
+    };
+    Ok(UserCardRecord {
+        brand_id: get(0)?,
+        card_id: get(1)?,
+        user_card_code: get(2)?,
+        openid: get(3)?,
+        card_type: from_wire(&get(4)?)?,
+        card_color: get_opt(5)?,
+        card_picture_url: get_opt(6)?,
+        phone_number: row
+            .try_get(7)
+            .map_err(|err| StorageError::Internal(err.to_string()))?,
+        level: get_opt(8)?,
+        valid_date_information: from_json(&get(9)?)?,
+        pickup_time: get(10)?,
+        user_information: get_opt(11)?.map(|text| from_json(&text)).transpose()?,
+        attach: get_opt(12)?,
+        state: from_wire(&get(13)?)?,
+        invalid_reason: get_opt(14)?,
+        invalid_time: get_opt(15)?,
+        create_time: get(16)?,
+        modify_time: get(17)?,
+        version: row
+            .try_get(18)
+            .map_err(|err| StorageError::Internal(err.to_string()))?,
+    })
+}
+
+async fn select_user_card(
+    client: &impl GenericClient,
+    key: UserCardKey<'_>,
+    for_update: bool,
+) -> Result<Option<UserCardRecord>, StorageError> {
+    let sql = format!(
+        "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3{}",
+        if for_update { " FOR UPDATE" } else { "" }
+    );
+    client
+        .query_opt(&sql, &[&key.brand_id, &key.card_id, &key.user_card_code])
+        .await
+        .map_err(classify)?
+        .map(|row| user_card_from_row(&row))
+        .transpose()
+}
+
+async fn write_user_card(
+    client: &impl GenericClient,
+    card: &UserCardRecord,
+    insert: bool,
+) -> Result<(), StorageError> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO user_cards ({USER_CARD_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        )
+    } else {
+        "UPDATE user_cards SET openid = $4, card_type = $5, card_color = $6, card_picture_url = $7, \
+         phone_number = $8, level = $9, valid_date_information = $10, pickup_time = $11, user_information = $12, \
+         attach = $13, state = $14, invalid_reason = $15, invalid_time = $16, create_time = $17, modify_time = $18, \
+         version = $19 WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3"
+            .to_owned()
+    };
+    let card_type = wire_name(&card.card_type);
+    let validity = to_json(&card.valid_date_information);
+    let information = card.user_information.as_ref().map(to_json);
+    let state = wire_name(&card.state);
+    let result = client
+        .execute(
+            &sql,
+            &[
+                &card.brand_id,
+                &card.card_id,
+                &card.user_card_code,
+                &card.openid,
+                &card_type,
+                &card.card_color,
+                &card.card_picture_url,
+                &card.phone_number,
+                &card.level,
+                &validity,
+                &card.pickup_time,
+                &information,
+                &card.attach,
+                &state,
+                &card.invalid_reason,
+                &card.invalid_time,
+                &card.create_time,
+                &card.modify_time,
+                &card.version,
+            ],
+        )
+        .await;
+    match result {
+        Ok(1) => Ok(()),
+        Ok(changed) => Err(StorageError::Internal(format!(
+            "expected to write one user card row, wrote {changed}"
+        ))),
+        Err(err) if insert && is_unique_violation(&err) => Err(StorageError::DuplicateCode),
+        Err(err) => Err(classify(err)),
+    }
+}
+
+async fn insert_audit(client: &impl GenericClient, audit: &AuditEntry) -> Result<(), StorageError> {
+    client
+        .execute(
+            "INSERT INTO audit_log (brand_id, card_id, user_card_code, request_id, at, action, fields) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &audit.brand_id,
+                &audit.card_id,
+                &audit.user_card_code,
+                &audit.request_id,
+                &audit.at,
+                &audit.action,
+                &audit.fields.join(","),
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(classify)
+}
+
+async fn select_brand(
+    client: &impl GenericClient,
+    brand_id: &str,
+) -> Result<Option<BrandRecord>, StorageError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT wechatpay_public_key_id, suspended FROM brands WHERE brand_id = $1",
+            &[&brand_id],
+        )
+        .await
+        .map_err(classify)?
+    else {
+        return Ok(None);
+    };
+    let rows = client
+        .query(
+            "SELECT serial_no, public_key_spki FROM brand_certificates WHERE brand_id = $1 ORDER BY serial_no",
+            &[&brand_id],
+        )
+        .await
+        .map_err(classify)?;
+    let certificates = rows
+        .iter()
+        .map(|row| {
+            let spki: Vec<u8> = row.get(1);
+            Ok(BrandCertificate {
+                serial_no: row.get(0),
+                public_key: PublicKey::from_spki_der(&spki).map_err(|err| {
+                    StorageError::Internal(format!("stored key of brand {brand_id}: {err}"))
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(Some(BrandRecord {
+        brand_id: brand_id.to_owned(),
+        wechatpay_public_key_id: row.get(0),
+        certificates,
+        suspended: row.get(1),
+    }))
+}
+
+impl PostgresStorage {
+    /// Connects (checking the database answers) and applies migrations.
+    pub(crate) fn open(url: &str, max_connections: usize) -> Result<Self, StorageError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err| StorageError::Internal(format!("invalid database_url: {err}")))?;
+        // A request never waits long on a lock or a slow statement: it fails
+        // as 503 and the client retries.
+        config.options("-c lock_timeout=5000 -c statement_timeout=30000");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("card-member-postgres")
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                StorageError::Internal(format!("cannot start the database runtime: {err}"))
+            })?;
+        let storage = Self {
+            runtime: Some(runtime),
+            config,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(max_connections.max(1)),
+            nonce_writes: AtomicU64::new(0),
+        };
+        storage.migrate()?;
+        Ok(storage)
+    }
+
+    fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Client) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the storage");
+        runtime.block_on(async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| StorageError::Internal("the connection pool is closed".into()))?;
+            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let mut client = match pooled {
+                Some(client) if !client.is_closed() => client,
+                _ => {
+                    let (client, connection) =
+                        self.config.connect(NoTls).await.map_err(classify)?;
+                    tokio::spawn(async move {
+                        if let Err(err) = connection.await {
+                            tracing::warn!(%err, "database connection ended");
+                        }
+                    });
+                    client
+                }
+            };
+            let result = work(&mut client).await;
+            if !client.is_closed() {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(client);
+            }
+            result
+        })
+    }
+
+    fn migrate(&self) -> Result<(), StorageError> {
+        self.run(async |client| {
+            let tx = client.transaction().await.map_err(classify)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(classify)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS card_member_schema (version INTEGER NOT NULL)",
+            )
+            .await
+            .map_err(classify)?;
+            let applied: Option<i32> = tx
+                .query_opt("SELECT version FROM card_member_schema", &[])
+                .await
+                .map_err(classify)?
+                .map(|row| row.get(0));
+            let applied = applied.unwrap_or(0) as usize;
+            if applied > MIGRATIONS.len() {
+                return Err(StorageError::Internal(format!(
+                    "the database has schema version {applied}, newer than this build knows ({})",
+                    MIGRATIONS.len()
+                )));
+            }
+            for migration in &MIGRATIONS[applied..] {
+                tx.batch_execute(migration).await.map_err(classify)?;
+            }
+            let version = MIGRATIONS.len() as i32;
+            tx.execute("DELETE FROM card_member_schema", &[])
+                .await
+                .map_err(classify)?;
+            tx.execute(
+                "INSERT INTO card_member_schema (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        })
+    }
+}
+
+impl Storage for PostgresStorage {
+    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+        self.run(async |client| {
+            let tx = client.transaction().await.map_err(classify)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&brand.brand_id, &brand.wechatpay_public_key_id, &brand.suspended, &now],
+                )
+                .await
+                .map_err(classify)?;
+            if inserted == 0 {
+                return Err(StorageError::BrandExists);
+            }
+            for certificate in &brand.certificates {
+                tx.execute(
+                    "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[&brand.brand_id, &certificate.serial_no, &certificate.public_key.spki_der(), &now],
+                )
+                .await
+                .map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)
+        })
+    }
+
+    fn add_brand_certificate(
+        &self,
+        brand_id: &str,
+        certificate: &BrandCertificate,
+        now: &str,
+    ) -> Result<(), StorageError> {
+        self.run(async |client| {
+            let inserted = client
+                .execute(
+                    "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
+                     SELECT brand_id, $2, $3, $4 FROM brands WHERE brand_id = $1",
+                    &[&brand_id, &certificate.serial_no, &certificate.public_key.spki_der(), &now],
+                )
+                .await
+                .map_err(classify)?;
+            if inserted == 1 { Ok(()) } else { Err(StorageError::NotFound) }
+        })
+    }
+
+    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError> {
+        self.run(async |client| {
+            let changed = client
+                .execute(
+                    "UPDATE brands SET suspended = $2 WHERE brand_id = $1",
+                    &[&brand_id, &suspended],
+                )
+                .await
+                .map_err(classify)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StorageError::NotFound)
+            }
+        })
+    }
+
+    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        self.run(async |client| {
+            let ids: Vec<String> = client
+                .query("SELECT brand_id FROM brands ORDER BY brand_id", &[])
+                .await
+                .map_err(classify)?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let mut brands = Vec::with_capacity(ids.len());
+            for id in ids {
+                brands.extend(select_brand(&*client, &id).await?);
+            }
+            Ok(brands)
+        })
+    }
+
+    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        self.run(async |client| select_brand(&*client, brand_id).await)
+    }
+
+    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+        self.run(async |client| {
+            let tx = client.transaction().await.map_err(classify)?;
+            let state = wire_name(&card.state);
+            let body = to_json(card);
+            let inserted = tx
+                .execute(
+                    "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
+                    &[&card.brand_id, &card.card_id, &card.out_request_no, &state, &body],
+                )
+                .await
+                .map_err(|err| {
+                    if is_unique_violation(&err) {
+                        StorageError::OutRequestNoReused
+                    } else {
+                        classify(err)
+                    }
+                })?;
+            let stored = if inserted == 1 {
+                card.clone()
+            } else {
+                let row = tx
+                    .query_one(
+                        "SELECT body FROM card_templates WHERE brand_id = $1 AND out_request_no = $2",
+                        &[&card.brand_id, &card.out_request_no],
+                    )
+                    .await
+                    .map_err(classify)?;
+                from_json(row.get(0))?
+            };
+            tx.commit().await.map_err(classify)?;
+            Ok(CardRecord { card: stored })
+        })
+    }
+
+    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
+        self.run(async |client| {
+            let row = client
+                .query_opt(
+                    "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2",
+                    &[&brand_id, &card_id],
+                )
+                .await
+                .map_err(classify)?;
+            row.map(|row| from_json(row.get(0)).map(|card| CardRecord { card }))
+                .transpose()
+        })
+    }
+
+    fn insert_user_card(
+        &self,
+        card: &UserCardRecord,
+        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        audit: &AuditEntry,
+    ) -> Result<(), StorageError> {
+        self.run(async |client| {
+            let tx = client.transaction().await.map_err(classify)?;
+            let template_state: Option<String> = tx
+                .query_opt(
+                    "SELECT state FROM card_templates WHERE brand_id = $1 AND card_id = $2 FOR UPDATE",
+                    &[&card.brand_id, &card.card_id],
+                )
+                .await
+                .map_err(classify)?
+                .map(|row| row.get(0));
+            match template_state {
+                None => return Err(StorageError::NotFound),
+                Some(state) if state != wire_name(&CardState::Effective) => return Err(StorageError::TemplateInvalid),
+                Some(_) => {}
+            }
+            let key = UserCardKey {
+                brand_id: &card.brand_id,
+                card_id: &card.card_id,
+                user_card_code: &card.user_card_code,
+            };
+            if select_user_card(&tx, key, false).await?.is_some() {
+                return Err(StorageError::DuplicateCode);
+            }
+            let held = tx
+                .query(
+                    &format!(
+                        "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = $1 AND card_id = $2 AND openid = $3"
+                    ),
+                    &[&card.brand_id, &card.card_id, &card.openid],
+                )
+                .await
+                .map_err(classify)?;
+            for row in &held {
+                if is_usable(&user_card_from_row(row)?) {
+                    return Err(StorageError::HolderHasCard);
+                }
+            }
+            write_user_card(&tx, card, true).await?;
+            insert_audit(&tx, audit).await?;
+            tx.commit().await.map_err(classify)
+        })
+    }
+
+    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
+        self.run(async |client| select_user_card(&*client, key, false).await)
+    }
+
+    fn update_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        patch: UserCardPatch,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        self.run(async move |client| {
+            let tx = client.transaction().await.map_err(classify)?;
+            let mut card = select_user_card(&tx, key, true)
+                .await?
+                .ok_or(StorageError::NotFound)?;
+            if card.openid != openid {
+                return Err(StorageError::OpenidMismatch);
+            }
+            if card.state == UserCardState::Invalid {
+                return Err(StorageError::CardInvalid);
+            }
+            patch.apply(&mut card);
+            card.modify_time.clone_from(&audit.at);
+            card.version += 1;
+            write_user_card(&tx, &card, false).await?;
+            insert_audit(&tx, audit).await?;
+            tx.commit().await.map_err(classify)?;
+            Ok(card)
+        })
+    }
+
+    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+        self.run(async |client| {
+            let rows = client
+                .query(
+                    "SELECT brand_id, card_id, user_card_code, request_id, at, action, fields FROM audit_log \
+                     WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3 ORDER BY id",
+                    &[&key.brand_id, &key.card_id, &key.user_card_code],
+                )
+                .await
+                .map_err(classify)?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let fields: String = row.get(6);
+                    AuditEntry {
+                        brand_id: row.get(0),
+                        card_id: row.get(1),
+                        user_card_code: row.get(2),
+                        request_id: row.get(3),
+                        at: row.get(4),
+                        action: row.get(5),
+                        fields: fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn first_use_of_nonce(
+        &self,
+        brand_id: &str,
+        nonce: &str,
+        timestamp: i64,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        let expires_at = timestamp + TIMESTAMP_WINDOW_SECS;
+        let sweep = self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999;
+        self.run(async |client| {
+            if sweep {
+                client
+                    .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
+                    .await
+                    .map_err(classify)?;
+            }
+            let recorded = client
+                .query_opt(
+                    "INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+                     WHERE n.expires_at < $4 RETURNING 1",
+                    &[&brand_id, &nonce, &expires_at, &now],
+                )
+                .await
+                .map_err(classify)?;
+            Ok(recorded.is_some())
+        })
+    }
+
+    fn take_rate_slot(
+        &self,
+        brand_id: &str,
+        endpoint: &str,
+        per_second: u32,
+    ) -> Result<Result<(), Duration>, StorageError> {
+        let bucket = format!("{brand_id} {endpoint}");
+        let interval = 1_000_000 / i64::from(per_second.max(1));
+        let tolerance = interval * (i64::from(per_second.max(1)) - 1);
+        self.run(async |client| {
+            // One statement, one row lock: the buckets are exact however
+            // many instances share them. The database's clock is the clock.
+            let taken = client
+                .query_opt(
+                    "INSERT INTO rate_limits AS r (bucket, tat_micros) \
+                     VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $2) \
+                     ON CONFLICT (bucket) DO UPDATE \
+                     SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) + $2 \
+                     WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) - (EXCLUDED.tat_micros - $2) <= $3 \
+                     RETURNING tat_micros",
+                    &[&bucket, &interval, &tolerance],
+                )
+                .await
+                .map_err(classify)?;
+            if taken.is_some() {
+                return Ok(Ok(()));
+            }
+            let ahead: i64 = client
+                .query_one(
+                    "SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
+                     FROM rate_limits WHERE bucket = $1",
+                    &[&bucket],
+                )
+                .await
+                .map_err(classify)?
+                .get(0);
+            let wait = (ahead - tolerance).max(1);
+            Ok(Err(Duration::from_micros(wait as u64)))
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! The server's API suite (`tests/api`) again, every test on PostgreSQL: a
+//! fresh database per test on the cluster `card-member-testkit` provides.
+
+#[path = "../api/auth.rs"]
+mod auth;
+#[path = "../api/cards.rs"]
+mod cards;
+#[path = "../api/durability.rs"]
+mod durability;
+#[path = "../api/faults.rs"]
+mod faults;
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/personal_data.rs"]
+mod personal_data;
+#[path = "../api/update_user_card.rs"]
+mod update_user_card;
+#[path = "../api/user_cards.rs"]
+mod user_cards;
+
+/// This binary runs the suite on PostgreSQL.
+pub(crate) const BACKEND: helpers::Backend = helpers::Backend::Postgres;
