@@ -3,3 +3,4 @@
 mod bulk;
 mod commands;
 mod helpers;
+mod scale_out;

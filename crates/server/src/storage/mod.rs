@@ -15,6 +15,8 @@
 
 mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 

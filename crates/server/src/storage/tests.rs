@@ -1,0 +1,405 @@
+//! One storage suite, run against every backend: SQLite on a temporary
+//! file, PostgreSQL on a fresh database of the test cluster.
+
+use std::sync::Arc;
+
+use card_member_protocol::keys::PrivateKey;
+use card_member_protocol::model::{Card, CardState, CardType, CodeMode, DateInfo, UserCardState};
+use tempfile::TempDir;
+
+use super::*;
+
+struct Backend {
+    name: &'static str,
+    storage: Arc<dyn Storage>,
+    /// Opens a second instance on the same database, where the backend is
+    /// shared between processes.
+    reopen: Option<Box<dyn Fn() -> Arc<dyn Storage>>>,
+    _dir: Option<TempDir>,
+}
+
+fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStorage::open(&dir.path().join("test.db")).unwrap();
+    let url = card_member_testkit::postgres().create_database();
+    let postgres = PostgresStorage::open(&url, 4).unwrap();
+    vec![
+        Backend {
+            name: "sqlite",
+            storage: Arc::new(sqlite),
+            reopen: None,
+            _dir: Some(dir),
+        },
+        Backend {
+            name: "postgres",
+            storage: Arc::new(postgres),
+            reopen: Some(Box::new(move || {
+                Arc::new(PostgresStorage::open(&url, 4).unwrap())
+            })),
+            _dir: None,
+        },
+    ]
+}
+
+const NOW: &str = "2026-01-01T00:00:00.000+08:00";
+
+fn brand(id: &str) -> BrandRecord {
+    BrandRecord {
+        brand_id: id.into(),
+        wechatpay_public_key_id: "PUB_KEY_ID_1".into(),
+        certificates: vec![BrandCertificate {
+            serial_no: "01".into(),
+            public_key: PrivateKey::from_pkcs8_pem(include_str!(
+                "../../../protocol/tests/fixtures/test_brand_private.pem"
+            ))
+            .unwrap()
+            .public_key(),
+        }],
+        suspended: false,
+    }
+}
+
+fn template(brand_id: &str, card_id: &str, out_request_no: &str) -> Card {
+    Card {
+        card_id: card_id.into(),
+        brand_id: brand_id.into(),
+        appid: "wx".into(),
+        card_type: CardType::Normal,
+        card_title: "t".into(),
+        card_color: None,
+        card_picture_url: None,
+        code_mode: CodeMode::MerchantAllocate,
+        valid_date_information: DateInfo::permanent(),
+        user_information_form: None,
+        notify_url: None,
+        out_request_no: out_request_no.into(),
+        state: CardState::Effective,
+        create_time: NOW.into(),
+        modify_time: NOW.into(),
+    }
+}
+
+fn user_card(code: &str, openid: &str) -> UserCardRecord {
+    UserCardRecord {
+        brand_id: "b".into(),
+        card_id: "c".into(),
+        user_card_code: code.into(),
+        openid: openid.into(),
+        card_type: CardType::Normal,
+        card_color: None,
+        card_picture_url: None,
+        phone_number: Some(vec![1, 2, 3]),
+        level: None,
+        valid_date_information: DateInfo::permanent(),
+        pickup_time: NOW.into(),
+        user_information: None,
+        attach: None,
+        state: UserCardState::Effective,
+        invalid_reason: None,
+        invalid_time: None,
+        create_time: NOW.into(),
+        modify_time: NOW.into(),
+        version: 1,
+    }
+}
+
+fn audit(code: &str, action: &str, fields: &[&str]) -> AuditEntry {
+    AuditEntry {
+        brand_id: "b".into(),
+        card_id: "c".into(),
+        user_card_code: code.into(),
+        request_id: format!("R-{code}-{action}"),
+        at: NOW.into(),
+        action: action.into(),
+        fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+    }
+}
+
+fn key(code: &str) -> UserCardKey<'_> {
+    UserCardKey {
+        brand_id: "b",
+        card_id: "c",
+        user_card_code: code,
+    }
+}
+
+/// A backend with brand `b`, template `c` and card `1` held by `o`.
+fn seeded(backend: &Backend) {
+    let storage = &backend.storage;
+    storage.add_brand(&brand("b"), NOW).unwrap();
+    storage.create_card(&template("b", "c", "r1")).unwrap();
+    storage
+        .insert_user_card(&user_card("1", "o"), &|_| true, &audit("1", "import", &[]))
+        .unwrap();
+}
+
+#[test]
+fn brands_are_added_once_listed_and_suspended() {
+    for backend in backends() {
+        let storage = &backend.storage;
+        storage.add_brand(&brand("b"), NOW).unwrap();
+        assert!(
+            matches!(
+                storage.add_brand(&brand("b"), NOW),
+                Err(StorageError::BrandExists)
+            ),
+            "{}",
+            backend.name
+        );
+        let mut second = brand("b").certificates.remove(0);
+        second.serial_no = "02".into();
+        storage.add_brand_certificate("b", &second, NOW).unwrap();
+        assert!(matches!(
+            storage.add_brand_certificate("x", &second, NOW),
+            Err(StorageError::NotFound)
+        ));
+        storage.set_brand_suspended("b", true).unwrap();
+        let stored = storage.brand("b").unwrap().unwrap();
+        assert_eq!(stored.certificates.len(), 2, "{}", backend.name);
+        assert!(stored.suspended, "{}", backend.name);
+        assert_eq!(storage.list_brands().unwrap().len(), 1);
+        assert!(storage.brand("nobody").unwrap().is_none());
+    }
+}
+
+#[test]
+fn templates_are_idempotent_on_out_request_no() {
+    for backend in backends() {
+        let storage = &backend.storage;
+        storage.add_brand(&brand("b"), NOW).unwrap();
+        let first = storage.create_card(&template("b", "c1", "r1")).unwrap();
+        let again = storage.create_card(&template("b", "c2", "r1")).unwrap();
+        assert_eq!(again.card.card_id, first.card.card_id, "{}", backend.name);
+        assert!(
+            storage.card("b", "c2").unwrap().is_none(),
+            "{}",
+            backend.name
+        );
+        assert_eq!(storage.card("b", "c1").unwrap().unwrap(), first);
+    }
+}
+
+#[test]
+fn imports_enforce_template_code_and_holder_rules() {
+    for backend in backends() {
+        seeded(&backend);
+        let storage = &backend.storage;
+        let mut orphan = user_card("9", "o9");
+        orphan.card_id = "missing".into();
+        assert!(matches!(
+            storage.insert_user_card(&orphan, &|_| true, &audit("9", "import", &[])),
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            storage.insert_user_card(
+                &user_card("1", "other"),
+                &|_| true,
+                &audit("1", "import", &[])
+            ),
+            Err(StorageError::DuplicateCode)
+        ));
+        assert!(matches!(
+            storage.insert_user_card(&user_card("2", "o"), &|_| true, &audit("2", "import", &[])),
+            Err(StorageError::HolderHasCard)
+        ));
+        storage
+            .insert_user_card(&user_card("2", "o"), &|_| false, &audit("2", "import", &[]))
+            .unwrap();
+        assert_eq!(
+            storage.user_card(key("2")).unwrap().unwrap().phone_number,
+            Some(vec![1, 2, 3]),
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[test]
+fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
+    for backend in backends() {
+        seeded(&backend);
+        let storage = &backend.storage;
+        let patch = UserCardPatch {
+            level: Some("gold".into()),
+            ..UserCardPatch::default()
+        };
+        assert!(matches!(
+            storage.update_user_card(
+                key("nope"),
+                "o",
+                patch.clone(),
+                &audit("nope", "update", &["level"])
+            ),
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            storage.update_user_card(
+                key("1"),
+                "x",
+                patch.clone(),
+                &audit("1", "update", &["level"])
+            ),
+            Err(StorageError::OpenidMismatch)
+        ));
+        let updated = storage
+            .update_user_card(key("1"), "o", patch, &audit("1", "update", &["level"]))
+            .unwrap();
+        assert_eq!(
+            (updated.level.as_deref(), updated.version),
+            (Some("gold"), 2),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            updated.phone_number,
+            Some(vec![1, 2, 3]),
+            "untouched fields stay"
+        );
+        let trail = storage.audit_trail(key("1")).unwrap();
+        let actions: Vec<&str> = trail.iter().map(|entry| entry.action.as_str()).collect();
+        assert_eq!(actions, ["import", "update"], "{}", backend.name);
+        assert_eq!(trail[1].fields, ["level"]);
+    }
+}
+
+#[test]
+fn concurrent_updates_of_different_fields_all_persist() {
+    for backend in backends() {
+        seeded(&backend);
+        let patches = [
+            UserCardPatch {
+                level: Some("L".into()),
+                ..UserCardPatch::default()
+            },
+            UserCardPatch {
+                card_color: Some("#010203".into()),
+                ..UserCardPatch::default()
+            },
+            UserCardPatch {
+                attach: Some("A".into()),
+                ..UserCardPatch::default()
+            },
+            UserCardPatch {
+                card_picture_url: Some("https://p".into()),
+                ..UserCardPatch::default()
+            },
+            UserCardPatch {
+                phone_number: Some(vec![9]),
+                ..UserCardPatch::default()
+            },
+            UserCardPatch {
+                valid_date_information: Some(DateInfo::permanent()),
+                ..UserCardPatch::default()
+            },
+        ];
+        std::thread::scope(|scope| {
+            for patch in patches {
+                let storage = Arc::clone(&backend.storage);
+                scope.spawn(move || {
+                    let fields = patch.field_names();
+                    storage
+                        .update_user_card(key("1"), "o", patch, &audit("1", "update", &fields))
+                        .unwrap();
+                });
+            }
+        });
+        let card = backend.storage.user_card(key("1")).unwrap().unwrap();
+        assert_eq!(card.level.as_deref(), Some("L"), "{}", backend.name);
+        assert_eq!(card.card_color.as_deref(), Some("#010203"));
+        assert_eq!(card.attach.as_deref(), Some("A"));
+        assert_eq!(card.card_picture_url.as_deref(), Some("https://p"));
+        assert_eq!(card.phone_number, Some(vec![9]));
+        assert_eq!(
+            card.version, 7,
+            "{}: every update read the one before",
+            backend.name
+        );
+    }
+}
+
+#[test]
+fn a_nonce_is_accepted_once_by_every_instance() {
+    for backend in backends() {
+        let storage = &backend.storage;
+        assert!(storage.first_use_of_nonce("b", "n1", 1000, 1000).unwrap());
+        assert!(
+            !storage.first_use_of_nonce("b", "n1", 1000, 1100).unwrap(),
+            "{}",
+            backend.name
+        );
+        assert!(
+            storage
+                .first_use_of_nonce("other", "n1", 1000, 1000)
+                .unwrap()
+        );
+        assert!(
+            storage.first_use_of_nonce("b", "n1", 2000, 2000).unwrap(),
+            "{}: stale entries expire",
+            backend.name
+        );
+        if let Some(reopen) = &backend.reopen {
+            let second = reopen();
+            assert!(
+                !second.first_use_of_nonce("b", "n1", 2000, 2000).unwrap(),
+                "{}: shared",
+                backend.name
+            );
+        }
+    }
+}
+
+#[test]
+fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
+    for backend in backends() {
+        let first = Arc::clone(&backend.storage);
+        let second = backend
+            .reopen
+            .as_ref()
+            .map_or_else(|| Arc::clone(&first), |reopen| reopen());
+        for i in 0..5 {
+            let instance = if i % 2 == 0 { &first } else { &second };
+            assert_eq!(
+                instance.take_rate_slot("b", "PATCH x", 5).unwrap(),
+                Ok(()),
+                "{} request {i}",
+                backend.name
+            );
+        }
+        let wait = second
+            .take_rate_slot("b", "PATCH x", 5)
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_millis(200),
+            "{wait:?}"
+        );
+        assert_eq!(
+            first.take_rate_slot("b", "GET x", 5).unwrap(),
+            Ok(()),
+            "another endpoint has its own bucket"
+        );
+    }
+}
+
+#[test]
+fn migrations_apply_once_and_reopening_keeps_the_data() {
+    let url = card_member_testkit::postgres().create_database();
+    PostgresStorage::open(&url, 2)
+        .unwrap()
+        .add_brand(&brand("b"), NOW)
+        .unwrap();
+    let again = PostgresStorage::open(&url, 2).unwrap();
+    assert!(again.brand("b").unwrap().is_some());
+    let dir = tempfile::tempdir().unwrap();
+    SqliteStorage::open(&dir.path().join("t.db"))
+        .unwrap()
+        .add_brand(&brand("b"), NOW)
+        .unwrap();
+    assert!(
+        SqliteStorage::open(&dir.path().join("t.db"))
+            .unwrap()
+            .brand("b")
+            .unwrap()
+            .is_some()
+    );
+}
