@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use card_member_client::protocol::model::{Ciphertext, CreateCardRequest};
 use card_member_client::{Client, Error, UserCard};
 use card_member_server::brands::{self, CertificateSource};
-use card_member_server::{Application, Settings};
+use card_member_server::{Application, LogFormat, Settings};
 use clap::{Args, Parser, Subcommand};
 
 pub use bulk::{BulkOptions, Summary};
@@ -66,6 +66,9 @@ enum Command {
     /// Many calls from a file, at the brand's rate limit, resumable.
     #[command(subcommand)]
     Bulk(BulkCommand),
+    /// Print the OpenAPI 3.1 document of the API (as the server serves it at
+    /// /openapi.json).
+    Openapi,
 }
 
 /// Where the settings come from: defaults, then --config, then
@@ -87,6 +90,28 @@ struct ServeArgs {
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Log lines as human-readable text or as JSON [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormatArg>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+/// Starts logging to stderr: `RUST_LOG` if set, else `level`.
+fn init_tracing(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 #[derive(Debug, Subcommand)]
@@ -404,8 +429,12 @@ fn card_input(json: Option<&PathBuf>, flags: &CardFlags) -> Result<CardInput, Cl
     Ok(input)
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line (and starts logging: the server's from its
+/// settings, the other commands' at `warn`).
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing("warn", LogFormat::Text);
+    }
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(serve(args)),
         Command::Brands(command) => brands_command(command),
@@ -460,6 +489,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
+        Command::Openapi => {
+            let document = card_member_server::openapi::document();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).expect("JSON values serialise")
+            );
+            Ok(())
+        }
         Command::Bulk(BulkCommand::Update {
             input,
             skip_invalid,
@@ -489,6 +526,12 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
+    match args.log_format {
+        Some(LogFormatArg::Json) => settings.log_format = LogFormat::Json,
+        Some(LogFormatArg::Text) => settings.log_format = LogFormat::Text,
+        None => {}
+    }
+    init_tracing(&settings.log_level, settings.log_format);
     let app = Application::build(settings)
         .await
         .map_err(|err| err.to_string())?;

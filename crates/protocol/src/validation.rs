@@ -291,6 +291,182 @@ const CREATE_CARD: &[Field] = &[
     optional("notify_url", formatted(256, Format::HttpUrl)),
 ];
 
+const CARD_TYPES_FIELD: Kind = Kind::Enum(CARD_TYPES);
+const USER_CARD_STATES: &[&str] = &["UNACTIVATED", "EFFECTIVE", "EXPIRED", "INVALID"];
+const CARD_STATES: &[&str] = &["EFFECTIVE", "INVALID"];
+
+/// The `UserCard` of every user-card answer (PROTOCOL.md §6). Not used to
+/// validate input: it describes output, for the OpenAPI document, and the
+/// server's tests check real answers against it.
+const USER_CARD: &[Field] = &[
+    required("user_card_code", formatted(32, Format::CardCode)),
+    required("card_id", id(32, true)),
+    required("openid", id(128, false)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    required("brand_id", id(32, true)),
+    required("card_type", CARD_TYPES_FIELD),
+    optional("phone_number", id(512, false)),
+    optional("level", text(10, true)),
+    required("valid_date_information", Kind::Obj(DATE_INFO)),
+    required("pickup_time", formatted(32, Format::Rfc3339)),
+    optional("user_information", Kind::Obj(USER_INFO)),
+    optional("attach", text(256, false)),
+    required("user_card_state", Kind::Enum(USER_CARD_STATES)),
+    optional("invalid_reason", text(32, false)),
+    optional("invalid_time", formatted(32, Format::Rfc3339)),
+    required("create_time", formatted(32, Format::Rfc3339)),
+    required("modify_time", formatted(32, Format::Rfc3339)),
+];
+
+/// A card template as answered.
+const CARD: &[Field] = &[
+    required("card_id", id(32, true)),
+    required("brand_id", id(32, true)),
+    required("appid", id(32, true)),
+    required("card_type", CARD_TYPES_FIELD),
+    required("card_title", id(10, true)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    required("code_mode", Kind::Enum(CODE_MODES)),
+    required("valid_date_information", Kind::Obj(DATE_INFO)),
+    optional("user_information_form", Kind::Obj(USER_INFORMATION_FORM)),
+    optional("notify_url", formatted(256, Format::HttpUrl)),
+    required("out_request_no", id(32, true)),
+    required("state", Kind::Enum(CARD_STATES)),
+    required("create_time", formatted(32, Format::Rfc3339)),
+    required("modify_time", formatted(32, Format::Rfc3339)),
+];
+
+/// JSON Schemas (draft 2020-12, as OpenAPI 3.1 uses) of the bodies, made
+/// from the very tables validation runs on, so that a published schema
+/// cannot drift from what the server enforces.
+pub mod schema {
+    use serde_json::{Map, Value, json};
+
+    use super::{
+        CARD, CREATE_CARD, Field, Format, IMPORT_USER_CARD, Kind, UPDATE_USER_CARD, USER_CARD,
+    };
+
+    /// Every string is limited to characters of 1 to 3 bytes in UTF-8.
+    const CHARACTERS: &str =
+        "Lengths count characters; only characters of 1 to 3 bytes in UTF-8 are allowed.";
+
+    fn kind(of: &Kind) -> Value {
+        match *of {
+            Kind::Str {
+                max,
+                non_empty,
+                format,
+                ..
+            } => {
+                let mut schema = json!({"type": "string", "maxLength": max});
+                if non_empty {
+                    schema["minLength"] = json!(1);
+                }
+                match format {
+                    Some(Format::HexColor) => schema["pattern"] = json!("^#[0-9A-Fa-f]{6}$"),
+                    Some(Format::Rfc3339) => schema["format"] = json!("date-time"),
+                    Some(Format::HttpUrl) => {
+                        schema["format"] = json!("uri");
+                        schema["pattern"] = json!("^https?://[^/?#\\s]+");
+                    }
+                    Some(Format::CardCode) => schema["pattern"] = json!("^[!-~]+$"),
+                    None => {}
+                }
+                schema
+            }
+            Kind::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+            Kind::Enum(values) => json!({"type": "string", "enum": values}),
+            Kind::Obj(fields) => object(fields),
+            Kind::Arr { item, max_items } => {
+                json!({"type": "array", "items": kind(item), "maxItems": max_items})
+            }
+        }
+    }
+
+    fn object(fields: &[Field]) -> Value {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for field in fields {
+            properties.insert(field.name.to_owned(), kind(&field.kind));
+            if field.required {
+                required.push(field.name);
+            }
+        }
+        json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        })
+    }
+
+    fn described(fields: &[Field], description: &str) -> Value {
+        let mut schema = object(fields);
+        schema["description"] = json!(format!("{description} {CHARACTERS}"));
+        schema
+    }
+
+    /// The body of `PATCH /brand/card-member/user-cards/{user_card_code}`.
+    pub fn update_user_card_request() -> Value {
+        described(
+            UPDATE_USER_CARD,
+            "Only the fields present change. `phone_number` and `user_information.common_field_list[].value` are RSA-OAEP (SHA-1) ciphertexts under the WeChat Pay public key, base64. `valid_date_information`: FIX_TIME_RANGE needs available_begin_time < available_end_time; FIX_TERM needs available_day_after_receive; a common field name appears at most once.",
+        )
+    }
+
+    /// The body of `POST /brand/card-member/user-cards/import-by-openid`.
+    pub fn import_user_card_request() -> Value {
+        described(
+            IMPORT_USER_CARD,
+            "A user card to create; sensitive fields as in the update.",
+        )
+    }
+
+    /// The body of `POST /brand/card-member/cards`.
+    pub fn create_card_request() -> Value {
+        described(
+            CREATE_CARD,
+            "A card template; only card_type NORMAL can be created today.",
+        )
+    }
+
+    /// A user card, as every user-card endpoint answers it.
+    pub fn user_card() -> Value {
+        described(
+            USER_CARD,
+            "`phone_number` and common field values are RSA-OAEP (SHA-1) ciphertexts under the brand certificate's public key.",
+        )
+    }
+
+    /// A card template, as answered.
+    pub fn card() -> Value {
+        described(CARD, "A card template.")
+    }
+
+    /// The error body of every error answer.
+    pub fn error_body() -> Value {
+        json!({
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "enum": crate::error::ErrorCode::ALL.map(crate::error::ErrorCode::as_str)},
+                "message": {"type": "string"},
+                "detail": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string", "description": "JSON pointer, e.g. /valid_date_information/type"},
+                        "value": {"description": "the offending value, where safe to echo"},
+                        "issue": {"type": "string"},
+                        "location": {"type": "string", "enum": ["body", "path", "query", "header"]}
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// Walks a JSON document, keeping the pointer to the current value.
 struct Walker {
     pointer: String,

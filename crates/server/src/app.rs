@@ -16,10 +16,12 @@ use crate::StartError;
 use crate::bootstrap;
 use crate::crypto::Crypto;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routes::{cards, health, user_cards};
 use crate::settings::{Database, Settings};
 use crate::storage::{
-    AuditEntry, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError, UserCardKey,
+    AuditEntry, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError, TimedStorage,
+    UserCardKey,
 };
 use crate::{auth, layers};
 
@@ -27,6 +29,7 @@ use crate::{auth, layers};
 pub(crate) struct AppState {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) crypto: Crypto,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
     brands: RwLock<HashMap<String, (Instant, Arc<BrandRecord>)>>,
@@ -125,6 +128,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             api(patch(user_cards::update_user_card).get(user_cards::get_user_card)),
         )
         .route("/healthz", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
         .layer(from_fn_with_state(
             Arc::clone(&state),
             layers::request_id_and_log,
@@ -306,9 +311,15 @@ fn prepare(
     } else {
         None
     };
+    let metrics = Arc::new(Metrics::default());
+    let storage: Arc<dyn Storage> = Arc::new(TimedStorage {
+        inner: storage,
+        metrics: Arc::clone(&metrics),
+    });
     let state = AppState {
         storage,
-        crypto: Crypto::new(wechatpay_key, key_id, data_key),
+        crypto: Crypto::new(wechatpay_key, key_id, data_key, Arc::clone(&metrics)),
+        metrics,
         body_limit: settings.body_limit_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout_secs),
         brands: RwLock::new(HashMap::new()),

@@ -166,6 +166,7 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         .await
         .map_err(refuse)?;
     if let Err(wait) = slot {
+        state.metrics.rate_limited(&authorization.brand_id);
         return Err(refuse(ApiError::rate_limited(
             wait.as_secs_f64().ceil() as u64
         )));

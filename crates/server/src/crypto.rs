@@ -9,7 +9,7 @@
 //! microseconds). Personal data at rest is sealed with AES-256-GCM, never
 //! RSA, so reads cost no decryption beyond the response signature.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use card_member_protocol::encryption::{DecryptError, EncryptError, decrypt_field, encrypt_field};
 use card_member_protocol::keys::{PrivateKey, PublicKey};
@@ -18,6 +18,7 @@ use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::ResponseSignature;
 use card_member_protocol::secret::SecretString;
 
+use crate::metrics::Metrics;
 use crate::sealing::{DataKey, OpenError, SealContext};
 
 /// The server's key material.
@@ -26,7 +27,7 @@ pub(crate) struct Crypto {
     wechatpay_key: PrivateKey,
     wechatpay_public_key_id: String,
     data_key: DataKey,
-    private_key_operations: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Crypto {
@@ -34,12 +35,13 @@ impl Crypto {
         wechatpay_key: PrivateKey,
         wechatpay_public_key_id: String,
         data_key: DataKey,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             wechatpay_key,
             wechatpay_public_key_id,
             data_key,
-            private_key_operations: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -50,12 +52,12 @@ impl Crypto {
 
     /// How many RSA private-key operations this server has performed.
     pub(crate) fn private_key_operations(&self) -> u64 {
-        self.private_key_operations.load(Ordering::Relaxed)
+        self.metrics.private_key_operations()
     }
 
     /// Decrypts a request field sent under the WeChat Pay public key.
     pub(crate) fn decrypt(&self, ciphertext: &Ciphertext) -> Result<SecretString, DecryptError> {
-        self.private_key_operations.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rsa_decryption();
         decrypt_field(&self.wechatpay_key, ciphertext.as_str())
     }
 
@@ -71,7 +73,7 @@ impl Crypto {
     /// Signs a response body with a fresh nonce.
     pub(crate) fn sign_response(&self, timestamp: i64, body: &[u8]) -> ResponseSignature {
         let nonce = random_nonce();
-        self.private_key_operations.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rsa_signature();
         ResponseSignature::sign(
             &self.wechatpay_key,
             &self.wechatpay_public_key_id,

@@ -11,10 +11,15 @@ use card_member_protocol::validation::Violation;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ErrorNumber(pub(crate) u32);
 
+/// The error code of a response, read by the request log and the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ErrorCodeOf(pub(crate) ErrorCode);
+
 /// An error answered to the caller.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
+    code: ErrorCode,
     number: u32,
     body: Box<ErrorBody>,
     retry_after: Option<u64>,
@@ -24,6 +29,7 @@ impl ApiError {
     fn new(status: StatusCode, code: ErrorCode, number: u32, message: impl Into<String>) -> Self {
         Self {
             status,
+            code,
             number,
             body: Box::new(ErrorBody::new(code, message)),
             retry_after: None,
@@ -348,6 +354,7 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(ErrorNumber(self.number));
+        response.extensions_mut().insert(ErrorCodeOf(self.code));
         response
     }
 }

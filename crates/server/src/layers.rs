@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::auth::BrandOfRequest;
-use crate::error::{ApiError, ErrorNumber};
+use crate::error::{ApiError, ErrorCodeOf, ErrorNumber};
 
 /// The request's ID, without the error-number suffix.
 #[derive(Clone, Debug)]
@@ -58,6 +58,17 @@ pub(crate) async fn request_id_and_log(
         None if status.is_success() => 0,
         None => u32::from(status.as_u16()),
     };
+    let code = response
+        .extensions()
+        .get::<ErrorCodeOf>()
+        .map_or("", |code| code.0.as_str());
+    state.metrics.request(
+        method.as_str(),
+        &route,
+        status.as_u16(),
+        code,
+        started.elapsed(),
+    );
     let brand = response
         .extensions()
         .get::<BrandOfRequest>()
@@ -74,6 +85,7 @@ pub(crate) async fn request_id_and_log(
         route,
         status = status.as_u16(),
         error_number = number,
+        code,
         latency_ms = format!("{latency_ms:.2}"),
         request_id = %id,
         brand_id = brand.as_deref().unwrap_or("-"),

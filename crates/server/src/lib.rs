@@ -38,6 +38,8 @@ pub mod brands;
 mod crypto;
 mod error;
 mod layers;
+mod metrics;
+pub mod openapi;
 mod rate_limit;
 mod replay;
 mod routes;
@@ -49,7 +51,7 @@ use std::fmt;
 
 pub use app::{Application, ServerHandle};
 pub use bootstrap::{DEV_BRAND_ID, DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, DevCredentials};
-pub use settings::{Database, Settings};
+pub use settings::{Database, LogFormat, Settings};
 pub use storage::{AuditEntry, BrandCertificate, BrandRecord};
 
 /// The server could not start (or an administrative command failed).

@@ -44,6 +44,13 @@ pub struct Settings {
     /// Largest request body in bytes (413 beyond). Default 65536; env
     /// `CARD_MEMBER_BODY_LIMIT_BYTES`.
     pub body_limit_bytes: usize,
+    /// The log level (a `tracing` filter such as `info` or
+    /// `card_member=debug,info`); `RUST_LOG` wins when set. Default `info`;
+    /// env `CARD_MEMBER_LOG_LEVEL`.
+    pub log_level: String,
+    /// `text` (human-readable, the default) or `json` (one JSON object per
+    /// line). Env `CARD_MEMBER_LOG_FORMAT`; flag `--log-format`.
+    pub log_format: LogFormat,
     /// On the first start in an empty data directory, create a demo brand,
     /// template and card, and `DATA_DIR/dev/credentials.json`. Default
     /// true; env `CARD_MEMBER_DEV_BOOTSTRAP`.
@@ -62,9 +69,21 @@ impl Default for Settings {
             data_key_file: None,
             request_timeout_secs: 30,
             body_limit_bytes: 64 * 1024,
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
             dev_bootstrap: true,
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// A database to store in.
@@ -89,6 +108,8 @@ const KEYS: &[&str] = &[
     "data_key_file",
     "request_timeout_secs",
     "body_limit_bytes",
+    "log_level",
+    "log_format",
     "dev_bootstrap",
 ];
 
@@ -227,6 +248,37 @@ mod tests {
             Database::Postgres("postgres://u@localhost/db".into())
         );
         assert!(with("mysql://localhost/db").database().is_err());
+    }
+
+    #[test]
+    fn the_commented_example_file_loads_to_the_defaults() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/card-member.toml"
+        );
+        let settings = Settings::load_from(Some(Path::new(example)), []).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn every_setting_is_in_the_configuration_reference() {
+        let reference = include_str!("../../../docs/configuration.md");
+        let example = include_str!("../../../examples/card-member.toml");
+        for key in KEYS {
+            let variable = format!("{ENV_PREFIX}{}", key.to_uppercase());
+            assert!(
+                reference.contains(&format!("`{key}`")),
+                "{key} is missing from docs/configuration.md"
+            );
+            assert!(
+                reference.contains(&variable),
+                "{variable} is missing from docs/configuration.md"
+            );
+            assert!(
+                example.contains(&format!("{key} =")),
+                "{key} is missing from examples/card-member.toml"
+            );
+        }
     }
 
     #[test]

@@ -314,3 +314,94 @@ async fn keys_generate_makes_a_key_pair_that_brands_add_registers() {
         "an existing key is never overwritten"
     );
 }
+
+#[test]
+fn every_command_has_help_and_the_readme_names_it() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    assert!(commands.len() >= 9, "{help}");
+    for command in commands {
+        let sub = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(sub.status.success(), "{command} --help");
+        assert!(!String::from_utf8_lossy(&sub.stdout).trim().is_empty());
+        assert!(
+            readme.contains(&format!("card-member {command}"))
+                || readme.contains(&format!("cargo run -- {command}")),
+            "the README does not show `card-member {command}`"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_command_prints_the_document_the_server_serves() {
+    let server = start_server().await;
+    let output = card_member(args(&["openapi"]), server.dir.path()).await;
+    assert!(output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, card_member_server::openapi::document());
+    assert!(
+        printed["paths"]["/brand/card-member/user-cards/{user_card_code}"]["patch"].is_object()
+    );
+}
+
+#[test]
+fn serve_with_log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &address, "--log-format", "json"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while healthz(&address).is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let request = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "request")
+        .unwrap_or_else(|| panic!("no request line in {stderr}"));
+    assert_eq!(request["fields"]["route"], "/healthz");
+    assert_eq!(request["fields"]["status"], 200);
+}

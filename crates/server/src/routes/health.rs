@@ -1,4 +1,6 @@
-//! `GET /healthz`: no authentication; 200 when the database answers.
+//! Operational endpoints, without authentication: `GET /healthz` (200 when
+//! the database answers), `GET /metrics` (Prometheus text) and
+//! `GET /openapi.json` (the API's OpenAPI document).
 
 use std::sync::Arc;
 
@@ -13,4 +15,19 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
         Ok(_) => super::json_ok(&serde_json::json!({"status": "ok"})),
         Err(error) => error.into_response(),
     }
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn openapi() -> Response {
+    super::json_ok(&crate::openapi::document())
 }

@@ -313,3 +313,99 @@ pub(crate) trait Storage: Send + Sync + 'static {
         per_second: u32,
     ) -> Result<Result<(), std::time::Duration>, StorageError>;
 }
+
+/// A storage that times every call into the database metrics.
+pub(crate) struct TimedStorage {
+    pub(crate) inner: std::sync::Arc<dyn Storage>,
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl TimedStorage {
+    fn time<T>(&self, call: impl FnOnce(&dyn Storage) -> T) -> T {
+        let started = std::time::Instant::now();
+        let result = call(self.inner.as_ref());
+        self.metrics.database(started.elapsed());
+        result
+    }
+}
+
+impl Storage for TimedStorage {
+    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+        self.time(|s| s.add_brand(brand, now))
+    }
+
+    fn add_brand_certificate(
+        &self,
+        brand_id: &str,
+        certificate: &BrandCertificate,
+        now: &str,
+    ) -> Result<(), StorageError> {
+        self.time(|s| s.add_brand_certificate(brand_id, certificate, now))
+    }
+
+    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError> {
+        self.time(|s| s.set_brand_suspended(brand_id, suspended))
+    }
+
+    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        self.time(|s| s.list_brands())
+    }
+
+    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        self.time(|s| s.brand(brand_id))
+    }
+
+    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+        self.time(|s| s.create_card(card))
+    }
+
+    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
+        self.time(|s| s.card(brand_id, card_id))
+    }
+
+    fn insert_user_card(
+        &self,
+        card: &UserCardRecord,
+        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        audit: &AuditEntry,
+    ) -> Result<(), StorageError> {
+        self.time(|s| s.insert_user_card(card, is_usable, audit))
+    }
+
+    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
+        self.time(|s| s.user_card(key))
+    }
+
+    fn update_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        patch: UserCardPatch,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        self.time(|s| s.update_user_card(key, openid, patch, audit))
+    }
+
+    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+        self.time(|s| s.audit_trail(key))
+    }
+
+    fn first_use_of_nonce(
+        &self,
+        brand_id: &str,
+        nonce: &str,
+        timestamp: i64,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        self.time(|s| s.first_use_of_nonce(brand_id, nonce, timestamp, now))
+    }
+
+    fn take_rate_slot(
+        &self,
+        brand_id: &str,
+        endpoint: &str,
+        per_second: u32,
+    ) -> Result<Result<(), std::time::Duration>, StorageError> {
+        self.time(|s| s.take_rate_slot(brand_id, endpoint, per_second))
+    }
+}

@@ -6,6 +6,7 @@ mod cards;
 mod durability;
 mod faults;
 mod helpers;
+mod operability;
 mod personal_data;
 mod update_user_card;
 mod user_cards;

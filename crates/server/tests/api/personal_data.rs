@@ -34,6 +34,22 @@ async fn canary_personal_data_appears_in_no_log_line_and_not_in_plaintext_in_the
         "the response ciphertext is not logged"
     );
 
+    for target in ["/metrics", "/openapi.json", "/healthz"] {
+        let page = app
+            .send(&crate::helpers::Outgoing {
+                method: "GET".into(),
+                target: target.into(),
+                body: Vec::new(),
+                headers: Vec::new(),
+            })
+            .await;
+        let page = String::from_utf8_lossy(&page.body);
+        assert!(
+            !page.contains(phone) && !page.contains(&phone_ciphertext[..40]),
+            "{target}"
+        );
+    }
+
     let database = app.database_bytes();
     for secret in [phone.as_bytes(), birthday.as_bytes()] {
         assert!(

@@ -11,6 +11,8 @@ mod durability;
 mod faults;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/operability.rs"]
+mod operability;
 #[path = "../api/personal_data.rs"]
 mod personal_data;
 #[path = "../api/update_user_card.rs"]

@@ -1,0 +1,210 @@
+//! The OpenAPI 3.1 document of every endpoint, built from the protocol's
+//! schemas (the tables validation runs on), served at `GET /openapi.json`
+//! and printed by `card-member openapi`.
+
+use card_member_protocol::validation::schema;
+use serde_json::{Value, json};
+
+/// Every API route: method, path template, operation, request schema,
+/// response schema, rate limit per second.
+pub(crate) const ROUTES: &[Route] = &[
+    Route {
+        method: "patch",
+        path: "/brand/card-member/user-cards/{user_card_code}",
+        operation: "update_user_card",
+        summary: "Update a user's membership card (only the fields sent change)",
+        request: Some("UpdateUserCardRequest"),
+        response: "UserCard",
+        query: &[(
+            "card_id",
+            false,
+            "The template ID, if not in the body (must equal the body's)",
+        )],
+    },
+    Route {
+        method: "get",
+        path: "/brand/card-member/user-cards/{user_card_code}",
+        operation: "get_user_card",
+        summary: "Read a user's membership card",
+        request: None,
+        response: "UserCard",
+        query: &[
+            ("card_id", true, "The template ID"),
+            ("openid", true, "The holder"),
+        ],
+    },
+    Route {
+        method: "post",
+        path: "/brand/card-member/user-cards/import-by-openid",
+        operation: "import_user_card",
+        summary: "Import a user card (10 requests/s per brand)",
+        request: Some("ImportUserCardRequest"),
+        response: "UserCard",
+        query: &[],
+    },
+    Route {
+        method: "post",
+        path: "/brand/card-member/cards",
+        operation: "create_card",
+        summary: "Create a card template (idempotent on out_request_no)",
+        request: Some("CreateCardRequest"),
+        response: "Card",
+        query: &[],
+    },
+    Route {
+        method: "get",
+        path: "/brand/card-member/cards/{card_id}",
+        operation: "get_card",
+        summary: "Read a card template",
+        request: None,
+        response: "Card",
+        query: &[],
+    },
+];
+
+/// One documented route.
+pub(crate) struct Route {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    operation: &'static str,
+    summary: &'static str,
+    request: Option<&'static str>,
+    response: &'static str,
+    query: &'static [(&'static str, bool, &'static str)],
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "headers": {"Request-ID": {"$ref": "#/components/headers/Request-ID"}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+fn operation(route: &Route) -> Value {
+    let mut parameters = vec![
+        json!({"$ref": "#/components/parameters/Authorization"}),
+        json!({"$ref": "#/components/parameters/Wechatpay-Serial"}),
+        json!({"$ref": "#/components/parameters/Accept"}),
+    ];
+    for name in route
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+    {
+        let schema = if name == "user_card_code" {
+            json!({"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[!-~]+$"})
+        } else {
+            json!({"type": "string", "minLength": 1, "maxLength": 32})
+        };
+        parameters.push(
+            json!({"name": name, "in": "path", "required": true, "schema": schema,
+            "description": "Percent-encoded on the wire; the signature covers the encoded form."}),
+        );
+    }
+    for (name, required, description) in route.query {
+        parameters.push(json!({"name": name, "in": "query", "required": required, "schema": {"type": "string"}, "description": description}));
+    }
+    let mut operation = json!({
+        "operationId": route.operation,
+        "summary": route.summary,
+        "security": [{"brandSignature": []}],
+        "parameters": parameters,
+        "responses": {
+            "200": {
+                "description": "Done. Signed: verify Wechatpay-Signature over `timestamp\\nnonce\\nbody\\n` with the WeChat Pay public key.",
+                "headers": {
+                    "Request-ID": {"$ref": "#/components/headers/Request-ID"},
+                    "Wechatpay-Nonce": {"$ref": "#/components/headers/Wechatpay-Nonce"},
+                    "Wechatpay-Timestamp": {"$ref": "#/components/headers/Wechatpay-Timestamp"},
+                    "Wechatpay-Serial": {"$ref": "#/components/headers/Wechatpay-Serial"},
+                    "Wechatpay-Signature": {"$ref": "#/components/headers/Wechatpay-Signature"},
+                    "Wechatpay-Signature-Type": {"$ref": "#/components/headers/Wechatpay-Signature-Type"}
+                },
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", route.response)}}}
+            },
+            "400": error_response("PARAM_ERROR (a field breaks its rule, unknown field, bad RFC 3339 time, undecryptable ciphertext) or INVALID_REQUEST (wrong Wechatpay-Serial, Accept or Content-Type; openid not the holder; card invalid; code taken; holder already has a card)"),
+            "401": error_response("SIGN_ERROR: Authorization malformed, timestamp 5 minutes or more off, unknown brand or serial, wrong signature, replayed nonce"),
+            "403": error_response("NO_AUTH: the brand may not use this function"),
+            "404": error_response("NOT_FOUND: no such card or template for this brand"),
+            "413": error_response("PARAM_ERROR: the body is larger than 64 KiB"),
+            "429": {
+                "description": "RATELIMIT_EXCEEDED: over the brand's limit (5/s, burst 5; import 10/s); nothing was done",
+                "headers": {
+                    "Request-ID": {"$ref": "#/components/headers/Request-ID"},
+                    "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}
+                },
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            },
+            "500": error_response("SYSTEM_ERROR: internal failure"),
+            "503": error_response("SERVICE_UNAVAILABLE: a dependency (the database) is down or the request timed out")
+        }
+    });
+    if let Some(request) = route.request {
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}
+        });
+        operation["parameters"]
+            .as_array_mut()
+            .expect("parameters are an array")
+            .push(json!({"$ref": "#/components/parameters/Content-Type"}));
+    }
+    operation
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in ROUTES {
+        let item = paths.entry(route.path).or_insert_with(|| json!({}));
+        item[route.method] = operation(route);
+    }
+    let header =
+        |description: &str| json!({"schema": {"type": "string"}, "description": description});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "card-member: the WeChat Pay brand card-member API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every request is signed (WECHATPAY-BRAND-SHA256-RSA2048) and every 2xx answer is signed by the WeChat Pay key. See PROTOCOL.md."
+        },
+        "servers": [
+            {"url": card_member_protocol::PRIMARY_BASE_URL, "description": "primary (nearest access point)"},
+            {"url": card_member_protocol::BACKUP_BASE_URL, "description": "backup (remote access point), after a connection failure"}
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "brandSignature": {
+                    "type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "WECHATPAY-BRAND-SHA256-RSA2048 brand_id=\"…\",nonce_str=\"…\",signature=\"…\",timestamp=\"…\",serial_no=\"…\": RSASSA-PKCS1-v1_5 SHA-256 by the brand API certificate key over METHOD\\nTARGET\\nTIMESTAMP\\nNONCE\\nBODY\\n."
+                }
+            },
+            "parameters": {
+                "Authorization": {"name": "Authorization", "in": "header", "required": true,
+                    "schema": {"type": "string", "pattern": "^WECHATPAY-BRAND-SHA256-RSA2048 "}, "description": "The request signature."},
+                "Wechatpay-Serial": {"name": "Wechatpay-Serial", "in": "header", "required": true,
+                    "schema": {"type": "string", "pattern": "^PUB_KEY_ID_[0-9]+$"}, "description": "The WeChat Pay public key ID associated with the brand."},
+                "Accept": {"name": "Accept", "in": "header", "required": true, "schema": {"type": "string", "const": "application/json"}},
+                "Content-Type": {"name": "Content-Type", "in": "header", "required": true, "schema": {"type": "string", "const": "application/json"}}
+            },
+            "headers": {
+                "Request-ID": header("`<request id>-<internal error number>`, `-0` on success; on every response."),
+                "Wechatpay-Nonce": header("The response signature's nonce."),
+                "Wechatpay-Timestamp": header("The response signature's Unix time; reject 5 minutes or more off."),
+                "Wechatpay-Serial": header("The WeChat Pay public key ID that signed."),
+                "Wechatpay-Signature": header("Base64 RSASSA-PKCS1-v1_5 SHA-256 over timestamp\\nnonce\\nbody\\n."),
+                "Wechatpay-Signature-Type": header("WECHATPAY-BRAND-SHA256-RSA2048")
+            },
+            "schemas": {
+                "UpdateUserCardRequest": schema::update_user_card_request(),
+                "ImportUserCardRequest": schema::import_user_card_request(),
+                "CreateCardRequest": schema::create_card_request(),
+                "UserCard": schema::user_card(),
+                "Card": schema::card(),
+                "ErrorBody": schema::error_body()
+            }
+        }
+    })
+}
