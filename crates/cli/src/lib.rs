@@ -17,6 +17,7 @@
 //! card_member_cli::run(cli).unwrap();
 //! ```
 
+mod bench;
 mod bulk;
 mod input;
 mod keys;
@@ -69,6 +70,10 @@ enum Command {
     /// Print the OpenAPI 3.1 document of the API (as the server serves it at
     /// /openapi.json).
     Openapi,
+    /// Load benchmark: start a server, drive the seed update (or another
+    /// workload) over loopback, report throughput, latency, CPU per request,
+    /// peak RSS and the ratio to the RSA floor. See BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 /// Where the settings come from: defaults, then --config, then
@@ -390,7 +395,14 @@ fn read(path: &PathBuf) -> Result<String, CliError> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Runtime::new()
+    runtime_with(512)
+}
+
+fn runtime_with(blocking_threads: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads)
+        .build()
         .map_err(|err| CliError::from(format!("cannot start the async runtime: {err}")))
 }
 
@@ -432,11 +444,11 @@ fn card_input(json: Option<&PathBuf>, flags: &CardFlags) -> Result<CardInput, Cl
 /// Runs a parsed command line (and starts logging: the server's from its
 /// settings, the other commands' at `warn`).
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
         init_tracing("warn", LogFormat::Text);
     }
     match cli.command {
-        Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Serve(args) => serve(args),
         Command::Brands(command) => brands_command(command),
         Command::Update(args) => {
             let mut input = card_input(args.json.as_ref(), &args.fields)?;
@@ -489,6 +501,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
+        Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Openapi => {
             let document = card_member_server::openapi::document();
             println!(
@@ -521,7 +534,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), CliError> {
+fn serve(args: ServeArgs) -> Result<(), CliError> {
     let mut settings = load_settings(&args.settings)?;
     if let Some(listen) = args.listen {
         settings.listen = listen;
@@ -532,6 +545,10 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         None => {}
     }
     init_tracing(&settings.log_level, settings.log_format);
+    runtime_with(settings.effective_blocking_threads())?.block_on(serve_with(settings))
+}
+
+async fn serve_with(settings: Settings) -> Result<(), CliError> {
     let app = Application::build(settings)
         .await
         .map_err(|err| err.to_string())?;

@@ -56,6 +56,8 @@ pub mod auth;
 pub mod datetime;
 pub mod encryption;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod model;
 pub mod nonce;

@@ -186,6 +186,12 @@ impl Application {
         }
     }
 
+    /// The application as a router, for calling it in-process (benchmarks,
+    /// embedding in another server). The listener is dropped.
+    pub fn into_router(self) -> Router {
+        router(self.state)
+    }
+
     /// Serves until `shutdown` completes, then stops accepting connections
     /// and finishes the requests in flight.
     pub async fn run_until(

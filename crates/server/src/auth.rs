@@ -28,10 +28,10 @@ use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::response::HEADER_SERIAL;
 
-use crate::app::{AppState, blocking};
+use crate::app::{AppState, blocking, storage_error};
 use crate::error::ApiError;
 use crate::rate_limit;
-use crate::storage::BrandCertificate;
+use crate::storage::{BrandCertificate, Storage, StorageError};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]
@@ -136,16 +136,16 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         return Err(refuse(ApiError::wrong_wechatpay_serial()));
     }
 
-    let storage = Arc::clone(&state.storage);
-    let (brand_key, nonce, timestamp) = (
-        authorization.brand_id.clone(),
-        authorization.nonce_str.clone(),
-        authorization.timestamp,
-    );
-    let first_use =
-        blocking(move || storage.first_use_of_nonce(&brand_key, &nonce, timestamp, now))
-            .await
-            .map_err(refuse)?;
+    let first_use = admission(state, {
+        let (brand_id, nonce, timestamp) = (
+            authorization.brand_id.clone(),
+            authorization.nonce_str.clone(),
+            authorization.timestamp,
+        );
+        move |storage| storage.first_use_of_nonce(&brand_id, &nonce, timestamp, now)
+    })
+    .await
+    .map_err(refuse)?;
     if !first_use {
         return Err(refuse(ApiError::replayed_nonce()));
     }
@@ -160,11 +160,12 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         .map_or("", MatchedPath::as_str);
     let per_second = rate_limit::per_second(route);
     let endpoint = format!("{} {route}", parts.method);
-    let storage = Arc::clone(&state.storage);
-    let brand_key = authorization.brand_id.clone();
-    let slot = blocking(move || storage.take_rate_slot(&brand_key, &endpoint, per_second))
-        .await
-        .map_err(refuse)?;
+    let slot = admission(state, {
+        let brand_id = authorization.brand_id.clone();
+        move |storage| storage.take_rate_slot(&brand_id, &endpoint, per_second)
+    })
+    .await
+    .map_err(refuse)?;
     if let Err(wait) = slot {
         state.metrics.rate_limited(&authorization.brand_id);
         return Err(refuse(ApiError::rate_limited(
@@ -180,6 +181,20 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         body: body.clone(),
     });
     Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+/// Runs a replay or rate-limit check: on the async worker when the storage
+/// keeps them in memory, on the blocking pool when it asks a database.
+async fn admission<T: Send + 'static>(
+    state: &AppState,
+    check: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if state.storage.admission_blocks() {
+        let storage = Arc::clone(&state.storage);
+        blocking(move || check(storage.as_ref())).await
+    } else {
+        check(state.storage.as_ref()).map_err(storage_error)
+    }
 }
 
 fn check_content_headers(

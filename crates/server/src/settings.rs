@@ -44,6 +44,12 @@ pub struct Settings {
     /// Largest request body in bytes (413 beyond). Default 65536; env
     /// `CARD_MEMBER_BODY_LIMIT_BYTES`.
     pub body_limit_bytes: usize,
+    /// Most threads for blocking work (RSA operations, database calls).
+    /// Default 0: twice the cores, at least 4. More threads than cores only
+    /// add context switches for the CPU-bound RSA work, but the database
+    /// calls of the PostgreSQL backend wait on the network. Env
+    /// `CARD_MEMBER_BLOCKING_THREADS`.
+    pub blocking_threads: usize,
     /// The log level (a `tracing` filter such as `info` or
     /// `card_member=debug,info`); `RUST_LOG` wins when set. Default `info`;
     /// env `CARD_MEMBER_LOG_LEVEL`.
@@ -69,6 +75,7 @@ impl Default for Settings {
             data_key_file: None,
             request_timeout_secs: 30,
             body_limit_bytes: 64 * 1024,
+            blocking_threads: 0,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             dev_bootstrap: true,
@@ -108,6 +115,7 @@ const KEYS: &[&str] = &[
     "data_key_file",
     "request_timeout_secs",
     "body_limit_bytes",
+    "blocking_threads",
     "log_level",
     "log_format",
     "dev_bootstrap",
@@ -164,6 +172,16 @@ impl Settings {
             }
         }
         Self::deserialize(table).map_err(|err| SettingsError(format!("invalid settings: {err}")))
+    }
+
+    /// The blocking-thread limit to run with: [`Settings::blocking_threads`],
+    /// or twice the cores and at least 4 when it is 0.
+    pub fn effective_blocking_threads(&self) -> usize {
+        if self.blocking_threads > 0 {
+            return self.blocking_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        (2 * cores).max(4)
     }
 
     /// The database `database_url` names.

@@ -162,9 +162,92 @@ fn run_as_postgres(program: &Path, args: &[&str]) {
     );
 }
 
+/// A PostgreSQL cluster of one test's own, which the test may stop and start
+/// (to see the server survive its database going away).
+#[derive(Debug)]
+pub struct DedicatedPostgres {
+    bin: PathBuf,
+    data: PathBuf,
+    url: String,
+}
+
+impl DedicatedPostgres {
+    /// Starts a fresh cluster (stopped and removed when the test process
+    /// exits, or when this value is dropped).
+    pub fn start() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "dedicated-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let (bin, data, admin_url) = create_cluster(&name);
+        let server = TestPostgres { admin_url };
+        let url = server.create_database();
+        Self { bin, data, url }
+    }
+
+    /// The URL of its database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the cluster (fast shutdown: connections are cut).
+    pub fn stop(&self) {
+        run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts it again after [`DedicatedPostgres::stop`].
+    pub fn restart(&self) {
+        let log = self.data.with_file_name("log");
+        run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+}
+
+impl Drop for DedicatedPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(if is_root() { "runuser" } else { "true" })
+            .args(if is_root() {
+                vec!["-u", "postgres", "--"]
+            } else {
+                vec![]
+            })
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
 fn start_cluster() -> TestPostgres {
+    let (_, _, admin_url) = create_cluster("shared");
+    TestPostgres { admin_url }
+}
+
+/// Creates and starts a cluster; returns its binaries, data directory and
+/// administrator URL.
+fn create_cluster(name: &str) -> (PathBuf, PathBuf, String) {
     let bin = binaries();
-    let dir = std::env::temp_dir().join(format!("card-member-pg-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("card-member-pg-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     if is_root() {
@@ -196,9 +279,11 @@ fn start_cluster() -> TestPostgres {
         ],
     );
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300",
         dir.display()
     );
+    std::fs::write(data.join("postgresql.auto.conf"), format!("port = {port}\nunix_socket_directories = '{}'\nlisten_addresses = '127.0.0.1'\nmax_connections = 300\n", dir.display()))
+        .unwrap_or_else(|err| panic!("cannot configure {}: {err}", data.display()));
     run_as_postgres(
         &bin.join("pg_ctl"),
         &[
@@ -229,9 +314,11 @@ fn start_cluster() -> TestPostgres {
         .args(["-c", &format!("({stop}) </dev/null >/dev/null 2>&1 &")])
         .status()
         .unwrap();
-    TestPostgres {
-        admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-    }
+    (
+        bin,
+        data,
+        format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+    )
 }
 
 #[cfg(test)]

@@ -3,4 +3,5 @@
 mod bulk;
 mod commands;
 mod helpers;
+mod reliability;
 mod scale_out;

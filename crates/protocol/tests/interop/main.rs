@@ -2,8 +2,10 @@
 //! independent implementation (OpenSSL), and live cross-checks with the
 //! `openssl` command line.
 
+mod fuzz_corpus;
 mod golden;
 mod openssl;
+mod properties;
 
 use card_member_protocol::keys::{PrivateKey, PublicKey};
 

@@ -303,6 +303,14 @@ pub(crate) trait Storage: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StorageError>;
 
+    /// Whether [`Storage::first_use_of_nonce`] and
+    /// [`Storage::take_rate_slot`] may block (a database round trip). When
+    /// they do not (memory), the server calls them on the async worker and
+    /// saves two thread hops per request.
+    fn admission_blocks(&self) -> bool {
+        true
+    }
+
     /// Takes one request from the GCRA bucket of `brand_id` and `endpoint`
     /// (`per_second` requests per second, the same burst), or says how long
     /// to wait. Every server instance on this storage shares the buckets.
@@ -397,7 +405,16 @@ impl Storage for TimedStorage {
         timestamp: i64,
         now: i64,
     ) -> Result<bool, StorageError> {
-        self.time(|s| s.first_use_of_nonce(brand_id, nonce, timestamp, now))
+        if self.inner.admission_blocks() {
+            self.time(|s| s.first_use_of_nonce(brand_id, nonce, timestamp, now))
+        } else {
+            self.inner
+                .first_use_of_nonce(brand_id, nonce, timestamp, now)
+        }
+    }
+
+    fn admission_blocks(&self) -> bool {
+        self.inner.admission_blocks()
     }
 
     fn take_rate_slot(
@@ -406,6 +423,10 @@ impl Storage for TimedStorage {
         endpoint: &str,
         per_second: u32,
     ) -> Result<Result<(), std::time::Duration>, StorageError> {
-        self.time(|s| s.take_rate_slot(brand_id, endpoint, per_second))
+        if self.inner.admission_blocks() {
+            self.time(|s| s.take_rate_slot(brand_id, endpoint, per_second))
+        } else {
+            self.inner.take_rate_slot(brand_id, endpoint, per_second)
+        }
     }
 }

@@ -519,6 +519,10 @@ impl Storage for SqliteStorage {
         Ok(self.replay.first_use(brand_id, nonce, timestamp, now))
     }
 
+    fn admission_blocks(&self) -> bool {
+        false
+    }
+
     fn take_rate_slot(
         &self,
         brand_id: &str,

@@ -227,6 +227,16 @@ pub(crate) async fn spawn_app() -> TestApp {
     .await
 }
 
+/// Starts a server on a fresh data directory and the given database.
+#[allow(dead_code)]
+pub(crate) async fn spawn_app_with_database(database_url: &str) -> TestApp {
+    spawn_app_in(Stopped {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: Some(database_url.to_owned()),
+    })
+    .await
+}
+
 /// Starts a server again on a stopped one's data directory and database.
 pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
     capture_logs();

@@ -6,6 +6,7 @@ mod cards;
 mod durability;
 mod faults;
 mod helpers;
+mod hostile;
 mod operability;
 mod personal_data;
 mod update_user_card;

@@ -5,12 +5,15 @@
 mod auth;
 #[path = "../api/cards.rs"]
 mod cards;
+mod database_down;
 #[path = "../api/durability.rs"]
 mod durability;
 #[path = "../api/faults.rs"]
 mod faults;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/hostile.rs"]
+mod hostile;
 #[path = "../api/operability.rs"]
 mod operability;
 #[path = "../api/personal_data.rs"]

@@ -1,0 +1,652 @@
+//! `card-member bench`: the load benchmark.
+//!
+//! Starts `card-member serve` as a child process on a fresh data directory
+//! (SQLite with `synchronous=FULL`, or `--database-url`), registers many
+//! brands sharing one key (so the per-brand limit is never the bottleneck),
+//! gives each a template and cards, then measures on this machine, right
+//! before the load, the RSA private-key operations one request needs (the
+//! floor), signs every request of the run before the timed window (fresh
+//! nonces, inside the 5-minute window) and drives them over loopback:
+//! open-loop at `--rate` (latency from the scheduled send time, so a slow
+//! server is not hidden), or closed-loop with `--concurrency` workers.
+//!
+//! Reported: throughput, latency percentiles, errors by status and code,
+//! the server's CPU seconds per request and peak RSS (from `/proc`), the
+//! floor, and `ratio = throughput / (cores / floor per request)`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use card_member_client::protocol::auth::Authorization;
+use card_member_client::protocol::encryption::{decrypt_field, encrypt_field};
+use card_member_client::protocol::keys::{PrivateKey, PublicKey};
+use card_member_client::protocol::nonce::generate_nonce;
+use card_member_server::Settings;
+use card_member_server::brands::{self, CertificateSource};
+use serde_json::{Value, json};
+
+use crate::CliError;
+
+/// What each request of the run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    /// The seed page's update: two ciphertexts (3 private-key operations).
+    Seed,
+    /// An update of `level` only (1 private-key operation).
+    Minimal,
+    /// A read (1 private-key operation).
+    Get,
+}
+
+/// Options of `card-member bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// What each request does.
+    #[arg(long, value_enum, default_value = "seed")]
+    workload: Workload,
+    /// Open-loop: requests per second. Without it, closed-loop to saturation.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Closed-loop: requests in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Brands sharing the load (each is limited to 5 requests/s) [default:
+    /// enough that each stays under 4/s at the floor bound, at least 200].
+    #[arg(long)]
+    brands: Option<usize>,
+    /// Cards per brand that the load updates.
+    #[arg(long, default_value_t = 5)]
+    cards_per_brand: usize,
+    /// More cards to store before the run (to measure memory with a large
+    /// database), spread over the brands.
+    #[arg(long, default_value_t = 0)]
+    extra_cards: usize,
+    /// Use this PostgreSQL database instead of a fresh SQLite file.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+struct Server {
+    child: Child,
+    base_url: String,
+    data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Seconds of CPU the process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The process's peak resident set, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn start_server(database_url: Option<&str>) -> Result<Server, CliError> {
+    let dir = tempfile::tempdir().map_err(|err| CliError::from(err.to_string()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|err| CliError::from(err.to_string()))?
+        .port();
+    let data_dir = dir.path().join("data");
+    let mut command =
+        Command::new(std::env::current_exe().map_err(|err| CliError::from(err.to_string()))?);
+    command
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        command.env("CARD_MEMBER_DATABASE_URL", url);
+    }
+    let child = command
+        .spawn()
+        .map_err(|err| CliError::from(format!("cannot start the server: {err}")))?;
+    let server = Server {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+        data_dir,
+        _dir: dir,
+    };
+    let started = Instant::now();
+    while !server.data_dir.join("dev/credentials.json").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(CliError::from("the server did not start".to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(server)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn random_nonce() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let rng = SystemRandom::new();
+    generate_nonce(|buffer| rng.fill(buffer).expect("the system RNG works"))
+}
+
+/// A request signed and ready to send.
+struct Prepared {
+    method: reqwest::Method,
+    target: String,
+    body: Vec<u8>,
+    authorization: String,
+}
+
+struct Signer {
+    key: PrivateKey,
+    serial: String,
+    key_id: String,
+    wechatpay: PublicKey,
+}
+
+impl Signer {
+    fn sign(&self, brand: &str, method: &str, target: String, body: Vec<u8>) -> Prepared {
+        let authorization = Authorization::sign(
+            &self.key,
+            brand,
+            &self.serial,
+            method,
+            &target,
+            unix_now(),
+            &random_nonce(),
+            &body,
+        );
+        Prepared {
+            method: reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
+            target,
+            body,
+            authorization: authorization.to_header_value(),
+        }
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    base_url: &str,
+    key_id: &str,
+    request: &Prepared,
+) -> (u16, String) {
+    let result = http
+        .request(
+            request.method.clone(),
+            format!("{base_url}{}", request.target),
+        )
+        .header("Authorization", &request.authorization)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .header("Wechatpay-Serial", key_id)
+        .body(request.body.clone())
+        .send()
+        .await;
+    match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap_or_default();
+            let code = if status == 200 {
+                String::new()
+            } else {
+                serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            (status, code)
+        }
+        Err(err) => (
+            0,
+            if err.is_timeout() {
+                "TIMEOUT".into()
+            } else {
+                "TRANSPORT".into()
+            },
+        ),
+    }
+}
+
+/// The database histogram's sum (seconds) and count, from `/metrics`.
+async fn database_totals(http: &reqwest::Client, base_url: &str) -> (f64, f64) {
+    let text = match http.get(format!("{base_url}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("card_member_database_duration_seconds_sum "),
+        value("card_member_database_duration_seconds_count "),
+    )
+}
+
+/// Time of one operation, the median of `rounds` rounds of `batch`.
+fn time_operation(rounds: usize, batch: usize, mut operation: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..batch {
+                operation();
+            }
+            started.elapsed() / batch as u32
+        })
+        .collect();
+    times.sort();
+    times[rounds / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+/// Runs the benchmark and prints its report.
+pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let server = start_server(args.database_url.as_deref())?;
+    let pid = server.child.id();
+    let credentials: Value = serde_json::from_str(
+        &std::fs::read_to_string(server.data_dir.join("dev/credentials.json"))
+            .map_err(|err| err.to_string())?,
+    )
+    .map_err(|err| CliError::from(err.to_string()))?;
+    let read = |key: &str| std::fs::read_to_string(credentials[key].as_str().unwrap_or_default());
+    let signer = Arc::new(Signer {
+        key: PrivateKey::from_pkcs8_pem(
+            &read("brand_private_key_file").map_err(|err| err.to_string())?,
+        )
+        .map_err(|err| err.to_string())?,
+        serial: credentials["brand_serial_no"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        key_id: credentials["wechatpay_public_key_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        wechatpay: PublicKey::from_spki_pem(
+            &read("wechatpay_public_key_file").map_err(|err| err.to_string())?,
+        )
+        .map_err(|err| err.to_string())?,
+    });
+
+    // The floor, measured on this machine (again right before the load).
+    let wechatpay_key = PrivateKey::from_pkcs8_pem(
+        &std::fs::read_to_string(server.data_dir.join("wechatpay/private_key.pem"))
+            .map_err(|err| err.to_string())?,
+    )
+    .map_err(|err| err.to_string())?;
+    let ciphertext =
+        encrypt_field(&wechatpay_key.public_key(), "13800138000").map_err(|err| err.to_string())?;
+    let (decryptions, signatures) = match args.workload {
+        Workload::Seed => (2, 1),
+        Workload::Minimal | Workload::Get => (0, 1),
+    };
+    let measure_floor = || {
+        let sign_time = time_operation(9, 50, || {
+            drop(wechatpay_key.sign(b"1757488840\nnonce\n{}\n"))
+        });
+        let decrypt_time =
+            time_operation(9, 50, || drop(decrypt_field(&wechatpay_key, &ciphertext)));
+        (
+            sign_time,
+            decrypt_time,
+            decrypt_time * decryptions + sign_time * signatures,
+        )
+    };
+    let (_, _, first_floor) = measure_floor();
+    let brand_count = args.brands.unwrap_or_else(|| {
+        ((cores as f64 / first_floor.as_secs_f64() / 4.0).ceil() as usize).max(200)
+    });
+
+    // Brands sharing the development brand's key.
+    let settings = Settings {
+        data_dir: server.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        ..Settings::default()
+    };
+    let brand_ids: Vec<String> = (0..brand_count).map(|i| format!("bench{i:05}")).collect();
+    {
+        let (settings, ids, pem, serial) = (
+            settings.clone(),
+            brand_ids.clone(),
+            signer.key.public_key().to_spki_pem(),
+            signer.serial.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                let source = CertificateSource::PublicKey {
+                    pem: pem.clone(),
+                    serial_no: Some(serial.clone()),
+                };
+                brands::add(&settings, id, source, None).map_err(|err| err.to_string())?;
+            }
+            Ok::<_, String>(())
+        })
+        .await
+        .map_err(|err| err.to_string())??;
+    }
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|err| CliError::from(err.to_string()))?;
+    let base_url = server.base_url.clone();
+
+    // A template and cards per brand, through the API.
+    eprintln!(
+        "bench: seeding {brand_count} brands × {} cards (+{} extra cards)…",
+        args.cards_per_brand, args.extra_cards
+    );
+    let extra_per_brand = args.extra_cards.div_ceil(brand_count);
+    let mut seeding = tokio::task::JoinSet::new();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
+    for (index, brand) in brand_ids.iter().enumerate() {
+        let (signer, http, base_url, brand) = (
+            Arc::clone(&signer),
+            http.clone(),
+            base_url.clone(),
+            brand.clone(),
+        );
+        let semaphore = Arc::clone(&semaphore);
+        let cards = args.cards_per_brand + extra_per_brand;
+        seeding.spawn(async move {
+            let _permit = semaphore.acquire().await.expect("open semaphore");
+            let template = json!({"out_request_no": "bench", "appid": "wxbench", "card_type": "NORMAL",
+                "card_title": "bench", "valid_date_information": {"type": "PERMANENT"}});
+            let request = signer.sign(&brand, "POST", "/brand/card-member/cards".into(), template.to_string().into_bytes());
+            let response = http
+                .post(format!("{base_url}{}", request.target))
+                .header("Authorization", &request.authorization)
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json")
+                .header("Wechatpay-Serial", &signer.key_id)
+                .body(request.body)
+                .send()
+                .await
+                .map_err(|err| err.to_string())?;
+            let bytes = response.bytes().await.map_err(|err| err.to_string())?;
+            let card: Value = serde_json::from_slice(&bytes).map_err(|err| err.to_string())?;
+            let card_id = card["card_id"].as_str().ok_or("no card_id")?.to_owned();
+            for k in 0..cards {
+                let import = json!({"card_id": card_id, "openid": format!("o{index}-{k}"), "user_card_code": format!("B{index}-{k}")});
+                loop {
+                    let request = signer.sign(
+                        &brand,
+                        "POST",
+                        "/brand/card-member/user-cards/import-by-openid".into(),
+                        import.to_string().into_bytes(),
+                    );
+                    match send(&http, &base_url, &signer.key_id, &request).await {
+                        (200, _) => break,
+                        (429, _) => tokio::time::sleep(Duration::from_millis(120)).await,
+                        (status, code) => return Err(format!("seeding failed: {status} {code}")),
+                    }
+                }
+            }
+            Ok::<_, String>((index, card_id))
+        });
+    }
+    let mut card_ids = vec![String::new(); brand_count];
+    while let Some(joined) = seeding.join_next().await {
+        let (index, card_id) = joined.map_err(|err| err.to_string())??;
+        card_ids[index] = card_id;
+    }
+
+    // The floor, measured again now, right before the load.
+    let (sign_time, decrypt_time, floor) = measure_floor();
+    let bound = cores as f64 / floor.as_secs_f64();
+
+    // Every request of the run, signed before the timed window.
+    let count = match args.rate {
+        Some(rate) => rate as usize * args.duration as usize,
+        None => ((bound * 1.3) as usize).max(100) * args.duration as usize,
+    };
+    eprintln!("bench: signing {count} requests…");
+    let workload = args.workload;
+    let cards_per_brand = args.cards_per_brand.max(1);
+    let requests: Vec<Prepared> = {
+        let (signer, brand_ids, card_ids) =
+            (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
+        let threads = cores.max(1);
+        let chunks: Vec<std::thread::JoinHandle<Vec<Prepared>>> = (0..threads)
+            .map(|t| {
+                let (signer, brand_ids, card_ids) = (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
+                std::thread::spawn(move || {
+                    (t..count)
+                        .step_by(threads)
+                        .map(|i| {
+                            let brand = i % brand_ids.len();
+                            let k = (i / brand_ids.len()) % cards_per_brand;
+                            let code = format!("B{brand}-{k}");
+                            let openid = format!("o{brand}-{k}");
+                            match workload {
+                                Workload::Get => signer.sign(
+                                    &brand_ids[brand],
+                                    "GET",
+                                    format!("/brand/card-member/user-cards/{code}?card_id={}&openid={openid}", card_ids[brand]),
+                                    Vec::new(),
+                                ),
+                                Workload::Minimal => signer.sign(
+                                    &brand_ids[brand],
+                                    "PATCH",
+                                    format!("/brand/card-member/user-cards/{code}"),
+                                    json!({"card_id": card_ids[brand], "openid": openid, "level": format!("L{}", i % 1000)})
+                                        .to_string()
+                                        .into_bytes(),
+                                ),
+                                Workload::Seed => {
+                                    let encrypt = |text: &str| encrypt_field(&signer.wechatpay, text).expect("encrypts");
+                                    let body = json!({
+                                        "card_id": card_ids[brand], "openid": openid, "card_color": "#FFFF00",
+                                        "card_picture_url": "https://wxpaylogo.qpic.cn/wxpaylogo/PiajxSqBRaEIPAeia7Imvtsn7sYGNcEj33YzVvJF88ECQ19LXId8ZL2Q/0",
+                                        "phone_number": encrypt("13800138000"), "level": "钻石会员",
+                                        "valid_date_information": {"type": "PERMANENT", "available_begin_time": "2020-05-20T13:29:35.120+08:00",
+                                            "available_end_time": "2020-05-20T13:29:35.120+08:00", "available_day_after_receive": 30},
+                                        "user_information": {
+                                            "common_field_list": [{"name": "USER_FORM_FLAG_BIRTHDAY", "value": encrypt("1990-01-01")}],
+                                            "custom_field_list": [{"name": "喜欢的运动", "user_chosen_values": ["游泳"]}]},
+                                        "attach": "自定义数据说明"
+                                    });
+                                    signer.sign(&brand_ids[brand], "PATCH", format!("/brand/card-member/user-cards/{code}"), body.to_string().into_bytes())
+                                }
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut parts: Vec<std::vec::IntoIter<Prepared>> = chunks
+            .into_iter()
+            .map(|c| c.join().expect("signing thread").into_iter())
+            .collect();
+        // Interleave back into the original order.
+        let mut all = Vec::with_capacity(count);
+        'outer: loop {
+            for part in &mut parts {
+                match part.next() {
+                    Some(request) => all.push(request),
+                    None => break 'outer,
+                }
+            }
+        }
+        all
+    };
+    let requests = Arc::new(requests);
+    let rss_before = peak_rss_mib(pid);
+    let database_before = database_totals(&http, &base_url).await;
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let outcomes: Vec<(u16, String, Duration)> = match args.rate {
+        Some(rate) => {
+            let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+            let start = tokio::time::Instant::now();
+            let mut tasks = Vec::with_capacity(requests.len());
+            for i in 0..requests.len() {
+                let (http, base_url, key_id, requests) = (
+                    http.clone(),
+                    base_url.clone(),
+                    signer.key_id.clone(),
+                    Arc::clone(&requests),
+                );
+                let scheduled = start + interval * i as u32;
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep_until(scheduled).await;
+                    let (status, code) = send(&http, &base_url, &key_id, &requests[i]).await;
+                    (status, code, scheduled.elapsed())
+                }));
+            }
+            let mut outcomes = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                outcomes.push(task.await.map_err(|err| err.to_string())?);
+            }
+            outcomes
+        }
+        None => {
+            let next = Arc::new(AtomicUsize::new(0));
+            let deadline = Instant::now() + Duration::from_secs(args.duration);
+            let mut workers = Vec::new();
+            for _ in 0..args.concurrency {
+                let (http, base_url, key_id, requests, next) = (
+                    http.clone(),
+                    base_url.clone(),
+                    signer.key_id.clone(),
+                    Arc::clone(&requests),
+                    Arc::clone(&next),
+                );
+                workers.push(tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    while Instant::now() < deadline {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(request) = requests.get(i) else {
+                            break;
+                        };
+                        let sent = Instant::now();
+                        let (status, code) = send(&http, &base_url, &key_id, request).await;
+                        outcomes.push((status, code, sent.elapsed()));
+                    }
+                    outcomes
+                }));
+            }
+            let mut outcomes = Vec::new();
+            for worker in workers {
+                outcomes.extend(worker.await.map_err(|err| err.to_string())?);
+            }
+            outcomes
+        }
+    };
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let rss = peak_rss_mib(pid);
+    let database_after = database_totals(&http, &base_url).await;
+    let database_calls = database_after.1 - database_before.1;
+    let database_ms = if database_calls > 0.0 {
+        (database_after.0 - database_before.0) * 1000.0 / database_calls
+    } else {
+        0.0
+    };
+
+    let ok = outcomes
+        .iter()
+        .filter(|(status, ..)| *status == 200)
+        .count();
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    for (status, code, _) in outcomes.iter().filter(|(status, ..)| *status != 200) {
+        *errors.entry(format!("{status} {code}")).or_insert(0) += 1;
+    }
+    let mut latencies: Vec<Duration> = outcomes
+        .iter()
+        .filter(|(s, ..)| *s == 200)
+        .map(|(.., l)| *l)
+        .collect();
+    latencies.sort();
+    let throughput = ok as f64 / elapsed.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let report = json!({
+        "workload": format!("{:?}", args.workload).to_lowercase(),
+        "database": if args.database_url.is_some() { "postgresql" } else { "sqlite (synchronous=FULL)" },
+        "mode": match args.rate { Some(rate) => format!("open-loop {rate}/s"), None => format!("closed-loop, {} in flight", args.concurrency) },
+        "brands": brand_count,
+        "cards_stored": brand_count * (args.cards_per_brand + extra_per_brand) + 1,
+        "requests": outcomes.len(),
+        "ok": ok,
+        "errors": errors,
+        "seconds": elapsed.as_secs_f64(),
+        "throughput_per_s": throughput,
+        "latency_ms": {"p50": ms(percentile(&latencies, 0.50)), "p99": ms(percentile(&latencies, 0.99)), "p99_9": ms(percentile(&latencies, 0.999))},
+        "server_cpu_ms_per_request": if ok > 0 { cpu * 1000.0 / outcomes.len() as f64 } else { 0.0 },
+        "server_peak_rss_mib": rss,
+        "server_database_ms_per_call": database_ms,
+        "server_database_calls_per_request": if outcomes.is_empty() { 0.0 } else { database_calls / outcomes.len() as f64 },
+        "server_rss_before_load_mib": rss_before,
+        "floor": {
+            "rsa_sign_ms": ms(sign_time), "oaep_decrypt_ms": ms(decrypt_time),
+            "private_ops": {"decrypt": decryptions, "sign": signatures},
+            "per_request_ms": ms(floor), "cores": cores, "bound_per_s": bound
+        },
+        "ratio": throughput / bound,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("JSON values serialise")
+    );
+    Ok(())
+}
