@@ -29,6 +29,26 @@ use serde::{Deserialize, Serialize};
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use sqlite::SqliteStorage;
 
+/// Stored JSON of a value (templates, validity, user information).
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored types always serialise")
+}
+
+/// The wire name of an enum value, as stored (`NORMAL`, `EFFECTIVE`, ...).
+fn wire_name<T: Serialize>(value: &T) -> String {
+    to_json(value).trim_matches('"').to_owned()
+}
+
+/// Reads stored JSON back.
+fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// Reads a stored enum wire name back.
+fn decode_wire<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+    decode_json(&format!("\"{text}\""))
+}
+
 /// A brand allowed to call the API.
 #[derive(Clone, Debug)]
 pub struct BrandRecord {

@@ -25,7 +25,7 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
     AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
-    UserCardPatch, UserCardRecord,
+    UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
 };
 
 /// Schema migrations, applied in order under an advisory lock, so that
@@ -144,20 +144,12 @@ fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
         .is_some_and(|db| db.code().code() == "23505")
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("stored types always serialise")
-}
-
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StorageError> {
-    serde_json::from_str(text).map_err(|err| StorageError::Internal(format!("stored JSON: {err}")))
+    decode_json(text).map_err(|err| StorageError::Internal(format!("stored JSON: {err}")))
 }
 
 fn from_wire<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StorageError> {
-    from_json(&format!("\"{text}\""))
-}
-
-fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    to_json(value).trim_matches('"').to_owned()
+    decode_wire(text).map_err(|err| StorageError::Internal(format!("stored JSON: {err}")))
 }
 
 const USER_CARD_COLUMNS: &str = "brand_id, card_id, user_card_code, openid, card_type, card_color, card_picture_url, \

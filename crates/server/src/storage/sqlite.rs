@@ -15,7 +15,7 @@ use crate::replay::ReplayGuard;
 
 use super::{
     AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
-    UserCardPatch, UserCardRecord,
+    UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -157,22 +157,16 @@ fn classify(error: rusqlite::Error) -> StorageError {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("stored types always serialise")
-}
-
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|err| {
+    decode_json(text).map_err(|err| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
     })
 }
 
 fn from_wire<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    from_json(&format!("\"{text}\""))
-}
-
-fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    to_json(value).trim_matches('"').to_owned()
+    decode_wire(text).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    })
 }
 
 const USER_CARD_COLUMNS: &str = "brand_id, card_id, user_card_code, openid, card_type, card_color, card_picture_url, \
