@@ -405,3 +405,34 @@ fn serve_with_log_format_json_writes_one_json_object_per_line() {
     assert_eq!(request["fields"]["route"], "/healthz");
     assert_eq!(request["fields"]["status"], 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = card_member(
+        args(&[
+            "bench",
+            "--rate",
+            "40",
+            "--duration",
+            "1",
+            "--brands",
+            "10",
+            "--cards-per-brand",
+            "1",
+        ]),
+        dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], 40, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}));
+    assert!(report["floor"]["per_request_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["ratio"].as_f64().unwrap() > 0.0);
+    assert!(report["server_peak_rss_mib"].as_f64().unwrap() > 0.0);
+}

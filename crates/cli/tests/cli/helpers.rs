@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use card_member_server::{Application, ServerHandle, Settings};
 use tempfile::TempDir;
@@ -50,4 +51,28 @@ pub(crate) async fn card_member(args: Vec<String>, cwd: &Path) -> Output {
 
 pub(crate) fn args(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Waits until the server at `address` answers `GET /healthz` with 200.
+pub(crate) fn wait_healthy(address: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+            use std::io::{Read as _, Write as _};
+            let _ = stream.write_all(
+                format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{address} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use card_member_client::{Client, Error, RetryPolicy, UserCardImport, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::BIN;
+use crate::helpers::{BIN, wait_healthy};
 
 const CARDS: usize = 8;
 
@@ -31,14 +31,7 @@ fn start(dir: &Path, database_url: Option<&str>) -> (Child, String) {
         command.env("CARD_MEMBER_DATABASE_URL", url);
     }
     let child = command.spawn().unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_healthy(&format!("127.0.0.1:{port}"));
     (child, format!("http://127.0.0.1:{port}"))
 }
 

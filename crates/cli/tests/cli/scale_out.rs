@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::BIN;
+use crate::helpers::{BIN, wait_healthy};
 
 struct Instance {
     child: Child,
@@ -29,29 +29,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn wait_healthy(address: &str) {
-    let started = Instant::now();
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
-            use std::io::{Read as _, Write as _};
-            let _ = stream.write_all(
-                format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{address} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn serve(dir: &Path, env: &[(&str, String)]) -> Instance {

@@ -237,17 +237,34 @@ pub(crate) async fn spawn_app_with_database(database_url: &str) -> TestApp {
     .await
 }
 
+/// Starts a server (SQLite) with its data directory at `data_dir`.
+#[allow(dead_code)]
+pub(crate) async fn spawn_app_in_dir(data_dir: &std::path::Path) -> TestApp {
+    capture_logs();
+    let settings = Settings {
+        data_dir: data_dir.to_owned(),
+        listen: "127.0.0.1:0".to_owned(),
+        ..Settings::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    start(dir, settings, None).await
+}
+
 /// Starts a server again on a stopped one's data directory and database.
 pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
     capture_logs();
     let Stopped { dir, database_url } = stopped;
-    let data_dir = dir.path().join("data");
     let settings = Settings {
-        data_dir: data_dir.clone(),
+        data_dir: dir.path().join("data"),
         listen: "127.0.0.1:0".to_owned(),
         database_url: database_url.clone(),
         ..Settings::default()
     };
+    start(dir, settings, database_url).await
+}
+
+async fn start(dir: TempDir, settings: Settings, database_url: Option<String>) -> TestApp {
+    let data_dir = settings.data_dir.clone();
     let app = Application::build(settings.clone())
         .await
         .expect("the server starts");

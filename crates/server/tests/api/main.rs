@@ -3,6 +3,7 @@
 
 mod auth;
 mod cards;
+mod disk_full;
 mod durability;
 mod faults;
 mod helpers;

@@ -50,6 +50,24 @@ async fn canary_personal_data_appears_in_no_log_line_and_not_in_plaintext_in_the
         );
     }
 
+    // Key material: neither the WeChat Pay key nor the brand key, nor any
+    // request signature, reaches a log line.
+    let wechatpay_pem =
+        std::fs::read_to_string(app.data_dir.join("wechatpay/private_key.pem")).unwrap();
+    let brand_pem = app.brand.private_key.to_pkcs8_pem();
+    for pem in [wechatpay_pem.as_str(), brand_pem.as_str()] {
+        let body_line = pem.lines().nth(1).unwrap();
+        assert!(
+            !logs.contains(body_line),
+            "a log line contains private key material"
+        );
+    }
+    assert!(!logs.contains("PRIVATE KEY"));
+    assert!(
+        !logs.contains("signature=\""),
+        "no request signature is logged"
+    );
+
     let database = app.database_bytes();
     for secret in [phone.as_bytes(), birthday.as_bytes()] {
         assert!(
