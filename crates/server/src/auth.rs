@@ -52,22 +52,17 @@ pub(crate) async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let brand = match verify(&state, request).await {
+    let (mut response, brand_id) = match verify(&state, request).await {
         Ok(request) => {
-            let brand = request
+            let brand_id = request
                 .extensions()
                 .get::<Authenticated>()
                 .map(|auth| auth.brand_id.clone());
-            let mut response = next.run(request).await;
-            if let Some(brand) = brand {
-                response.extensions_mut().insert(BrandOfRequest(brand));
-            }
-            return response;
+            (next.run(request).await, brand_id)
         }
-        Err((error, brand)) => (error, brand),
+        Err((error, brand_id)) => (error.into_response(), brand_id),
     };
-    let mut response = brand.0.into_response();
-    if let Some(brand_id) = brand.1 {
+    if let Some(brand_id) = brand_id {
         response.extensions_mut().insert(BrandOfRequest(brand_id));
     }
     response

@@ -68,6 +68,7 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
+    #[cfg(not(unix))]
     let _ = secret;
     let mut file = options.open(&temporary).map_err(fail)?;
     file.write_all(contents).map_err(fail)?;
