@@ -168,7 +168,7 @@ impl Settings {
         let environment: BTreeMap<String, String> = environment.into_iter().collect();
         for key in KEYS {
             if let Some(value) = environment.get(&format!("{ENV_PREFIX}{}", key.to_uppercase())) {
-                table.insert((*key).to_owned(), env_value(value));
+                table.insert((*key).to_owned(), env_value(key, value));
             }
         }
         Self::deserialize(table).map_err(|err| SettingsError(format!("invalid settings: {err}")))
@@ -203,10 +203,23 @@ impl Settings {
     }
 }
 
-fn env_value(value: &str) -> toml::Value {
-    if let Ok(number) = value.parse::<i64>() {
+/// Settings whose values are numbers or flags; every other one is text,
+/// whatever its value looks like (a data directory named `2026` is a path).
+const NUMBERS: &[&str] = &[
+    "database_max_connections",
+    "request_timeout_secs",
+    "body_limit_bytes",
+    "blocking_threads",
+];
+
+fn env_value(key: &str, value: &str) -> toml::Value {
+    if NUMBERS.contains(&key)
+        && let Ok(number) = value.parse::<i64>()
+    {
         toml::Value::Integer(number)
-    } else if let Ok(flag) = value.parse::<bool>() {
+    } else if key == "dev_bootstrap"
+        && let Ok(flag) = value.parse::<bool>()
+    {
         toml::Value::Boolean(flag)
     } else {
         toml::Value::String(value.to_owned())
@@ -242,6 +255,7 @@ mod tests {
             [
                 ("CARD_MEMBER_LISTEN".to_owned(), "127.0.0.1:9001".to_owned()),
                 ("CARD_MEMBER_DEV_BOOTSTRAP".to_owned(), "false".to_owned()),
+                ("CARD_MEMBER_DATA_DIR".to_owned(), "2026".to_owned()),
                 ("OTHER".to_owned(), "x".to_owned()),
             ],
         )
@@ -249,6 +263,11 @@ mod tests {
         assert_eq!(settings.listen, "127.0.0.1:9001");
         assert_eq!(settings.request_timeout_secs, 5);
         assert!(!settings.dev_bootstrap);
+        assert_eq!(
+            settings.data_dir,
+            PathBuf::from("2026"),
+            "a numeric-looking path stays a path"
+        );
     }
 
     #[test]
