@@ -9,11 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use card_member_client::{Client, Error, RetryPolicy, UserCardImport, UserCardUpdate};
-use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
+use card_member_server::brands::{self, CertificateSource};
+use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, Settings};
 
 use crate::helpers::{BIN, wait_healthy};
 
-const CARDS: usize = 8;
+/// Brands updating at once (each limited to 5 requests/s), and cards per brand.
+const BRANDS: usize = 6;
+const CARDS_PER_BRAND: usize = 2;
 
 fn start(dir: &Path, database_url: Option<&str>) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -35,9 +38,11 @@ fn start(dir: &Path, database_url: Option<&str>) -> (Child, String) {
     (child, format!("http://127.0.0.1:{port}"))
 }
 
-fn client(dir: &Path, base_url: &str) -> Client {
+/// A client of `brand_id` (all brands here share the development key).
+fn client(dir: &Path, base_url: &str, brand_id: &str) -> Client {
     Client::builder_from_credentials_file(dir.join("card-member-data/dev/credentials.json"))
         .unwrap()
+        .brand_id(brand_id)
         .base_url(base_url)
         .retry_policy(RetryPolicy::none())
         .rate_limit(true)
@@ -46,12 +51,91 @@ fn client(dir: &Path, base_url: &str) -> Client {
         .unwrap()
 }
 
-fn card(index: usize) -> (String, String) {
-    if index == 0 {
-        (DEV_USER_CARD_CODE.to_owned(), DEV_OPENID.to_owned())
-    } else {
-        (format!("K{index}"), format!("oK{index}"))
+/// A card the run updates.
+#[derive(Clone, Debug)]
+struct Target {
+    brand_id: String,
+    card_id: String,
+    code: String,
+    openid: String,
+}
+
+/// Registers the brands (sharing the development brand's key) and gives
+/// each a template and cards.
+async fn targets(dir: &Path, base_url: &str, database_url: Option<&str>) -> Vec<Target> {
+    let credentials: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("card-member-data/dev/credentials.json")).unwrap(),
+    )
+    .unwrap();
+    let serial = credentials["brand_serial_no"].as_str().unwrap().to_owned();
+    let key =
+        std::fs::read_to_string(dir.join("card-member-data/dev/brand_public_key.pem")).unwrap();
+    let settings = Settings {
+        data_dir: dir.join("card-member-data"),
+        database_url: database_url.map(str::to_owned),
+        ..Settings::default()
+    };
+    let mut targets = Vec::new();
+    for b in 0..BRANDS {
+        let brand_id = if b == 0 {
+            credentials["brand_id"].as_str().unwrap().to_owned()
+        } else {
+            format!("crash{b}")
+        };
+        if b > 0 {
+            let (settings, id, pem, serial) = (
+                settings.clone(),
+                brand_id.clone(),
+                key.clone(),
+                serial.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                brands::add(
+                    &settings,
+                    &id,
+                    CertificateSource::PublicKey {
+                        pem,
+                        serial_no: Some(serial),
+                    },
+                    None,
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        let client = client(dir, base_url, &brand_id);
+        let card_id = if b == 0 {
+            DEV_CARD_ID.to_owned()
+        } else {
+            let request: card_member_client::CreateCardRequest = serde_json::from_value(serde_json::json!({
+                "out_request_no": "crash", "appid": "wxcrash", "card_type": "NORMAL", "card_title": "crash",
+                "valid_date_information": {"type": "PERMANENT"}
+            }))
+            .unwrap();
+            client.cards().create(&request).await.unwrap().card_id
+        };
+        for k in 0..CARDS_PER_BRAND {
+            let (code, openid) = (format!("K{b}-{k}"), format!("oK{b}-{k}"));
+            client
+                .user_cards()
+                .import(&UserCardImport {
+                    card_id: card_id.clone(),
+                    openid: openid.clone(),
+                    user_card_code: code.clone(),
+                    ..UserCardImport::default()
+                })
+                .await
+                .unwrap();
+            targets.push(Target {
+                brand_id: brand_id.clone(),
+                card_id: card_id.clone(),
+                code,
+                openid,
+            });
+        }
     }
+    targets
 }
 
 /// `update` audit records per card, read from the database after the run.
@@ -84,20 +168,7 @@ async fn crash_safety(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let url = database_url.as_deref();
     let (mut server, mut base_url) = start(dir.path(), url);
-    let setup = client(dir.path(), &base_url);
-    for index in 1..CARDS {
-        let (code, openid) = card(index);
-        setup
-            .user_cards()
-            .import(&UserCardImport {
-                card_id: DEV_CARD_ID.into(),
-                openid,
-                user_card_code: code,
-                ..UserCardImport::default()
-            })
-            .await
-            .unwrap();
-    }
+    let targets = targets(dir.path(), &base_url, url).await;
     // Per card: how many updates the client saw acknowledged.
     let acknowledged: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut seed = std::time::SystemTime::now()
@@ -113,26 +184,31 @@ async fn crash_safety(database_url: Option<String>) {
     let kills = 20;
     let mut sequence = 0u64;
     for _ in 0..kills {
-        let client = client(dir.path(), &base_url);
         let deadline = Instant::now() + Duration::from_millis(400 + random(1200));
         let mut workers = Vec::new();
-        for worker in 0..4 {
-            let (client, acknowledged) = (client.clone(), Arc::clone(&acknowledged));
-            let start_sequence = sequence + worker as u64 * 1_000_000;
+        // One worker per brand, each at its brand's 5 requests/s.
+        for (b, brand_targets) in targets.chunks(CARDS_PER_BRAND).enumerate() {
+            let client = client(dir.path(), &base_url, &brand_targets[0].brand_id);
+            let (brand_targets, acknowledged) = (brand_targets.to_vec(), Arc::clone(&acknowledged));
+            let mut n = sequence + b as u64 * 1_000_000;
             workers.push(tokio::spawn(async move {
-                let mut n = start_sequence;
                 while Instant::now() < deadline + Duration::from_secs(2) {
                     n += 1;
-                    let index = (n as usize) % CARDS;
-                    let (code, openid) = card(index);
+                    let target = &brand_targets[(n as usize) % brand_targets.len()];
                     let value = format!("v{n}");
                     let update = UserCardUpdate {
                         level: Some(value.chars().take(10).collect()),
                         attach: Some(value.clone()),
-                        ..UserCardUpdate::new(DEV_CARD_ID, openid)
+                        ..UserCardUpdate::new(target.card_id.clone(), target.openid.clone())
                     };
-                    match client.user_cards().update(&code, &update).await {
-                        Ok(_) => *acknowledged.lock().unwrap().entry(code).or_insert(0) += 1,
+                    match client.user_cards().update(&target.code, &update).await {
+                        Ok(_) => {
+                            *acknowledged
+                                .lock()
+                                .unwrap()
+                                .entry(target.code.clone())
+                                .or_insert(0) += 1
+                        }
                         Err(Error::Transport(_)) => break,
                         Err(other) => panic!("unexpected failure: {other:?}"),
                     }
@@ -150,13 +226,11 @@ async fn crash_safety(database_url: Option<String>) {
     }
     // Every update sets level and attach to one value: a card whose two
     // fields differ was half-updated.
-    let final_client = client(dir.path(), &base_url);
     let mut half_updated = 0;
-    for index in 0..CARDS {
-        let (code, openid) = card(index);
-        let card = final_client
+    for target in &targets {
+        let card = client(dir.path(), &base_url, &target.brand_id)
             .user_cards()
-            .get(&code, DEV_CARD_ID, &openid)
+            .get(&target.code, &target.card_id, &target.openid)
             .await
             .unwrap();
         if let (Some(level), Some(attach)) = (&card.level, &card.attach)
@@ -182,12 +256,13 @@ async fn crash_safety(database_url: Option<String>) {
         }
     }
     eprintln!(
-        "crash safety ({}): {kills} kills, {acknowledged_total} acknowledged writes, {lost} lost, {half_updated} half-updated cards",
+        "crash safety ({}): {kills} kills, {acknowledged_total} acknowledged writes over {} cards of {BRANDS} brands, {lost} lost, {half_updated} half-updated cards",
         if url.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
-        }
+        },
+        targets.len()
     );
     assert_eq!((lost, half_updated), (0, 0));
     assert!(acknowledged_total > 0);
