@@ -52,6 +52,8 @@ struct CredentialsFile {
     brand_private_key_file: String,
     wechatpay_public_key_id: String,
     wechatpay_public_key_file: String,
+    // The demo card's identity: part of the file's shape (so that a file of
+    // another shape is refused), not needed to build a client.
     #[allow(dead_code)]
     card_id: String,
     #[allow(dead_code)]
