@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Every setting of the server.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// Every setting of the server. `Debug` hides the password of
+/// `database_url`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where the database, keys and the development setup live.
@@ -80,6 +81,49 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             dev_bootstrap: true,
         }
+    }
+}
+
+/// `database_url` with any password replaced by `** redacted **`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!(
+                "{scheme}://{user}:{}@{host}",
+                card_member_protocol::secret::REDACTED
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("database_max_connections", &self.database_max_connections)
+            .field(
+                "wechatpay_private_key_file",
+                &self.wechatpay_private_key_file,
+            )
+            .field("wechatpay_public_key_id", &self.wechatpay_public_key_id)
+            .field("data_key_file", &self.data_key_file)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("blocking_threads", &self.blocking_threads)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("dev_bootstrap", &self.dev_bootstrap)
+            .finish()
     }
 }
 
@@ -316,6 +360,24 @@ mod tests {
                 "{key} is missing from examples/card-member.toml"
             );
         }
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let settings = Settings {
+            database_url: Some("postgres://card:s3cret@db/card".into()),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("postgres://card:** redacted **@db/card"),
+            "{printed}"
+        );
+        assert_eq!(
+            redact_url("postgres://card@db/card"),
+            "postgres://card@db/card"
+        );
     }
 
     #[test]
