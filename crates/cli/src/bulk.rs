@@ -434,11 +434,19 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
     let journal_path = sibling(&options.input, ".journal");
     let known = read_journal(&journal_path, &input_sha256)?;
     let fresh_journal = !journal_path.exists();
-    let file = OpenOptions::new()
+    // A run killed mid-write leaves a last line without its newline: end it,
+    // so that the next entry starts on a line of its own.
+    let cut_short =
+        std::fs::read(&journal_path).is_ok_and(|bytes| bytes.last().is_some_and(|b| *b != b'\n'));
+    let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&journal_path)
         .map_err(|err| format!("cannot open {}: {err}", journal_path.display()))?;
+    if cut_short {
+        file.write_all(b"\n")
+            .map_err(|err| format!("cannot write the journal: {err}"))?;
+    }
     let journal = Arc::new(Journal {
         file: Mutex::new(file),
     });
@@ -568,4 +576,61 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
         },
     );
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_line_cut_short_by_a_kill_is_skipped_and_the_rest_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv.journal");
+        let start = serde_json::to_string(&Entry::Start {
+            input_sha256: "h".into(),
+        })
+        .unwrap();
+        let done = serde_json::to_string(&Entry::Done {
+            row: 1,
+            request_id: None,
+            replayed: false,
+        })
+        .unwrap();
+        std::fs::write(&path, format!("{start}\n{done}\n{{\"event\":\"sen")).unwrap();
+        let known = read_journal(&path, "h").unwrap();
+        assert!(matches!(known.get(&1), Some(Known::Finished)));
+        assert_eq!(known.len(), 1);
+        assert!(
+            read_journal(&path, "other input").is_err(),
+            "a journal of another input is refused"
+        );
+    }
+
+    #[test]
+    fn csv_rows_take_the_api_field_names_and_refuse_unknown_columns() {
+        let (rows, rejected) = read_rows(
+            Path::new("x.csv"),
+            b"user_card_code,card_id,openid,level,valid_date_type,available_day_after_receive\nA,c,o,gold,FIX_TERM,30\nB,c,o,,,\n",
+        )
+        .unwrap();
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].update.level.as_deref(), Some("gold"));
+        assert_eq!(
+            rows[0]
+                .update
+                .valid_date_information
+                .as_ref()
+                .unwrap()
+                .available_day_after_receive,
+            Some(30)
+        );
+        assert_eq!(
+            rows[1].update.level, None,
+            "an empty cell is an absent field"
+        );
+        let (_, rejected) =
+            read_rows(Path::new("x.csv"), b"user_card_code,colour\nA,red\n").unwrap();
+        assert!(rejected[0].message.contains("unknown column"));
+    }
 }
