@@ -32,12 +32,20 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
-    brands: RwLock<HashMap<String, (Instant, Arc<BrandRecord>)>>,
+    /// Brands by ID, and IDs known not to be brands (`None`).
+    brands: RwLock<HashMap<String, (Instant, Option<Arc<BrandRecord>>)>>,
 }
 
 /// How long a brand read from the database is trusted before it is read
 /// again (to see suspensions and removed certificates).
 const BRAND_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// How soon an unknown brand ID, or a serial a cached brand lacks, is looked
+/// up again.
+const BRAND_RECHECK: Duration = Duration::from_secs(1);
+
+/// Cached brand IDs before stale and unknown ones are dropped.
+const BRAND_CACHE_LIMIT: usize = 10_000;
 
 impl AppState {
     /// The brand. Brands are cached for [`BRAND_CACHE_TTL`]; a miss, or a
@@ -56,21 +64,25 @@ impl AppState {
             .cloned();
         if let Some((loaded, brand)) = cached
             && loaded.elapsed() < BRAND_CACHE_TTL
-            && brand.certificates.iter().any(|c| c.serial_no == serial_no)
         {
-            return Ok(Some(brand));
+            let has_serial = brand
+                .as_ref()
+                .is_some_and(|brand| brand.certificates.iter().any(|c| c.serial_no == serial_no));
+            // An unknown brand, or a serial the brand lacks, is looked up
+            // again at most once a second: a flood of them costs no database.
+            if has_serial || loaded.elapsed() < BRAND_RECHECK {
+                return Ok(brand);
+            }
         }
         let storage = Arc::clone(&self.storage);
         let id = brand_id.to_owned();
-        let loaded = blocking(move || storage.brand(&id)).await?;
-        Ok(loaded.map(|brand| {
-            let brand = Arc::new(brand);
-            self.brands
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(brand_id.to_owned(), (Instant::now(), Arc::clone(&brand)));
-            brand
-        }))
+        let loaded = blocking(move || storage.brand(&id)).await?.map(Arc::new);
+        let mut brands = self.brands.write().unwrap_or_else(|p| p.into_inner());
+        if brands.len() >= BRAND_CACHE_LIMIT {
+            brands.retain(|_, (at, brand)| brand.is_some() && at.elapsed() < BRAND_CACHE_TTL);
+        }
+        brands.insert(brand_id.to_owned(), (Instant::now(), loaded.clone()));
+        Ok(loaded)
     }
 }
 

@@ -412,3 +412,33 @@ async fn forged_requests_do_not_spend_the_brands_rate_limit() {
         assert_eq!(response.status, 200, "request {i}");
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_unknown_brand_ids_costs_one_database_lookup_per_second() {
+    let app = spawn_app().await;
+    let database_calls = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix("card_member_database_duration_seconds_count "))
+            .map_or(0, |count| count.trim().parse().unwrap())
+    };
+    let metrics = || crate::helpers::Outgoing {
+        method: "GET".into(),
+        target: "/metrics".into(),
+        body: Vec::new(),
+        headers: Vec::new(),
+    };
+    let mut stranger = app.brand.clone();
+    stranger.brand_id = "7777777777".into();
+    let before = database_calls(&String::from_utf8(app.send(&metrics()).await.body).unwrap());
+    for _ in 0..20 {
+        app.send(&app.sign_as(&stranger, "PATCH", UPDATE_TARGET, &level("x")))
+            .await
+            .assert_error(401, "SIGN_ERROR");
+    }
+    let after = database_calls(&String::from_utf8(app.send(&metrics()).await.body).unwrap());
+    assert!(
+        after - before <= 2,
+        "{} lookups for 20 requests",
+        after - before
+    );
+}
