@@ -25,6 +25,9 @@ use crate::storage::{
 };
 use crate::{auth, layers};
 
+/// Brands by ID with when they were read; `None` for IDs that are no brand.
+type BrandCache = HashMap<String, (Instant, Option<Arc<BrandRecord>>)>;
+
 /// Everything a request handler needs.
 pub(crate) struct AppState {
     pub(crate) storage: Arc<dyn Storage>,
@@ -33,7 +36,7 @@ pub(crate) struct AppState {
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
     /// Brands by ID, and IDs known not to be brands (`None`).
-    brands: RwLock<HashMap<String, (Instant, Option<Arc<BrandRecord>>)>>,
+    brands: RwLock<BrandCache>,
 }
 
 /// How long a brand read from the database is trusted before it is read
