@@ -93,11 +93,16 @@ impl AppState {
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(storage_error(error)),
-        Err(join) => Err(ApiError::internal(&join)),
-    }
+    run_blocking(move || work().map_err(storage_error)).await
+}
+
+/// Runs work that may block (RSA, storage) on the blocking pool.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal(&err))?
 }
 
 /// The answer for a storage failure that a handler did not map itself.

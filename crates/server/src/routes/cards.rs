@@ -11,7 +11,7 @@ use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis}
 use card_member_protocol::model::{Card, CardState, CardType, CodeMode, CreateCardRequest};
 use time::OffsetDateTime;
 
-use crate::app::{AppState, blocking, storage_error};
+use crate::app::{AppState, blocking, run_blocking, storage_error};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::storage::StorageError;
@@ -49,13 +49,13 @@ pub(crate) async fn create_card(
         modify_time: now,
     };
     let storage = Arc::clone(&state.storage);
-    let record = tokio::task::spawn_blocking(move || storage.create_card(&card))
-        .await
-        .map_err(|err| ApiError::internal(&err))?
-        .map_err(|err| match err {
+    let record = run_blocking(move || {
+        storage.create_card(&card).map_err(|err| match err {
             StorageError::OutRequestNoReused => ApiError::out_request_no_reused(),
             other => storage_error(other),
-        })?;
+        })
+    })
+    .await?;
     Ok(super::json_ok(&record.card))
 }
 

@@ -22,7 +22,7 @@ use card_member_protocol::model::{
 use card_member_protocol::validation::validate_user_card_code;
 use time::{Duration, OffsetDateTime};
 
-use crate::app::{AppState, storage_error};
+use crate::app::{AppState, run_blocking, storage_error};
 use crate::auth::Authenticated;
 use crate::crypto::Crypto;
 use crate::error::ApiError;
@@ -207,14 +207,6 @@ pub(crate) async fn import_user_card(
     })
     .await?;
     Ok(super::json_ok(&card))
-}
-
-async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| ApiError::internal(&err))?
 }
 
 fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
