@@ -13,6 +13,7 @@ use card_member_protocol::keys::{PrivateKey, PublicKey};
 use card_member_protocol::model::{Card, CreateCardRequest, UserCard};
 use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::{HEADER_REQUEST_ID, ResponseSignature, ResponseVerifyError};
+use card_member_protocol::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -110,23 +111,23 @@ pub(crate) struct Endpoint {
 
 pub(crate) const UPDATE_USER_CARD: Endpoint = Endpoint {
     name: "PATCH user-cards/{code}",
-    per_second: 5,
+    per_second: RATE_LIMIT_PER_SECOND,
 };
 const GET_USER_CARD: Endpoint = Endpoint {
     name: "GET user-cards/{code}",
-    per_second: 5,
+    per_second: RATE_LIMIT_PER_SECOND,
 };
 const IMPORT_USER_CARD: Endpoint = Endpoint {
     name: "POST user-cards/import-by-openid",
-    per_second: 10,
+    per_second: IMPORT_RATE_LIMIT_PER_SECOND,
 };
 const CREATE_CARD: Endpoint = Endpoint {
     name: "POST cards",
-    per_second: 5,
+    per_second: RATE_LIMIT_PER_SECOND,
 };
 const GET_CARD: Endpoint = Endpoint {
     name: "GET cards/{card_id}",
-    per_second: 5,
+    per_second: RATE_LIMIT_PER_SECOND,
 };
 
 impl Client {

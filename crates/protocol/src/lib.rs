@@ -75,6 +75,12 @@ pub const PRIMARY_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 /// connection failure to the primary host.
 pub const BACKUP_BASE_URL: &str = "https://api2.mch.weixin.qq.com";
 
+/// Requests per second (and burst) each brand may send to one endpoint.
+pub const RATE_LIMIT_PER_SECOND: u32 = 5;
+
+/// The limit of `POST /brand/card-member/user-cards/import-by-openid`.
+pub const IMPORT_RATE_LIMIT_PER_SECOND: u32 = 10;
+
 /// How far, in seconds, a request or response timestamp may be from the
 /// receiver's clock: a difference of this much or more is refused.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;

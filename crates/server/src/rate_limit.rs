@@ -11,13 +11,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use card_member_protocol::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND};
+
 /// The requests per second (and burst) an endpoint allows each brand:
 /// 10 for `import-by-openid`, 5 for every other endpoint.
 pub(crate) fn per_second(route: &str) -> u32 {
     if route.ends_with("/import-by-openid") {
-        10
+        IMPORT_RATE_LIMIT_PER_SECOND
     } else {
-        5
+        RATE_LIMIT_PER_SECOND
     }
 }
 
