@@ -213,13 +213,14 @@ impl Signer {
     }
 }
 
-async fn send(
+/// Sends a signed request; its status and body.
+async fn exchange(
     http: &reqwest::Client,
     base_url: &str,
     key_id: &str,
     request: &Prepared,
-) -> (u16, String) {
-    let result = http
+) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    let response = http
         .request(
             request.method.clone(),
             format!("{base_url}{}", request.target),
@@ -230,19 +231,33 @@ async fn send(
         .header("Wechatpay-Serial", key_id)
         .body(request.body.clone())
         .send()
-        .await;
-    match result {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let body = response.bytes().await.unwrap_or_default();
-            let code = if status == 200 {
-                String::new()
-            } else {
-                serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["code"].as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            };
+        .await?;
+    let status = response.status().as_u16();
+    Ok((
+        status,
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default(),
+    ))
+}
+
+/// Sends a signed request; its status and error code (empty on 200,
+/// `TIMEOUT` or `TRANSPORT` with status 0 when there was no answer).
+async fn send(
+    http: &reqwest::Client,
+    base_url: &str,
+    key_id: &str,
+    request: &Prepared,
+) -> (u16, String) {
+    match exchange(http, base_url, key_id, request).await {
+        Ok((200, _)) => (200, String::new()),
+        Ok((status, body)) => {
+            let code = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_owned))
+                .unwrap_or_default();
             (status, code)
         }
         Err(err) => (
@@ -413,17 +428,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             let template = json!({"out_request_no": "bench", "appid": "wxbench", "card_type": "NORMAL",
                 "card_title": "bench", "valid_date_information": {"type": "PERMANENT"}});
             let request = signer.sign(&brand, "POST", "/brand/card-member/cards".into(), template.to_string().into_bytes());
-            let response = http
-                .post(format!("{base_url}{}", request.target))
-                .header("Authorization", &request.authorization)
-                .header("Accept", "application/json")
-                .header("Content-Type", "application/json")
-                .header("Wechatpay-Serial", &signer.key_id)
-                .body(request.body)
-                .send()
+            let (_, bytes) = exchange(&http, &base_url, &signer.key_id, &request)
                 .await
                 .map_err(|err| err.to_string())?;
-            let bytes = response.bytes().await.map_err(|err| err.to_string())?;
             let card: Value = serde_json::from_slice(&bytes).map_err(|err| err.to_string())?;
             let card_id = card["card_id"].as_str().ok_or("no card_id")?.to_owned();
             for k in 0..cards {

@@ -1,26 +1,12 @@
 //! Single commands: serve, update, get, import, cards, keys, brands.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::Value;
 
-use crate::helpers::{BIN, args, card_member, start_server};
-
-fn healthz(address: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    stream
-        .write_all(
-            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer)
-}
+use crate::helpers::{BIN, args, card_member, start_server, wait_healthy};
 
 #[test]
 fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm() {
@@ -37,18 +23,7 @@ fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let answer = loop {
-        if let Some(answer) = healthz(&address) {
-            break answer;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    wait_healthy(&address);
 
     let credentials: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("card-member-data/dev/credentials.json")).unwrap(),
@@ -373,14 +348,7 @@ fn serve_with_log_format_json_writes_one_json_object_per_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while healthz(&address).is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&address);
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
