@@ -8,7 +8,9 @@
 //! 5. `Wechatpay-Serial` not the brand's WeChat Pay public key ID → 400
 //!    `INVALID_REQUEST`;
 //! 6. nonce seen before (recorded only now, after the signature verified)
-//!    → 401 `SIGN_ERROR`;
+//!    → 401 `SIGN_ERROR`. Whatever the answer, it leaves only once the
+//!    nonce is durable, so a restart or a crash cannot make a captured
+//!    request new again;
 //! 7. a suspended brand → 403 `NO_AUTH`;
 //! 8. the brand's rate limit → 429 `RATELIMIT_EXCEEDED` (only verified
 //!    requests count, so a forger cannot spend a brand's quota).
@@ -31,7 +33,7 @@ use card_member_protocol::response::HEADER_SERIAL;
 use crate::app::{AppState, blocking, storage_error};
 use crate::error::ApiError;
 use crate::rate_limit;
-use crate::storage::{BrandCertificate, Storage, StorageError};
+use crate::storage::{BrandCertificate, NonceAdmission, Storage, StorageError};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]
@@ -52,7 +54,8 @@ pub(crate) async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let (mut response, brand_id) = match verify(&state, request).await {
+    let mut unsaved = None;
+    let (mut response, brand_id) = match verify(&state, request, &mut unsaved).await {
         Ok(request) => {
             let brand_id = request
                 .extensions()
@@ -62,15 +65,65 @@ pub(crate) async fn authenticate(
         }
         Err((error, brand_id)) => (error.into_response(), brand_id),
     };
+    if let Some(nonce) = unsaved
+        && let Err(error) = nonce.save().await
+    {
+        response = error.into_response();
+    }
     if let Some(brand_id) = brand_id {
         response.extensions_mut().insert(BrandOfRequest(brand_id));
     }
     response
 }
 
+/// A nonce admitted but perhaps not yet durable. It is saved before the
+/// answer leaves (a change's transaction may have saved it already); if the
+/// request is abandoned first (its timeout, a client gone), it is saved
+/// in the background when dropped.
+struct UnsavedNonce {
+    storage: Arc<dyn Storage>,
+    brand_id: String,
+    nonce: String,
+    saved: bool,
+}
+
+impl UnsavedNonce {
+    async fn save(mut self) -> Result<(), ApiError> {
+        self.saved = true;
+        let storage = Arc::clone(&self.storage);
+        let (brand_id, nonce) = (self.brand_id.clone(), self.nonce.clone());
+        blocking(move || storage.record_nonce(&brand_id, &nonce)).await
+    }
+}
+
+impl Drop for UnsavedNonce {
+    fn drop(&mut self) {
+        if self.saved {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let storage = Arc::clone(&self.storage);
+        let (brand_id, nonce) = (
+            std::mem::take(&mut self.brand_id),
+            std::mem::take(&mut self.nonce),
+        );
+        runtime.spawn_blocking(move || {
+            if let Err(err) = storage.record_nonce(&brand_id, &nonce) {
+                tracing::warn!(%err, brand_id, "could not save the nonce of an abandoned request");
+            }
+        });
+    }
+}
+
 type Refusal = (ApiError, Option<String>);
 
-async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> {
+async fn verify(
+    state: &AppState,
+    request: Request,
+    unsaved: &mut Option<UnsavedNonce>,
+) -> Result<Request, Refusal> {
     let (mut parts, body) = request.into_parts();
     let authorization = parts
         .headers
@@ -131,7 +184,7 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
         return Err(refuse(ApiError::wrong_wechatpay_serial()));
     }
 
-    let first_use = admission(state, {
+    let admitted = admission(state, {
         let (brand_id, nonce, timestamp) = (
             authorization.brand_id.clone(),
             authorization.nonce_str.clone(),
@@ -141,8 +194,17 @@ async fn verify(state: &AppState, request: Request) -> Result<Request, Refusal> 
     })
     .await
     .map_err(refuse)?;
-    if !first_use {
-        return Err(refuse(ApiError::replayed_nonce()));
+    match admitted {
+        NonceAdmission::Replayed => return Err(refuse(ApiError::replayed_nonce())),
+        NonceAdmission::Recorded => {}
+        NonceAdmission::Unsaved => {
+            *unsaved = Some(UnsavedNonce {
+                storage: Arc::clone(&state.storage),
+                brand_id: authorization.brand_id.clone(),
+                nonce: authorization.nonce_str.clone(),
+                saved: false,
+            });
+        }
     }
 
     if brand.suspended {

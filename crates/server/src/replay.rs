@@ -2,6 +2,10 @@
 //! its request timestamp is inside the 5-minute window. Only nonces of
 //! requests whose signature verified are recorded, so nobody can burn
 //! another brand's nonces.
+//!
+//! This is the in-memory index of one server process. The SQLite backend
+//! fills it at start from its `nonces` table, so that a restart or a crash
+//! forgets nothing (see `storage::sqlite`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +18,11 @@ pub(crate) struct ReplayGuard {
     /// `(brand, nonce)` → the Unix second after which the request's
     /// timestamp is stale anyway, so the entry can go.
     seen: Mutex<HashMap<(String, String), i64>>,
+}
+
+/// When a nonce of a request signed at `timestamp` may be forgotten.
+pub(crate) fn expiry(timestamp: i64) -> i64 {
+    timestamp + TIMESTAMP_WINDOW_SECS
 }
 
 impl ReplayGuard {
@@ -30,10 +39,18 @@ impl ReplayGuard {
         match seen.get(&key) {
             Some(expires) if *expires >= now => false,
             _ => {
-                seen.insert(key, timestamp + TIMESTAMP_WINDOW_SECS);
+                seen.insert(key, expiry(timestamp));
                 true
             }
         }
+    }
+
+    /// Remembers a nonce recorded before this process started.
+    pub(crate) fn remember(&self, brand_id: String, nonce: String, expires_at: i64) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((brand_id, nonce), expires_at);
     }
 }
 
@@ -53,6 +70,14 @@ mod tests {
     fn a_nonce_is_forgotten_once_its_timestamp_is_stale() {
         let guard = ReplayGuard::default();
         assert!(guard.first_use("a", "n", 1000, 1000));
+        assert!(guard.first_use("a", "n", 1400, 1400));
+    }
+
+    #[test]
+    fn a_remembered_nonce_is_refused_until_it_expires() {
+        let guard = ReplayGuard::default();
+        guard.remember("a".into(), "n".into(), 1300);
+        assert!(!guard.first_use("a", "n", 1100, 1100));
         assert!(guard.first_use("a", "n", 1400, 1400));
     }
 }

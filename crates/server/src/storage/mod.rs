@@ -10,8 +10,12 @@
 //!
 //! The storage also holds what several server instances must share to be
 //! correct: the nonces seen (replay protection) and the rate-limit
-//! buckets. The SQLite backend serves one process and keeps them in
-//! memory; the PostgreSQL backend keeps them in the database.
+//! buckets. Nonces are durable on every backend: a nonce accepted before a
+//! restart or a crash is refused after it, for the rest of its window. The
+//! SQLite backend serves one process: it checks nonces in memory (loaded
+//! from its `nonces` table at start) and writes them with the next
+//! transaction; rate-limit buckets stay in memory. The PostgreSQL backend
+//! keeps both in the database.
 
 mod postgres;
 mod sqlite;
@@ -250,6 +254,19 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
+/// What the storage made of a request's nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NonceAdmission {
+    /// Used before within its window: the request is a replay.
+    Replayed,
+    /// First use, and already durable.
+    Recorded,
+    /// First use, reserved but not yet durable: the server calls
+    /// [`Storage::record_nonce`] before it answers, unless a write made it
+    /// durable first (a change's transaction carries the nonces waiting).
+    Unsaved,
+}
+
 /// How a user card is addressed: within a brand, by template and code.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UserCardKey<'a> {
@@ -312,16 +329,20 @@ pub(crate) trait Storage: Send + Sync + 'static {
     /// The audit trail of one card, oldest first.
     fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
 
-    /// Records `(brand_id, nonce)` of a request signed at `timestamp`;
-    /// `false` if the pair was already used within the signature window.
-    /// Every server instance on this storage sees the same nonces.
+    /// Admits `(brand_id, nonce)` of a request signed at `timestamp`, or
+    /// says it was already used within the signature window. Every server
+    /// instance on this storage sees the same nonces.
     fn first_use_of_nonce(
         &self,
         brand_id: &str,
         nonce: &str,
         timestamp: i64,
         now: i64,
-    ) -> Result<bool, StorageError>;
+    ) -> Result<NonceAdmission, StorageError>;
+
+    /// Makes an admitted nonce durable, if no transaction has yet (a no-op
+    /// where [`Storage::first_use_of_nonce`] answered `Recorded`).
+    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError>;
 
     /// Whether [`Storage::first_use_of_nonce`] and
     /// [`Storage::take_rate_slot`] may block (a database round trip). When
@@ -424,13 +445,17 @@ impl Storage for TimedStorage {
         nonce: &str,
         timestamp: i64,
         now: i64,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<NonceAdmission, StorageError> {
         if self.inner.admission_blocks() {
             self.time(|s| s.first_use_of_nonce(brand_id, nonce, timestamp, now))
         } else {
             self.inner
                 .first_use_of_nonce(brand_id, nonce, timestamp, now)
         }
+    }
+
+    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
+        self.time(|s| s.record_nonce(brand_id, nonce))
     }
 
     fn admission_blocks(&self) -> bool {

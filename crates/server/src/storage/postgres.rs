@@ -24,8 +24,8 @@ use tokio::sync::Semaphore;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
-    UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, NonceAdmission, Storage, StorageError,
+    UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
 };
 
 /// Schema migrations, applied in order under an advisory lock, so that
@@ -688,7 +688,7 @@ impl Storage for PostgresStorage {
         nonce: &str,
         timestamp: i64,
         now: i64,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<NonceAdmission, StorageError> {
         let expires_at = timestamp + TIMESTAMP_WINDOW_SECS;
         let sweep = self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999;
         self.run(async |client| {
@@ -707,8 +707,19 @@ impl Storage for PostgresStorage {
                 )
                 .await
                 .map_err(classify)?;
-            Ok(recorded.is_some())
+            Ok(if recorded.is_some() {
+                NonceAdmission::Recorded
+            } else {
+                NonceAdmission::Replayed
+            })
         })
+    }
+
+    /// Nothing to do: [`Storage::first_use_of_nonce`] wrote the nonce (a
+    /// committed statement), since another instance may receive the same
+    /// request at the same moment and only the database sees both.
+    fn record_nonce(&self, _brand_id: &str, _nonce: &str) -> Result<(), StorageError> {
+        Ok(())
     }
 
     fn take_rate_slot(

@@ -1,21 +1,36 @@
 //! The embedded default: one SQLite file, WAL with `synchronous=FULL`, so a
 //! crash or power loss never loses a committed (acknowledged) write. One
-//! server process per file: nonces and rate-limit buckets live in memory.
+//! server process per file: rate-limit buckets live in memory.
+//!
+//! Nonces are checked in memory and kept durable in the `nonces` table,
+//! loaded back at start. An admitted nonce waits in `unsaved_nonces` until
+//! the next transaction on the connection writes it: a change's own
+//! transaction (so an update costs no extra commit), or, for a request
+//! that changed nothing, the one [`Storage::record_nonce`] runs before the
+//! answer leaves, which also writes every other nonce waiting (a group
+//! commit under load). Nothing is answered before its nonce is on disk.
+//! Expired rows are deleted at most once a minute, so the table holds the
+//! nonces of the requests verified in the last 5 minutes (their timestamp
+//! plus the window), and one minute's more at most.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{Card, CardState, UserCardState};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
 
+use crate::app::unix_now;
 use crate::rate_limit::RateLimiter;
-use crate::replay::ReplayGuard;
+use crate::replay::{ReplayGuard, expiry};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Storage, StorageError, UserCardKey,
-    UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, NonceAdmission, Storage, StorageError,
+    UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -77,13 +92,31 @@ CREATE TABLE audit_log (
     fields TEXT NOT NULL
 );
 CREATE INDEX audit_log_by_card ON audit_log (brand_id, card_id, user_card_code);
+", r"
+CREATE TABLE nonces (
+    brand_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (brand_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX nonces_by_expiry ON nonces (expires_at);
 "];
+
+/// How often expired nonces are deleted, in seconds.
+const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
+
+/// A nonce admitted but not yet written: brand, nonce, expiry.
+type UnsavedNonce = (String, String, i64);
 
 /// SQLite storage: one connection, writes serialised by SQLite itself and
 /// by the mutex around the connection.
 pub(crate) struct SqliteStorage {
     connection: Mutex<Connection>,
     replay: ReplayGuard,
+    /// Admitted nonces the next transaction writes.
+    unsaved_nonces: Mutex<Vec<UnsavedNonce>>,
+    /// When expired nonces were last deleted (Unix seconds).
+    nonces_pruned_at: AtomicI64,
     limiter: RateLimiter,
 }
 
@@ -102,10 +135,83 @@ impl SqliteStorage {
         let storage = Self {
             connection: Mutex::new(connection),
             replay: ReplayGuard::default(),
+            unsaved_nonces: Mutex::new(Vec::new()),
+            nonces_pruned_at: AtomicI64::new(0),
             limiter: RateLimiter::default(),
         };
         storage.migrate()?;
+        storage.load_nonces(unix_now())?;
         Ok(storage)
+    }
+
+    /// Fills the in-memory replay index with the nonces still in their
+    /// window, so that a restart refuses what the last run accepted.
+    fn load_nonces(&self, now: i64) -> Result<(), StorageError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT brand_id, nonce, expires_at FROM nonces WHERE expires_at >= ?1")
+            .map_err(classify)?;
+        let rows = statement
+            .query_map([now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .map_err(classify)?;
+        for row in rows {
+            let (brand_id, nonce, expires_at) = row.map_err(classify)?;
+            self.replay.remember(brand_id, nonce, expires_at);
+        }
+        Ok(())
+    }
+
+    fn unsaved_nonces(&self) -> MutexGuard<'_, Vec<UnsavedNonce>> {
+        self.unsaved_nonces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `work` in one IMMEDIATE transaction (the write lock taken
+    /// before the first read, so a read-modify-write cannot interleave with
+    /// another writer) that also writes every nonce waiting. If the
+    /// transaction does not commit, the nonces wait for the next one.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut connection = self.lock();
+        let nonces = std::mem::take(&mut *self.unsaved_nonces());
+        let result = (|| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
+            let value = work(&tx)?;
+            self.save_nonces(&tx, &nonces)?;
+            tx.commit().map_err(classify)?;
+            Ok(value)
+        })();
+        if result.is_err() && !nonces.is_empty() {
+            self.unsaved_nonces().extend(nonces);
+        }
+        result
+    }
+
+    fn save_nonces(&self, tx: &Transaction<'_>, nonces: &[UnsavedNonce]) -> Result<(), StorageError> {
+        if !nonces.is_empty() {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO nonces (brand_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(classify)?;
+            for (brand_id, nonce, expires_at) in nonces {
+                insert
+                    .execute(params![brand_id, nonce, expires_at])
+                    .map_err(classify)?;
+            }
+        }
+        let now = unix_now();
+        if now - self.nonces_pruned_at.load(Ordering::Relaxed) >= NONCE_PRUNE_INTERVAL_SECS {
+            tx.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])
+                .map_err(classify)?;
+            self.nonces_pruned_at.store(now, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn migrate(&self) -> Result<(), StorageError> {
@@ -373,32 +479,29 @@ impl Storage for SqliteStorage {
     }
 
     fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
-        let mut connection = self.lock();
-        let tx = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(classify)?;
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT body FROM card_templates WHERE brand_id = ?1 AND out_request_no = ?2",
-                params![card.brand_id, card.out_request_no],
-                |row| row.get(0),
+        self.write(|tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM card_templates WHERE brand_id = ?1 AND out_request_no = ?2",
+                    params![card.brand_id, card.out_request_no],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(classify)?;
+            if let Some(body) = existing {
+                let stored: Card = from_json(&body).map_err(classify)?;
+                return Ok(CardRecord { card: stored });
+            }
+            tx.execute(
+                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![card.brand_id, card.card_id, card.out_request_no, wire_name(&card.state), to_json(card)],
             )
-            .optional()
-            .map_err(classify)?;
-        if let Some(body) = existing {
-            let stored: Card = from_json(&body).map_err(classify)?;
-            return Ok(CardRecord { card: stored });
-        }
-        tx.execute(
-            "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![card.brand_id, card.card_id, card.out_request_no, wire_name(&card.state), to_json(card)],
-        )
-        .map_err(|err| match err.sqlite_error_code() {
-            Some(ErrorCode::ConstraintViolation) => StorageError::OutRequestNoReused,
-            _ => classify(err),
-        })?;
-        tx.commit().map_err(classify)?;
-        Ok(CardRecord { card: card.clone() })
+            .map_err(|err| match err.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => StorageError::OutRequestNoReused,
+                _ => classify(err),
+            })?;
+            Ok(CardRecord { card: card.clone() })
+        })
     }
 
     fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
@@ -425,49 +528,46 @@ impl Storage for SqliteStorage {
         is_usable: &dyn Fn(&UserCardRecord) -> bool,
         audit: &AuditEntry,
     ) -> Result<(), StorageError> {
-        let mut connection = self.lock();
-        let tx = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(classify)?;
-        let template_state: Option<String> = tx
-            .query_row(
-                "SELECT state FROM card_templates WHERE brand_id = ?1 AND card_id = ?2",
-                params![card.brand_id, card.card_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(classify)?;
-        match template_state {
-            None => return Err(StorageError::NotFound),
-            Some(state) if state != wire_name(&CardState::Effective) => {
-                return Err(StorageError::TemplateInvalid);
+        self.write(|tx| {
+            let template_state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM card_templates WHERE brand_id = ?1 AND card_id = ?2",
+                    params![card.brand_id, card.card_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(classify)?;
+            match template_state {
+                None => return Err(StorageError::NotFound),
+                Some(state) if state != wire_name(&CardState::Effective) => {
+                    return Err(StorageError::TemplateInvalid);
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
-        }
-        let key = UserCardKey {
-            brand_id: &card.brand_id,
-            card_id: &card.card_id,
-            user_card_code: &card.user_card_code,
-        };
-        if select_user_card(&tx, key)?.is_some() {
-            return Err(StorageError::DuplicateCode);
-        }
-        let held: Vec<UserCardRecord> = tx
-            .prepare_cached(&format!(
-                "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = ?1 AND card_id = ?2 AND openid = ?3"
-            ))
-            .and_then(|mut statement| {
-                statement
-                    .query_map(params![card.brand_id, card.card_id, card.openid], user_card_from_row)?
-                    .collect()
-            })
-            .map_err(classify)?;
-        if held.iter().any(is_usable) {
-            return Err(StorageError::HolderHasCard);
-        }
-        write_user_card(&tx, card, true)?;
-        insert_audit(&tx, audit)?;
-        tx.commit().map_err(classify)
+            let key = UserCardKey {
+                brand_id: &card.brand_id,
+                card_id: &card.card_id,
+                user_card_code: &card.user_card_code,
+            };
+            if select_user_card(tx, key)?.is_some() {
+                return Err(StorageError::DuplicateCode);
+            }
+            let held: Vec<UserCardRecord> = tx
+                .prepare_cached(&format!(
+                    "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = ?1 AND card_id = ?2 AND openid = ?3"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![card.brand_id, card.card_id, card.openid], user_card_from_row)?
+                        .collect()
+                })
+                .map_err(classify)?;
+            if held.iter().any(is_usable) {
+                return Err(StorageError::HolderHasCard);
+            }
+            write_user_card(tx, card, true)?;
+            insert_audit(tx, audit)
+        })
     }
 
     fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
@@ -481,26 +581,21 @@ impl Storage for SqliteStorage {
         patch: UserCardPatch,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
-        let mut connection = self.lock();
-        // IMMEDIATE takes the write lock before the read, so the
-        // read-modify-write cannot interleave with another writer.
-        let tx = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(classify)?;
-        let mut card = select_user_card(&tx, key)?.ok_or(StorageError::NotFound)?;
-        if card.openid != openid {
-            return Err(StorageError::OpenidMismatch);
-        }
-        if card.state == UserCardState::Invalid {
-            return Err(StorageError::CardInvalid);
-        }
-        patch.apply(&mut card);
-        card.modify_time.clone_from(&audit.at);
-        card.version += 1;
-        write_user_card(&tx, &card, false)?;
-        insert_audit(&tx, audit)?;
-        tx.commit().map_err(classify)?;
-        Ok(card)
+        self.write(|tx| {
+            let mut card = select_user_card(tx, key)?.ok_or(StorageError::NotFound)?;
+            if card.openid != openid {
+                return Err(StorageError::OpenidMismatch);
+            }
+            if card.state == UserCardState::Invalid {
+                return Err(StorageError::CardInvalid);
+            }
+            patch.apply(&mut card);
+            card.modify_time.clone_from(&audit.at);
+            card.version += 1;
+            write_user_card(tx, &card, false)?;
+            insert_audit(tx, audit)?;
+            Ok(card)
+        })
     }
 
     fn first_use_of_nonce(
@@ -509,8 +604,26 @@ impl Storage for SqliteStorage {
         nonce: &str,
         timestamp: i64,
         now: i64,
-    ) -> Result<bool, StorageError> {
-        Ok(self.replay.first_use(brand_id, nonce, timestamp, now))
+    ) -> Result<NonceAdmission, StorageError> {
+        if !self.replay.first_use(brand_id, nonce, timestamp, now) {
+            return Ok(NonceAdmission::Replayed);
+        }
+        self.unsaved_nonces()
+            .push((brand_id.to_owned(), nonce.to_owned(), expiry(timestamp)));
+        Ok(NonceAdmission::Unsaved)
+    }
+
+    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
+        let waiting = self
+            .unsaved_nonces()
+            .iter()
+            .any(|(b, n, _)| b == brand_id && n == nonce);
+        if !waiting {
+            return Ok(());
+        }
+        // Another request's transaction may write it while this one waits
+        // for the connection; then this one commits whatever else waits.
+        self.write(|_| Ok(()))
     }
 
     fn admission_blocks(&self) -> bool {

@@ -321,26 +321,31 @@ fn concurrent_updates_of_different_fields_all_persist() {
 fn a_nonce_is_accepted_once_by_every_instance() {
     for backend in backends() {
         let storage = &backend.storage;
-        assert!(storage.first_use_of_nonce("b", "n1", 1000, 1000).unwrap());
-        assert!(
-            !storage.first_use_of_nonce("b", "n1", 1000, 1100).unwrap(),
+        let admit = |storage: &Arc<dyn Storage>, brand: &str, at: i64| {
+            let admission = storage.first_use_of_nonce(brand, "n1", at, at).unwrap();
+            if admission == NonceAdmission::Unsaved {
+                storage.record_nonce(brand, "n1").unwrap();
+            }
+            admission != NonceAdmission::Replayed
+        };
+        assert!(admit(storage, "b", 1000));
+        assert_eq!(
+            storage.first_use_of_nonce("b", "n1", 1000, 1100).unwrap(),
+            NonceAdmission::Replayed,
             "{}",
             backend.name
         );
+        assert!(admit(storage, "other", 1000));
         assert!(
-            storage
-                .first_use_of_nonce("other", "n1", 1000, 1000)
-                .unwrap()
-        );
-        assert!(
-            storage.first_use_of_nonce("b", "n1", 2000, 2000).unwrap(),
+            admit(storage, "b", 2000),
             "{}: stale entries expire",
             backend.name
         );
         if let Some(reopen) = &backend.reopen {
             let second = reopen();
-            assert!(
-                !second.first_use_of_nonce("b", "n1", 2000, 2000).unwrap(),
+            assert_eq!(
+                second.first_use_of_nonce("b", "n1", 2000, 2000).unwrap(),
+                NonceAdmission::Replayed,
                 "{}: shared",
                 backend.name
             );
@@ -402,4 +407,87 @@ fn migrations_apply_once_and_reopening_keeps_the_data() {
             .unwrap()
             .is_some()
     );
+}
+
+/// A nonce admitted now by `storage`, as the server admits it.
+fn admit_now(storage: &dyn Storage, nonce: &str) -> NonceAdmission {
+    let now = crate::app::unix_now();
+    storage.first_use_of_nonce("b", nonce, now, now).unwrap()
+}
+
+#[test]
+fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let storage = SqliteStorage::open(&path).unwrap();
+        storage.add_brand(&brand("b"), NOW).unwrap();
+        assert_eq!(admit_now(&storage, "read"), NonceAdmission::Unsaved);
+        storage.record_nonce("b", "read").unwrap();
+        assert_eq!(admit_now(&storage, "write"), NonceAdmission::Unsaved);
+        storage
+            .create_card(&template("b", "c", "r1"))
+            .expect("the change's transaction writes the waiting nonce");
+        assert_eq!(admit_now(&storage, "never-recorded"), NonceAdmission::Unsaved);
+    }
+    let reopened = SqliteStorage::open(&path).unwrap();
+    assert_eq!(admit_now(&reopened, "read"), NonceAdmission::Replayed);
+    assert_eq!(admit_now(&reopened, "write"), NonceAdmission::Replayed);
+    assert_eq!(
+        admit_now(&reopened, "never-recorded"),
+        NonceAdmission::Unsaved,
+        "a nonce never made durable was never answered"
+    );
+}
+
+#[test]
+fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let storage = SqliteStorage::open(&path).unwrap();
+        storage.add_brand(&brand("b"), NOW).unwrap();
+        assert_eq!(admit_now(&storage, "n"), NonceAdmission::Unsaved);
+        let missing = UserCardKey {
+            brand_id: "b",
+            card_id: "none",
+            user_card_code: "1",
+        };
+        let failed = storage.update_user_card(
+            missing,
+            "o",
+            UserCardPatch::default(),
+            &audit("1", "update", &[]),
+        );
+        assert!(matches!(failed, Err(StorageError::NotFound)));
+        storage.record_nonce("b", "n").unwrap();
+    }
+    let reopened = SqliteStorage::open(&path).unwrap();
+    assert_eq!(admit_now(&reopened, "n"), NonceAdmission::Replayed);
+}
+
+#[test]
+fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let now = crate::app::unix_now();
+    {
+        let storage = SqliteStorage::open(&path).unwrap();
+        let stale = now - 2 * card_member_protocol::TIMESTAMP_WINDOW_SECS;
+        storage.first_use_of_nonce("b", "old", stale, stale).unwrap();
+        storage.record_nonce("b", "old").unwrap();
+        assert_eq!(admit_now(&storage, "fresh"), NonceAdmission::Unsaved);
+        storage.record_nonce("b", "fresh").unwrap();
+    }
+    let reopened = SqliteStorage::open(&path).unwrap();
+    assert_eq!(
+        reopened.first_use_of_nonce("b", "old", now, now).unwrap(),
+        NonceAdmission::Unsaved,
+        "an expired nonce may be used again"
+    );
+    let rows: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM nonces", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the first transaction of a run deletes expired rows");
 }

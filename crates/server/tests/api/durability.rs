@@ -1,8 +1,9 @@
-//! Acknowledged writes survive a restart; a restart regenerates nothing.
+//! Acknowledged writes survive a restart; a restart regenerates nothing;
+//! a nonce used before a restart is still used after it.
 
 use serde_json::json;
 
-use crate::helpers::{CARD_ID, OPENID, spawn_app, spawn_app_in};
+use crate::helpers::{CARD_ID, CODE, OPENID, UPDATE_TARGET, spawn_app, spawn_app_in};
 
 #[tokio::test]
 async fn a_restart_keeps_every_acknowledged_update_and_regenerates_nothing() {
@@ -68,4 +69,50 @@ async fn graceful_shutdown_finishes_the_requests_in_flight() {
     let restarted = spawn_app_in(dir).await;
     let card = restarted.get_card().await.user_card(&restarted);
     assert_eq!(card.level.as_deref(), Some("in-flight"));
+}
+
+#[tokio::test]
+async fn a_request_captured_before_a_restart_is_refused_as_a_replay_after_it() {
+    let app = spawn_app().await;
+    let captured_update = app.signed(
+        "PATCH",
+        UPDATE_TARGET,
+        &serde_json::to_vec(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "captured"}))
+            .unwrap(),
+    );
+    let read_target =
+        format!("/brand/card-member/user-cards/{CODE}?card_id={CARD_ID}&openid={OPENID}");
+    let captured_read = app.signed("GET", &read_target, b"");
+    let missing_target =
+        format!("/brand/card-member/user-cards/NOSUCHCARD?card_id={CARD_ID}&openid={OPENID}");
+    let captured_refusal = app.signed("GET", &missing_target, b"");
+    assert_eq!(app.send(&captured_update).await.status, 200);
+    assert_eq!(app.send(&captured_read).await.status, 200);
+    app.send(&captured_refusal)
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.send(&captured_update)
+        .await
+        .assert_error(401, "SIGN_ERROR");
+    let later = json!({"card_id": CARD_ID, "openid": OPENID, "level": "later"});
+    app.update(&later).await.user_card(&app);
+
+    let restarted = spawn_app_in(app.stop().await).await;
+    for captured in [&captured_update, &captured_read, &captured_refusal] {
+        let replay = restarted.send(captured).await;
+        replay.assert_error(401, "SIGN_ERROR");
+        assert!(
+            replay.json()["message"].as_str().unwrap().contains("nonce"),
+            "{} {}: {:?}",
+            captured.method,
+            captured.target,
+            replay.json()
+        );
+    }
+    let card = restarted.get_card().await.user_card(&restarted);
+    assert_eq!(
+        card.level.as_deref(),
+        Some("later"),
+        "the replay changed nothing"
+    );
 }
