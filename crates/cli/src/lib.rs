@@ -110,8 +110,10 @@ enum LogFormatArg {
 fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colour only on a terminal: `serve 2> file` writes plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -181,6 +183,10 @@ struct ConnectArgs {
     /// Override the credentials' base URL.
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
+    /// Trust this root certificate (PEM) for HTTPS too, e.g. the `cert.pem`
+    /// that `card-member keys tls` wrote.
+    #[arg(long, value_name = "FILE")]
+    tls_root_cert: Option<PathBuf>,
 }
 
 impl ConnectArgs {
@@ -188,6 +194,9 @@ impl ConnectArgs {
         let mut builder = Client::builder_from_credentials_file(&self.credentials)?;
         if let Some(url) = &self.base_url {
             builder = builder.base_url(url.clone());
+        }
+        if let Some(path) = &self.tls_root_cert {
+            builder = builder.trust_root_certificate_file(path);
         }
         Ok(builder.rate_limit(rate_limit).build()?)
     }
@@ -287,6 +296,17 @@ enum KeysCommand {
         /// and serial_no into.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Write a self-signed TLS certificate and key for a development server
+    /// (`tls_cert`, `tls_key`); clients trust the certificate with
+    /// `--tls-root-cert`.
+    Tls {
+        /// The directory to write cert.pem and key.pem into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A host name or IP address the certificate is for (repeatable).
+        #[arg(long = "host", value_name = "NAME", required = true)]
+        hosts: Vec<String>,
     },
 }
 
@@ -501,6 +521,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
+        Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Openapi => {
             let document = card_member_server::openapi::document();

@@ -63,6 +63,7 @@ pub struct ClientBuilder {
     retry: Option<RetryPolicy>,
     user_agent: Option<String>,
     rate_limit: bool,
+    root_certificates: Vec<Result<Vec<u8>, String>>,
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -153,7 +154,9 @@ impl ClientBuilder {
     }
 
     /// When to send again. Default [`RetryPolicy::default`]: 3 attempts on
-    /// 429, 5xx and refused connections, honouring `Retry-After`.
+    /// 429, 5xx and refused connections, honouring `Retry-After`; reads and
+    /// updates (which set fields, so sending one twice changes nothing more)
+    /// also after a connection closed or reset before any answer.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
@@ -169,6 +172,23 @@ impl ClientBuilder {
     /// sending, so that a batch never provokes a 429. Default off.
     pub fn rate_limit(mut self, enabled: bool) -> Self {
         self.rate_limit = enabled;
+        self
+    }
+
+    /// Trusts one more root certificate (PEM) for HTTPS, besides the
+    /// system's: a test server's self-signed certificate (`card-member keys
+    /// tls` writes one) or a private CA. May be called several times.
+    pub fn trust_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(Ok(pem.into()));
+        self
+    }
+
+    /// [`ClientBuilder::trust_root_certificate_pem`] from a file.
+    pub fn trust_root_certificate_file(mut self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        self.root_certificates.push(
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display())),
+        );
         self
     }
 
@@ -200,7 +220,17 @@ impl ClientBuilder {
             }
             None => None,
         };
+        let mut roots = Vec::with_capacity(self.root_certificates.len());
+        for pem in self.root_certificates {
+            let pem = pem.map_err(|err| config(&err))?;
+            roots.push(reqwest::Certificate::from_pem(&pem).map_err(|err| {
+                config(&format!(
+                    "the root certificate is not a PEM certificate: {err}"
+                ))
+            })?);
+        }
         let http = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(5)))
             .timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
             .user_agent(self.user_agent.unwrap_or_else(|| {

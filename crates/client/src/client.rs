@@ -316,7 +316,11 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let delay = self.retry_delay(attempt, &error);
+            // Reads and updates set state: sending one twice leaves the card
+            // as sending it once. Imports and template creation are not
+            // sent again after an unanswered attempt.
+            let idempotent = matches!(method, "GET" | "PATCH");
+            let delay = self.retry_delay(attempt, &error, idempotent);
             match delay {
                 Some(delay)
                     if attempt < policy.max_attempts
@@ -330,8 +334,13 @@ impl Client {
         }
     }
 
-    fn retry_delay(&self, attempt: u32, error: &Error) -> Option<Duration> {
-        if !error.is_retryable() {
+    fn retry_delay(&self, attempt: u32, error: &Error, idempotent: bool) -> Option<Duration> {
+        let retryable = if idempotent {
+            error.is_retryable_when_idempotent()
+        } else {
+            error.is_retryable()
+        };
+        if !retryable {
             return None;
         }
         let policy = &self.inner.retry;
@@ -432,7 +441,9 @@ fn transport_error(error: reqwest::Error) -> Error {
     // A refused or failed connection never carried the request; anything
     // later (a timeout, a reset) may have.
     let never_sent = error.is_connect() || error.is_builder();
-    Error::Transport(TransportError::new(!never_sent, error_chain(&error)))
+    let mut transport = TransportError::new(!never_sent, error_chain(&error));
+    transport.unanswered = !never_sent && !error.is_timeout();
+    Error::Transport(transport)
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

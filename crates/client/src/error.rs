@@ -56,6 +56,15 @@ impl Error {
         }
     }
 
+    /// Whether an idempotent call (a read, an update that sets fields) may
+    /// be sent again after this error: what [`Error::is_retryable`] allows,
+    /// and a connection closed or reset before any answer (a server at its
+    /// connection cap, a proxy restarting): sent twice, such a call leaves
+    /// the card as once.
+    pub(crate) fn is_retryable_when_idempotent(&self) -> bool {
+        self.is_retryable() || matches!(self, Error::Transport(transport) if transport.unanswered)
+    }
+
     /// Whether the server may have applied the request although the call
     /// failed (a connection lost after the request was sent).
     pub fn may_have_been_applied(&self) -> bool {
@@ -134,6 +143,9 @@ impl std::error::Error for BuildError {}
 pub struct TransportError {
     /// Whether the request may have reached the server.
     pub may_have_been_applied: bool,
+    /// The connection was closed or reset before any answer came (not a
+    /// timeout): an idempotent call may be sent again.
+    pub(crate) unanswered: bool,
     message: String,
 }
 
@@ -141,6 +153,7 @@ impl TransportError {
     pub(crate) fn new(may_have_been_applied: bool, message: String) -> Self {
         Self {
             may_have_been_applied,
+            unanswered: false,
             message,
         }
     }

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::StartError;
 use crate::bootstrap;
+use crate::connections::{self, ConnectionLimits};
 use crate::crypto::Crypto;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -162,18 +163,52 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     credentials: Option<PathBuf>,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Application {
     /// Loads keys (creating them on a first start), opens storage, applies
     /// migrations, makes the development setup if due, and binds.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(StartError(
+                    "tls_cert and tls_key go together: set both or neither".to_owned(),
+                ));
+            }
+        };
+        let open_files = connections::raise_open_file_limit();
+        let (max_connections, max_draining) =
+            connections::effective_max_connections(settings.max_connections, open_files);
+        let limits = ConnectionLimits {
+            max_connections,
+            max_draining,
+            header_timeout: Duration::from_secs(settings.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(settings.idle_timeout_secs.max(1)),
+        };
+        tracing::info!(
+            open_file_limit = open_files.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+            max_connections = limits.max_connections,
+            header_timeout_secs = limits.header_timeout.as_secs(),
+            idle_timeout_secs = limits.idle_timeout.as_secs(),
+            tls = tls.is_some(),
+            "connection limits"
+        );
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|err| StartError(format!("cannot listen on {}: {err}", settings.listen)))?;
         let address = listener
             .local_addr()
             .map_err(|err| StartError(err.to_string()))?;
+        if tls.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(
+                %address,
+                "serving plain HTTP on a non-loopback address: set tls_cert and tls_key, or put a TLS proxy in front"
+            );
+        }
         let settings_for_blocking = settings.clone();
         let (state, credentials) =
             tokio::task::spawn_blocking(move || prepare(&settings_for_blocking, address))
@@ -183,7 +218,14 @@ impl Application {
             listener,
             state: Arc::new(state),
             credentials,
+            limits,
+            tls,
         })
+    }
+
+    /// Whether the server speaks HTTPS (`tls_cert` and `tls_key` set).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address the server listens on.
@@ -213,15 +255,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting connections
-    /// and finishes the requests in flight.
+    /// and finishes the requests in flight. Connections are capped and
+    /// timed (see `connections`).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let metrics = Arc::clone(&self.state.metrics);
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        connections::serve(self.listener, app, self.limits, self.tls, metrics, shutdown).await
     }
 }
 

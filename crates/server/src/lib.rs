@@ -9,6 +9,8 @@
 //! - [`Application`]: build from [`Settings`], then `run_until(shutdown)`.
 //! - `app`: state and the router (every layer listed in one place).
 //! - `auth`: request authentication, in the spec's order.
+//! - `connections`, `tls`: the accept loop (connection cap, header and
+//!   idle timeouts) and HTTPS.
 //! - `layers`: `Request-ID`, request log, timeout, response signing.
 //! - `routes`: handlers, one file per resource.
 //! - `storage`: the storage trait and its SQLite backend.
@@ -35,6 +37,7 @@ mod app;
 mod auth;
 mod bootstrap;
 pub mod brands;
+mod connections;
 mod crypto;
 mod error;
 mod layers;
@@ -46,6 +49,7 @@ mod routes;
 mod sealing;
 pub mod settings;
 mod storage;
+mod tls;
 
 use std::fmt;
 

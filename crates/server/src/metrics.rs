@@ -66,6 +66,9 @@ pub(crate) struct Metrics {
     rate_limited_brands: Mutex<HashSet<String>>,
     rsa_decryptions: AtomicU64,
     rsa_signatures: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
+    connections_timed_out: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -113,6 +116,24 @@ impl Metrics {
 
     pub(crate) fn rsa_signature(&self) {
         self.rsa_signatures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed at once because the cap was reached.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed by the header or idle timeout.
+    pub(crate) fn connection_timed_out(&self) {
+        self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
     }
 
     /// RSA private-key operations so far.
@@ -184,6 +205,31 @@ impl Metrics {
             "card_member_rsa_private_key_operations_total{{kind=\"response_signature\"}} {}",
             self.rsa_signatures.load(Ordering::Relaxed)
         );
+
+        let connections = [
+            (
+                "card_member_connections_open",
+                "gauge",
+                "Client connections open now.",
+                &self.connections_open,
+            ),
+            (
+                "card_member_connections_refused_total",
+                "counter",
+                "Connections closed at once because max_connections were open.",
+                &self.connections_refused,
+            ),
+            (
+                "card_member_connections_timed_out_total",
+                "counter",
+                "Connections closed by the header or idle timeout.",
+                &self.connections_timed_out,
+            ),
+        ];
+        for (name, kind, help, value) in connections {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         out
     }
 }

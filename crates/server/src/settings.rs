@@ -58,6 +58,27 @@ pub struct Settings {
     /// `text` (human-readable, the default) or `json` (one JSON object per
     /// line). Env `CARD_MEMBER_LOG_FORMAT`; flag `--log-format`.
     pub log_format: LogFormat,
+    /// Most client connections open at once; at the cap a new connection is
+    /// closed at once. Default 1000, lowered at start to what the open-file
+    /// limit allows (the server raises its soft limit to the hard limit).
+    /// Env `CARD_MEMBER_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// Seconds a connection has to deliver a whole request head, from when
+    /// it opens or the first byte of its next request arrives. Default 10;
+    /// env `CARD_MEMBER_HEADER_TIMEOUT_SECS`.
+    pub header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may sit with no request in flight
+    /// and nothing read or written. Default 30; env
+    /// `CARD_MEMBER_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// The server's TLS certificate chain (PEM). With `tls_key`, the server
+    /// speaks HTTPS only. Default none (plain HTTP); env
+    /// `CARD_MEMBER_TLS_CERT`. `card-member keys tls` writes a development
+    /// pair.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    /// Default none; env `CARD_MEMBER_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
     /// On the first start in an empty data directory, create a demo brand,
     /// template and card, and `DATA_DIR/dev/credentials.json`. Default
     /// true; env `CARD_MEMBER_DEV_BOOTSTRAP`.
@@ -79,6 +100,11 @@ impl Default for Settings {
             blocking_threads: 0,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
+            max_connections: 1000,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            tls_cert: None,
+            tls_key: None,
             dev_bootstrap: true,
         }
     }
@@ -122,6 +148,11 @@ impl fmt::Debug for Settings {
             .field("blocking_threads", &self.blocking_threads)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_secs", &self.header_timeout_secs)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("dev_bootstrap", &self.dev_bootstrap)
             .finish()
     }
@@ -162,6 +193,11 @@ const KEYS: &[&str] = &[
     "blocking_threads",
     "log_level",
     "log_format",
+    "max_connections",
+    "header_timeout_secs",
+    "idle_timeout_secs",
+    "tls_cert",
+    "tls_key",
     "dev_bootstrap",
 ];
 
@@ -254,6 +290,9 @@ const NUMBERS: &[&str] = &[
     "request_timeout_secs",
     "body_limit_bytes",
     "blocking_threads",
+    "max_connections",
+    "header_timeout_secs",
+    "idle_timeout_secs",
 ];
 
 fn env_value(key: &str, value: &str) -> toml::Value {

@@ -1,6 +1,6 @@
 //! `card-member bulk update`: a 200-row file at the brand's limit, killed
-//! halfway and run again, applies every row exactly once and provokes no
-//! 429.
+//! halfway, the server restarted, and run again, applies every row exactly
+//! once and provokes no 429.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,8 +44,9 @@ fn done_rows(journal: &Path) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bulk_update_killed_halfway_and_rerun_applies_every_row_exactly_once_without_429s() {
-    let server = start_server().await;
+async fn bulk_update_killed_halfway_and_rerun_after_a_server_restart_applies_every_row_exactly_once_without_429s()
+ {
+    let mut server = start_server().await;
     seed_cards(&server, 200);
     let input = server.dir.path().join("rows.csv");
     write_csv(&input, 200);
@@ -77,6 +78,9 @@ async fn bulk_update_killed_halfway_and_rerun_applies_every_row_exactly_once_wit
     first.wait().unwrap();
     let done_before_rerun = done_rows(&journal);
     assert!(done_before_rerun < 200, "killed halfway");
+    // The rows in flight when the run was killed are resent as the same
+    // signed requests: the restarted server must still know their nonces.
+    server.restart().await;
 
     let rerun = card_member(bulk_args, server.dir.path()).await;
     let stderr = String::from_utf8_lossy(&rerun.stderr);

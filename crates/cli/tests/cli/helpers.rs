@@ -14,24 +14,63 @@ pub(crate) struct Server {
     pub(crate) credentials: PathBuf,
     pub(crate) handle: ServerHandle,
     pub(crate) settings: Settings,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub(crate) async fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
+    let mut settings = Settings {
         data_dir: dir.path().join("data"),
         listen: "127.0.0.1:0".into(),
         ..Settings::default()
     };
     let app = Application::build(settings.clone()).await.unwrap();
     let credentials = app.created_credentials().unwrap().to_owned();
-    let handle = app.handle();
-    tokio::spawn(app.run_until(std::future::pending()));
+    // A restart listens where the credentials say the server is.
+    settings.listen = app.local_addr().to_string();
+    let (handle, stop, running) = run(app);
     Server {
         dir,
         credentials,
         handle,
         settings,
+        stop: Some(stop),
+        running: Some(running),
+    }
+}
+
+fn run(
+    app: Application,
+) -> (
+    ServerHandle,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let handle = app.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    (handle, stop, running)
+}
+
+impl Server {
+    /// Stops the server (gracefully) and starts it again on the same
+    /// address and data directory.
+    #[allow(dead_code)]
+    pub(crate) async fn restart(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+        let app = Application::build(self.settings.clone()).await.unwrap();
+        let (handle, stop, running) = run(app);
+        self.handle = handle;
+        self.stop = Some(stop);
+        self.running = Some(running);
     }
 }
 

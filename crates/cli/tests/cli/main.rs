@@ -1,5 +1,6 @@
 //! The `card-member` binary, run as a person runs it, against a real server.
 
+mod attacks;
 mod bulk;
 mod commands;
 mod helpers;

@@ -34,7 +34,8 @@ use super::{
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE brands (
     brand_id TEXT PRIMARY KEY,
     wechatpay_public_key_id TEXT NOT NULL,
@@ -92,7 +93,8 @@ CREATE TABLE audit_log (
     fields TEXT NOT NULL
 );
 CREATE INDEX audit_log_by_card ON audit_log (brand_id, card_id, user_card_code);
-", r"
+",
+    r"
 CREATE TABLE nonces (
     brand_id TEXT NOT NULL,
     nonce TEXT NOT NULL,
@@ -100,7 +102,8 @@ CREATE TABLE nonces (
     PRIMARY KEY (brand_id, nonce)
 ) WITHOUT ROWID;
 CREATE INDEX nonces_by_expiry ON nonces (expires_at);
-"];
+",
+];
 
 /// How often expired nonces are deleted, in seconds.
 const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
@@ -192,7 +195,11 @@ impl SqliteStorage {
         result
     }
 
-    fn save_nonces(&self, tx: &Transaction<'_>, nonces: &[UnsavedNonce]) -> Result<(), StorageError> {
+    fn save_nonces(
+        &self,
+        tx: &Transaction<'_>,
+        nonces: &[UnsavedNonce],
+    ) -> Result<(), StorageError> {
         if !nonces.is_empty() {
             let mut insert = tx
                 .prepare_cached(

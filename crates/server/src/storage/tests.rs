@@ -428,7 +428,10 @@ fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change() {
         storage
             .create_card(&template("b", "c", "r1"))
             .expect("the change's transaction writes the waiting nonce");
-        assert_eq!(admit_now(&storage, "never-recorded"), NonceAdmission::Unsaved);
+        assert_eq!(
+            admit_now(&storage, "never-recorded"),
+            NonceAdmission::Unsaved
+        );
     }
     let reopened = SqliteStorage::open(&path).unwrap();
     assert_eq!(admit_now(&reopened, "read"), NonceAdmission::Replayed);
@@ -474,7 +477,9 @@ fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
     {
         let storage = SqliteStorage::open(&path).unwrap();
         let stale = now - 2 * card_member_protocol::TIMESTAMP_WINDOW_SECS;
-        storage.first_use_of_nonce("b", "old", stale, stale).unwrap();
+        storage
+            .first_use_of_nonce("b", "old", stale, stale)
+            .unwrap();
         storage.record_nonce("b", "old").unwrap();
         assert_eq!(admit_now(&storage, "fresh"), NonceAdmission::Unsaved);
         storage.record_nonce("b", "fresh").unwrap();
@@ -489,5 +494,8 @@ fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
         .unwrap()
         .query_row("SELECT count(*) FROM nonces", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(rows, 1, "the first transaction of a run deletes expired rows");
+    assert_eq!(
+        rows, 1,
+        "the first transaction of a run deletes expired rows"
+    );
 }
