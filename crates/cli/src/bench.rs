@@ -73,10 +73,10 @@ pub(crate) struct BenchArgs {
     database_url: Option<String>,
 }
 
-struct Server {
-    child: Child,
-    base_url: String,
-    data_dir: PathBuf,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base_url: String,
+    pub(crate) data_dir: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -90,7 +90,7 @@ impl Drop for Server {
 }
 
 /// Seconds of CPU the process has used (user + system).
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -106,11 +106,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// The process's peak resident set, in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
+pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
+    rss_mib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in MiB.
+pub(crate) fn rss_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| {
             value
                 .trim()
@@ -122,15 +127,23 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn start_server(database_url: Option<&str>) -> Result<Server, CliError> {
+/// Starts `card-member serve` (this binary, or `binary`) on a fresh data
+/// directory and waits until it answers.
+pub(crate) fn start_server(
+    database_url: Option<&str>,
+    binary: Option<&std::path::Path>,
+) -> Result<Server, CliError> {
     let dir = tempfile::tempdir().map_err(|err| CliError::from(err.to_string()))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map_err(|err| CliError::from(err.to_string()))?
         .port();
     let data_dir = dir.path().join("data");
-    let mut command =
-        Command::new(std::env::current_exe().map_err(|err| CliError::from(err.to_string()))?);
+    let program = match binary {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe().map_err(|err| CliError::from(err.to_string()))?,
+    };
+    let mut command = Command::new(program);
     command
         .args([
             "serve",
@@ -165,13 +178,13 @@ fn start_server(database_url: Option<&str>) -> Result<Server, CliError> {
     Ok(server)
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn random_nonce() -> String {
+pub(crate) fn random_nonce() -> String {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let rng = SystemRandom::new();
     generate_nonce(|buffer| rng.fill(buffer).expect("the system RNG works"))
@@ -304,7 +317,7 @@ fn time_operation(rounds: usize, batch: usize, mut operation: impl FnMut()) -> D
     times[rounds / 2]
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -315,7 +328,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let server = start_server(args.database_url.as_deref())?;
+    let server = start_server(args.database_url.as_deref(), None)?;
     let pid = server.child.id();
     let credentials: Value = serde_json::from_str(
         &std::fs::read_to_string(server.data_dir.join("dev/credentials.json"))

@@ -19,6 +19,7 @@
 
 mod bench;
 mod bulk;
+mod flood;
 mod input;
 mod keys;
 
@@ -74,6 +75,9 @@ enum Command {
     /// workload) over loopback, report throughput, latency, CPU per request,
     /// peak RSS and the ratio to the RSA floor. See BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Flood the server with unauthenticated requests and report what it
+    /// costs and what it leaves a legitimate brand (RELIABILITY.md).
+    Flood(flood::FloodArgs),
 }
 
 /// Where the settings come from: defaults, then --config, then
@@ -464,7 +468,10 @@ fn card_input(json: Option<&PathBuf>, flags: &CardFlags) -> Result<CardInput, Cl
 /// Runs a parsed command line (and starts logging: the server's from its
 /// settings, the other commands' at `warn`).
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bench(_) | Command::Flood(_)
+    ) {
         init_tracing("warn", LogFormat::Text);
     }
     match cli.command {
@@ -523,6 +530,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
+        Command::Flood(args) => runtime()?.block_on(flood::run(args)),
         Command::Openapi => {
             let document = card_member_server::openapi::document();
             println!(

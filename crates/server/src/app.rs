@@ -1,6 +1,6 @@
 //! The application: its state, its router and its life cycle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,9 +26,6 @@ use crate::storage::{
 };
 use crate::{auth, layers};
 
-/// Brands by ID with when they were read; `None` for IDs that are no brand.
-type BrandCache = HashMap<String, (Instant, Option<Arc<BrandRecord>>)>;
-
 /// Everything a request handler needs.
 pub(crate) struct AppState {
     pub(crate) storage: Arc<dyn Storage>,
@@ -36,57 +33,144 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
-    /// Brands by ID, and IDs known not to be brands (`None`).
-    brands: RwLock<BrandCache>,
+    brands: BrandDirectory,
 }
 
 /// How long a brand read from the database is trusted before it is read
 /// again (to see suspensions and removed certificates).
 const BRAND_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// How soon an unknown brand ID, or a serial a cached brand lacks, is looked
-/// up again.
+/// How soon the list of brand IDs, or a brand whose certificate serial was
+/// not found, is read again.
 const BRAND_RECHECK: Duration = Duration::from_secs(1);
 
-/// Cached brand IDs before stale and unknown ones are dropped.
-const BRAND_CACHE_LIMIT: usize = 10_000;
+/// Brand IDs outside the list that may be looked up one by one each second,
+/// in all (a brand registered a moment ago is found on its first request,
+/// unless a flood of unknown IDs took these).
+const UNKNOWN_BRAND_LOOKUPS_PER_SECOND: u32 = 5;
+
+/// The brands authentication looks up. Its size depends only on the
+/// brands registered, never on what callers send: an ID that is no brand is
+/// remembered nowhere, and costs a database read only within a fixed
+/// budget (the list of IDs read again at most once a second, and
+/// [`UNKNOWN_BRAND_LOOKUPS_PER_SECOND`] single lookups), however many
+/// unknown IDs arrive.
+#[derive(Default)]
+struct BrandDirectory {
+    /// Every registered brand ID, and when the list was read.
+    ids: RwLock<(Option<Instant>, HashSet<String>)>,
+    /// Records of registered brands that called, with when each was read.
+    records: RwLock<HashMap<String, (Instant, Arc<BrandRecord>)>>,
+    /// Held while the ID list is read again, so that a flood of unknown IDs
+    /// reads it once.
+    reloading: tokio::sync::Mutex<()>,
+    /// Single lookups of unknown IDs this second: (the second's start, count).
+    lookups: std::sync::Mutex<(Option<Instant>, u32)>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl BrandDirectory {
+    /// Takes one single lookup of this second's budget, if one is left.
+    fn take_lookup(&self) -> bool {
+        let mut lookups = self
+            .lookups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if lookups
+            .0
+            .is_none_or(|start| start.elapsed() >= Duration::from_secs(1))
+        {
+            *lookups = (Some(Instant::now()), 0);
+        }
+        if lookups.1 < UNKNOWN_BRAND_LOOKUPS_PER_SECOND {
+            lookups.1 += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 impl AppState {
-    /// The brand. Brands are cached for [`BRAND_CACHE_TTL`]; a miss, or a
-    /// serial the cached brand lacks (a brand or certificate added by
-    /// `card-member brands add` while the server runs), reads the database.
+    /// The brand, if `brand_id` is registered. A brand's record is trusted
+    /// for [`BRAND_CACHE_TTL`]; a serial it lacks (a certificate added by
+    /// `card-member brands add` while the server runs) reads it again, at
+    /// most once per [`BRAND_RECHECK`]. An ID not in the list of brand IDs
+    /// reads the list again if it is older than [`BRAND_RECHECK`], else is
+    /// looked up alone within the budget, else is refused.
     pub(crate) async fn brand(
         &self,
         brand_id: &str,
         serial_no: &str,
     ) -> Result<Option<Arc<BrandRecord>>, ApiError> {
-        let cached = self
-            .brands
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(brand_id)
-            .cloned();
+        let directory = &self.brands;
+        let cached = read(&directory.records).get(brand_id).cloned();
         if let Some((loaded, brand)) = cached
             && loaded.elapsed() < BRAND_CACHE_TTL
         {
-            let has_serial = brand
-                .as_ref()
-                .is_some_and(|brand| brand.certificates.iter().any(|c| c.serial_no == serial_no));
-            // An unknown brand, or a serial the brand lacks, is looked up
-            // again at most once a second: a flood of them costs no database.
+            let has_serial = brand.certificates.iter().any(|c| c.serial_no == serial_no);
             if has_serial || loaded.elapsed() < BRAND_RECHECK {
-                return Ok(brand);
+                return Ok(Some(brand));
             }
+        } else if !self.may_be_registered(brand_id).await? {
+            return Ok(None);
         }
         let storage = Arc::clone(&self.storage);
         let id = brand_id.to_owned();
-        let loaded = blocking(move || storage.brand(&id)).await?.map(Arc::new);
-        let mut brands = self.brands.write().unwrap_or_else(|p| p.into_inner());
-        if brands.len() >= BRAND_CACHE_LIMIT {
-            brands.retain(|_, (at, brand)| brand.is_some() && at.elapsed() < BRAND_CACHE_TTL);
+        let Some(loaded) = blocking(move || storage.brand(&id)).await?.map(Arc::new) else {
+            write(&directory.records).remove(brand_id);
+            return Ok(None);
+        };
+        write(&directory.ids).1.insert(brand_id.to_owned());
+        write(&directory.records)
+            .insert(brand_id.to_owned(), (Instant::now(), Arc::clone(&loaded)));
+        Ok(Some(loaded))
+    }
+
+    /// Whether `brand_id` is worth a database read: it is in the list of
+    /// brand IDs (read again first if older than [`BRAND_RECHECK`] and no
+    /// other request is reading it), or the budget of single lookups allows
+    /// one.
+    async fn may_be_registered(&self, brand_id: &str) -> Result<bool, ApiError> {
+        let directory = &self.brands;
+        let stale = |ids: &(Option<Instant>, HashSet<String>)| {
+            ids.0.is_none_or(|at| at.elapsed() >= BRAND_RECHECK)
+        };
+        {
+            let ids = read(&directory.ids);
+            if ids.1.contains(brand_id) {
+                return Ok(true);
+            }
+            if !stale(&ids) {
+                return Ok(directory.take_lookup());
+            }
         }
-        brands.insert(brand_id.to_owned(), (Instant::now(), loaded.clone()));
-        Ok(loaded)
+        let Ok(_reloading) = directory.reloading.try_lock() else {
+            return Ok(directory.take_lookup());
+        };
+        if stale(&read(&directory.ids)) {
+            let storage = Arc::clone(&self.storage);
+            let ids: HashSet<String> = blocking(move || storage.brand_ids())
+                .await?
+                .into_iter()
+                .collect();
+            write(&directory.records).retain(|id, _| ids.contains(id));
+            *write(&directory.ids) = (Some(Instant::now()), ids);
+        }
+        Ok(read(&directory.ids).1.contains(brand_id))
+    }
+
+    /// Brands whose records authentication holds (for `/metrics`).
+    pub(crate) fn brands_cached(&self) -> usize {
+        read(&self.brands.records).len()
     }
 }
 
@@ -390,7 +474,7 @@ fn prepare(
         metrics,
         body_limit: settings.body_limit_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout_secs),
-        brands: RwLock::new(HashMap::new()),
+        brands: BrandDirectory::default(),
     };
     Ok((state, credentials))
 }

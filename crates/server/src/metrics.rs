@@ -141,8 +141,9 @@ impl Metrics {
         self.rsa_decryptions.load(Ordering::Relaxed) + self.rsa_signatures.load(Ordering::Relaxed)
     }
 
-    /// The exposition text.
-    pub(crate) fn render(&self) -> String {
+    /// The exposition text; `brands_cached` is how many brand records
+    /// authentication holds.
+    pub(crate) fn render(&self, brands_cached: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP card_member_build_info The running build.\n# TYPE card_member_build_info gauge\n");
         let _ = writeln!(
@@ -230,6 +231,9 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        out.push_str("# HELP card_member_brands_cached Brand records held for authentication (registered brands only).\n");
+        out.push_str("# TYPE card_member_brands_cached gauge\n");
+        let _ = writeln!(out, "card_member_brands_cached {brands_cached}");
         out
     }
 }
@@ -258,7 +262,7 @@ mod tests {
         metrics.rate_limited("1001");
         metrics.rate_limited("1001");
         metrics.rate_limited("1002");
-        let text = metrics.render();
+        let text = metrics.render(0);
         assert!(text.contains("card_member_rate_limited_total 3"));
         assert!(text.contains("card_member_rate_limited_brands 2"));
         assert!(!text.contains("1001"));

@@ -23,7 +23,7 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render(state.brands_cached()),
     )
         .into_response()
 }

@@ -297,6 +297,9 @@ pub(crate) trait Storage: Send + Sync + 'static {
     /// One brand.
     fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError>;
 
+    /// The ID of every registered brand.
+    fn brand_ids(&self) -> Result<Vec<String>, StorageError>;
+
     /// Creates a template, or returns the one created before with the same
     /// `out_request_no` (idempotent).
     fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError>;
@@ -402,6 +405,10 @@ impl Storage for TimedStorage {
 
     fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
         self.time(|s| s.brand(brand_id))
+    }
+
+    fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        self.time(|s| s.brand_ids())
     }
 
     fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {

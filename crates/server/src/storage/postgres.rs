@@ -286,6 +286,16 @@ async fn insert_audit(client: &impl GenericClient, audit: &AuditEntry) -> Result
         .map_err(classify)
 }
 
+async fn select_brand_ids(client: &impl GenericClient) -> Result<Vec<String>, StorageError> {
+    Ok(client
+        .query("SELECT brand_id FROM brands ORDER BY brand_id", &[])
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 async fn select_brand(
     client: &impl GenericClient,
     brand_id: &str,
@@ -504,13 +514,7 @@ impl Storage for PostgresStorage {
 
     fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
         self.run(async |client| {
-            let ids: Vec<String> = client
-                .query("SELECT brand_id FROM brands ORDER BY brand_id", &[])
-                .await
-                .map_err(classify)?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
+            let ids = select_brand_ids(&*client).await?;
             let mut brands = Vec::with_capacity(ids.len());
             for id in ids {
                 brands.extend(select_brand(&*client, &id).await?);
@@ -521,6 +525,10 @@ impl Storage for PostgresStorage {
 
     fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
         self.run(async |client| select_brand(&*client, brand_id).await)
+    }
+
+    fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        self.run(async |client| select_brand_ids(&*client).await)
     }
 
     fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {

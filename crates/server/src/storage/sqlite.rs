@@ -378,6 +378,13 @@ fn select_certificates(
     Ok(certificates)
 }
 
+fn select_brand_ids(connection: &Connection) -> Result<Vec<String>, StorageError> {
+    connection
+        .prepare_cached("SELECT brand_id FROM brands ORDER BY brand_id")
+        .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+        .map_err(classify)
+}
+
 fn select_brand(
     connection: &Connection,
     brand_id: &str,
@@ -472,10 +479,7 @@ impl Storage for SqliteStorage {
 
     fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
         let connection = self.lock();
-        let ids: Vec<String> = connection
-            .prepare("SELECT brand_id FROM brands ORDER BY brand_id")
-            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
-            .map_err(classify)?;
+        let ids = select_brand_ids(&connection)?;
         ids.iter()
             .filter_map(|id| select_brand(&connection, id).transpose())
             .collect()
@@ -483,6 +487,10 @@ impl Storage for SqliteStorage {
 
     fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
         select_brand(&self.lock(), brand_id)
+    }
+
+    fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        select_brand_ids(&self.lock())
     }
 
     fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {

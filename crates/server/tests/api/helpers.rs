@@ -446,6 +446,25 @@ impl TestApp {
     }
 
     /// PATCH the development card with `body`.
+    /// A metric's value in the server's `/metrics` text.
+    #[allow(dead_code)]
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
+        let response = self
+            .send(&Outgoing {
+                method: "GET".into(),
+                target: "/metrics".into(),
+                body: Vec::new(),
+                headers: Vec::new(),
+            })
+            .await;
+        String::from_utf8(response.body)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+    }
+
     pub(crate) async fn update(&self, body: &Value) -> Incoming {
         self.send(&self.signed("PATCH", UPDATE_TARGET, &serde_json::to_vec(body).unwrap()))
             .await

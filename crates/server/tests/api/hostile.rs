@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{CARD_ID, CODE, OPENID, Outgoing, TestApp, UPDATE_TARGET, spawn_app};
+use crate::helpers::{
+    CARD_ID, CODE, Incoming, OPENID, Outgoing, TestApp, UPDATE_TARGET, spawn_app,
+};
 
 struct Case {
     name: String,
@@ -341,4 +343,79 @@ async fn hostile_requests_are_refused_keep_the_server_up_and_change_nothing() {
         .unwrap();
     assert_eq!(trail.len(), 1, "only the import is in the audit trail");
     eprintln!("hostile requests: {total} cases tried, 0 changed data");
+}
+
+/// `count` requests signed with `brand`'s key, for the brand ID `brand_id`
+/// (`None`: a different random one each; `Some`: that brand's ID and
+/// serial, signed with another key).
+async fn flood(app: &TestApp, count: usize, brand_id: Option<&str>) -> Vec<Incoming> {
+    let mut brand = app.brand.clone();
+    if brand_id.is_some() {
+        brand.private_key = card_member_protocol::keys::PrivateKey::generate().unwrap();
+    }
+    let mut answers = Vec::with_capacity(count);
+    for _ in 0..count {
+        brand.brand_id = brand_id.map_or_else(crate::helpers::random_nonce, str::to_owned);
+        let request = app.sign_as(&brand, "PATCH", UPDATE_TARGET, &level("flood"));
+        answers.push(app.send(&request).await);
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_flood_of_distinct_unknown_brand_ids_costs_at_most_six_database_reads_a_second_and_is_remembered_nowhere()
+ {
+    let app = spawn_app().await;
+    app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "before"}))
+        .await
+        .user_card(&app);
+    let database_before = app
+        .metric("card_member_database_duration_seconds_count")
+        .await;
+    let started = std::time::Instant::now();
+    let answers = flood(&app, 300, None).await;
+    let seconds = started.elapsed().as_secs_f64().ceil() + 1.0;
+    for answer in &answers {
+        answer.assert_error(401, "SIGN_ERROR");
+    }
+    let database_calls = app
+        .metric("card_member_database_duration_seconds_count")
+        .await
+        - database_before;
+    assert!(
+        database_calls <= 6.0 * seconds,
+        "{database_calls} database calls for 300 unknown brands in under {seconds} s"
+    );
+    assert_eq!(
+        app.metric("card_member_brands_cached").await,
+        1.0,
+        "only the registered brand that called is held"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_signatures_for_a_real_brand_costs_no_database_and_spends_none_of_its_quota()
+{
+    let app = spawn_app().await;
+    app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "before"}))
+        .await
+        .user_card(&app);
+    let database_before = app
+        .metric("card_member_database_duration_seconds_count")
+        .await;
+    let brand_id = app.brand.brand_id.clone();
+    for answer in flood(&app, 100, Some(&brand_id)).await {
+        answer.assert_error(401, "SIGN_ERROR");
+    }
+    let database_calls = app
+        .metric("card_member_database_duration_seconds_count")
+        .await
+        - database_before;
+    assert!(
+        database_calls <= 5.0,
+        "{database_calls} database calls for 100 forged requests"
+    );
+    app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "after"}))
+        .await
+        .user_card(&app);
 }
