@@ -445,7 +445,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
                 .await
                 .map_err(|err| err.to_string())?;
             let card: Value = serde_json::from_slice(&bytes).map_err(|err| err.to_string())?;
-            let card_id = card["card_id"].as_str().ok_or("no card_id")?.to_owned();
+            let card_id = card["card_id"]
+                .as_str()
+                .ok_or_else(|| format!("creating a template for {brand} failed: {card}"))?
+                .to_owned();
             for k in 0..cards {
                 let import = json!({"card_id": card_id, "openid": format!("o{index}-{k}"), "user_card_code": format!("B{index}-{k}")});
                 loop {

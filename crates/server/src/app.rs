@@ -62,7 +62,7 @@ struct BrandDirectory {
     /// Records of registered brands that called, with when each was read.
     records: RwLock<HashMap<String, (Instant, Arc<BrandRecord>)>>,
     /// Held while the ID list is read again, so that a flood of unknown IDs
-    /// reads it once.
+    /// reads it once and waits for it.
     reloading: tokio::sync::Mutex<()>,
     /// Single lookups of unknown IDs this second: (the second's start, count).
     lookups: std::sync::Mutex<(Option<Instant>, u32)>,
@@ -136,9 +136,9 @@ impl AppState {
     }
 
     /// Whether `brand_id` is worth a database read: it is in the list of
-    /// brand IDs (read again first if older than [`BRAND_RECHECK`] and no
-    /// other request is reading it), or the budget of single lookups allows
-    /// one.
+    /// brand IDs (read again first if older than [`BRAND_RECHECK`], by one
+    /// request while the others wait), or the budget of single lookups
+    /// allows one.
     async fn may_be_registered(&self, brand_id: &str) -> Result<bool, ApiError> {
         let directory = &self.brands;
         let stale = |ids: &(Option<Instant>, HashSet<String>)| {
@@ -153,9 +153,9 @@ impl AppState {
                 return Ok(directory.take_lookup());
             }
         }
-        let Ok(_reloading) = directory.reloading.try_lock() else {
-            return Ok(directory.take_lookup());
-        };
+        // One request reads the list; the others wait for it (a moment)
+        // rather than read it too or refuse a brand the list will hold.
+        let _reloading = directory.reloading.lock().await;
         if stale(&read(&directory.ids)) {
             let storage = Arc::clone(&self.storage);
             let ids: HashSet<String> = blocking(move || storage.brand_ids())

@@ -90,6 +90,9 @@ struct UnsavedNonce {
 impl UnsavedNonce {
     async fn save(mut self) -> Result<(), ApiError> {
         self.saved = true;
+        if self.storage.nonce_saved(&self.brand_id, &self.nonce) {
+            return Ok(());
+        }
         let storage = Arc::clone(&self.storage);
         let (brand_id, nonce) = (self.brand_id.clone(), self.nonce.clone());
         blocking(move || storage.record_nonce(&brand_id, &nonce)).await

@@ -347,6 +347,13 @@ pub(crate) trait Storage: Send + Sync + 'static {
     /// where [`Storage::first_use_of_nonce`] answered `Recorded`).
     fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError>;
 
+    /// Whether an admitted nonce is durable already (a change's transaction
+    /// wrote it), known without blocking; `false` when in doubt, and then
+    /// the server calls [`Storage::record_nonce`].
+    fn nonce_saved(&self, _brand_id: &str, _nonce: &str) -> bool {
+        false
+    }
+
     /// Whether [`Storage::first_use_of_nonce`] and
     /// [`Storage::take_rate_slot`] may block (a database round trip). When
     /// they do not (memory), the server calls them on the async worker and
@@ -463,6 +470,10 @@ impl Storage for TimedStorage {
 
     fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
         self.time(|s| s.record_nonce(brand_id, nonce))
+    }
+
+    fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
+        self.inner.nonce_saved(brand_id, nonce)
     }
 
     fn admission_blocks(&self) -> bool {

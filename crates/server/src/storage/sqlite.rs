@@ -629,16 +629,20 @@ impl Storage for SqliteStorage {
     }
 
     fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
-        let waiting = self
-            .unsaved_nonces()
-            .iter()
-            .any(|(b, n, _)| b == brand_id && n == nonce);
-        if !waiting {
+        if self.nonce_saved(brand_id, nonce) {
             return Ok(());
         }
         // Another request's transaction may write it while this one waits
         // for the connection; then this one commits whatever else waits.
         self.write(|_| Ok(()))
+    }
+
+    /// Admitted nonces are waiting or written: one not waiting is written.
+    fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
+        !self
+            .unsaved_nonces()
+            .iter()
+            .any(|(b, n, _)| b == brand_id && n == nonce)
     }
 
     fn admission_blocks(&self) -> bool {
