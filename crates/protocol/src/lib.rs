@@ -53,6 +53,7 @@
 //! ```
 
 pub mod auth;
+pub mod cards;
 pub mod datetime;
 pub mod encryption;
 pub mod error;
@@ -63,6 +64,8 @@ pub mod model;
 pub mod nonce;
 pub mod response;
 pub mod secret;
+pub mod shared;
+pub mod user_cards;
 pub mod validation;
 
 /// The path prefix every endpoint of this API family lives under.

@@ -1,0 +1,294 @@
+//! What several resources share: sensitive fields as [`Ciphertext`], a
+//! card's validity ([`DateInfo`]), what a user filled in
+//! ([`UserInfo`]), card types; and the rules that check them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::datetime::parse_rfc3339;
+use crate::error::Location;
+use crate::secret::REDACTED;
+use crate::validation::{
+    Field, Format, Kind, MAX_DAYS_AFTER_RECEIVE, Violation, formatted, id, optional, required, text,
+};
+
+/// A base64 RSA-OAEP ciphertext of a sensitive field. Not secret in
+/// itself, but kept out of logs all the same: `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ciphertext(pub String);
+
+impl Ciphertext {
+    /// The base64 text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Ciphertext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ciphertext({REDACTED})")
+    }
+}
+
+/// A card's validity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateInfo {
+    /// Which kind of validity.
+    #[serde(rename = "type")]
+    pub date_type: DateType,
+    /// `FIX_TIME_RANGE`: start (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_begin_time: Option<String>,
+    /// `FIX_TIME_RANGE`: end (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_end_time: Option<String>,
+    /// `FIX_TERM`: valid this many natural days after receipt, 1..=10958.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_day_after_receive: Option<i64>,
+}
+
+impl DateInfo {
+    /// A permanent validity.
+    pub fn permanent() -> Self {
+        Self {
+            date_type: DateType::Permanent,
+            available_begin_time: None,
+            available_end_time: None,
+            available_day_after_receive: None,
+        }
+    }
+}
+
+/// What the user filled in when opening the card.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Platform-defined fields; values encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_field_list: Option<Vec<CommonField>>,
+    /// Merchant-defined fields (at most one); values as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_field_list: Option<Vec<CustomField>>,
+}
+
+/// A platform-defined form field and its encrypted value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommonField {
+    /// Which field.
+    pub name: CommonFieldFlag,
+    /// The value, encrypted.
+    pub value: Ciphertext,
+}
+
+/// A merchant-defined form field and the values the user chose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomField {
+    /// The field's name.
+    pub name: String,
+    /// The values chosen, stored and returned exactly as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_chosen_values: Option<Vec<String>>,
+}
+
+/// Membership card types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CardType {
+    /// Paid membership (not supported yet by the provider).
+    Purchase,
+    /// Ordinary membership.
+    Normal,
+    /// Stored-value membership (not supported yet by the provider).
+    Balance,
+}
+
+/// Kinds of validity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DateType {
+    /// Absolute: from `available_begin_time` to `available_end_time`.
+    FixTimeRange,
+    /// Relative: `available_day_after_receive` days after receipt.
+    FixTerm,
+    /// Never expires.
+    Permanent,
+}
+
+/// Platform-defined form fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommonFieldFlag {
+    /// Sex.
+    UserFormFlagSex,
+    /// Name.
+    UserFormFlagName,
+    /// Birthday.
+    UserFormFlagBirthday,
+    /// Address.
+    UserFormFlagAddress,
+    /// Email.
+    UserFormFlagEmail,
+    /// City.
+    UserFormFlagCity,
+}
+
+impl CommonFieldFlag {
+    /// Every flag.
+    pub const ALL: [CommonFieldFlag; 6] = [
+        CommonFieldFlag::UserFormFlagSex,
+        CommonFieldFlag::UserFormFlagName,
+        CommonFieldFlag::UserFormFlagBirthday,
+        CommonFieldFlag::UserFormFlagAddress,
+        CommonFieldFlag::UserFormFlagEmail,
+        CommonFieldFlag::UserFormFlagCity,
+    ];
+
+    /// The flag as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommonFieldFlag::UserFormFlagSex => "USER_FORM_FLAG_SEX",
+            CommonFieldFlag::UserFormFlagName => "USER_FORM_FLAG_NAME",
+            CommonFieldFlag::UserFormFlagBirthday => "USER_FORM_FLAG_BIRTHDAY",
+            CommonFieldFlag::UserFormFlagAddress => "USER_FORM_FLAG_ADDRESS",
+            CommonFieldFlag::UserFormFlagEmail => "USER_FORM_FLAG_EMAIL",
+            CommonFieldFlag::UserFormFlagCity => "USER_FORM_FLAG_CITY",
+        }
+    }
+
+    /// Looks a wire name up.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+pub(crate) const DATE_TYPES: &[&str] = &["FIX_TIME_RANGE", "FIX_TERM", "PERMANENT"];
+pub(crate) const COMMON_FIELD_FLAGS: &[&str] = &[
+    "USER_FORM_FLAG_SEX",
+    "USER_FORM_FLAG_NAME",
+    "USER_FORM_FLAG_BIRTHDAY",
+    "USER_FORM_FLAG_ADDRESS",
+    "USER_FORM_FLAG_EMAIL",
+    "USER_FORM_FLAG_CITY",
+];
+
+pub(crate) const DATE_INFO: &[Field] = &[
+    required("type", Kind::Enum(DATE_TYPES)),
+    optional("available_begin_time", formatted(32, Format::Rfc3339)),
+    optional("available_end_time", formatted(32, Format::Rfc3339)),
+    optional(
+        "available_day_after_receive",
+        Kind::Int {
+            min: 1,
+            max: MAX_DAYS_AFTER_RECEIVE,
+        },
+    ),
+];
+
+pub(crate) const COMMON_FIELD: &[Field] = &[
+    required("name", Kind::Enum(COMMON_FIELD_FLAGS)),
+    required("value", id(512, false)),
+];
+
+pub(crate) const CUSTOM_FIELD: &[Field] = &[
+    required("name", id(64, true)),
+    optional(
+        "user_chosen_values",
+        Kind::Arr {
+            item: &text(512, false),
+            max_items: 100,
+        },
+    ),
+];
+
+pub(crate) const USER_INFO: &[Field] = &[
+    optional(
+        "common_field_list",
+        Kind::Arr {
+            item: &Kind::Obj(COMMON_FIELD),
+            max_items: COMMON_FIELD_FLAGS.len(),
+        },
+    ),
+    optional(
+        "custom_field_list",
+        Kind::Arr {
+            item: &Kind::Obj(CUSTOM_FIELD),
+            max_items: 1,
+        },
+    ),
+];
+
+pub(crate) const CARD_TYPES: &[&str] = &["PURCHASE", "NORMAL", "BALANCE"];
+
+/// Checks the rules that tie fields of `valid_date_information` and
+/// `user_information` together. Runs after the schema walk.
+pub(crate) fn check_relations(body: &Map<String, Value>) -> Result<(), Violation> {
+    if let Some(Value::Object(date)) = body.get("valid_date_information") {
+        let pointer = |name: &str| format!("/valid_date_information/{name}");
+        match date.get("type").and_then(Value::as_str) {
+            Some("FIX_TIME_RANGE") => {
+                let begin = date.get("available_begin_time").and_then(Value::as_str);
+                let end = date.get("available_end_time").and_then(Value::as_str);
+                for (name, value) in [("available_begin_time", begin), ("available_end_time", end)]
+                {
+                    if value.is_none() {
+                        return Err(Violation::param(
+                            &pointer(name),
+                            Location::Body,
+                            "is required",
+                            format!(
+                                "valid_date_information.{name} is required when type is FIX_TIME_RANGE"
+                            ),
+                        ));
+                    }
+                }
+                let (begin, end) = (begin.and_then(parse_rfc3339), end.and_then(parse_rfc3339));
+                if let (Some(begin), Some(end)) = (begin, end)
+                    && begin >= end
+                {
+                    return Err(Violation::param(
+                        &pointer("available_end_time"),
+                        Location::Body,
+                        "must be after available_begin_time",
+                        "valid_date_information.available_end_time must be after available_begin_time".to_owned(),
+                    )
+                    .with_value(date.get("available_end_time").cloned()));
+                }
+            }
+            Some("FIX_TERM")
+                if date
+                    .get("available_day_after_receive")
+                    .is_none_or(Value::is_null) =>
+            {
+                return Err(Violation::param(
+                    &pointer("available_day_after_receive"),
+                    Location::Body,
+                    "is required",
+                    "valid_date_information.available_day_after_receive is required when type is FIX_TERM"
+                        .to_owned(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(Value::Object(info)) = body.get("user_information")
+        && let Some(Value::Array(list)) = info.get("common_field_list")
+    {
+        let mut seen: Vec<&str> = Vec::with_capacity(list.len());
+        for (index, item) in list.iter().enumerate() {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+            if seen.contains(&name) {
+                return Err(Violation::param(
+                    &format!("/user_information/common_field_list/{index}/name"),
+                    Location::Body,
+                    "is given more than once",
+                    format!("user_information.common_field_list has {name} more than once"),
+                )
+                .with_value(Some(Value::String(name.to_owned()))));
+            }
+            seen.push(name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! User cards: update (`PATCH /brand/card-member/user-cards/{code}`),
+//! read (`GET` on the same path) and import (`POST
+//! …/user-cards/import-by-openid`); their bodies and the rules that check
+//! them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Location;
+use crate::shared::{
+    CARD_TYPES, CardType, Ciphertext, DATE_INFO, DateInfo, USER_INFO, UserInfo, check_relations,
+};
+use crate::validation::{
+    BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
+    optional, parse_json, required, text,
+};
+
+/// `PATCH /brand/card-member/user-cards/{user_card_code}`: update a user's
+/// membership card. Only the fields present change.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpdateUserCardRequest {
+    /// Path: the card's code, at most 32 characters of digits, ASCII letters
+    /// and half-width punctuation.
+    #[serde(skip)]
+    pub user_card_code: String,
+    /// The card template ID, at most 32 characters.
+    pub card_id: String,
+    /// The holder's ID under the template's AppID, at most 128 characters.
+    pub openid: String,
+    /// Card background color, `#RRGGBB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_color: Option<String>,
+    /// Card background image URL, at most 256 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_picture_url: Option<String>,
+    /// The member's phone number, encrypted (at most 512 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<Ciphertext>,
+    /// Display text of the member level, at most 10 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The card's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_date_information: Option<DateInfo>,
+    /// What the user filled in when opening the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_information: Option<UserInfo>,
+    /// Merchant data, invisible to the user, at most 256 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<String>,
+}
+
+/// A user's membership card, as every user-card endpoint answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCard {
+    /// The card's code.
+    pub user_card_code: String,
+    /// The card template ID.
+    pub card_id: String,
+    /// The holder.
+    pub openid: String,
+    /// Card background color, `#RRGGBB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_color: Option<String>,
+    /// Card background image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_picture_url: Option<String>,
+    /// The owning brand.
+    pub brand_id: String,
+    /// The card type (only `NORMAL` today).
+    pub card_type: CardType,
+    /// The phone number, encrypted for the brand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<Ciphertext>,
+    /// Member level display text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The card's validity.
+    pub valid_date_information: DateInfo,
+    /// When the user received the card (RFC 3339).
+    pub pickup_time: String,
+    /// What the user filled in; common values encrypted for the brand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_information: Option<UserInfo>,
+    /// Merchant data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<String>,
+    /// The card's state.
+    pub user_card_state: UserCardState,
+    /// Why the card was invalidated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
+    /// When the card was invalidated (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_time: Option<String>,
+    /// When the card was created (RFC 3339).
+    pub create_time: String,
+    /// When the card last changed (RFC 3339).
+    pub modify_time: String,
+}
+
+/// The state of a user's card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserCardState {
+    /// Received, not activated.
+    Unactivated,
+    /// Usable.
+    Effective,
+    /// Validity has ended.
+    Expired,
+    /// Invalidated (irreversible).
+    Invalid,
+}
+
+/// `POST /brand/card-member/user-cards/import-by-openid`: give a user a
+/// card of a template (limit 10 requests/s per brand).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImportUserCardRequest {
+    /// The card template ID.
+    pub card_id: String,
+    /// The holder's ID under the template's AppID.
+    pub openid: String,
+    /// The new card's code, unique within the template.
+    pub user_card_code: String,
+    /// Card background color, `#RRGGBB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_color: Option<String>,
+    /// Card background image URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_picture_url: Option<String>,
+    /// The member's phone number, encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<Ciphertext>,
+    /// Member level display text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The card's validity; the template's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_date_information: Option<DateInfo>,
+    /// What the user filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_information: Option<UserInfo>,
+    /// Merchant data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<String>,
+    /// When the user received the card (RFC 3339); the time of the import
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_time: Option<String>,
+}
+
+pub(crate) const UPDATE_USER_CARD: &[Field] = &[
+    required("card_id", id(32, true)),
+    required("openid", id(128, false)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    optional("phone_number", id(512, false)),
+    optional("level", text(10, true)),
+    optional("valid_date_information", Kind::Obj(DATE_INFO)),
+    optional("user_information", Kind::Obj(USER_INFO)),
+    optional("attach", text(256, false)),
+];
+
+pub(crate) const IMPORT_USER_CARD: &[Field] = &[
+    required("card_id", id(32, true)),
+    required("openid", id(128, false)),
+    required("user_card_code", formatted(32, Format::CardCode)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    optional("phone_number", id(512, false)),
+    optional("level", text(10, true)),
+    optional("valid_date_information", Kind::Obj(DATE_INFO)),
+    optional("user_information", Kind::Obj(USER_INFO)),
+    optional("attach", text(256, false)),
+    optional("pickup_time", formatted(32, Format::Rfc3339)),
+];
+
+pub(crate) const USER_CARD_STATES: &[&str] = &["UNACTIVATED", "EFFECTIVE", "EXPIRED", "INVALID"];
+
+/// The `UserCard` of every user-card answer (PROTOCOL.md §6). Not used to
+/// validate input: it describes output, for the OpenAPI document, and the
+/// server's tests check real answers against it.
+pub(crate) const USER_CARD: &[Field] = &[
+    required("user_card_code", formatted(32, Format::CardCode)),
+    required("card_id", id(32, true)),
+    required("openid", id(128, false)),
+    optional("card_color", formatted(7, Format::HexColor)),
+    optional("card_picture_url", formatted(256, Format::HttpUrl)),
+    required("brand_id", id(32, true)),
+    required("card_type", Kind::Enum(CARD_TYPES)),
+    optional("phone_number", id(512, false)),
+    optional("level", text(10, true)),
+    required("valid_date_information", Kind::Obj(DATE_INFO)),
+    required("pickup_time", formatted(32, Format::Rfc3339)),
+    optional("user_information", Kind::Obj(USER_INFO)),
+    optional("attach", text(256, false)),
+    required("user_card_state", Kind::Enum(USER_CARD_STATES)),
+    optional("invalid_reason", text(32, false)),
+    optional("invalid_time", formatted(32, Format::Rfc3339)),
+    required("create_time", formatted(32, Format::Rfc3339)),
+    required("modify_time", formatted(32, Format::Rfc3339)),
+];
+
+/// The body of an update.
+pub const UPDATE_USER_CARD_BODY: BodyRules = BodyRules {
+    name: "UpdateUserCardRequest",
+    description: "Only the fields present change. `phone_number` and `user_information.common_field_list[].value` are RSA-OAEP (SHA-1) ciphertexts under the WeChat Pay public key, base64. `valid_date_information`: FIX_TIME_RANGE needs available_begin_time < available_end_time; FIX_TERM needs available_day_after_receive; a common field name appears at most once.",
+    fields: UPDATE_USER_CARD,
+    relations: check_relations,
+};
+
+/// The body of an import.
+pub const IMPORT_USER_CARD_BODY: BodyRules = BodyRules {
+    name: "ImportUserCardRequest",
+    description: "A user card to create; sensitive fields as in the update.",
+    fields: IMPORT_USER_CARD,
+    relations: check_relations,
+};
+
+/// A user card as every user-card endpoint answers it.
+pub const USER_CARD_BODY: BodyRules = BodyRules {
+    name: "UserCard",
+    description: "`phone_number` and common field values are RSA-OAEP (SHA-1) ciphertexts under the brand certificate's public key.",
+    fields: USER_CARD,
+    relations: no_relations,
+};
+
+/// Validates an update body, already parsed as JSON, against every rule of
+/// the spec.
+pub fn validate_update_body(body: &Value) -> Result<(), Violation> {
+    UPDATE_USER_CARD_BODY.validate(body)
+}
+
+/// Validates an import body (`import-by-openid`): the update's rules, plus
+/// a required `user_card_code` and an optional RFC 3339 `pickup_time`.
+pub fn validate_import_body(body: &Value) -> Result<(), Violation> {
+    IMPORT_USER_CARD_BODY.validate(body)
+}
+
+/// Validates the `user_card_code` path parameter: 1 to 32 characters of
+/// digits, ASCII letters and half-width (ASCII) punctuation.
+pub fn validate_user_card_code(code: &str) -> Result<(), Violation> {
+    let field = "/user_card_code";
+    let problem = if code.is_empty() {
+        Some((
+            "must not be empty",
+            "user_card_code must not be empty".to_owned(),
+        ))
+    } else if !code.bytes().all(|b| b.is_ascii_graphic()) {
+        Some((
+            "has characters that are not allowed",
+            "user_card_code may only contain digits, ASCII letters and half-width punctuation"
+                .to_owned(),
+        ))
+    } else if code.len() > 32 {
+        Some((
+            "is too long",
+            format!(
+                "user_card_code must be at most 32 characters, got {}",
+                code.len()
+            ),
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some((issue, message)) => {
+            let echo = code
+                .is_ascii()
+                .then(|| Value::String(code.chars().take(64).collect()));
+            Err(Violation::param(field, Location::Path, issue, message).with_value(echo))
+        }
+    }
+}
+
+impl UpdateUserCardRequest {
+    /// Parses and validates an update request as received: the path's
+    /// `user_card_code` (already percent-decoded), the raw body, and
+    /// `card_id` from the query string if one was given.
+    ///
+    /// **Decision** (PROTOCOL.md §1): `card_id` is read from the body; one
+    /// copy of the provider's page puts it in the query, so `?card_id=` is
+    /// accepted too, and when both are present they must be equal.
+    pub fn from_request_parts(
+        user_card_code: &str,
+        body: &[u8],
+        query_card_id: Option<&str>,
+    ) -> Result<Self, Violation> {
+        validate_user_card_code(user_card_code)?;
+        let mut value = parse_json(body)?;
+        if let (Some(query), Value::Object(map)) = (query_card_id, &mut value) {
+            match map.get("card_id") {
+                None | Some(Value::Null) => {
+                    map.insert("card_id".to_owned(), Value::String(query.to_owned()));
+                }
+                Some(Value::String(in_body)) if in_body != query => {
+                    return Err(Violation::param(
+                        "/card_id",
+                        Location::Query,
+                        "differs from the body",
+                        "card_id in the query differs from card_id in the body".to_owned(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        validate_update_body(&value)?;
+        let mut request: Self = serde_json::from_value(value).map_err(|err| {
+            Violation::param(
+                "",
+                Location::Body,
+                "is not valid",
+                format!("the request body is not valid: {err}"),
+            )
+        })?;
+        request.user_card_code = user_card_code.to_owned();
+        Ok(request)
+    }
+
+    /// Checks this request against every rule of the spec, as the server
+    /// will, so that a client can refuse it before sending.
+    pub fn validate(&self) -> Result<(), Violation> {
+        validate_user_card_code(&self.user_card_code)?;
+        let value = serde_json::to_value(self).expect("request types always serialise");
+        validate_update_body(&value)
+    }
+}
+
+impl ImportUserCardRequest {
+    /// Parses and validates an import body as received.
+    pub fn from_body(body: &[u8]) -> Result<Self, Violation> {
+        let value = parse_json(body)?;
+        validate_import_body(&value)?;
+        deserialize_validated(value)
+    }
+
+    /// Checks this request against every rule, as the server will.
+    pub fn validate(&self) -> Result<(), Violation> {
+        validate_import_body(&serde_json::to_value(self).expect("request types always serialise"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::secret::REDACTED;
+    use crate::shared::{CommonFieldFlag, DateType};
+
+    /// The seed page's request example, verbatim.
+    pub(crate) const SEED_REQUEST: &str = include_str!("../tests/fixtures/seed_request.json");
+    const SEED_RESPONSE: &str = include_str!("../tests/fixtures/seed_response.json");
+
+    #[test]
+    fn seed_request_round_trips_to_equal_json() {
+        let request: UpdateUserCardRequest = serde_json::from_str(SEED_REQUEST).unwrap();
+        assert_eq!(request.card_id, "pbLatjvWOibDc5-TBnbUk1pD12o0");
+        assert_eq!(
+            request.valid_date_information.as_ref().unwrap().date_type,
+            DateType::Permanent
+        );
+        let again = serde_json::to_value(&request).unwrap();
+        assert_eq!(again, serde_json::from_str::<Value>(SEED_REQUEST).unwrap());
+    }
+
+    #[test]
+    fn seed_response_round_trips_to_equal_json() {
+        let card: UserCard = serde_json::from_str(SEED_RESPONSE).unwrap();
+        assert_eq!(card.user_card_state, UserCardState::Effective);
+        assert_eq!(card.card_type, CardType::Normal);
+        let again = serde_json::to_value(&card).unwrap();
+        assert_eq!(again, serde_json::from_str::<Value>(SEED_RESPONSE).unwrap());
+    }
+
+    #[test]
+    fn absent_optional_fields_are_omitted_not_null() {
+        let request = UpdateUserCardRequest {
+            user_card_code: "478515832665".into(),
+            card_id: "c".into(),
+            openid: "o".into(),
+            level: Some("gold".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&request).unwrap(),
+            r#"{"card_id":"c","openid":"o","level":"gold"}"#
+        );
+    }
+
+    #[test]
+    fn null_reads_as_absent() {
+        let request: UpdateUserCardRequest =
+            serde_json::from_str(r#"{"card_id":"c","openid":"o","level":null}"#).unwrap();
+        assert_eq!(request.level, None);
+    }
+
+    #[test]
+    fn ciphertext_debug_is_redacted() {
+        let request: UpdateUserCardRequest = serde_json::from_str(SEED_REQUEST).unwrap();
+        let printed = format!(
+            "{:?}",
+            (
+                &request.phone_number,
+                &request.user_information.unwrap().common_field_list
+            )
+        );
+        assert!(!printed.contains("vvysDQeEaH3I"), "{printed}");
+        assert_eq!(printed.matches(REDACTED).count(), 2, "{printed}");
+    }
+
+    #[test]
+    fn common_field_flags_match_their_serde_names() {
+        for flag in CommonFieldFlag::ALL {
+            assert_eq!(
+                serde_json::to_value(flag).unwrap(),
+                Value::from(flag.as_str())
+            );
+        }
+    }
+}
