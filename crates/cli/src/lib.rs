@@ -26,6 +26,7 @@ mod keys;
 use std::fmt;
 use std::path::PathBuf;
 
+use card_member_client::protocol::endpoints;
 use card_member_client::protocol::model::{Ciphertext, CreateCardRequest};
 use card_member_client::{Client, Error, UserCard};
 use card_member_server::brands::{self, CertificateSource};
@@ -53,11 +54,12 @@ enum Command {
     /// Register brands allowed to call the API (works on the data directory).
     #[command(subcommand)]
     Brands(BrandsCommand),
-    /// Update a user's card (PATCH /brand/card-member/user-cards/{code}).
+    // The API commands' help is the endpoint table's summary.
+    #[command(about = endpoints::UPDATE_USER_CARD.summary)]
     Update(UpdateArgs),
-    /// Read a user's card.
+    #[command(about = endpoints::GET_USER_CARD.summary)]
     Get(GetArgs),
-    /// Import a user card (POST /brand/card-member/user-cards/import-by-openid).
+    #[command(about = endpoints::IMPORT_USER_CARD.summary)]
     Import(ImportArgs),
     /// Create and read card templates.
     #[command(subcommand)]
@@ -274,7 +276,7 @@ struct ImportArgs {
 
 #[derive(Debug, Subcommand)]
 enum CardsCommand {
-    /// Create a template from a JSON file (the API's create-template body).
+    #[command(about = endpoints::CREATE_CARD.summary, long_about = "Create a template from a JSON file (the API's create-template body); idempotent on out_request_no.")]
     Create {
         /// The request body.
         #[arg(long, value_name = "FILE")]
@@ -282,7 +284,7 @@ enum CardsCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
-    /// Read a template.
+    #[command(about = endpoints::GET_CARD.summary)]
     Get {
         /// The template ID.
         card_id: String,

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::encryption::decrypt_field;
+use card_member_protocol::endpoints::{
+    CREATE_CARD, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD, UPDATE_USER_CARD,
+};
 use card_member_protocol::error::ErrorBody;
 use card_member_protocol::keys::{PrivateKey, PublicKey};
 use card_member_protocol::model::{Card, CreateCardRequest, UserCard};
 use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::{HEADER_REQUEST_ID, ResponseSignature, ResponseVerifyError};
-use card_member_protocol::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -89,46 +91,7 @@ fn random_nonce() -> String {
     generate_nonce(|buffer| rng.fill(buffer).expect("the system RNG works"))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn encode_component(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-/// What one endpoint is, for the limiter.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Endpoint {
-    pub(crate) name: &'static str,
-    pub(crate) per_second: u32,
-}
-
-pub(crate) const UPDATE_USER_CARD: Endpoint = Endpoint {
-    name: "PATCH user-cards/{code}",
-    per_second: RATE_LIMIT_PER_SECOND,
-};
-const GET_USER_CARD: Endpoint = Endpoint {
-    name: "GET user-cards/{code}",
-    per_second: RATE_LIMIT_PER_SECOND,
-};
-const IMPORT_USER_CARD: Endpoint = Endpoint {
-    name: "POST user-cards/import-by-openid",
-    per_second: IMPORT_RATE_LIMIT_PER_SECOND,
-};
-const CREATE_CARD: Endpoint = Endpoint {
-    name: "POST cards",
-    per_second: RATE_LIMIT_PER_SECOND,
-};
-const GET_CARD: Endpoint = Endpoint {
-    name: "GET cards/{card_id}",
-    per_second: RATE_LIMIT_PER_SECOND,
-};
+pub(crate) use card_member_protocol::endpoints::encode_component;
 
 impl Client {
     /// Starts configuring a client.
@@ -261,10 +224,7 @@ impl Client {
         request
             .validate()
             .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
-        let target = format!(
-            "/brand/card-member/user-cards/{}",
-            encode_component(user_card_code)
-        );
+        let target = UPDATE_USER_CARD.target(&[user_card_code]);
         Ok((
             target,
             serde_json::to_vec(&request).expect("request types serialise"),
@@ -295,11 +255,11 @@ impl Client {
     /// may be retried, verify, decode.
     pub(crate) async fn execute<T: DeserializeOwned>(
         &self,
-        endpoint: Endpoint,
-        method: &str,
+        endpoint: &'static Endpoint,
         target: String,
         body: Vec<u8>,
     ) -> Result<T, Error> {
+        let method = endpoint.method;
         let policy = &self.inner.retry;
         let started = Instant::now();
         let mut attempt = 1;
@@ -499,9 +459,7 @@ impl UserCards<'_> {
         update: &UserCardUpdate,
     ) -> Result<UserCard, Error> {
         let (target, body) = self.client.prepare_update(user_card_code, update)?;
-        self.client
-            .execute(UPDATE_USER_CARD, "PATCH", target, body)
-            .await
+        self.client.execute(&UPDATE_USER_CARD, target, body).await
     }
 
     /// `GET /brand/card-member/user-cards/{user_card_code}?card_id=&openid=`.
@@ -514,13 +472,13 @@ impl UserCards<'_> {
         card_member_protocol::validation::validate_user_card_code(user_card_code)
             .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
         let target = format!(
-            "/brand/card-member/user-cards/{}?card_id={}&openid={}",
-            encode_component(user_card_code),
+            "{}?card_id={}&openid={}",
+            GET_USER_CARD.target(&[user_card_code]),
             encode_component(card_id),
             encode_component(openid)
         );
         self.client
-            .execute(GET_USER_CARD, "GET", target, Vec::new())
+            .execute(&GET_USER_CARD, target, Vec::new())
             .await
     }
 
@@ -534,12 +492,7 @@ impl UserCards<'_> {
             .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
         let body = serde_json::to_vec(&request).expect("request types serialise");
         self.client
-            .execute(
-                IMPORT_USER_CARD,
-                "POST",
-                "/brand/card-member/user-cards/import-by-openid".to_owned(),
-                body,
-            )
+            .execute(&IMPORT_USER_CARD, IMPORT_USER_CARD.target(&[]), body)
             .await
     }
 }
@@ -558,20 +511,14 @@ impl Cards<'_> {
             .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
         let body = serde_json::to_vec(request).expect("request types serialise");
         self.client
-            .execute(
-                CREATE_CARD,
-                "POST",
-                "/brand/card-member/cards".to_owned(),
-                body,
-            )
+            .execute(&CREATE_CARD, CREATE_CARD.target(&[]), body)
             .await
     }
 
     /// `GET /brand/card-member/cards/{card_id}`.
     pub async fn get(&self, card_id: &str) -> Result<Card, Error> {
-        let target = format!("/brand/card-member/cards/{}", encode_component(card_id));
         self.client
-            .execute(GET_CARD, "GET", target, Vec::new())
+            .execute(&GET_CARD, GET_CARD.target(&[card_id]), Vec::new())
             .await
     }
 }

@@ -56,6 +56,7 @@ pub mod auth;
 pub mod cards;
 pub mod datetime;
 pub mod encryption;
+pub mod endpoints;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{MethodRouter, get, patch, post};
+use axum::routing::{MethodFilter, MethodRouter, get, on};
+use card_member_protocol::endpoints::{self, Endpoint};
 use tokio::net::TcpListener;
 
 use crate::StartError;
@@ -203,9 +204,27 @@ pub(crate) fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The handler of an endpoint of the table, on its method.
+fn handler(endpoint: &Endpoint) -> MethodRouter<Arc<AppState>> {
+    let method = MethodFilter::try_from(
+        axum::http::Method::from_bytes(endpoint.method.as_bytes())
+            .expect("the table's methods are valid"),
+    )
+    .expect("the table's methods are routable");
+    match endpoint.name {
+        "update_user_card" => on(method, user_cards::update_user_card),
+        "get_user_card" => on(method, user_cards::get_user_card),
+        "import_user_card" => on(method, user_cards::import_user_card),
+        "create_card" => on(method, cards::create_card),
+        "get_card" => on(method, cards::get_card),
+        other => panic!("the endpoint {other} has no handler"),
+    }
+}
+
 /// The router: API routes behind authentication and response signing, and
 /// the unauthenticated health check; the request ID, log and timeout
-/// around everything. Unknown paths answer 404 and wrong methods 405, both
+/// around everything. The API routes are the endpoint table's
+/// ([`card_member_protocol::endpoints::ENDPOINTS`]). Unknown paths answer 404 and wrong methods 405, both
 /// with an empty body, before authentication.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     // Layers go on each method router's matched routes, so that a wrong
@@ -218,20 +237,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             ))
             .route_layer(from_fn_with_state(Arc::clone(&state), auth::authenticate))
     };
-    Router::new()
-        .route("/brand/card-member/cards", api(post(cards::create_card)))
-        .route(
-            "/brand/card-member/cards/{card_id}",
-            api(get(cards::get_card)),
-        )
-        .route(
-            "/brand/card-member/user-cards/import-by-openid",
-            api(post(user_cards::import_user_card)),
-        )
-        .route(
-            "/brand/card-member/user-cards/{user_card_code}",
-            api(patch(user_cards::update_user_card).get(user_cards::get_user_card)),
-        )
+    let mut router = Router::new();
+    for endpoint in endpoints::ENDPOINTS {
+        router = router.route(endpoint.path, api(handler(endpoint)));
+    }
+    router
         .route("/healthz", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))

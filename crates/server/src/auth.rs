@@ -28,11 +28,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::auth::Authorization;
+use card_member_protocol::endpoints;
 use card_member_protocol::response::HEADER_SERIAL;
 
 use crate::app::{AppState, blocking, storage_error};
 use crate::error::ApiError;
-use crate::rate_limit;
 use crate::storage::{BrandCertificate, NonceAdmission, Storage, StorageError};
 
 /// What authentication established about a request, for the handlers.
@@ -218,7 +218,10 @@ async fn verify(
         .extensions
         .get::<MatchedPath>()
         .map_or("", MatchedPath::as_str);
-    let per_second = rate_limit::per_second(route);
+    let per_second = endpoints::find(parts.method.as_str(), route)
+        .map_or(card_member_protocol::RATE_LIMIT_PER_SECOND, |endpoint| {
+            endpoint.per_second
+        });
     let endpoint = format!("{} {route}", parts.method);
     let slot = admission(state, {
         let brand_id = authorization.brand_id.clone();

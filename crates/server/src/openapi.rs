@@ -1,77 +1,10 @@
 //! The OpenAPI 3.1 document of every endpoint, built from the protocol's
-//! schemas (the tables validation runs on), served at `GET /openapi.json`
-//! and printed by `card-member openapi`.
+//! endpoint table and its bodies' rule tables (what validation runs on),
+//! served at `GET /openapi.json` and printed by `card-member openapi`.
 
+use card_member_protocol::endpoints::{ENDPOINTS, Endpoint, Param};
 use card_member_protocol::validation::schema;
 use serde_json::{Value, json};
-
-/// Every API route: method, path template, operation, request schema,
-/// response schema, rate limit per second.
-pub(crate) const ROUTES: &[Route] = &[
-    Route {
-        method: "patch",
-        path: "/brand/card-member/user-cards/{user_card_code}",
-        operation: "update_user_card",
-        summary: "Update a user's membership card (only the fields sent change)",
-        request: Some("UpdateUserCardRequest"),
-        response: "UserCard",
-        query: &[(
-            "card_id",
-            false,
-            "The template ID, if not in the body (must equal the body's)",
-        )],
-    },
-    Route {
-        method: "get",
-        path: "/brand/card-member/user-cards/{user_card_code}",
-        operation: "get_user_card",
-        summary: "Read a user's membership card",
-        request: None,
-        response: "UserCard",
-        query: &[
-            ("card_id", true, "The template ID"),
-            ("openid", true, "The holder"),
-        ],
-    },
-    Route {
-        method: "post",
-        path: "/brand/card-member/user-cards/import-by-openid",
-        operation: "import_user_card",
-        summary: "Import a user card (10 requests/s per brand)",
-        request: Some("ImportUserCardRequest"),
-        response: "UserCard",
-        query: &[],
-    },
-    Route {
-        method: "post",
-        path: "/brand/card-member/cards",
-        operation: "create_card",
-        summary: "Create a card template (idempotent on out_request_no)",
-        request: Some("CreateCardRequest"),
-        response: "Card",
-        query: &[],
-    },
-    Route {
-        method: "get",
-        path: "/brand/card-member/cards/{card_id}",
-        operation: "get_card",
-        summary: "Read a card template",
-        request: None,
-        response: "Card",
-        query: &[],
-    },
-];
-
-/// One documented route.
-pub(crate) struct Route {
-    pub(crate) method: &'static str,
-    pub(crate) path: &'static str,
-    operation: &'static str,
-    summary: &'static str,
-    request: Option<&'static str>,
-    response: &'static str,
-    query: &'static [(&'static str, bool, &'static str)],
-}
 
 fn error_response(description: &str) -> Value {
     json!({
@@ -81,33 +14,33 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-fn operation(route: &Route) -> Value {
+/// A parameter's JSON Schema: a string, with its limits where it has them
+/// (a path parameter is never empty).
+fn parameter(param: &Param, location: &str) -> Value {
+    let mut schema = json!({"type": "string"});
+    if location == "path" {
+        schema["minLength"] = json!(1);
+    }
+    if let Some(max) = param.max_chars {
+        schema["maxLength"] = json!(max);
+    }
+    if let Some(pattern) = param.pattern {
+        schema["pattern"] = json!(pattern);
+    }
+    json!({"name": param.name, "in": location, "required": param.required, "schema": schema, "description": param.description})
+}
+
+fn operation(endpoint: &Endpoint) -> Value {
     let mut parameters = vec![
         json!({"$ref": "#/components/parameters/Authorization"}),
         json!({"$ref": "#/components/parameters/Wechatpay-Serial"}),
         json!({"$ref": "#/components/parameters/Accept"}),
     ];
-    for name in route
-        .path
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-    {
-        let schema = if name == "user_card_code" {
-            json!({"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[!-~]+$"})
-        } else {
-            json!({"type": "string", "minLength": 1, "maxLength": 32})
-        };
-        parameters.push(
-            json!({"name": name, "in": "path", "required": true, "schema": schema,
-            "description": "Percent-encoded on the wire; the signature covers the encoded form."}),
-        );
-    }
-    for (name, required, description) in route.query {
-        parameters.push(json!({"name": name, "in": "query", "required": required, "schema": {"type": "string"}, "description": description}));
-    }
+    parameters.extend(endpoint.path_params.iter().map(|p| parameter(p, "path")));
+    parameters.extend(endpoint.query_params.iter().map(|p| parameter(p, "query")));
     let mut operation = json!({
-        "operationId": route.operation,
-        "summary": route.summary,
+        "operationId": endpoint.name,
+        "summary": endpoint.summary,
         "security": [{"brandSignature": []}],
         "parameters": parameters,
         "responses": {
@@ -121,7 +54,7 @@ fn operation(route: &Route) -> Value {
                     "Wechatpay-Signature": {"$ref": "#/components/headers/Wechatpay-Signature"},
                     "Wechatpay-Signature-Type": {"$ref": "#/components/headers/Wechatpay-Signature-Type"}
                 },
-                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", route.response)}}}
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", endpoint.response.name())}}}
             },
             "400": error_response("PARAM_ERROR (a field breaks its rule, unknown field, bad RFC 3339 time, undecryptable ciphertext) or INVALID_REQUEST (wrong Wechatpay-Serial, Accept or Content-Type; openid not the holder; card invalid; code taken; holder already has a card)"),
             "401": error_response("SIGN_ERROR: Authorization malformed, timestamp 5 minutes or more off, unknown brand or serial, wrong signature, replayed nonce"),
@@ -140,10 +73,10 @@ fn operation(route: &Route) -> Value {
             "503": error_response("SERVICE_UNAVAILABLE: a dependency (the database) is down or the request timed out")
         }
     });
-    if let Some(request) = route.request {
+    if let Some(request) = endpoint.request {
         operation["requestBody"] = json!({
             "required": true,
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", request.name())}}}
         });
         operation["parameters"]
             .as_array_mut()
@@ -156,10 +89,15 @@ fn operation(route: &Route) -> Value {
 /// The document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for route in ROUTES {
-        let item = paths.entry(route.path).or_insert_with(|| json!({}));
-        item[route.method] = operation(route);
+    let mut schemas = serde_json::Map::new();
+    for endpoint in ENDPOINTS {
+        let item = paths.entry(endpoint.path).or_insert_with(|| json!({}));
+        item[endpoint.method.to_ascii_lowercase()] = operation(endpoint);
+        for body in endpoint.request.into_iter().chain([endpoint.response]) {
+            schemas.insert(body.name().to_owned(), body.json_schema());
+        }
     }
+    schemas.insert("ErrorBody".to_owned(), schema::error_body());
     let header =
         |description: &str| json!({"schema": {"type": "string"}, "description": description});
     json!({
@@ -197,14 +135,7 @@ pub fn document() -> Value {
                 "Wechatpay-Signature": header("Base64 RSASSA-PKCS1-v1_5 SHA-256 over timestamp\\nnonce\\nbody\\n."),
                 "Wechatpay-Signature-Type": header("WECHATPAY-BRAND-SHA256-RSA2048")
             },
-            "schemas": {
-                "UpdateUserCardRequest": schema::update_user_card_request(),
-                "ImportUserCardRequest": schema::import_user_card_request(),
-                "CreateCardRequest": schema::create_card_request(),
-                "UserCard": schema::user_card(),
-                "Card": schema::card(),
-                "ErrorBody": schema::error_body()
-            }
+            "schemas": schemas
         }
     })
 }

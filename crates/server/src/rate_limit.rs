@@ -11,18 +11,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use card_member_protocol::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND};
-
-/// The requests per second (and burst) an endpoint allows each brand:
-/// 10 for `import-by-openid`, 5 for every other endpoint.
-pub(crate) fn per_second(route: &str) -> u32 {
-    if route.ends_with("/import-by-openid") {
-        IMPORT_RATE_LIMIT_PER_SECOND
-    } else {
-        RATE_LIMIT_PER_SECOND
-    }
-}
-
 /// The limiter of one server process.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {
@@ -67,18 +55,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn import_allows_ten_per_second_and_the_rest_five() {
-        assert_eq!(
-            per_second("/brand/card-member/user-cards/import-by-openid"),
-            10
-        );
-        assert_eq!(
-            per_second("/brand/card-member/user-cards/{user_card_code}"),
-            5
-        );
-    }
 
     #[test]
     fn a_burst_of_five_passes_and_the_sixth_waits_200ms() {

@@ -6,13 +6,20 @@ use serde_json::{Value, json};
 
 use crate::helpers::{CARD_ID, OPENID, Outgoing, seed_request, spawn_app};
 
-const ROUTES: &[(&str, &str)] = &[
-    ("patch", "/brand/card-member/user-cards/{user_card_code}"),
-    ("get", "/brand/card-member/user-cards/{user_card_code}"),
-    ("post", "/brand/card-member/user-cards/import-by-openid"),
-    ("post", "/brand/card-member/cards"),
-    ("get", "/brand/card-member/cards/{card_id}"),
-];
+/// Every API route, as the endpoint table describes it: method (lower
+/// case, as OpenAPI writes it) and path template.
+fn routes() -> Vec<(String, &'static str)> {
+    card_member_protocol::endpoints::ENDPOINTS
+        .iter()
+        .map(|endpoint| (endpoint.method.to_ascii_lowercase(), endpoint.path))
+        .collect()
+}
+
+/// A concrete target for a path template.
+fn target(path: &str) -> String {
+    path.replace("{user_card_code}", "478515832665")
+        .replace("{card_id}", CARD_ID)
+}
 
 fn unsigned(method: &str, target: &str) -> Outgoing {
     Outgoing {
@@ -141,22 +148,21 @@ async fn openapi_document_lists_every_route_and_every_route_answers() {
         }
     }
     documented.sort();
-    let mut expected: Vec<(String, String)> = ROUTES
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    let mut expected: Vec<(String, String)> = routes()
+        .into_iter()
+        .map(|(m, p)| (m, p.to_owned()))
         .collect();
     expected.sort();
     assert_eq!(documented, expected);
-    for (method, path) in ROUTES {
-        let target = path
-            .replace("{user_card_code}", "478515832665")
-            .replace("{card_id}", CARD_ID);
-        let answer = app.send(&unsigned(&method.to_uppercase(), &target)).await;
+    for (method, path) in routes() {
+        let answer = app
+            .send(&unsigned(&method.to_uppercase(), &target(path)))
+            .await;
         assert_eq!(
             answer.status, 401,
             "{method} {path} is routed (and needs a signature)"
         );
-        let operation = &document["paths"][path][method];
+        let operation = &document["paths"][path][&method];
         let parameters = operation["parameters"].to_string();
         assert!(
             parameters.contains("Authorization") && parameters.contains("Wechatpay-Serial"),
@@ -257,5 +263,33 @@ async fn metrics_count_requests_by_route_and_code_rsa_operations_and_rate_limits
     assert!(
         !text.contains(&app.brand.brand_id),
         "brands are never labels"
+    );
+}
+
+#[tokio::test]
+async fn every_described_endpoint_is_served_and_no_undescribed_method_is() {
+    let app = spawn_app().await;
+    let described = routes();
+    for (_, path) in &described {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            let answer = app
+                .send(&unsigned(&method.to_uppercase(), &target(path)))
+                .await;
+            if described.contains(&(method.to_owned(), *path)) {
+                answer.assert_error(401, "SIGN_ERROR");
+            } else {
+                assert_eq!(
+                    answer.status, 405,
+                    "{method} {path} is not described, so not served"
+                );
+            }
+        }
+    }
+    let beside = app
+        .send(&unsigned("GET", "/brand/card-member/no-such-resource"))
+        .await;
+    assert_eq!(
+        beside.status, 404,
+        "an undescribed path under the API prefix"
     );
 }

@@ -1,0 +1,281 @@
+//! One description per endpoint: method, path template, parameters with
+//! their rules, request and response bodies (the rule tables validation
+//! runs on), the fields that travel as RSA-OAEP ciphertexts, the per-brand
+//! rate limit and a summary.
+//!
+//! The server's router and rate limiter, the OpenAPI document, the SDK's
+//! request path and the CLI all read [`ENDPOINTS`]; the server has a test
+//! that every route it serves is described here and every endpoint here is
+//! served. Adding an endpoint: its description here, its types and rules in
+//! its resource module, its handler, one SDK method, one CLI command.
+
+use crate::validation::BodyRules;
+use crate::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND, cards, user_cards};
+
+/// A path or query parameter.
+#[derive(Debug)]
+pub struct Param {
+    /// Its name (`user_card_code`, `card_id`).
+    pub name: &'static str,
+    /// Whether the request must carry it (path parameters always).
+    pub required: bool,
+    /// What it is.
+    pub description: &'static str,
+    /// The most characters it may have, where limited.
+    pub max_chars: Option<usize>,
+    /// The regular expression every value matches, where there is one.
+    pub pattern: Option<&'static str>,
+}
+
+/// One endpoint of the card-member family.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Its operation name, snake_case: the server's handler, the SDK's
+    /// method and the OpenAPI `operationId` carry it.
+    pub name: &'static str,
+    /// The HTTP method, upper case.
+    pub method: &'static str,
+    /// The path template, parameters in braces.
+    pub path: &'static str,
+    /// The path's parameters, in order.
+    pub path_params: &'static [Param],
+    /// The query parameters.
+    pub query_params: &'static [Param],
+    /// The request body's rules, for endpoints that take one.
+    pub request: Option<&'static BodyRules>,
+    /// The answer's body.
+    pub response: &'static BodyRules,
+    /// JSON pointers of the fields that travel as RSA-OAEP ciphertexts
+    /// (`-` stands for every element of an array), in the request and in
+    /// the answer.
+    pub ciphertext_fields: &'static [&'static str],
+    /// Requests per second (and burst) each brand may send here.
+    pub per_second: u32,
+    /// What it does, in one line.
+    pub summary: &'static str,
+}
+
+impl Endpoint {
+    /// The request target for the path parameters' values, each
+    /// percent-encoded (the signature covers the encoded form), without a
+    /// query.
+    pub fn target(&self, values: &[&str]) -> String {
+        let mut values = values.iter();
+        self.path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    encode_component(values.next().copied().unwrap_or_default())
+                } else {
+                    segment.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// A name for its rate-limit bucket: method and path template.
+    pub fn bucket(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// Percent-encodes a path segment: everything but unreserved characters
+/// (RFC 3986).
+pub fn encode_component(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+const USER_CARD_CODE: Param = Param {
+    name: "user_card_code",
+    required: true,
+    description: "Percent-encoded on the wire; the signature covers the encoded form.",
+    max_chars: Some(32),
+    pattern: Some("^[!-~]+$"),
+};
+
+const CARD_ID: Param = Param {
+    name: "card_id",
+    required: true,
+    description: "Percent-encoded on the wire; the signature covers the encoded form.",
+    max_chars: Some(32),
+    pattern: None,
+};
+
+/// The sensitive fields of a user card, in requests and answers.
+const USER_CARD_CIPHERTEXTS: &[&str] = &[
+    "/phone_number",
+    "/user_information/common_field_list/-/value",
+];
+
+/// `PATCH /brand/card-member/user-cards/{user_card_code}`.
+pub const UPDATE_USER_CARD: Endpoint = Endpoint {
+    name: "update_user_card",
+    method: "PATCH",
+    path: "/brand/card-member/user-cards/{user_card_code}",
+    path_params: &[USER_CARD_CODE],
+    query_params: &[Param {
+        name: "card_id",
+        required: false,
+        description: "The template ID, if not in the body (must equal the body's)",
+        max_chars: None,
+        pattern: None,
+    }],
+    request: Some(&user_cards::UPDATE_USER_CARD_BODY),
+    response: &user_cards::USER_CARD_BODY,
+    ciphertext_fields: USER_CARD_CIPHERTEXTS,
+    per_second: RATE_LIMIT_PER_SECOND,
+    summary: "Update a user's membership card (only the fields sent change)",
+};
+
+/// `GET /brand/card-member/user-cards/{user_card_code}`.
+pub const GET_USER_CARD: Endpoint = Endpoint {
+    name: "get_user_card",
+    method: "GET",
+    path: "/brand/card-member/user-cards/{user_card_code}",
+    path_params: &[USER_CARD_CODE],
+    query_params: &[
+        Param {
+            name: "card_id",
+            required: true,
+            description: "The template ID",
+            max_chars: None,
+            pattern: None,
+        },
+        Param {
+            name: "openid",
+            required: true,
+            description: "The holder",
+            max_chars: None,
+            pattern: None,
+        },
+    ],
+    request: None,
+    response: &user_cards::USER_CARD_BODY,
+    ciphertext_fields: USER_CARD_CIPHERTEXTS,
+    per_second: RATE_LIMIT_PER_SECOND,
+    summary: "Read a user's membership card",
+};
+
+/// `POST /brand/card-member/user-cards/import-by-openid`.
+pub const IMPORT_USER_CARD: Endpoint = Endpoint {
+    name: "import_user_card",
+    method: "POST",
+    path: "/brand/card-member/user-cards/import-by-openid",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&user_cards::IMPORT_USER_CARD_BODY),
+    response: &user_cards::USER_CARD_BODY,
+    ciphertext_fields: USER_CARD_CIPHERTEXTS,
+    per_second: IMPORT_RATE_LIMIT_PER_SECOND,
+    summary: "Import a user card (10 requests/s per brand)",
+};
+
+/// `POST /brand/card-member/cards`.
+pub const CREATE_CARD: Endpoint = Endpoint {
+    name: "create_card",
+    method: "POST",
+    path: "/brand/card-member/cards",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&cards::CREATE_CARD_BODY),
+    response: &cards::CARD_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    summary: "Create a card template (idempotent on out_request_no)",
+};
+
+/// `GET /brand/card-member/cards/{card_id}`.
+pub const GET_CARD: Endpoint = Endpoint {
+    name: "get_card",
+    method: "GET",
+    path: "/brand/card-member/cards/{card_id}",
+    path_params: &[CARD_ID],
+    query_params: &[],
+    request: None,
+    response: &cards::CARD_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    summary: "Read a card template",
+};
+
+/// Every endpoint, in the order the OpenAPI document lists them.
+pub const ENDPOINTS: &[&Endpoint] = &[
+    &UPDATE_USER_CARD,
+    &GET_USER_CARD,
+    &IMPORT_USER_CARD,
+    &CREATE_CARD,
+    &GET_CARD,
+];
+
+/// The endpoint of a method and path template (as a router matched it).
+pub fn find(method: &str, path: &str) -> Option<&'static Endpoint> {
+    ENDPOINTS
+        .iter()
+        .copied()
+        .find(|endpoint| endpoint.method.eq_ignore_ascii_case(method) && endpoint.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_described_once_under_the_api_prefix() {
+        for (index, endpoint) in ENDPOINTS.iter().enumerate() {
+            assert!(
+                endpoint.path.starts_with(crate::API_PREFIX),
+                "{}",
+                endpoint.name
+            );
+            let params: Vec<&str> = endpoint
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let described: Vec<&str> = endpoint.path_params.iter().map(|p| p.name).collect();
+            assert_eq!(params, described, "{}: path parameters", endpoint.name);
+            for other in &ENDPOINTS[..index] {
+                assert_ne!(other.name, endpoint.name);
+                assert!(
+                    other.method != endpoint.method || other.path != endpoint.path,
+                    "{} and {} share a route",
+                    other.name,
+                    endpoint.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn import_allows_ten_per_second_and_the_rest_five() {
+        for endpoint in ENDPOINTS {
+            let expected = if endpoint.name == "import_user_card" {
+                10
+            } else {
+                5
+            };
+            assert_eq!(endpoint.per_second, expected, "{}", endpoint.name);
+        }
+    }
+
+    #[test]
+    fn targets_percent_encode_path_values() {
+        assert_eq!(
+            UPDATE_USER_CARD.target(&["A B/1"]),
+            "/brand/card-member/user-cards/A%20B%2F1"
+        );
+        assert_eq!(
+            find("patch", "/brand/card-member/user-cards/{user_card_code}").map(|e| e.name),
+            Some("update_user_card")
+        );
+    }
+}
