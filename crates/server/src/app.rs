@@ -22,14 +22,14 @@ use crate::metrics::Metrics;
 use crate::routes::{cards, health, user_cards};
 use crate::settings::{Database, Settings};
 use crate::storage::{
-    AuditEntry, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError, TimedStorage,
-    UserCardKey,
+    AuditEntry, Backend, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError,
+    TimedStorage, UserCardKey,
 };
 use crate::{auth, layers};
 
 /// Everything a request handler needs.
 pub(crate) struct AppState {
-    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) storage: TimedStorage,
     pub(crate) crypto: Crypto,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,
@@ -124,9 +124,13 @@ impl AppState {
         } else if !self.may_be_registered(brand_id).await? {
             return Ok(None);
         }
-        let storage = Arc::clone(&self.storage);
-        let id = brand_id.to_owned();
-        let Some(loaded) = blocking(move || storage.brand(&id)).await?.map(Arc::new) else {
+        let Some(loaded) = self
+            .storage
+            .brand(brand_id)
+            .await
+            .map_err(storage_error)?
+            .map(Arc::new)
+        else {
             write(&directory.records).remove(brand_id);
             return Ok(None);
         };
@@ -158,9 +162,11 @@ impl AppState {
         // rather than read it too or refuse a brand the list will hold.
         let _reloading = directory.reloading.lock().await;
         if stale(&read(&directory.ids)) {
-            let storage = Arc::clone(&self.storage);
-            let ids: HashSet<String> = blocking(move || storage.brand_ids())
-                .await?
+            let ids: HashSet<String> = self
+                .storage
+                .brand_ids()
+                .await
+                .map_err(storage_error)?
                 .into_iter()
                 .collect();
             write(&directory.records).retain(|id, _| ids.contains(id));
@@ -175,14 +181,8 @@ impl AppState {
     }
 }
 
-/// Runs storage work on the blocking pool and maps its failures.
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, ApiError> {
-    run_blocking(move || work().map_err(storage_error)).await
-}
-
-/// Runs work that may block (RSA, storage) on the blocking pool.
+/// Runs work that may block (RSA private-key operations, key files) on
+/// the blocking pool.
 pub(crate) async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -303,11 +303,7 @@ impl Application {
                 "serving plain HTTP on a non-loopback address: set tls_cert and tls_key, or put a TLS proxy in front"
             );
         }
-        let settings_for_blocking = settings.clone();
-        let (state, credentials) =
-            tokio::task::spawn_blocking(move || prepare(&settings_for_blocking, address))
-                .await
-                .map_err(|err| StartError(err.to_string()))??;
+        let (state, credentials) = prepare(&settings, address).await?;
         Ok(Self {
             listener,
             state: Arc::new(state),
@@ -385,29 +381,22 @@ impl ServerHandle {
         card_id: &str,
         user_card_code: &str,
     ) -> Result<Vec<AuditEntry>, StartError> {
-        let storage = Arc::clone(&self.state.storage);
-        let (brand_id, card_id, user_card_code) = (
-            brand_id.to_owned(),
-            card_id.to_owned(),
-            user_card_code.to_owned(),
-        );
-        tokio::task::spawn_blocking(move || {
-            storage.audit_trail(UserCardKey {
-                brand_id: &brand_id,
-                card_id: &card_id,
-                user_card_code: &user_card_code,
+        self.state
+            .storage
+            .audit_trail(UserCardKey {
+                brand_id,
+                card_id,
+                user_card_code,
             })
-        })
-        .await
-        .map_err(|err| StartError(err.to_string()))?
-        .map_err(|err| StartError(err.to_string()))
+            .await
+            .map_err(|err| StartError(err.to_string()))
     }
 }
 
 /// Opens the storage `settings` name and applies its migrations; `true`
 /// when no brand is registered yet (a first start).
-pub(crate) fn open_storage(settings: &Settings) -> Result<(Arc<dyn Storage>, bool), StartError> {
-    let storage: Arc<dyn Storage> = match settings
+pub(crate) async fn open_storage(settings: &Settings) -> Result<(Backend, bool), StartError> {
+    let backend = match settings
         .database()
         .map_err(|err| StartError(err.to_string()))?
     {
@@ -417,44 +406,60 @@ pub(crate) fn open_storage(settings: &Settings) -> Result<(Arc<dyn Storage>, boo
                     StartError(format!("cannot create {}: {err}", parent.display()))
                 })?;
             }
-            Arc::new(
+            Backend::Sqlite(
                 SqliteStorage::open(&path)
+                    .await
                     .map_err(|err| StartError(format!("{}: {err}", path.display())))?,
             )
         }
-        Database::Postgres(url) => Arc::new(
+        Database::Postgres(url) => Backend::Postgres(
             PostgresStorage::open(&url, settings.database_max_connections)
+                .await
                 .map_err(|err| StartError(format!("PostgreSQL: {err}")))?,
         ),
     };
-    let fresh = storage
+    let fresh = TimedStorage::untimed(backend.clone())
         .list_brands()
+        .await
         .map_err(|err| StartError(err.to_string()))?
         .is_empty();
-    Ok((storage, fresh))
+    Ok((backend, fresh))
 }
 
-fn prepare(
+async fn prepare(
     settings: &Settings,
     address: SocketAddr,
 ) -> Result<(AppState, Option<PathBuf>), StartError> {
-    let (storage, fresh) = open_storage(settings)?;
-    let data_key_file = settings
-        .data_key_file
-        .clone()
-        .unwrap_or_else(|| settings.data_dir.join("data.key"));
-    let data_key = bootstrap::data_key(&data_key_file, settings.data_key_file.is_none())?;
-    let wechatpay_dir = settings.data_dir.join("wechatpay");
-    let key_file = settings
-        .wechatpay_private_key_file
-        .clone()
-        .unwrap_or_else(|| wechatpay_dir.join("private_key.pem"));
-    let (wechatpay_key, key_id) = bootstrap::wechatpay_key(
-        &key_file,
-        settings.wechatpay_public_key_id.as_deref(),
-        &wechatpay_dir,
-        settings.wechatpay_private_key_file.is_none(),
-    )?;
+    let (backend, fresh) = open_storage(settings).await?;
+    let keys_settings = settings.clone();
+    let keys = tokio::task::spawn_blocking(move || {
+        let settings = keys_settings;
+        let data_key_file = settings
+            .data_key_file
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("data.key"));
+        let data_key = bootstrap::data_key(&data_key_file, settings.data_key_file.is_none())?;
+        let wechatpay_dir = settings.data_dir.join("wechatpay");
+        let key_file = settings
+            .wechatpay_private_key_file
+            .clone()
+            .unwrap_or_else(|| wechatpay_dir.join("private_key.pem"));
+        let (wechatpay_key, key_id) = bootstrap::wechatpay_key(
+            &key_file,
+            settings.wechatpay_public_key_id.as_deref(),
+            &wechatpay_dir,
+            settings.wechatpay_private_key_file.is_none(),
+        )?;
+        Ok::<_, StartError>((data_key, wechatpay_key, key_id))
+    })
+    .await
+    .map_err(|err| StartError(format!("loading keys: {err}")))?;
+    let (data_key, wechatpay_key, key_id) = keys?;
+    let metrics = Arc::new(Metrics::default());
+    let storage = TimedStorage {
+        backend,
+        metrics: Some(Arc::clone(&metrics)),
+    };
     let credentials = if fresh && settings.dev_bootstrap {
         let host = if address.ip().is_unspecified() {
             SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
@@ -462,22 +467,18 @@ fn prepare(
             address
         };
         let path = bootstrap::create_dev_setup(
-            storage.as_ref(),
+            &storage,
             &settings.data_dir,
             &format!("http://{host}"),
             &wechatpay_key,
             &key_id,
-        )?;
+        )
+        .await?;
         tracing::info!(credentials = %path.display(), "first start: created a development brand, template and card");
         Some(path)
     } else {
         None
     };
-    let metrics = Arc::new(Metrics::default());
-    let storage: Arc<dyn Storage> = Arc::new(TimedStorage {
-        inner: storage,
-        metrics: Arc::clone(&metrics),
-    });
     let state = AppState {
         storage,
         crypto: Crypto::new(wechatpay_key, key_id, data_key, Arc::clone(&metrics)),

@@ -31,9 +31,9 @@ use card_member_protocol::auth::Authorization;
 use card_member_protocol::endpoints;
 use card_member_protocol::response::HEADER_SERIAL;
 
-use crate::app::{AppState, blocking, storage_error};
+use crate::app::{AppState, storage_error};
 use crate::error::ApiError;
-use crate::storage::{BrandCertificate, NonceAdmission, Storage, StorageError};
+use crate::storage::{BrandCertificate, NonceAdmission, Storage, TimedStorage};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]
@@ -81,7 +81,7 @@ pub(crate) async fn authenticate(
 /// request is abandoned first (its timeout, a client gone), it is saved
 /// in the background when dropped.
 struct UnsavedNonce {
-    storage: Arc<dyn Storage>,
+    storage: TimedStorage,
     brand_id: String,
     nonce: String,
     saved: bool,
@@ -93,9 +93,10 @@ impl UnsavedNonce {
         if self.storage.nonce_saved(&self.brand_id, &self.nonce) {
             return Ok(());
         }
-        let storage = Arc::clone(&self.storage);
-        let (brand_id, nonce) = (self.brand_id.clone(), self.nonce.clone());
-        blocking(move || storage.record_nonce(&brand_id, &nonce)).await
+        self.storage
+            .record_nonce(&self.brand_id, &self.nonce)
+            .await
+            .map_err(storage_error)
     }
 }
 
@@ -107,13 +108,13 @@ impl Drop for UnsavedNonce {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let storage = Arc::clone(&self.storage);
+        let storage = self.storage.clone();
         let (brand_id, nonce) = (
             std::mem::take(&mut self.brand_id),
             std::mem::take(&mut self.nonce),
         );
-        runtime.spawn_blocking(move || {
-            if let Err(err) = storage.record_nonce(&brand_id, &nonce) {
+        runtime.spawn(async move {
+            if let Err(err) = storage.record_nonce(&brand_id, &nonce).await {
                 tracing::warn!(%err, brand_id, "could not save the nonce of an abandoned request");
             }
         });
@@ -187,22 +188,22 @@ async fn verify(
         return Err(refuse(ApiError::wrong_wechatpay_serial()));
     }
 
-    let admitted = admission(state, {
-        let (brand_id, nonce, timestamp) = (
-            authorization.brand_id.clone(),
-            authorization.nonce_str.clone(),
+    let admitted = state
+        .storage
+        .first_use_of_nonce(
+            &authorization.brand_id,
+            &authorization.nonce_str,
             authorization.timestamp,
-        );
-        move |storage| storage.first_use_of_nonce(&brand_id, &nonce, timestamp, now)
-    })
-    .await
-    .map_err(refuse)?;
+            now,
+        )
+        .await
+        .map_err(|err| refuse(storage_error(err)))?;
     match admitted {
         NonceAdmission::Replayed => return Err(refuse(ApiError::replayed_nonce())),
         NonceAdmission::Recorded => {}
         NonceAdmission::Unsaved => {
             *unsaved = Some(UnsavedNonce {
-                storage: Arc::clone(&state.storage),
+                storage: state.storage.clone(),
                 brand_id: authorization.brand_id.clone(),
                 nonce: authorization.nonce_str.clone(),
                 saved: false,
@@ -223,12 +224,11 @@ async fn verify(
             endpoint.per_second
         });
     let endpoint = format!("{} {route}", parts.method);
-    let slot = admission(state, {
-        let brand_id = authorization.brand_id.clone();
-        move |storage| storage.take_rate_slot(&brand_id, &endpoint, per_second)
-    })
-    .await
-    .map_err(refuse)?;
+    let slot = state
+        .storage
+        .take_rate_slot(&authorization.brand_id, &endpoint, per_second)
+        .await
+        .map_err(|err| refuse(storage_error(err)))?;
     if let Err(wait) = slot {
         state.metrics.rate_limited(&authorization.brand_id);
         return Err(refuse(ApiError::rate_limited(
@@ -244,20 +244,6 @@ async fn verify(
         body: body.clone(),
     });
     Ok(Request::from_parts(parts, Body::from(body)))
-}
-
-/// Runs a replay or rate-limit check: on the async worker when the storage
-/// keeps them in memory, on the blocking pool when it asks a database.
-async fn admission<T: Send + 'static>(
-    state: &AppState,
-    check: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, ApiError> {
-    if state.storage.admission_blocks() {
-        let storage = Arc::clone(&state.storage);
-        blocking(move || check(storage.as_ref())).await
-    } else {
-        check(state.storage.as_ref()).map_err(storage_error)
-    }
 }
 
 fn check_content_headers(

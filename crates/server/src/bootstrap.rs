@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,7 +21,9 @@ use time::OffsetDateTime;
 
 use crate::StartError;
 use crate::sealing::DataKey;
-use crate::storage::{AuditEntry, BrandCertificate, BrandRecord, Storage, UserCardRecord};
+use crate::storage::{
+    AuditEntry, BrandCertificate, BrandRecord, Storage, TimedStorage, UserCardRecord,
+};
 
 /// The demo brand of the development setup (the seed page's brand ID).
 pub const DEV_BRAND_ID: &str = "1001622624";
@@ -153,15 +156,18 @@ pub(crate) fn new_public_key_id() -> String {
 
 /// Creates the demo brand, template and card, and writes the credentials
 /// file. Called once, on the first start in an empty data directory.
-pub(crate) fn create_dev_setup(
-    storage: &dyn Storage,
+pub(crate) async fn create_dev_setup(
+    storage: &TimedStorage,
     data_dir: &Path,
     base_url: &str,
     wechatpay_key: &PrivateKey,
     wechatpay_public_key_id: &str,
 ) -> Result<PathBuf, StartError> {
     let dev = absolute(&data_dir.join("dev"))?;
-    let brand_key = PrivateKey::generate().map_err(|err| StartError(err.to_string()))?;
+    let brand_key = tokio::task::spawn_blocking(PrivateKey::generate)
+        .await
+        .map_err(|err| StartError(err.to_string()))?
+        .map_err(|err| StartError(err.to_string()))?;
     let brand_public = brand_key.public_key();
     let serial_no = brand_public.derived_serial();
     let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
@@ -181,6 +187,7 @@ pub(crate) fn create_dev_setup(
             },
             &now,
         )
+        .await
         .map_err(storage_error)?;
     storage
         .create_card(&Card {
@@ -205,6 +212,7 @@ pub(crate) fn create_dev_setup(
             create_time: now.clone(),
             modify_time: now.clone(),
         })
+        .await
         .map_err(storage_error)?;
     let card = UserCardRecord {
         brand_id: DEV_BRAND_ID.to_owned(),
@@ -237,7 +245,8 @@ pub(crate) fn create_dev_setup(
         fields: Vec::new(),
     };
     storage
-        .insert_user_card(&card, &|_| false, &audit)
+        .insert_user_card(&card, Arc::new(|_| false), &audit)
+        .await
         .map_err(storage_error)?;
 
     let brand_private_key_file = dev.join("brand_private_key.pem");

@@ -7,7 +7,7 @@ use card_member_protocol::keys::{Certificate, PublicKey};
 use time::OffsetDateTime;
 
 use crate::settings::Settings;
-use crate::storage::{BrandCertificate, BrandRecord, StorageError};
+use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError, TimedStorage};
 use crate::{StartError, app};
 
 /// A brand API certificate given to `brands add`.
@@ -74,33 +74,36 @@ pub fn add(
         )));
     }
     let certificate = certificate.load()?;
-    let (storage, _) = app::open_storage(settings)?;
-    let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
-    let key_id = match wechatpay_public_key_id {
-        Some(id) => id,
-        None => server_public_key_id(settings)?,
-    };
-    let brand = BrandRecord {
-        brand_id: brand_id.to_owned(),
-        wechatpay_public_key_id: key_id,
-        certificates: vec![certificate.clone()],
-        suspended: false,
-    };
-    match storage.add_brand(&brand, &now) {
-        Ok(()) => {}
-        Err(StorageError::BrandExists) => storage
-            .add_brand_certificate(brand_id, &certificate, &now)
-            .map_err(|err| {
-                StartError(format!(
-                    "cannot add the certificate to brand {brand_id}: {err}"
-                ))
-            })?,
-        Err(err) => return Err(StartError(err.to_string())),
-    }
-    storage
-        .brand(brand_id)
-        .map_err(|err| StartError(err.to_string()))?
-        .ok_or_else(|| StartError(format!("brand {brand_id} vanished")))
+    administer(settings, async |storage| {
+        let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
+        let key_id = match wechatpay_public_key_id {
+            Some(id) => id,
+            None => server_public_key_id(settings)?,
+        };
+        let brand = BrandRecord {
+            brand_id: brand_id.to_owned(),
+            wechatpay_public_key_id: key_id,
+            certificates: vec![certificate.clone()],
+            suspended: false,
+        };
+        match storage.add_brand(&brand, &now).await {
+            Ok(()) => {}
+            Err(StorageError::BrandExists) => storage
+                .add_brand_certificate(brand_id, &certificate, &now)
+                .await
+                .map_err(|err| {
+                    StartError(format!(
+                        "cannot add the certificate to brand {brand_id}: {err}"
+                    ))
+                })?,
+            Err(err) => return Err(StartError(err.to_string())),
+        }
+        storage
+            .brand(brand_id)
+            .await
+            .map_err(|err| StartError(err.to_string()))?
+            .ok_or_else(|| StartError(format!("brand {brand_id} vanished")))
+    })
 }
 
 /// Suspends a brand (its verified requests get 403 `NO_AUTH`) or resumes
@@ -110,21 +113,42 @@ pub fn set_suspended(
     brand_id: &str,
     suspended: bool,
 ) -> Result<(), StartError> {
-    let (storage, _) = app::open_storage(settings)?;
-    storage
-        .set_brand_suspended(brand_id, suspended)
-        .map_err(|err| match err {
-            StorageError::NotFound => StartError(format!("no brand {brand_id}")),
-            other => StartError(other.to_string()),
-        })
+    administer(settings, async |storage| {
+        storage
+            .set_brand_suspended(brand_id, suspended)
+            .await
+            .map_err(|err| match err {
+                StorageError::NotFound => StartError(format!("no brand {brand_id}")),
+                other => StartError(other.to_string()),
+            })
+    })
 }
 
 /// Every registered brand.
 pub fn list(settings: &Settings) -> Result<Vec<BrandRecord>, StartError> {
-    let (storage, _) = app::open_storage(settings)?;
-    storage
-        .list_brands()
-        .map_err(|err| StartError(err.to_string()))
+    administer(settings, async |storage| {
+        storage
+            .list_brands()
+            .await
+            .map_err(|err| StartError(err.to_string()))
+    })
+}
+
+/// Runs an administrative change on the storage `settings` name, on a
+/// runtime of its own: these functions are called from synchronous code
+/// (the command line, or a test's blocking task).
+fn administer<T>(
+    settings: &Settings,
+    work: impl AsyncFnOnce(&TimedStorage) -> Result<T, StartError>,
+) -> Result<T, StartError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| StartError(format!("cannot start a runtime: {err}")))?;
+    runtime.block_on(async {
+        let (backend, _) = app::open_storage(settings).await?;
+        work(&TimedStorage::untimed(backend)).await
+    })
 }
 
 fn server_public_key_id(settings: &Settings) -> Result<String, StartError> {

@@ -11,10 +11,10 @@ use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis}
 use card_member_protocol::model::{Card, CardState, CardType, CodeMode, CreateCardRequest};
 use time::OffsetDateTime;
 
-use crate::app::{AppState, blocking, run_blocking, storage_error};
+use crate::app::{AppState, storage_error};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::storage::StorageError;
+use crate::storage::{Storage, StorageError};
 
 /// A template ID like the provider's: `p` and 27 characters of `0-9a-zA-Z`.
 fn new_card_id() -> String {
@@ -48,14 +48,14 @@ pub(crate) async fn create_card(
         create_time: now.clone(),
         modify_time: now,
     };
-    let storage = Arc::clone(&state.storage);
-    let record = run_blocking(move || {
-        storage.create_card(&card).map_err(|err| match err {
+    let record = state
+        .storage
+        .create_card(&card)
+        .await
+        .map_err(|err| match err {
             StorageError::OutRequestNoReused => ApiError::out_request_no_reused(),
             other => storage_error(other),
-        })
-    })
-    .await?;
+        })?;
     Ok(super::json_ok(&record.card))
 }
 
@@ -66,10 +66,11 @@ pub(crate) async fn get_card(
 ) -> Result<Response, ApiError> {
     let Path(card_id) =
         card_id.map_err(|_| ApiError::invalid_path("card_id", "is not valid UTF-8"))?;
-    let storage = Arc::clone(&state.storage);
-    let brand_id = auth.brand_id.clone();
-    let record = blocking(move || storage.card(&brand_id, &card_id))
-        .await?
+    let record = state
+        .storage
+        .card(&auth.brand_id, &card_id)
+        .await
+        .map_err(storage_error)?
         .ok_or_else(ApiError::template_not_found)?;
     Ok(super::json_ok(&record.card))
 }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{AppState, blocking};
+use crate::app::{AppState, storage_error};
+use crate::storage::Storage;
 
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let storage = Arc::clone(&state.storage);
-    match blocking(move || storage.brand("")).await {
+    match state.storage.brand("").await {
         Ok(_) => super::json_ok(&serde_json::json!({"status": "ok"})),
-        Err(error) => error.into_response(),
+        Err(error) => storage_error(error).into_response(),
     }
 }
 

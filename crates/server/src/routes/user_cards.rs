@@ -1,9 +1,10 @@
 //! User cards: update (`PATCH /brand/card-member/user-cards/{code}`), read
 //! (`GET` on the same path) and import (`POST …/user-cards/import-by-openid`).
 //!
-//! Each handler validates first, then does its decryption, storage and
-//! rendering in one blocking task: RSA work (one private-key operation per
-//! ciphertext received) stays off the async workers.
+//! Each handler validates first, then decrypts the request's ciphertexts
+//! on the blocking pool (one private-key operation each; none when there
+//! are none), awaits storage, and renders the answer (public-key
+//! operations and AES only).
 
 use std::sync::Arc;
 
@@ -29,8 +30,8 @@ use crate::error::ApiError;
 use crate::layers::RequestId;
 use crate::sealing::SealContext;
 use crate::storage::{
-    AuditEntry, StorageError, StoredCommonField, StoredUserInfo, UserCardKey, UserCardPatch,
-    UserCardRecord,
+    AuditEntry, HolderCheck, Storage, StorageError, StoredCommonField, StoredUserInfo, UserCardKey,
+    UserCardPatch, UserCardRecord,
 };
 
 const PHONE_NUMBER: &str = "phone_number";
@@ -50,41 +51,40 @@ pub(crate) async fn update_user_card(
         query_value(&query, "card_id"),
     )
     .map_err(|violation| ApiError::violation(&violation))?;
-    let card = run_blocking(move || {
-        let key = UserCardKey {
-            brand_id: &auth.brand_id,
-            card_id: &request.card_id,
-            user_card_code: &request.user_card_code,
-        };
-        let (phone_number, user_information) = seal_sensitive(
-            &state.crypto,
-            key,
-            request.phone_number.as_ref(),
-            request.user_information.as_ref(),
-        )?;
-        let patch = UserCardPatch {
-            card_color: request.card_color.clone(),
-            card_picture_url: request.card_picture_url.clone(),
-            phone_number,
-            level: request.level.clone(),
-            valid_date_information: request.valid_date_information.clone(),
-            user_information,
-            attach: request.attach.clone(),
-        };
-        let now = OffsetDateTime::now_utc();
-        let audit = audit_entry(key, &request_id, now, "update", patch.field_names());
-        let record = state
-            .storage
-            .update_user_card(key, &request.openid, patch, &audit)
-            .map_err(|err| match err {
-                StorageError::NotFound => ApiError::card_not_found(),
-                StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
-                StorageError::CardInvalid => ApiError::card_invalid(),
-                other => storage_error(other),
-            })?;
-        render(&state.crypto, &record, &auth.certificate.public_key, now)
-    })
+    let key = UserCardKey {
+        brand_id: &auth.brand_id,
+        card_id: &request.card_id,
+        user_card_code: &request.user_card_code,
+    };
+    let (phone_number, user_information) = seal_off_the_workers(
+        &state,
+        key,
+        request.phone_number.clone(),
+        request.user_information.clone(),
+    )
     .await?;
+    let patch = UserCardPatch {
+        card_color: request.card_color.clone(),
+        card_picture_url: request.card_picture_url.clone(),
+        phone_number,
+        level: request.level.clone(),
+        valid_date_information: request.valid_date_information.clone(),
+        user_information,
+        attach: request.attach.clone(),
+    };
+    let now = OffsetDateTime::now_utc();
+    let audit = audit_entry(key, &request_id, now, "update", patch.field_names());
+    let record = state
+        .storage
+        .update_user_card(key, &request.openid, patch, &audit)
+        .await
+        .map_err(|err| match err {
+            StorageError::NotFound => ApiError::card_not_found(),
+            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
+            StorageError::CardInvalid => ApiError::card_invalid(),
+            other => storage_error(other),
+        })?;
+    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
     Ok(super::json_ok(&card))
 }
 
@@ -103,28 +103,26 @@ pub(crate) async fn get_user_card(
     let openid = query_value(&query, "openid")
         .ok_or_else(|| ApiError::invalid_query("openid", "is required"))?
         .to_owned();
-    let card = run_blocking(move || {
-        let key = UserCardKey {
-            brand_id: &auth.brand_id,
-            card_id: &card_id,
-            user_card_code: &code,
-        };
-        let record = state
-            .storage
-            .user_card(key)
-            .map_err(storage_error)?
-            .ok_or_else(ApiError::card_not_found)?;
-        if record.openid != openid {
-            return Err(ApiError::openid_mismatch(Location::Query));
-        }
-        render(
-            &state.crypto,
-            &record,
-            &auth.certificate.public_key,
-            OffsetDateTime::now_utc(),
-        )
-    })
-    .await?;
+    let key = UserCardKey {
+        brand_id: &auth.brand_id,
+        card_id: &card_id,
+        user_card_code: &code,
+    };
+    let record = state
+        .storage
+        .user_card(key)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(ApiError::card_not_found)?;
+    if record.openid != openid {
+        return Err(ApiError::openid_mismatch(Location::Query));
+    }
+    let card = render(
+        &state.crypto,
+        &record,
+        &auth.certificate.public_key,
+        OffsetDateTime::now_utc(),
+    )?;
     Ok(super::json_ok(&card))
 }
 
@@ -135,77 +133,77 @@ pub(crate) async fn import_user_card(
 ) -> Result<Response, ApiError> {
     let request = ImportUserCardRequest::from_body(&auth.body)
         .map_err(|violation| ApiError::violation(&violation))?;
-    let card = run_blocking(move || {
-        let key = UserCardKey {
-            brand_id: &auth.brand_id,
-            card_id: &request.card_id,
-            user_card_code: &request.user_card_code,
-        };
-        let template = state
-            .storage
-            .card(&auth.brand_id, &request.card_id)
-            .map_err(storage_error)?
-            .ok_or_else(ApiError::template_not_found)?
-            .card;
-        let (phone_number, user_information) = seal_sensitive(
-            &state.crypto,
-            key,
-            request.phone_number.as_ref(),
-            request.user_information.as_ref(),
-        )?;
-        let now = OffsetDateTime::now_utc();
-        let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
-        let record = UserCardRecord {
-            brand_id: auth.brand_id.clone(),
-            card_id: request.card_id.clone(),
-            user_card_code: request.user_card_code.clone(),
-            openid: request.openid.clone(),
-            card_type: template.card_type,
-            card_color: request.card_color.clone().or(template.card_color),
-            card_picture_url: request
-                .card_picture_url
-                .clone()
-                .or(template.card_picture_url),
-            phone_number,
-            level: request.level.clone(),
-            valid_date_information: request
-                .valid_date_information
-                .clone()
-                .unwrap_or(template.valid_date_information),
-            pickup_time: request
-                .pickup_time
-                .clone()
-                .unwrap_or_else(|| now_text.clone()),
-            user_information,
-            attach: request.attach.clone(),
-            state: UserCardState::Effective,
-            invalid_reason: None,
-            invalid_time: None,
-            create_time: now_text.clone(),
-            modify_time: now_text,
-            version: 1,
-        };
-        let fields = imported_fields(&request);
-        let audit = audit_entry(key, &request_id, now, "import", fields);
-        let is_usable = |held: &UserCardRecord| {
-            matches!(
-                current_state(held, now),
-                UserCardState::Unactivated | UserCardState::Effective
-            )
-        };
-        state
-            .storage
-            .insert_user_card(&record, &is_usable, &audit)
-            .map_err(|err| match err {
-                StorageError::NotFound => ApiError::template_not_found(),
-                StorageError::TemplateInvalid => ApiError::template_invalid(),
-                StorageError::DuplicateCode => ApiError::duplicate_code(),
-                StorageError::HolderHasCard => ApiError::holder_has_card(),
-                other => storage_error(other),
-            })?;
-        render(&state.crypto, &record, &auth.certificate.public_key, now)
-    })
+    let key = UserCardKey {
+        brand_id: &auth.brand_id,
+        card_id: &request.card_id,
+        user_card_code: &request.user_card_code,
+    };
+    let template = state
+        .storage
+        .card(&auth.brand_id, &request.card_id)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(ApiError::template_not_found)?
+        .card;
+    let (phone_number, user_information) = seal_off_the_workers(
+        &state,
+        key,
+        request.phone_number.clone(),
+        request.user_information.clone(),
+    )
     .await?;
+    let now = OffsetDateTime::now_utc();
+    let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
+    let record = UserCardRecord {
+        brand_id: auth.brand_id.clone(),
+        card_id: request.card_id.clone(),
+        user_card_code: request.user_card_code.clone(),
+        openid: request.openid.clone(),
+        card_type: template.card_type,
+        card_color: request.card_color.clone().or(template.card_color),
+        card_picture_url: request
+            .card_picture_url
+            .clone()
+            .or(template.card_picture_url),
+        phone_number,
+        level: request.level.clone(),
+        valid_date_information: request
+            .valid_date_information
+            .clone()
+            .unwrap_or(template.valid_date_information),
+        pickup_time: request
+            .pickup_time
+            .clone()
+            .unwrap_or_else(|| now_text.clone()),
+        user_information,
+        attach: request.attach.clone(),
+        state: UserCardState::Effective,
+        invalid_reason: None,
+        invalid_time: None,
+        create_time: now_text.clone(),
+        modify_time: now_text,
+        version: 1,
+    };
+    let fields = imported_fields(&request);
+    let audit = audit_entry(key, &request_id, now, "import", fields);
+    let is_usable: HolderCheck = Arc::new(move |held: &UserCardRecord| {
+        matches!(
+            current_state(held, now),
+            UserCardState::Unactivated | UserCardState::Effective
+        )
+    });
+    state
+        .storage
+        .insert_user_card(&record, is_usable, &audit)
+        .await
+        .map_err(|err| match err {
+            StorageError::NotFound => ApiError::template_not_found(),
+            StorageError::TemplateInvalid => ApiError::template_invalid(),
+            StorageError::DuplicateCode => ApiError::duplicate_code(),
+            StorageError::HolderHasCard => ApiError::holder_has_card(),
+            other => storage_error(other),
+        })?;
+    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
     Ok(super::json_ok(&card))
 }
 
@@ -294,6 +292,29 @@ fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealContext<'a> {
         user_card_code: key.user_card_code,
         field,
     }
+}
+
+/// [`seal_sensitive`] on the blocking pool: the private-key operations stay
+/// off the async workers.
+async fn seal_off_the_workers(
+    state: &Arc<AppState>,
+    key: UserCardKey<'_>,
+    phone_number: Option<Ciphertext>,
+    user_information: Option<UserInfo>,
+) -> Result<(Option<Vec<u8>>, Option<StoredUserInfo>), ApiError> {
+    if phone_number.is_none() && user_information.is_none() {
+        return Ok((None, None));
+    }
+    let (state, id) = (Arc::clone(state), key.to_id());
+    run_blocking(move || {
+        seal_sensitive(
+            &state.crypto,
+            id.key(),
+            phone_number.as_ref(),
+            user_information.as_ref(),
+        )
+    })
+    .await
 }
 
 /// Decrypts the request's ciphertexts (one private-key operation each) and

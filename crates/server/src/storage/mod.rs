@@ -1,8 +1,9 @@
-//! Storage behind a small trait, chosen at start-up. One file per backend;
-//! one test suite (`tests/api/storage.rs`) runs against every backend.
+//! Storage behind a small async trait, chosen at start-up. One file per
+//! backend; one test suite (`tests.rs`) runs against every backend.
 //!
-//! The trait is synchronous: the server calls it from
-//! `tokio::task::spawn_blocking`, so a backend may block on its database.
+//! SQLite keeps its one connection behind a mutex and is reached through
+//! `spawn_blocking` in one place (`SqliteStorage::run`); PostgreSQL is
+//! reached natively (`tokio-postgres` with a `deadpool-postgres` pool).
 //! Every method that changes a user card does it in one transaction, with
 //! its audit record, under a lock on the card row: all requested fields
 //! change or none, and concurrent changes of different fields never lose
@@ -23,6 +24,7 @@ mod sqlite;
 mod tests;
 
 use std::fmt;
+use std::sync::Arc;
 
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{
@@ -275,13 +277,48 @@ pub(crate) struct UserCardKey<'a> {
     pub(crate) user_card_code: &'a str,
 }
 
-/// The storage backends' common interface.
-pub(crate) trait Storage: Send + Sync + 'static {
+/// How a user card is addressed, owned (to move into a blocking task).
+#[derive(Clone, Debug)]
+pub(crate) struct UserCardId {
+    pub(crate) brand_id: String,
+    pub(crate) card_id: String,
+    pub(crate) user_card_code: String,
+}
+
+impl UserCardId {
+    pub(crate) fn key(&self) -> UserCardKey<'_> {
+        UserCardKey {
+            brand_id: &self.brand_id,
+            card_id: &self.card_id,
+            user_card_code: &self.user_card_code,
+        }
+    }
+}
+
+impl UserCardKey<'_> {
+    pub(crate) fn to_id(self) -> UserCardId {
+        UserCardId {
+            brand_id: self.brand_id.to_owned(),
+            card_id: self.card_id.to_owned(),
+            user_card_code: self.user_card_code.to_owned(),
+        }
+    }
+}
+
+/// Whether a card the holder already has still blocks a new one (an
+/// import): usable cards do, invalid and expired ones do not.
+pub(crate) type HolderCheck = Arc<dyn Fn(&UserCardRecord) -> bool + Send + Sync>;
+
+/// The storage backends' common interface, async. The SQLite backend runs
+/// its connection through `spawn_blocking` in one place; the PostgreSQL
+/// backend talks to the database natively. The server holds a
+/// [`TimedStorage`], which picks the backend and times every call.
+pub(crate) trait Storage: Send + Sync {
     /// Registers a brand with its certificates.
-    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError>;
+    async fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError>;
 
     /// Adds a certificate to a registered brand.
-    fn add_brand_certificate(
+    async fn add_brand_certificate(
         &self,
         brand_id: &str,
         certificate: &BrandCertificate,
@@ -289,39 +326,45 @@ pub(crate) trait Storage: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
 
     /// Suspends or resumes a brand.
-    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError>;
+    async fn set_brand_suspended(
+        &self,
+        brand_id: &str,
+        suspended: bool,
+    ) -> Result<(), StorageError>;
 
     /// Every brand, by ID.
-    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError>;
+    async fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError>;
 
     /// One brand.
-    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError>;
+    async fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError>;
 
     /// The ID of every registered brand.
-    fn brand_ids(&self) -> Result<Vec<String>, StorageError>;
+    async fn brand_ids(&self) -> Result<Vec<String>, StorageError>;
 
     /// Creates a template, or returns the one created before with the same
     /// `out_request_no` (idempotent).
-    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError>;
+    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError>;
 
     /// One template of a brand.
-    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError>;
+    async fn card(&self, brand_id: &str, card_id: &str)
+    -> Result<Option<CardRecord>, StorageError>;
 
-    /// Inserts a new user card (import). `is_usable` tells whether an
-    /// existing card of the holder still blocks a new one.
-    fn insert_user_card(
+    /// Inserts a new user card (import), unless the holder has a card of
+    /// the template that `is_usable` says still blocks a new one.
+    async fn insert_user_card(
         &self,
         card: &UserCardRecord,
-        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        is_usable: HolderCheck,
         audit: &AuditEntry,
     ) -> Result<(), StorageError>;
 
     /// One user card.
-    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError>;
+    async fn user_card(&self, key: UserCardKey<'_>)
+    -> Result<Option<UserCardRecord>, StorageError>;
 
     /// Applies `patch` to the card held by `openid`, atomically, with its
     /// audit record; returns the card as stored afterwards.
-    fn update_user_card(
+    async fn update_user_card(
         &self,
         key: UserCardKey<'_>,
         openid: &str,
@@ -330,12 +373,12 @@ pub(crate) trait Storage: Send + Sync + 'static {
     ) -> Result<UserCardRecord, StorageError>;
 
     /// The audit trail of one card, oldest first.
-    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
+    async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
 
     /// Admits `(brand_id, nonce)` of a request signed at `timestamp`, or
     /// says it was already used within the signature window. Every server
     /// instance on this storage sees the same nonces.
-    fn first_use_of_nonce(
+    async fn first_use_of_nonce(
         &self,
         brand_id: &str,
         nonce: &str,
@@ -345,27 +388,19 @@ pub(crate) trait Storage: Send + Sync + 'static {
 
     /// Makes an admitted nonce durable, if no transaction has yet (a no-op
     /// where [`Storage::first_use_of_nonce`] answered `Recorded`).
-    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError>;
+    async fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError>;
 
     /// Whether an admitted nonce is durable already (a change's transaction
-    /// wrote it), known without blocking; `false` when in doubt, and then
+    /// wrote it), known without waiting; `false` when in doubt, and then
     /// the server calls [`Storage::record_nonce`].
     fn nonce_saved(&self, _brand_id: &str, _nonce: &str) -> bool {
         false
     }
 
-    /// Whether [`Storage::first_use_of_nonce`] and
-    /// [`Storage::take_rate_slot`] may block (a database round trip). When
-    /// they do not (memory), the server calls them on the async worker and
-    /// saves two thread hops per request.
-    fn admission_blocks(&self) -> bool {
-        true
-    }
-
     /// Takes one request from the GCRA bucket of `brand_id` and `endpoint`
     /// (`per_second` requests per second, the same burst), or says how long
     /// to wait. Every server instance on this storage shares the buckets.
-    fn take_rate_slot(
+    async fn take_rate_slot(
         &self,
         brand_id: &str,
         endpoint: &str,
@@ -373,123 +408,165 @@ pub(crate) trait Storage: Send + Sync + 'static {
     ) -> Result<Result<(), std::time::Duration>, StorageError>;
 }
 
-/// A storage that times every call into the database metrics.
+/// The backend a server runs on.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqliteStorage),
+    Postgres(PostgresStorage),
+}
+
+/// The server's storage: the backend, every call timed into the database
+/// metrics (calls answered from memory are not database calls).
+#[derive(Clone)]
 pub(crate) struct TimedStorage {
-    pub(crate) inner: std::sync::Arc<dyn Storage>,
-    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub(crate) backend: Backend,
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// Calls the backend's method, timing it.
+macro_rules! timed {
+    ($storage:expr, $method:ident($($argument:expr),*)) => {{
+        let started = std::time::Instant::now();
+        let result = match &$storage.backend {
+            Backend::Sqlite(backend) => backend.$method($($argument),*).await,
+            Backend::Postgres(backend) => backend.$method($($argument),*).await,
+        };
+        if let Some(metrics) = &$storage.metrics {
+            metrics.database(started.elapsed());
+        }
+        result
+    }};
 }
 
 impl TimedStorage {
-    fn time<T>(&self, call: impl FnOnce(&dyn Storage) -> T) -> T {
-        let started = std::time::Instant::now();
-        let result = call(self.inner.as_ref());
-        self.metrics.database(started.elapsed());
-        result
+    /// A backend, untimed (administrative commands).
+    pub(crate) fn untimed(backend: Backend) -> Self {
+        Self {
+            backend,
+            metrics: None,
+        }
     }
 }
 
 impl Storage for TimedStorage {
-    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
-        self.time(|s| s.add_brand(brand, now))
+    async fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+        timed!(self, add_brand(brand, now))
     }
 
-    fn add_brand_certificate(
+    async fn add_brand_certificate(
         &self,
         brand_id: &str,
         certificate: &BrandCertificate,
         now: &str,
     ) -> Result<(), StorageError> {
-        self.time(|s| s.add_brand_certificate(brand_id, certificate, now))
+        timed!(self, add_brand_certificate(brand_id, certificate, now))
     }
 
-    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError> {
-        self.time(|s| s.set_brand_suspended(brand_id, suspended))
+    async fn set_brand_suspended(
+        &self,
+        brand_id: &str,
+        suspended: bool,
+    ) -> Result<(), StorageError> {
+        timed!(self, set_brand_suspended(brand_id, suspended))
     }
 
-    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
-        self.time(|s| s.list_brands())
+    async fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        timed!(self, list_brands())
     }
 
-    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
-        self.time(|s| s.brand(brand_id))
+    async fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        timed!(self, brand(brand_id))
     }
 
-    fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
-        self.time(|s| s.brand_ids())
+    async fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        timed!(self, brand_ids())
     }
 
-    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
-        self.time(|s| s.create_card(card))
+    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+        timed!(self, create_card(card))
     }
 
-    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
-        self.time(|s| s.card(brand_id, card_id))
+    async fn card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+    ) -> Result<Option<CardRecord>, StorageError> {
+        timed!(self, card(brand_id, card_id))
     }
 
-    fn insert_user_card(
+    async fn insert_user_card(
         &self,
         card: &UserCardRecord,
-        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        is_usable: HolderCheck,
         audit: &AuditEntry,
     ) -> Result<(), StorageError> {
-        self.time(|s| s.insert_user_card(card, is_usable, audit))
+        timed!(self, insert_user_card(card, is_usable, audit))
     }
 
-    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
-        self.time(|s| s.user_card(key))
+    async fn user_card(
+        &self,
+        key: UserCardKey<'_>,
+    ) -> Result<Option<UserCardRecord>, StorageError> {
+        timed!(self, user_card(key))
     }
 
-    fn update_user_card(
+    async fn update_user_card(
         &self,
         key: UserCardKey<'_>,
         openid: &str,
         patch: UserCardPatch,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
-        self.time(|s| s.update_user_card(key, openid, patch, audit))
+        timed!(self, update_user_card(key, openid, patch, audit))
     }
 
-    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
-        self.time(|s| s.audit_trail(key))
+    async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+        timed!(self, audit_trail(key))
     }
 
-    fn first_use_of_nonce(
+    async fn first_use_of_nonce(
         &self,
         brand_id: &str,
         nonce: &str,
         timestamp: i64,
         now: i64,
     ) -> Result<NonceAdmission, StorageError> {
-        if self.inner.admission_blocks() {
-            self.time(|s| s.first_use_of_nonce(brand_id, nonce, timestamp, now))
-        } else {
-            self.inner
-                .first_use_of_nonce(brand_id, nonce, timestamp, now)
+        match &self.backend {
+            // In memory: no database call.
+            Backend::Sqlite(backend) => {
+                backend
+                    .first_use_of_nonce(brand_id, nonce, timestamp, now)
+                    .await
+            }
+            Backend::Postgres(_) => {
+                timed!(self, first_use_of_nonce(brand_id, nonce, timestamp, now))
+            }
         }
     }
 
-    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
-        self.time(|s| s.record_nonce(brand_id, nonce))
+    async fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
+        timed!(self, record_nonce(brand_id, nonce))
     }
 
     fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
-        self.inner.nonce_saved(brand_id, nonce)
+        match &self.backend {
+            Backend::Sqlite(backend) => backend.nonce_saved(brand_id, nonce),
+            Backend::Postgres(backend) => backend.nonce_saved(brand_id, nonce),
+        }
     }
 
-    fn admission_blocks(&self) -> bool {
-        self.inner.admission_blocks()
-    }
-
-    fn take_rate_slot(
+    async fn take_rate_slot(
         &self,
         brand_id: &str,
         endpoint: &str,
         per_second: u32,
     ) -> Result<Result<(), std::time::Duration>, StorageError> {
-        if self.inner.admission_blocks() {
-            self.time(|s| s.take_rate_slot(brand_id, endpoint, per_second))
-        } else {
-            self.inner.take_rate_slot(brand_id, endpoint, per_second)
+        match &self.backend {
+            // In memory: no database call.
+            Backend::Sqlite(backend) => {
+                backend.take_rate_slot(brand_id, endpoint, per_second).await
+            }
+            Backend::Postgres(_) => timed!(self, take_rate_slot(brand_id, endpoint, per_second)),
         }
     }
 }

@@ -9,23 +9,26 @@
 //! its read-modify-write transaction; an import locks the template row, so
 //! two imports for one holder cannot both pass the one-card check.
 //!
-//! The storage trait is synchronous; this backend owns a small tokio
-//! runtime that drives `tokio-postgres` and a pool of connections, and
-//! blocks the calling (blocking-pool) thread on it.
+//! Natively async: `tokio-postgres` on the server's own runtime, with a
+//! `deadpool-postgres` pool of at most `database_max_connections`
+//! connections per instance.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{Card, CardState, UserCardState};
-use tokio::sync::Semaphore;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, NonceAdmission, Storage, StorageError,
-    UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, NonceAdmission, Storage,
+    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json,
+    wire_name,
 };
 
 /// Schema migrations, applied in order under an advisory lock, so that
@@ -104,20 +107,12 @@ CREATE TABLE rate_limits (
 /// An arbitrary constant naming card-member's migration lock.
 const MIGRATION_LOCK: i64 = 0x6361_7264_6d65_6d62;
 
+/// PostgreSQL storage: a pool of connections (cheap to clone).
+#[derive(Clone)]
 pub(crate) struct PostgresStorage {
-    runtime: Option<tokio::runtime::Runtime>,
-    config: tokio_postgres::Config,
-    idle: Mutex<Vec<Client>>,
-    permits: Semaphore,
-    nonce_writes: AtomicU64,
-}
-
-impl Drop for PostgresStorage {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+    pool: Pool,
+    /// Nonces written, to sweep expired ones every thousandth time.
+    nonce_writes: Arc<AtomicU64>,
 }
 
 /// Connection problems, a full disk, timeouts and lock waits are passing
@@ -339,7 +334,7 @@ async fn select_brand(
 
 impl PostgresStorage {
     /// Connects (checking the database answers) and applies migrations.
-    pub(crate) fn open(url: &str, max_connections: usize) -> Result<Self, StorageError> {
+    pub(crate) async fn open(url: &str, max_connections: usize) -> Result<Self, StorageError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|err| StorageError::Internal(format!("invalid database_url: {err}")))?;
@@ -349,348 +344,369 @@ impl PostgresStorage {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("card-member-postgres")
-            .enable_all()
-            .build()
-            .map_err(|err| {
-                StorageError::Internal(format!("cannot start the database runtime: {err}"))
-            })?;
-        let storage = Self {
-            runtime: Some(runtime),
+        let manager = Manager::from_config(
             config,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(max_connections.max(1)),
-            nonce_writes: AtomicU64::new(0),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|err| StorageError::Internal(format!("cannot build the pool: {err}")))?;
+        let storage = Self {
+            pool,
+            nonce_writes: Arc::new(AtomicU64::new(0)),
         };
-        storage.migrate()?;
+        storage.migrate().await?;
         Ok(storage)
     }
 
-    fn run<T>(
-        &self,
-        work: impl AsyncFnOnce(&mut Client) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("the runtime lives as long as the storage");
-        runtime.block_on(async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| StorageError::Internal("the connection pool is closed".into()))?;
-            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let mut client = match pooled {
-                Some(client) if !client.is_closed() => client,
-                _ => {
-                    let (client, connection) =
-                        self.config.connect(NoTls).await.map_err(classify)?;
-                    tokio::spawn(async move {
-                        if let Err(err) = connection.await {
-                            tracing::warn!(%err, "database connection ended");
-                        }
-                    });
-                    client
-                }
-            };
-            let result = work(&mut client).await;
-            if !client.is_closed() {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(client);
-            }
-            result
+    /// A connection from the pool; none within 5 s, or the database not
+    /// answering, is a passing condition (503).
+    async fn client(&self) -> Result<Object, StorageError> {
+        self.pool.get().await.map_err(|err| match err {
+            PoolError::Backend(err) => classify(err),
+            other => StorageError::Unavailable(format!("no database connection: {other}")),
         })
     }
 
-    fn migrate(&self) -> Result<(), StorageError> {
-        self.run(async |client| {
-            let tx = client.transaction().await.map_err(classify)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await
-                .map_err(classify)?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS card_member_schema (version INTEGER NOT NULL)",
-            )
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(classify)?;
-            let applied: Option<i32> = tx
-                .query_opt("SELECT version FROM card_member_schema", &[])
-                .await
-                .map_err(classify)?
-                .map(|row| row.get(0));
-            let applied = applied.unwrap_or(0) as usize;
-            if applied > MIGRATIONS.len() {
-                return Err(StorageError::Internal(format!(
-                    "the database has schema version {applied}, newer than this build knows ({})",
-                    MIGRATIONS.len()
-                )));
-            }
-            for migration in &MIGRATIONS[applied..] {
-                tx.batch_execute(migration).await.map_err(classify)?;
-            }
-            let version = MIGRATIONS.len() as i32;
-            tx.execute("DELETE FROM card_member_schema", &[])
-                .await
-                .map_err(classify)?;
-            tx.execute(
-                "INSERT INTO card_member_schema (version) VALUES ($1)",
-                &[&version],
-            )
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS card_member_schema (version INTEGER NOT NULL)",
+        )
+        .await
+        .map_err(classify)?;
+        let applied: Option<i32> = tx
+            .query_opt("SELECT version FROM card_member_schema", &[])
+            .await
+            .map_err(classify)?
+            .map(|row| row.get(0));
+        let applied = applied.unwrap_or(0) as usize;
+        if applied > MIGRATIONS.len() {
+            return Err(StorageError::Internal(format!(
+                "the database has schema version {applied}, newer than this build knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for migration in &MIGRATIONS[applied..] {
+            tx.batch_execute(migration).await.map_err(classify)?;
+        }
+        let version = MIGRATIONS.len() as i32;
+        tx.execute("DELETE FROM card_member_schema", &[])
             .await
             .map_err(classify)?;
-            tx.commit().await.map_err(classify)
-        })
+        tx.execute(
+            "INSERT INTO card_member_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)
     }
 }
 
 impl Storage for PostgresStorage {
-    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
-        self.run(async |client| {
-            let tx = client.transaction().await.map_err(classify)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[&brand.brand_id, &brand.wechatpay_public_key_id, &brand.suspended, &now],
-                )
-                .await
-                .map_err(classify)?;
-            if inserted == 0 {
-                return Err(StorageError::BrandExists);
-            }
-            for certificate in &brand.certificates {
-                tx.execute(
-                    "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[&brand.brand_id, &certificate.serial_no, &certificate.public_key.spki_der(), &now],
-                )
-                .await
-                .map_err(classify)?;
-            }
-            tx.commit().await.map_err(classify)
-        })
+    async fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &brand.brand_id,
+                    &brand.wechatpay_public_key_id,
+                    &brand.suspended,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        if inserted == 0 {
+            return Err(StorageError::BrandExists);
+        }
+        for certificate in &brand.certificates {
+            tx.execute(
+                "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &brand.brand_id,
+                    &certificate.serial_no,
+                    &certificate.public_key.spki_der(),
+                    &now,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
     }
 
-    fn add_brand_certificate(
+    async fn add_brand_certificate(
         &self,
         brand_id: &str,
         certificate: &BrandCertificate,
         now: &str,
     ) -> Result<(), StorageError> {
-        self.run(async |client| {
-            let inserted = client
-                .execute(
-                    "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
-                     SELECT brand_id, $2, $3, $4 FROM brands WHERE brand_id = $1",
-                    &[&brand_id, &certificate.serial_no, &certificate.public_key.spki_der(), &now],
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let inserted = client
+            .execute(
+                "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
+                 SELECT brand_id, $2, $3, $4 FROM brands WHERE brand_id = $1",
+                &[
+                    &brand_id,
+                    &certificate.serial_no,
+                    &certificate.public_key.spki_der(),
+                    &now,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    async fn set_brand_suspended(
+        &self,
+        brand_id: &str,
+        suspended: bool,
+    ) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let changed = client
+            .execute(
+                "UPDATE brands SET suspended = $2 WHERE brand_id = $1",
+                &[&brand_id, &suspended],
+            )
+            .await
+            .map_err(classify)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    async fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let ids = select_brand_ids(&*client).await?;
+        let mut brands = Vec::with_capacity(ids.len());
+        for id in ids {
+            brands.extend(select_brand(&*client, &id).await?);
+        }
+        Ok(brands)
+    }
+
+    async fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        select_brand(&*client, brand_id).await
+    }
+
+    async fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        select_brand_ids(&*client).await
+    }
+
+    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let state = wire_name(&card.state);
+        let body = to_json(card);
+        let inserted = tx
+            .execute(
+                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
+                &[
+                    &card.brand_id,
+                    &card.card_id,
+                    &card.out_request_no,
+                    &state,
+                    &body,
+                ],
+            )
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    StorageError::OutRequestNoReused
+                } else {
+                    classify(err)
+                }
+            })?;
+        let stored = if inserted == 1 {
+            card.clone()
+        } else {
+            let row = tx
+                .query_one(
+                    "SELECT body FROM card_templates WHERE brand_id = $1 AND out_request_no = $2",
+                    &[&card.brand_id, &card.out_request_no],
                 )
                 .await
                 .map_err(classify)?;
-            if inserted == 1 { Ok(()) } else { Err(StorageError::NotFound) }
-        })
+            from_json(row.get(0))?
+        };
+        tx.commit().await.map_err(classify)?;
+        Ok(CardRecord { card: stored })
     }
 
-    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError> {
-        self.run(async |client| {
-            let changed = client
-                .execute(
-                    "UPDATE brands SET suspended = $2 WHERE brand_id = $1",
-                    &[&brand_id, &suspended],
-                )
-                .await
-                .map_err(classify)?;
-            if changed == 1 {
-                Ok(())
-            } else {
-                Err(StorageError::NotFound)
-            }
-        })
+    async fn card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+    ) -> Result<Option<CardRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let row = client
+            .query_opt(
+                "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2",
+                &[&brand_id, &card_id],
+            )
+            .await
+            .map_err(classify)?;
+        row.map(|row| from_json(row.get(0)).map(|card| CardRecord { card }))
+            .transpose()
     }
 
-    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
-        self.run(async |client| {
-            let ids = select_brand_ids(&*client).await?;
-            let mut brands = Vec::with_capacity(ids.len());
-            for id in ids {
-                brands.extend(select_brand(&*client, &id).await?);
-            }
-            Ok(brands)
-        })
-    }
-
-    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
-        self.run(async |client| select_brand(&*client, brand_id).await)
-    }
-
-    fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
-        self.run(async |client| select_brand_ids(&*client).await)
-    }
-
-    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
-        self.run(async |client| {
-            let tx = client.transaction().await.map_err(classify)?;
-            let state = wire_name(&card.state);
-            let body = to_json(card);
-            let inserted = tx
-                .execute(
-                    "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
-                    &[&card.brand_id, &card.card_id, &card.out_request_no, &state, &body],
-                )
-                .await
-                .map_err(|err| {
-                    if is_unique_violation(&err) {
-                        StorageError::OutRequestNoReused
-                    } else {
-                        classify(err)
-                    }
-                })?;
-            let stored = if inserted == 1 {
-                card.clone()
-            } else {
-                let row = tx
-                    .query_one(
-                        "SELECT body FROM card_templates WHERE brand_id = $1 AND out_request_no = $2",
-                        &[&card.brand_id, &card.out_request_no],
-                    )
-                    .await
-                    .map_err(classify)?;
-                from_json(row.get(0))?
-            };
-            tx.commit().await.map_err(classify)?;
-            Ok(CardRecord { card: stored })
-        })
-    }
-
-    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
-        self.run(async |client| {
-            let row = client
-                .query_opt(
-                    "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2",
-                    &[&brand_id, &card_id],
-                )
-                .await
-                .map_err(classify)?;
-            row.map(|row| from_json(row.get(0)).map(|card| CardRecord { card }))
-                .transpose()
-        })
-    }
-
-    fn insert_user_card(
+    async fn insert_user_card(
         &self,
         card: &UserCardRecord,
-        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        is_usable: HolderCheck,
         audit: &AuditEntry,
     ) -> Result<(), StorageError> {
-        self.run(async |client| {
-            let tx = client.transaction().await.map_err(classify)?;
-            let template_state: Option<String> = tx
-                .query_opt(
-                    "SELECT state FROM card_templates WHERE brand_id = $1 AND card_id = $2 FOR UPDATE",
-                    &[&card.brand_id, &card.card_id],
-                )
-                .await
-                .map_err(classify)?
-                .map(|row| row.get(0));
-            match template_state {
-                None => return Err(StorageError::NotFound),
-                Some(state) if state != wire_name(&CardState::Effective) => return Err(StorageError::TemplateInvalid),
-                Some(_) => {}
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let template_state: Option<String> = tx
+            .query_opt(
+                "SELECT state FROM card_templates WHERE brand_id = $1 AND card_id = $2 FOR UPDATE",
+                &[&card.brand_id, &card.card_id],
+            )
+            .await
+            .map_err(classify)?
+            .map(|row| row.get(0));
+        match template_state {
+            None => return Err(StorageError::NotFound),
+            Some(state) if state != wire_name(&CardState::Effective) => {
+                return Err(StorageError::TemplateInvalid);
             }
-            let key = UserCardKey {
-                brand_id: &card.brand_id,
-                card_id: &card.card_id,
-                user_card_code: &card.user_card_code,
-            };
-            if select_user_card(&tx, key, false).await?.is_some() {
-                return Err(StorageError::DuplicateCode);
+            Some(_) => {}
+        }
+        let key = UserCardKey {
+            brand_id: &card.brand_id,
+            card_id: &card.card_id,
+            user_card_code: &card.user_card_code,
+        };
+        if select_user_card(&tx, key, false).await?.is_some() {
+            return Err(StorageError::DuplicateCode);
+        }
+        let held = tx
+            .query(
+                &format!(
+                    "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = $1 AND card_id = $2 AND openid = $3"
+                ),
+                &[&card.brand_id, &card.card_id, &card.openid],
+            )
+            .await
+            .map_err(classify)?;
+        for row in &held {
+            if is_usable(&user_card_from_row(row)?) {
+                return Err(StorageError::HolderHasCard);
             }
-            let held = tx
-                .query(
-                    &format!(
-                        "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = $1 AND card_id = $2 AND openid = $3"
-                    ),
-                    &[&card.brand_id, &card.card_id, &card.openid],
-                )
-                .await
-                .map_err(classify)?;
-            for row in &held {
-                if is_usable(&user_card_from_row(row)?) {
-                    return Err(StorageError::HolderHasCard);
-                }
-            }
-            write_user_card(&tx, card, true).await?;
-            insert_audit(&tx, audit).await?;
-            tx.commit().await.map_err(classify)
-        })
+        }
+        write_user_card(&tx, card, true).await?;
+        insert_audit(&tx, audit).await?;
+        tx.commit().await.map_err(classify)
     }
 
-    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
-        self.run(async |client| select_user_card(&*client, key, false).await)
+    async fn user_card(
+        &self,
+        key: UserCardKey<'_>,
+    ) -> Result<Option<UserCardRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        select_user_card(&*client, key, false).await
     }
 
-    fn update_user_card(
+    async fn update_user_card(
         &self,
         key: UserCardKey<'_>,
         openid: &str,
         patch: UserCardPatch,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
-        self.run(async move |client| {
-            let tx = client.transaction().await.map_err(classify)?;
-            let mut card = select_user_card(&tx, key, true)
-                .await?
-                .ok_or(StorageError::NotFound)?;
-            if card.openid != openid {
-                return Err(StorageError::OpenidMismatch);
-            }
-            if card.state == UserCardState::Invalid {
-                return Err(StorageError::CardInvalid);
-            }
-            patch.apply(&mut card);
-            card.modify_time.clone_from(&audit.at);
-            card.version += 1;
-            write_user_card(&tx, &card, false).await?;
-            insert_audit(&tx, audit).await?;
-            tx.commit().await.map_err(classify)?;
-            Ok(card)
-        })
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let mut card = select_user_card(&tx, key, true)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        if card.openid != openid {
+            return Err(StorageError::OpenidMismatch);
+        }
+        if card.state == UserCardState::Invalid {
+            return Err(StorageError::CardInvalid);
+        }
+        patch.apply(&mut card);
+        card.modify_time.clone_from(&audit.at);
+        card.version += 1;
+        write_user_card(&tx, &card, false).await?;
+        insert_audit(&tx, audit).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(card)
     }
 
-    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
-        self.run(async |client| {
-            let rows = client
-                .query(
-                    "SELECT brand_id, card_id, user_card_code, request_id, at, action, fields FROM audit_log \
-                     WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3 ORDER BY id",
-                    &[&key.brand_id, &key.card_id, &key.user_card_code],
-                )
-                .await
-                .map_err(classify)?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    let fields: String = row.get(6);
-                    AuditEntry {
-                        brand_id: row.get(0),
-                        card_id: row.get(1),
-                        user_card_code: row.get(2),
-                        request_id: row.get(3),
-                        at: row.get(4),
-                        action: row.get(5),
-                        fields: fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
-                    }
-                })
-                .collect())
-        })
+    async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let rows = client
+            .query(
+                "SELECT brand_id, card_id, user_card_code, request_id, at, action, fields FROM audit_log \
+                 WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3 ORDER BY id",
+                &[&key.brand_id, &key.card_id, &key.user_card_code],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let fields: String = row.get(6);
+                AuditEntry {
+                    brand_id: row.get(0),
+                    card_id: row.get(1),
+                    user_card_code: row.get(2),
+                    request_id: row.get(3),
+                    at: row.get(4),
+                    action: row.get(5),
+                    fields: fields
+                        .split(',')
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                }
+            })
+            .collect())
     }
 
-    fn first_use_of_nonce(
+    async fn first_use_of_nonce(
         &self,
         brand_id: &str,
         nonce: &str,
@@ -699,38 +715,38 @@ impl Storage for PostgresStorage {
     ) -> Result<NonceAdmission, StorageError> {
         let expires_at = timestamp + TIMESTAMP_WINDOW_SECS;
         let sweep = self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999;
-        self.run(async |client| {
-            if sweep {
-                client
-                    .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
-                    .await
-                    .map_err(classify)?;
-            }
-            let recorded = client
-                .query_opt(
-                    "INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-                     WHERE n.expires_at < $4 RETURNING 1",
-                    &[&brand_id, &nonce, &expires_at, &now],
-                )
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        if sweep {
+            client
+                .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
                 .await
                 .map_err(classify)?;
-            Ok(if recorded.is_some() {
-                NonceAdmission::Recorded
-            } else {
-                NonceAdmission::Replayed
-            })
+        }
+        let recorded = client
+            .query_opt(
+                "INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+                 WHERE n.expires_at < $4 RETURNING 1",
+                &[&brand_id, &nonce, &expires_at, &now],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(if recorded.is_some() {
+            NonceAdmission::Recorded
+        } else {
+            NonceAdmission::Replayed
         })
     }
 
     /// Nothing to do: [`Storage::first_use_of_nonce`] wrote the nonce (a
     /// committed statement), since another instance may receive the same
     /// request at the same moment and only the database sees both.
-    fn record_nonce(&self, _brand_id: &str, _nonce: &str) -> Result<(), StorageError> {
+    async fn record_nonce(&self, _brand_id: &str, _nonce: &str) -> Result<(), StorageError> {
         Ok(())
     }
 
-    fn take_rate_slot(
+    async fn take_rate_slot(
         &self,
         brand_id: &str,
         endpoint: &str,
@@ -739,35 +755,35 @@ impl Storage for PostgresStorage {
         let bucket = format!("{brand_id} {endpoint}");
         let interval = 1_000_000 / i64::from(per_second.max(1));
         let tolerance = interval * (i64::from(per_second.max(1)) - 1);
-        self.run(async |client| {
-            // One statement, one row lock: the buckets are exact however
-            // many instances share them. The database's clock is the clock.
-            let taken = client
-                .query_opt(
-                    "INSERT INTO rate_limits AS r (bucket, tat_micros) \
-                     VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $2) \
-                     ON CONFLICT (bucket) DO UPDATE \
-                     SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) + $2 \
-                     WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) - (EXCLUDED.tat_micros - $2) <= $3 \
-                     RETURNING tat_micros",
-                    &[&bucket, &interval, &tolerance],
-                )
-                .await
-                .map_err(classify)?;
-            if taken.is_some() {
-                return Ok(Ok(()));
-            }
-            let ahead: i64 = client
-                .query_one(
-                    "SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
-                     FROM rate_limits WHERE bucket = $1",
-                    &[&bucket],
-                )
-                .await
-                .map_err(classify)?
-                .get(0);
-            let wait = (ahead - tolerance).max(1);
-            Ok(Err(Duration::from_micros(wait as u64)))
-        })
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        // One statement, one row lock: the buckets are exact however
+        // many instances share them. The database's clock is the clock.
+        let taken = client
+            .query_opt(
+                "INSERT INTO rate_limits AS r (bucket, tat_micros) \
+                 VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $2) \
+                 ON CONFLICT (bucket) DO UPDATE \
+                 SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) + $2 \
+                 WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) - (EXCLUDED.tat_micros - $2) <= $3 \
+                 RETURNING tat_micros",
+                &[&bucket, &interval, &tolerance],
+            )
+            .await
+            .map_err(classify)?;
+        if taken.is_some() {
+            return Ok(Ok(()));
+        }
+        let ahead: i64 = client
+            .query_one(
+                "SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
+                 FROM rate_limits WHERE bucket = $1",
+                &[&bucket],
+            )
+            .await
+            .map_err(classify)?
+            .get(0);
+        let wait = (ahead - tolerance).max(1);
+        Ok(Err(Duration::from_micros(wait as u64)))
     }
 }

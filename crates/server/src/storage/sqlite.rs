@@ -15,7 +15,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use card_member_protocol::keys::PublicKey;
@@ -29,8 +29,9 @@ use crate::rate_limit::RateLimiter;
 use crate::replay::{ReplayGuard, expiry};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, NonceAdmission, Storage, StorageError,
-    UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, NonceAdmission, Storage,
+    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json,
+    wire_name,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -111,9 +112,13 @@ const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
 /// A nonce admitted but not yet written: brand, nonce, expiry.
 type UnsavedNonce = (String, String, i64);
 
-/// SQLite storage: one connection, writes serialised by SQLite itself and
-/// by the mutex around the connection.
-pub(crate) struct SqliteStorage {
+/// SQLite storage: a handle on the database, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct SqliteStorage(Arc<SqliteDb>);
+
+/// The database: one connection, writes serialised by SQLite itself and by
+/// the mutex around the connection. Its methods block.
+pub(crate) struct SqliteDb {
     connection: Mutex<Connection>,
     replay: ReplayGuard,
     /// Admitted nonces the next transaction writes.
@@ -124,8 +129,32 @@ pub(crate) struct SqliteStorage {
 }
 
 impl SqliteStorage {
+    /// Opens (creating if needed) the database file and applies migrations
+    /// (off the async workers).
+    pub(crate) async fn open(path: &Path) -> Result<Self, StorageError> {
+        let path = path.to_owned();
+        let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path))
+            .await
+            .map_err(|err| StorageError::Internal(err.to_string()))??;
+        Ok(Self(Arc::new(db)))
+    }
+
+    /// The one place SQLite work leaves the async workers: `work` runs on
+    /// the blocking pool with the database.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&SqliteDb) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let db = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|err| StorageError::Internal(format!("a storage task failed: {err}")))?
+    }
+}
+
+impl SqliteDb {
     /// Opens (creating if needed) the database file and applies migrations.
-    pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
+    fn open(path: &Path) -> Result<Self, StorageError> {
         let connection = Connection::open(path).map_err(classify)?;
         connection
             .busy_timeout(Duration::from_secs(5))
@@ -408,8 +437,8 @@ fn select_brand(
     }))
 }
 
-impl Storage for SqliteStorage {
-    fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+impl SqliteDb {
+    pub(super) fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
         let mut connection = self.lock();
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -434,7 +463,7 @@ impl Storage for SqliteStorage {
         tx.commit().map_err(classify)
     }
 
-    fn add_brand_certificate(
+    pub(super) fn add_brand_certificate(
         &self,
         brand_id: &str,
         certificate: &BrandCertificate,
@@ -462,7 +491,11 @@ impl Storage for SqliteStorage {
             })
     }
 
-    fn set_brand_suspended(&self, brand_id: &str, suspended: bool) -> Result<(), StorageError> {
+    pub(super) fn set_brand_suspended(
+        &self,
+        brand_id: &str,
+        suspended: bool,
+    ) -> Result<(), StorageError> {
         let changed = self
             .lock()
             .execute(
@@ -477,7 +510,7 @@ impl Storage for SqliteStorage {
         }
     }
 
-    fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+    pub(super) fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
         let connection = self.lock();
         let ids = select_brand_ids(&connection)?;
         ids.iter()
@@ -485,15 +518,15 @@ impl Storage for SqliteStorage {
             .collect()
     }
 
-    fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+    pub(super) fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
         select_brand(&self.lock(), brand_id)
     }
 
-    fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+    pub(super) fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
         select_brand_ids(&self.lock())
     }
 
-    fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+    pub(super) fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
         self.write(|tx| {
             let existing: Option<String> = tx
                 .query_row(
@@ -519,7 +552,11 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn card(&self, brand_id: &str, card_id: &str) -> Result<Option<CardRecord>, StorageError> {
+    pub(super) fn card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+    ) -> Result<Option<CardRecord>, StorageError> {
         let connection = self.lock();
         let body: Option<String> = connection
             .prepare_cached("SELECT body FROM card_templates WHERE brand_id = ?1 AND card_id = ?2")
@@ -537,10 +574,10 @@ impl Storage for SqliteStorage {
         .transpose()
     }
 
-    fn insert_user_card(
+    pub(super) fn insert_user_card(
         &self,
         card: &UserCardRecord,
-        is_usable: &dyn Fn(&UserCardRecord) -> bool,
+        is_usable: &HolderCheck,
         audit: &AuditEntry,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
@@ -577,7 +614,7 @@ impl Storage for SqliteStorage {
                         .collect()
                 })
                 .map_err(classify)?;
-            if held.iter().any(is_usable) {
+            if held.iter().any(|card| is_usable(card)) {
                 return Err(StorageError::HolderHasCard);
             }
             write_user_card(tx, card, true)?;
@@ -585,11 +622,14 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn user_card(&self, key: UserCardKey<'_>) -> Result<Option<UserCardRecord>, StorageError> {
+    pub(super) fn user_card(
+        &self,
+        key: UserCardKey<'_>,
+    ) -> Result<Option<UserCardRecord>, StorageError> {
         select_user_card(&self.lock(), key)
     }
 
-    fn update_user_card(
+    pub(super) fn update_user_card(
         &self,
         key: UserCardKey<'_>,
         openid: &str,
@@ -613,7 +653,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn first_use_of_nonce(
+    pub(super) fn first_use_of_nonce(
         &self,
         brand_id: &str,
         nonce: &str,
@@ -628,7 +668,7 @@ impl Storage for SqliteStorage {
         Ok(NonceAdmission::Unsaved)
     }
 
-    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
+    pub(super) fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
         if self.nonce_saved(brand_id, nonce) {
             return Ok(());
         }
@@ -638,18 +678,14 @@ impl Storage for SqliteStorage {
     }
 
     /// Admitted nonces are waiting or written: one not waiting is written.
-    fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
+    pub(super) fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
         !self
             .unsaved_nonces()
             .iter()
             .any(|(b, n, _)| b == brand_id && n == nonce)
     }
 
-    fn admission_blocks(&self) -> bool {
-        false
-    }
-
-    fn take_rate_slot(
+    pub(super) fn take_rate_slot(
         &self,
         brand_id: &str,
         endpoint: &str,
@@ -660,7 +696,10 @@ impl Storage for SqliteStorage {
             .check(brand_id, endpoint, per_second, std::time::Instant::now()))
     }
 
-    fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+    pub(super) fn audit_trail(
+        &self,
+        key: UserCardKey<'_>,
+    ) -> Result<Vec<AuditEntry>, StorageError> {
         let connection = self.lock();
         let mut statement = connection
             .prepare_cached(
@@ -742,5 +781,128 @@ fn write_user_card(
         Err(StorageError::Internal(format!(
             "expected to write one user card row, wrote {changed}"
         )))
+    }
+}
+
+impl Storage for SqliteStorage {
+    async fn add_brand(&self, brand: &BrandRecord, now: &str) -> Result<(), StorageError> {
+        let (brand, now) = (brand.clone(), now.to_owned());
+        self.run(move |db| db.add_brand(&brand, &now)).await
+    }
+
+    async fn add_brand_certificate(
+        &self,
+        brand_id: &str,
+        certificate: &BrandCertificate,
+        now: &str,
+    ) -> Result<(), StorageError> {
+        let (brand_id, certificate, now) =
+            (brand_id.to_owned(), certificate.clone(), now.to_owned());
+        self.run(move |db| db.add_brand_certificate(&brand_id, &certificate, &now))
+            .await
+    }
+
+    async fn set_brand_suspended(
+        &self,
+        brand_id: &str,
+        suspended: bool,
+    ) -> Result<(), StorageError> {
+        let brand_id = brand_id.to_owned();
+        self.run(move |db| db.set_brand_suspended(&brand_id, suspended))
+            .await
+    }
+
+    async fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        self.run(SqliteDb::list_brands).await
+    }
+
+    async fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        let brand_id = brand_id.to_owned();
+        self.run(move |db| db.brand(&brand_id)).await
+    }
+
+    async fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        self.run(SqliteDb::brand_ids).await
+    }
+
+    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+        let card = card.clone();
+        self.run(move |db| db.create_card(&card)).await
+    }
+
+    async fn card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+    ) -> Result<Option<CardRecord>, StorageError> {
+        let (brand_id, card_id) = (brand_id.to_owned(), card_id.to_owned());
+        self.run(move |db| db.card(&brand_id, &card_id)).await
+    }
+
+    async fn insert_user_card(
+        &self,
+        card: &UserCardRecord,
+        is_usable: HolderCheck,
+        audit: &AuditEntry,
+    ) -> Result<(), StorageError> {
+        let (card, audit) = (card.clone(), audit.clone());
+        self.run(move |db| db.insert_user_card(&card, &is_usable, &audit))
+            .await
+    }
+
+    async fn user_card(
+        &self,
+        key: UserCardKey<'_>,
+    ) -> Result<Option<UserCardRecord>, StorageError> {
+        let id = key.to_id();
+        self.run(move |db| db.user_card(id.key())).await
+    }
+
+    async fn update_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        patch: UserCardPatch,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        let (id, openid, audit) = (key.to_id(), openid.to_owned(), audit.clone());
+        self.run(move |db| db.update_user_card(id.key(), &openid, patch, &audit))
+            .await
+    }
+
+    async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
+        let id = key.to_id();
+        self.run(move |db| db.audit_trail(id.key())).await
+    }
+
+    async fn first_use_of_nonce(
+        &self,
+        brand_id: &str,
+        nonce: &str,
+        timestamp: i64,
+        now: i64,
+    ) -> Result<NonceAdmission, StorageError> {
+        self.0.first_use_of_nonce(brand_id, nonce, timestamp, now)
+    }
+
+    async fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
+        if self.0.nonce_saved(brand_id, nonce) {
+            return Ok(());
+        }
+        let (brand_id, nonce) = (brand_id.to_owned(), nonce.to_owned());
+        self.run(move |db| db.record_nonce(&brand_id, &nonce)).await
+    }
+
+    fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
+        self.0.nonce_saved(brand_id, nonce)
+    }
+
+    async fn take_rate_slot(
+        &self,
+        brand_id: &str,
+        endpoint: &str,
+        per_second: u32,
+    ) -> Result<Result<(), Duration>, StorageError> {
+        self.0.take_rate_slot(brand_id, endpoint, per_second)
     }
 }

@@ -11,31 +11,41 @@ use super::*;
 
 struct Backend {
     name: &'static str,
-    storage: Arc<dyn Storage>,
-    /// Opens a second instance on the same database, where the backend is
-    /// shared between processes.
-    reopen: Option<Box<dyn Fn() -> Arc<dyn Storage>>>,
+    storage: TimedStorage,
+    /// The database URL, where the backend is shared between processes (a
+    /// second instance can be opened on it).
+    shared_url: Option<String>,
     _dir: Option<TempDir>,
 }
 
-fn backends() -> Vec<Backend> {
+impl Backend {
+    /// A second instance on the same database, where the backend is shared.
+    async fn reopen(&self) -> Option<TimedStorage> {
+        let url = self.shared_url.as_ref()?;
+        Some(TimedStorage::untimed(crate::storage::Backend::Postgres(
+            PostgresStorage::open(url, 4).await.unwrap(),
+        )))
+    }
+}
+
+async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStorage::open(&dir.path().join("test.db")).unwrap();
+    let sqlite = SqliteStorage::open(&dir.path().join("test.db"))
+        .await
+        .unwrap();
     let url = card_member_testkit::postgres().create_database();
-    let postgres = PostgresStorage::open(&url, 4).unwrap();
+    let postgres = PostgresStorage::open(&url, 4).await.unwrap();
     vec![
         Backend {
             name: "sqlite",
-            storage: Arc::new(sqlite),
-            reopen: None,
+            storage: TimedStorage::untimed(crate::storage::Backend::Sqlite(sqlite)),
+            shared_url: None,
             _dir: Some(dir),
         },
         Backend {
             name: "postgres",
-            storage: Arc::new(postgres),
-            reopen: Some(Box::new(move || {
-                Arc::new(PostgresStorage::open(&url, 4).unwrap())
-            })),
+            storage: TimedStorage::untimed(crate::storage::Backend::Postgres(postgres)),
+            shared_url: Some(url),
             _dir: None,
         },
     ]
@@ -124,23 +134,31 @@ fn key(code: &str) -> UserCardKey<'_> {
 }
 
 /// A backend with brand `b`, template `c` and card `1` held by `o`.
-fn seeded(backend: &Backend) {
+async fn seeded(backend: &Backend) {
     let storage = &backend.storage;
-    storage.add_brand(&brand("b"), NOW).unwrap();
-    storage.create_card(&template("b", "c", "r1")).unwrap();
+    storage.add_brand(&brand("b"), NOW).await.unwrap();
     storage
-        .insert_user_card(&user_card("1", "o"), &|_| true, &audit("1", "import", &[]))
+        .create_card(&template("b", "c", "r1"))
+        .await
+        .unwrap();
+    storage
+        .insert_user_card(
+            &user_card("1", "o"),
+            Arc::new(|_: &UserCardRecord| true),
+            &audit("1", "import", &[]),
+        )
+        .await
         .unwrap();
 }
 
-#[test]
-fn brands_are_added_once_listed_and_suspended() {
-    for backend in backends() {
+#[tokio::test]
+async fn brands_are_added_once_listed_and_suspended() {
+    for backend in backends().await {
         let storage = &backend.storage;
-        storage.add_brand(&brand("b"), NOW).unwrap();
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
         assert!(
             matches!(
-                storage.add_brand(&brand("b"), NOW),
+                storage.add_brand(&brand("b"), NOW).await,
                 Err(StorageError::BrandExists)
             ),
             "{}",
@@ -148,65 +166,98 @@ fn brands_are_added_once_listed_and_suspended() {
         );
         let mut second = brand("b").certificates.remove(0);
         second.serial_no = "02".into();
-        storage.add_brand_certificate("b", &second, NOW).unwrap();
+        storage
+            .add_brand_certificate("b", &second, NOW)
+            .await
+            .unwrap();
         assert!(matches!(
-            storage.add_brand_certificate("x", &second, NOW),
+            storage.add_brand_certificate("x", &second, NOW).await,
             Err(StorageError::NotFound)
         ));
-        storage.set_brand_suspended("b", true).unwrap();
-        let stored = storage.brand("b").unwrap().unwrap();
+        storage.set_brand_suspended("b", true).await.unwrap();
+        let stored = storage.brand("b").await.unwrap().unwrap();
         assert_eq!(stored.certificates.len(), 2, "{}", backend.name);
         assert!(stored.suspended, "{}", backend.name);
-        assert_eq!(storage.list_brands().unwrap().len(), 1);
-        assert!(storage.brand("nobody").unwrap().is_none());
+        assert_eq!(storage.list_brands().await.unwrap().len(), 1);
+        assert!(storage.brand("nobody").await.unwrap().is_none());
     }
 }
 
-#[test]
-fn templates_are_idempotent_on_out_request_no() {
-    for backend in backends() {
+#[tokio::test]
+async fn templates_are_idempotent_on_out_request_no() {
+    for backend in backends().await {
         let storage = &backend.storage;
-        storage.add_brand(&brand("b"), NOW).unwrap();
-        let first = storage.create_card(&template("b", "c1", "r1")).unwrap();
-        let again = storage.create_card(&template("b", "c2", "r1")).unwrap();
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        let first = storage
+            .create_card(&template("b", "c1", "r1"))
+            .await
+            .unwrap();
+        let again = storage
+            .create_card(&template("b", "c2", "r1"))
+            .await
+            .unwrap();
         assert_eq!(again.card.card_id, first.card.card_id, "{}", backend.name);
         assert!(
-            storage.card("b", "c2").unwrap().is_none(),
+            storage.card("b", "c2").await.unwrap().is_none(),
             "{}",
             backend.name
         );
-        assert_eq!(storage.card("b", "c1").unwrap().unwrap(), first);
+        assert_eq!(storage.card("b", "c1").await.unwrap().unwrap(), first);
     }
 }
 
-#[test]
-fn imports_enforce_template_code_and_holder_rules() {
-    for backend in backends() {
-        seeded(&backend);
+#[tokio::test]
+async fn imports_enforce_template_code_and_holder_rules() {
+    for backend in backends().await {
+        seeded(&backend).await;
         let storage = &backend.storage;
         let mut orphan = user_card("9", "o9");
         orphan.card_id = "missing".into();
         assert!(matches!(
-            storage.insert_user_card(&orphan, &|_| true, &audit("9", "import", &[])),
+            storage
+                .insert_user_card(
+                    &orphan,
+                    Arc::new(|_: &UserCardRecord| true),
+                    &audit("9", "import", &[])
+                )
+                .await,
             Err(StorageError::NotFound)
         ));
         assert!(matches!(
-            storage.insert_user_card(
-                &user_card("1", "other"),
-                &|_| true,
-                &audit("1", "import", &[])
-            ),
+            storage
+                .insert_user_card(
+                    &user_card("1", "other"),
+                    Arc::new(|_: &UserCardRecord| true),
+                    &audit("1", "import", &[])
+                )
+                .await,
             Err(StorageError::DuplicateCode)
         ));
         assert!(matches!(
-            storage.insert_user_card(&user_card("2", "o"), &|_| true, &audit("2", "import", &[])),
+            storage
+                .insert_user_card(
+                    &user_card("2", "o"),
+                    Arc::new(|_: &UserCardRecord| true),
+                    &audit("2", "import", &[])
+                )
+                .await,
             Err(StorageError::HolderHasCard)
         ));
         storage
-            .insert_user_card(&user_card("2", "o"), &|_| false, &audit("2", "import", &[]))
+            .insert_user_card(
+                &user_card("2", "o"),
+                Arc::new(|_: &UserCardRecord| false),
+                &audit("2", "import", &[]),
+            )
+            .await
             .unwrap();
         assert_eq!(
-            storage.user_card(key("2")).unwrap().unwrap().phone_number,
+            storage
+                .user_card(key("2"))
+                .await
+                .unwrap()
+                .unwrap()
+                .phone_number,
             Some(vec![1, 2, 3]),
             "{}",
             backend.name
@@ -214,35 +265,40 @@ fn imports_enforce_template_code_and_holder_rules() {
     }
 }
 
-#[test]
-fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
-    for backend in backends() {
-        seeded(&backend);
+#[tokio::test]
+async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
+    for backend in backends().await {
+        seeded(&backend).await;
         let storage = &backend.storage;
         let patch = UserCardPatch {
             level: Some("gold".into()),
             ..UserCardPatch::default()
         };
         assert!(matches!(
-            storage.update_user_card(
-                key("nope"),
-                "o",
-                patch.clone(),
-                &audit("nope", "update", &["level"])
-            ),
+            storage
+                .update_user_card(
+                    key("nope"),
+                    "o",
+                    patch.clone(),
+                    &audit("nope", "update", &["level"])
+                )
+                .await,
             Err(StorageError::NotFound)
         ));
         assert!(matches!(
-            storage.update_user_card(
-                key("1"),
-                "x",
-                patch.clone(),
-                &audit("1", "update", &["level"])
-            ),
+            storage
+                .update_user_card(
+                    key("1"),
+                    "x",
+                    patch.clone(),
+                    &audit("1", "update", &["level"])
+                )
+                .await,
             Err(StorageError::OpenidMismatch)
         ));
         let updated = storage
             .update_user_card(key("1"), "o", patch, &audit("1", "update", &["level"]))
+            .await
             .unwrap();
         assert_eq!(
             (updated.level.as_deref(), updated.version),
@@ -255,17 +311,17 @@ fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
             Some(vec![1, 2, 3]),
             "untouched fields stay"
         );
-        let trail = storage.audit_trail(key("1")).unwrap();
+        let trail = storage.audit_trail(key("1")).await.unwrap();
         let actions: Vec<&str> = trail.iter().map(|entry| entry.action.as_str()).collect();
         assert_eq!(actions, ["import", "update"], "{}", backend.name);
         assert_eq!(trail[1].fields, ["level"]);
     }
 }
 
-#[test]
-fn concurrent_updates_of_different_fields_all_persist() {
-    for backend in backends() {
-        seeded(&backend);
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_updates_of_different_fields_all_persist() {
+    for backend in backends().await {
+        seeded(&backend).await;
         let patches = [
             UserCardPatch {
                 level: Some("L".into()),
@@ -292,18 +348,21 @@ fn concurrent_updates_of_different_fields_all_persist() {
                 ..UserCardPatch::default()
             },
         ];
-        std::thread::scope(|scope| {
-            for patch in patches {
-                let storage = Arc::clone(&backend.storage);
-                scope.spawn(move || {
-                    let fields = patch.field_names();
-                    storage
-                        .update_user_card(key("1"), "o", patch, &audit("1", "update", &fields))
-                        .unwrap();
-                });
-            }
-        });
-        let card = backend.storage.user_card(key("1")).unwrap().unwrap();
+        let mut updates = tokio::task::JoinSet::new();
+        for patch in patches {
+            let storage = backend.storage.clone();
+            updates.spawn(async move {
+                let fields = patch.field_names();
+                storage
+                    .update_user_card(key("1"), "o", patch, &audit("1", "update", &fields))
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(done) = updates.join_next().await {
+            done.unwrap();
+        }
+        let card = backend.storage.user_card(key("1")).await.unwrap().unwrap();
         assert_eq!(card.level.as_deref(), Some("L"), "{}", backend.name);
         assert_eq!(card.card_color.as_deref(), Some("#010203"));
         assert_eq!(card.attach.as_deref(), Some("A"));
@@ -317,34 +376,42 @@ fn concurrent_updates_of_different_fields_all_persist() {
     }
 }
 
-#[test]
-fn a_nonce_is_accepted_once_by_every_instance() {
-    for backend in backends() {
+#[tokio::test]
+async fn a_nonce_is_accepted_once_by_every_instance() {
+    for backend in backends().await {
         let storage = &backend.storage;
-        let admit = |storage: &Arc<dyn Storage>, brand: &str, at: i64| {
-            let admission = storage.first_use_of_nonce(brand, "n1", at, at).unwrap();
+        let admit = async |storage: &TimedStorage, brand: &str, at: i64| {
+            let admission = storage
+                .first_use_of_nonce(brand, "n1", at, at)
+                .await
+                .unwrap();
             if admission == NonceAdmission::Unsaved {
-                storage.record_nonce(brand, "n1").unwrap();
+                storage.record_nonce(brand, "n1").await.unwrap();
             }
             admission != NonceAdmission::Replayed
         };
-        assert!(admit(storage, "b", 1000));
+        assert!(admit(storage, "b", 1000).await);
         assert_eq!(
-            storage.first_use_of_nonce("b", "n1", 1000, 1100).unwrap(),
+            storage
+                .first_use_of_nonce("b", "n1", 1000, 1100)
+                .await
+                .unwrap(),
             NonceAdmission::Replayed,
             "{}",
             backend.name
         );
-        assert!(admit(storage, "other", 1000));
+        assert!(admit(storage, "other", 1000).await);
         assert!(
-            admit(storage, "b", 2000),
+            admit(storage, "b", 2000).await,
             "{}: stale entries expire",
             backend.name
         );
-        if let Some(reopen) = &backend.reopen {
-            let second = reopen();
+        if let Some(second) = backend.reopen().await {
             assert_eq!(
-                second.first_use_of_nonce("b", "n1", 2000, 2000).unwrap(),
+                second
+                    .first_use_of_nonce("b", "n1", 2000, 2000)
+                    .await
+                    .unwrap(),
                 NonceAdmission::Replayed,
                 "{}: shared",
                 backend.name
@@ -353,18 +420,15 @@ fn a_nonce_is_accepted_once_by_every_instance() {
     }
 }
 
-#[test]
-fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
-    for backend in backends() {
-        let first = Arc::clone(&backend.storage);
-        let second = backend
-            .reopen
-            .as_ref()
-            .map_or_else(|| Arc::clone(&first), |reopen| reopen());
+#[tokio::test]
+async fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
+    for backend in backends().await {
+        let first = backend.storage.clone();
+        let second = backend.reopen().await.unwrap_or_else(|| first.clone());
         for i in 0..5 {
             let instance = if i % 2 == 0 { &first } else { &second };
             assert_eq!(
-                instance.take_rate_slot("b", "PATCH x", 5).unwrap(),
+                instance.take_rate_slot("b", "PATCH x", 5).await.unwrap(),
                 Ok(()),
                 "{} request {i}",
                 backend.name
@@ -372,6 +436,7 @@ fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
         }
         let wait = second
             .take_rate_slot("b", "PATCH x", 5)
+            .await
             .unwrap()
             .unwrap_err();
         assert!(
@@ -379,114 +444,133 @@ fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
             "{wait:?}"
         );
         assert_eq!(
-            first.take_rate_slot("b", "GET x", 5).unwrap(),
+            first.take_rate_slot("b", "GET x", 5).await.unwrap(),
             Ok(()),
             "another endpoint has its own bucket"
         );
     }
 }
 
-#[test]
-fn migrations_apply_once_and_reopening_keeps_the_data() {
+#[tokio::test]
+async fn migrations_apply_once_and_reopening_keeps_the_data() {
     let url = card_member_testkit::postgres().create_database();
     PostgresStorage::open(&url, 2)
+        .await
         .unwrap()
         .add_brand(&brand("b"), NOW)
+        .await
         .unwrap();
-    let again = PostgresStorage::open(&url, 2).unwrap();
-    assert!(again.brand("b").unwrap().is_some());
+    let again = PostgresStorage::open(&url, 2).await.unwrap();
+    assert!(again.brand("b").await.unwrap().is_some());
     let dir = tempfile::tempdir().unwrap();
     SqliteStorage::open(&dir.path().join("t.db"))
+        .await
         .unwrap()
         .add_brand(&brand("b"), NOW)
+        .await
         .unwrap();
     assert!(
         SqliteStorage::open(&dir.path().join("t.db"))
+            .await
             .unwrap()
             .brand("b")
+            .await
             .unwrap()
             .is_some()
     );
 }
 
 /// A nonce admitted now by `storage`, as the server admits it.
-fn admit_now(storage: &dyn Storage, nonce: &str) -> NonceAdmission {
+async fn admit_now(storage: &impl Storage, nonce: &str) -> NonceAdmission {
     let now = crate::app::unix_now();
-    storage.first_use_of_nonce("b", nonce, now, now).unwrap()
+    storage
+        .first_use_of_nonce("b", nonce, now, now)
+        .await
+        .unwrap()
 }
 
-#[test]
-fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change() {
+#[tokio::test]
+async fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path).unwrap();
-        storage.add_brand(&brand("b"), NOW).unwrap();
-        assert_eq!(admit_now(&storage, "read"), NonceAdmission::Unsaved);
-        storage.record_nonce("b", "read").unwrap();
-        assert_eq!(admit_now(&storage, "write"), NonceAdmission::Unsaved);
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        assert_eq!(admit_now(&storage, "read").await, NonceAdmission::Unsaved);
+        storage.record_nonce("b", "read").await.unwrap();
+        assert_eq!(admit_now(&storage, "write").await, NonceAdmission::Unsaved);
         storage
             .create_card(&template("b", "c", "r1"))
+            .await
             .expect("the change's transaction writes the waiting nonce");
         assert_eq!(
-            admit_now(&storage, "never-recorded"),
+            admit_now(&storage, "never-recorded").await,
             NonceAdmission::Unsaved
         );
     }
-    let reopened = SqliteStorage::open(&path).unwrap();
-    assert_eq!(admit_now(&reopened, "read"), NonceAdmission::Replayed);
-    assert_eq!(admit_now(&reopened, "write"), NonceAdmission::Replayed);
+    let reopened = SqliteStorage::open(&path).await.unwrap();
+    assert_eq!(admit_now(&reopened, "read").await, NonceAdmission::Replayed);
     assert_eq!(
-        admit_now(&reopened, "never-recorded"),
+        admit_now(&reopened, "write").await,
+        NonceAdmission::Replayed
+    );
+    assert_eq!(
+        admit_now(&reopened, "never-recorded").await,
         NonceAdmission::Unsaved,
         "a nonce never made durable was never answered"
     );
 }
 
-#[test]
-fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transaction() {
+#[tokio::test]
+async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path).unwrap();
-        storage.add_brand(&brand("b"), NOW).unwrap();
-        assert_eq!(admit_now(&storage, "n"), NonceAdmission::Unsaved);
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        assert_eq!(admit_now(&storage, "n").await, NonceAdmission::Unsaved);
         let missing = UserCardKey {
             brand_id: "b",
             card_id: "none",
             user_card_code: "1",
         };
-        let failed = storage.update_user_card(
-            missing,
-            "o",
-            UserCardPatch::default(),
-            &audit("1", "update", &[]),
-        );
+        let failed = storage
+            .update_user_card(
+                missing,
+                "o",
+                UserCardPatch::default(),
+                &audit("1", "update", &[]),
+            )
+            .await;
         assert!(matches!(failed, Err(StorageError::NotFound)));
-        storage.record_nonce("b", "n").unwrap();
+        storage.record_nonce("b", "n").await.unwrap();
     }
-    let reopened = SqliteStorage::open(&path).unwrap();
-    assert_eq!(admit_now(&reopened, "n"), NonceAdmission::Replayed);
+    let reopened = SqliteStorage::open(&path).await.unwrap();
+    assert_eq!(admit_now(&reopened, "n").await, NonceAdmission::Replayed);
 }
 
-#[test]
-fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
+#[tokio::test]
+async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     let now = crate::app::unix_now();
     {
-        let storage = SqliteStorage::open(&path).unwrap();
+        let storage = SqliteStorage::open(&path).await.unwrap();
         let stale = now - 2 * card_member_protocol::TIMESTAMP_WINDOW_SECS;
         storage
             .first_use_of_nonce("b", "old", stale, stale)
+            .await
             .unwrap();
-        storage.record_nonce("b", "old").unwrap();
-        assert_eq!(admit_now(&storage, "fresh"), NonceAdmission::Unsaved);
-        storage.record_nonce("b", "fresh").unwrap();
+        storage.record_nonce("b", "old").await.unwrap();
+        assert_eq!(admit_now(&storage, "fresh").await, NonceAdmission::Unsaved);
+        storage.record_nonce("b", "fresh").await.unwrap();
     }
-    let reopened = SqliteStorage::open(&path).unwrap();
+    let reopened = SqliteStorage::open(&path).await.unwrap();
     assert_eq!(
-        reopened.first_use_of_nonce("b", "old", now, now).unwrap(),
+        reopened
+            .first_use_of_nonce("b", "old", now, now)
+            .await
+            .unwrap(),
         NonceAdmission::Unsaved,
         "an expired nonce may be used again"
     );
