@@ -20,12 +20,13 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead as _, BufReader, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use card_member_client::{Client, Error, SignedRequest, UserCardUpdate};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -280,44 +281,16 @@ pub struct BulkOptions {
     pub skip_invalid: bool,
 }
 
-struct Progress {
-    total: usize,
-    done: usize,
-    started: Instant,
-    last: Instant,
-    terminal: bool,
-}
-
-impl Progress {
-    fn tick(&mut self) {
-        self.done += 1;
-        let now = Instant::now();
-        let finished = self.done == self.total;
-        if !finished && now.duration_since(self.last).as_millis() < 250 {
-            return;
-        }
-        self.last = now;
-        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = self.done as f64 / elapsed;
-        let eta = (self.total - self.done) as f64 / rate.max(0.001);
-        let width = 30;
-        let filled = width * self.done / self.total.max(1);
-        let line = format!(
-            "[{}{}] {}/{} rows  {rate:.1}/s  ETA {eta:.0}s",
-            "=".repeat(filled),
-            " ".repeat(width - filled),
-            self.done,
-            self.total
-        );
-        if self.terminal {
-            eprint!("\r{line}");
-            if finished {
-                eprintln!();
-            }
-        } else if finished || self.done % (self.total / 10).max(1) == 0 {
-            eprintln!("{line}");
-        }
-    }
+/// The progress line: a bar, rows done, rate and ETA, on a terminal only
+/// (hidden when stderr is a pipe or a file; the summary line says it all).
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} rows  {per_sec}  ETA {eta}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar
 }
 
 fn unix_now() -> i64 {
@@ -483,13 +456,7 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
         }
     }
 
-    let progress = Arc::new(Mutex::new(Progress {
-        total: jobs.len(),
-        done: 0,
-        started: Instant::now(),
-        last: Instant::now(),
-        terminal: std::io::stderr().is_terminal(),
-    }));
+    let progress = progress_bar(jobs.len());
     let semaphore = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for (row, stored) in jobs {
@@ -499,7 +466,7 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
             .expect("the semaphore is never closed");
         let client = client.clone();
         let journal = Arc::clone(&journal);
-        let progress = Arc::clone(&progress);
+        let progress = progress.clone();
         tasks.spawn(async move {
             let resend = stored.is_some();
             let request = match stored {
@@ -509,7 +476,7 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
                     .map_err(|err| crate::error_chain(&err))?,
             };
             let outcome = send_row(&client, &journal, &row, request, resend).await;
-            progress.lock().unwrap_or_else(|p| p.into_inner()).tick();
+            progress.inc(1);
             drop(permit);
             outcome
         });
@@ -530,6 +497,7 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
         }
     }
 
+    progress.finish();
     let report = sibling(&options.input, ".failed.jsonl");
     if rejected.is_empty() {
         let _ = std::fs::remove_file(&report);
@@ -581,6 +549,14 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_line_template_is_valid_and_hidden_off_a_terminal() {
+        let bar = progress_bar(3);
+        bar.inc(2);
+        assert_eq!(bar.position(), 2);
+        assert!(bar.is_hidden(), "the tests' stderr is not a terminal");
+    }
 
     #[test]
     fn a_journal_line_cut_short_by_a_kill_is_skipped_and_the_rest_is_read() {

@@ -71,6 +71,10 @@ fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(stderr.contains("first start"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "logs written to a pipe carry no colour codes: {stderr:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
