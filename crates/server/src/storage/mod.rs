@@ -18,6 +18,7 @@
 //! transaction; rate-limit buckets stay in memory. The PostgreSQL backend
 //! keeps both in the database.
 
+mod migrations;
 mod postgres;
 mod sqlite;
 #[cfg(test)]

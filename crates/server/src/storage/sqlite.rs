@@ -34,78 +34,6 @@ use super::{
     wire_name,
 };
 
-/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    r"
-CREATE TABLE brands (
-    brand_id TEXT PRIMARY KEY,
-    wechatpay_public_key_id TEXT NOT NULL,
-    suspended INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE brand_certificates (
-    brand_id TEXT NOT NULL REFERENCES brands (brand_id),
-    serial_no TEXT NOT NULL,
-    public_key_spki BLOB NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (brand_id, serial_no)
-);
-CREATE TABLE card_templates (
-    brand_id TEXT NOT NULL REFERENCES brands (brand_id),
-    card_id TEXT NOT NULL,
-    out_request_no TEXT NOT NULL,
-    state TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (brand_id, card_id),
-    UNIQUE (brand_id, out_request_no)
-);
-CREATE TABLE user_cards (
-    brand_id TEXT NOT NULL,
-    card_id TEXT NOT NULL,
-    user_card_code TEXT NOT NULL,
-    openid TEXT NOT NULL,
-    card_type TEXT NOT NULL,
-    card_color TEXT,
-    card_picture_url TEXT,
-    phone_number BLOB,
-    level TEXT,
-    valid_date_information TEXT NOT NULL,
-    pickup_time TEXT NOT NULL,
-    user_information TEXT,
-    attach TEXT,
-    state TEXT NOT NULL,
-    invalid_reason TEXT,
-    invalid_time TEXT,
-    create_time TEXT NOT NULL,
-    modify_time TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    PRIMARY KEY (brand_id, card_id, user_card_code),
-    FOREIGN KEY (brand_id, card_id) REFERENCES card_templates (brand_id, card_id)
-);
-CREATE INDEX user_cards_by_holder ON user_cards (brand_id, card_id, openid);
-CREATE TABLE audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    brand_id TEXT NOT NULL,
-    card_id TEXT NOT NULL,
-    user_card_code TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    action TEXT NOT NULL,
-    fields TEXT NOT NULL
-);
-CREATE INDEX audit_log_by_card ON audit_log (brand_id, card_id, user_card_code);
-",
-    r"
-CREATE TABLE nonces (
-    brand_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (brand_id, nonce)
-) WITHOUT ROWID;
-CREATE INDEX nonces_by_expiry ON nonces (expires_at);
-",
-];
-
 /// How often expired nonces are deleted, in seconds.
 const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
 
@@ -251,26 +179,7 @@ impl SqliteDb {
     }
 
     fn migrate(&self) -> Result<(), StorageError> {
-        let mut connection = self.lock();
-        let applied: usize = connection
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(classify)?;
-        if applied > MIGRATIONS.len() {
-            return Err(StorageError::Internal(format!(
-                "the database has schema version {applied}, newer than this build knows ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = connection
-                .transaction_with_behavior(TransactionBehavior::Exclusive)
-                .map_err(classify)?;
-            tx.execute_batch(migration).map_err(classify)?;
-            tx.pragma_update(None, "user_version", index + 1)
-                .map_err(classify)?;
-            tx.commit().map_err(classify)?;
-        }
-        Ok(())
+        super::migrations::migrate_sqlite(&mut self.lock())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {

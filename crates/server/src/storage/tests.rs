@@ -583,3 +583,96 @@ async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
         "the first transaction of a run deletes expired rows"
     );
 }
+
+#[tokio::test]
+async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(include_str!("../../migrations/sqlite/V1__initial.sql"))
+            .unwrap();
+        old.execute_batch(include_str!(
+            "../../migrations/sqlite/V2__durable_nonces.sql"
+        ))
+        .unwrap();
+        old.execute_batch("PRAGMA user_version = 2").unwrap();
+        old.execute(
+            "INSERT INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) VALUES ('b', 'PUB_KEY_ID_1', 0, ?1)",
+            [NOW],
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        assert_eq!(storage.brand_ids().await.unwrap(), ["b"]);
+    }
+    let versions: Vec<i64> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT version FROM refinery_schema_history ORDER BY version")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_migration_history() {
+    let url = card_member_testkit::postgres().create_database();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(include_str!("../../migrations/postgres/V1__initial.sql"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE card_member_schema (version INTEGER NOT NULL); \
+             INSERT INTO card_member_schema (version) VALUES (1); \
+             INSERT INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) \
+             VALUES ('b', 'PUB_KEY_ID_1', FALSE, 'then');",
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let storage = PostgresStorage::open(&url, 2).await.unwrap();
+        assert_eq!(storage.brand_ids().await.unwrap(), ["b"]);
+    }
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    let old = client
+        .query_one("SELECT to_regclass('card_member_schema') IS NULL", &[])
+        .await
+        .unwrap();
+    assert!(old.get::<_, bool>(0), "the old counter is gone");
+}
+
+#[tokio::test]
+async fn a_database_with_a_migration_this_build_lacks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer.db");
+    drop(SqliteStorage::open(&path).await.unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+            [],
+        )
+        .unwrap();
+    let refused = SqliteStorage::open(&path).await.err().expect("refused");
+    assert!(refused.to_string().contains("migration"), "{refused}");
+}
