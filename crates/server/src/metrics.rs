@@ -1,80 +1,174 @@
-//! Prometheus metrics, in the text exposition format, at `GET /metrics`.
+//! Prometheus metrics at `GET /metrics`, kept with `prometheus-client` and
+//! written in the OpenMetrics text format.
 //!
-//! Labels are bounded: route templates (not paths), status codes, error
-//! codes. Brands never appear as labels: rate-limit rejections count the
-//! requests and the number of distinct brands rejected.
+//! Labels are bounded: route templates (not paths), methods, status codes,
+//! error codes, RSA operation kinds. Brands never appear as labels:
+//! rate-limit rejections count the requests and the number of distinct
+//! brands rejected (only registered brands whose signature verified can be
+//! rate-limited, so that set is bounded too).
 
-use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
+use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Clone, Debug, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The media type of the OpenMetrics text, for clients that ask for it.
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+    code: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let separator = if labels.is_empty() { "" } else { "," };
-        for (bound, count) in BUCKETS.iter().zip(self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {count}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
 }
 
-/// The server's counters.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+const OAEP_DECRYPT: KindLabels = KindLabels {
+    kind: "oaep_decrypt",
+};
+const RESPONSE_SIGNATURE: KindLabels = KindLabels {
+    kind: "response_signature",
+};
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The server's metrics and the registry that writes them.
+#[derive(Debug)]
 pub(crate) struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16, String), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    database: Mutex<Histogram>,
-    rate_limited: AtomicU64,
-    rate_limited_brands: Mutex<HashSet<String>>,
-    rsa_decryptions: AtomicU64,
-    rsa_signatures: AtomicU64,
-    connections_open: AtomicU64,
-    connections_refused: AtomicU64,
-    connections_timed_out: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    database: Histogram,
+    rate_limited: Counter,
+    rate_limited_brands: Gauge,
+    rate_limited_seen: Mutex<HashSet<String>>,
+    rsa_private_key_operations: Family<KindLabels, Counter>,
+    connections_open: Gauge,
+    connections_refused: Counter,
+    connections_timed_out: Counter,
+    brands_cached: Gauge,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "card_member_requests",
+            "Requests answered, by route template, method, status and error code",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "card_member_request_duration_seconds",
+            "Time to answer, by route template",
+            latency.clone(),
+        );
+        let database = latency_histogram();
+        registry.register(
+            "card_member_database_duration_seconds",
+            "Time of database calls (transactions and lookups)",
+            database.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "card_member_rate_limited",
+            "Requests refused by the per-brand rate limit",
+            rate_limited.clone(),
+        );
+        let rate_limited_brands = Gauge::default();
+        registry.register(
+            "card_member_rate_limited_brands",
+            "Distinct brands refused by the rate limit since start",
+            rate_limited_brands.clone(),
+        );
+        let rsa_private_key_operations = Family::<KindLabels, Counter>::default();
+        for kind in [OAEP_DECRYPT, RESPONSE_SIGNATURE] {
+            drop(rsa_private_key_operations.get_or_create(&kind));
+        }
+        registry.register(
+            "card_member_rsa_private_key_operations",
+            "RSA private-key operations, by kind",
+            rsa_private_key_operations.clone(),
+        );
+        // A gauge of 1 labelled with the version (not an OpenMetrics info
+        // metric, which plain-text Prometheus parsers do not know).
+        let build = Family::<VersionLabels, Gauge>::default();
+        build
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("card_member_build_info", "The running build", build);
+        let connections_open = Gauge::default();
+        registry.register(
+            "card_member_connections_open",
+            "Client connections open now",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "card_member_connections_refused",
+            "Connections closed at once because max_connections were open",
+            connections_refused.clone(),
+        );
+        let connections_timed_out = Counter::default();
+        registry.register(
+            "card_member_connections_timed_out",
+            "Connections closed by the header or idle timeout",
+            connections_timed_out.clone(),
+        );
+        let brands_cached = Gauge::default();
+        registry.register(
+            "card_member_brands_cached",
+            "Brand records held for authentication (registered brands only)",
+            brands_cached.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            database,
+            rate_limited,
+            rate_limited_brands,
+            rate_limited_seen: Mutex::new(HashSet::new()),
+            rsa_private_key_operations,
+            connections_open,
+            connections_refused,
+            connections_timed_out,
+            brands_cached,
+        }
+    }
 }
 
 impl Metrics {
@@ -87,153 +181,84 @@ impl Metrics {
         code: &str,
         latency: Duration,
     ) {
-        *lock(&self.requests)
-            .entry((route.to_owned(), method.to_owned(), status, code.to_owned()))
-            .or_insert(0) += 1;
-        lock(&self.latency)
-            .entry(route.to_owned())
-            .or_default()
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+                code: code.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
             .observe(latency.as_secs_f64());
     }
 
     /// One database call (a transaction or a lookup).
     pub(crate) fn database(&self, latency: Duration) {
-        lock(&self.database).observe(latency.as_secs_f64());
+        self.database.observe(latency.as_secs_f64());
     }
 
     /// A request refused by the rate limit.
     pub(crate) fn rate_limited(&self, brand_id: &str) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let mut brands = lock(&self.rate_limited_brands);
-        if !brands.contains(brand_id) {
-            brands.insert(brand_id.to_owned());
+        self.rate_limited.inc();
+        let mut seen = self
+            .rate_limited_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.insert(brand_id.to_owned()) {
+            self.rate_limited_brands.inc();
         }
     }
 
     pub(crate) fn rsa_decryption(&self) {
-        self.rsa_decryptions.fetch_add(1, Ordering::Relaxed);
+        self.rsa_private_key_operations
+            .get_or_create(&OAEP_DECRYPT)
+            .inc();
     }
 
     pub(crate) fn rsa_signature(&self) {
-        self.rsa_signatures.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn connection_closed(&self) {
-        self.connections_open.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// A connection closed at once because the cap was reached.
-    pub(crate) fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A connection closed by the header or idle timeout.
-    pub(crate) fn connection_timed_out(&self) {
-        self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
+        self.rsa_private_key_operations
+            .get_or_create(&RESPONSE_SIGNATURE)
+            .inc();
     }
 
     /// RSA private-key operations so far.
     pub(crate) fn private_key_operations(&self) -> u64 {
-        self.rsa_decryptions.load(Ordering::Relaxed) + self.rsa_signatures.load(Ordering::Relaxed)
+        [OAEP_DECRYPT, RESPONSE_SIGNATURE]
+            .iter()
+            .map(|kind| self.rsa_private_key_operations.get_or_create(kind).get())
+            .sum()
     }
 
-    /// The exposition text; `brands_cached` is how many brand records
-    /// authentication holds.
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// A connection closed at once because the cap was reached.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// A connection closed by the header or idle timeout.
+    pub(crate) fn connection_timed_out(&self) {
+        self.connections_timed_out.inc();
+    }
+
+    /// The exposition text (OpenMetrics); `brands_cached` is how many brand
+    /// records authentication holds.
     pub(crate) fn render(&self, brands_cached: usize) -> String {
+        self.brands_cached
+            .set(i64::try_from(brands_cached).unwrap_or(i64::MAX));
         let mut out = String::new();
-        out.push_str("# HELP card_member_build_info The running build.\n# TYPE card_member_build_info gauge\n");
-        let _ = writeln!(
-            out,
-            "card_member_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-
-        out.push_str("# HELP card_member_requests_total Requests answered, by route template, method, status and error code.\n");
-        out.push_str("# TYPE card_member_requests_total counter\n");
-        for ((route, method, status, code), count) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "card_member_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\",code=\"{code}\"}} {count}"
-            );
-        }
-
-        out.push_str(
-            "# HELP card_member_request_duration_seconds Time to answer, by route template.\n",
-        );
-        out.push_str("# TYPE card_member_request_duration_seconds histogram\n");
-        for (route, histogram) in lock(&self.latency).iter() {
-            histogram.render(
-                &mut out,
-                "card_member_request_duration_seconds",
-                &format!("route=\"{route}\""),
-            );
-        }
-
-        out.push_str("# HELP card_member_database_duration_seconds Time of database calls (transactions and lookups).\n");
-        out.push_str("# TYPE card_member_database_duration_seconds histogram\n");
-        lock(&self.database).render(&mut out, "card_member_database_duration_seconds", "");
-
-        out.push_str(
-            "# HELP card_member_rate_limited_total Requests refused by the per-brand rate limit.\n",
-        );
-        out.push_str("# TYPE card_member_rate_limited_total counter\n");
-        let _ = writeln!(
-            out,
-            "card_member_rate_limited_total {}",
-            self.rate_limited.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP card_member_rate_limited_brands Distinct brands refused by the rate limit since start.\n");
-        out.push_str("# TYPE card_member_rate_limited_brands gauge\n");
-        let _ = writeln!(
-            out,
-            "card_member_rate_limited_brands {}",
-            lock(&self.rate_limited_brands).len()
-        );
-
-        out.push_str("# HELP card_member_rsa_private_key_operations_total RSA private-key operations, by kind.\n");
-        out.push_str("# TYPE card_member_rsa_private_key_operations_total counter\n");
-        let _ = writeln!(
-            out,
-            "card_member_rsa_private_key_operations_total{{kind=\"oaep_decrypt\"}} {}",
-            self.rsa_decryptions.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "card_member_rsa_private_key_operations_total{{kind=\"response_signature\"}} {}",
-            self.rsa_signatures.load(Ordering::Relaxed)
-        );
-
-        let connections = [
-            (
-                "card_member_connections_open",
-                "gauge",
-                "Client connections open now.",
-                &self.connections_open,
-            ),
-            (
-                "card_member_connections_refused_total",
-                "counter",
-                "Connections closed at once because max_connections were open.",
-                &self.connections_refused,
-            ),
-            (
-                "card_member_connections_timed_out_total",
-                "counter",
-                "Connections closed by the header or idle timeout.",
-                &self.connections_timed_out,
-            ),
-        ];
-        for (name, kind, help, value) in connections {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
-        out.push_str("# HELP card_member_brands_cached Brand records held for authentication (registered brands only).\n");
-        out.push_str("# TYPE card_member_brands_cached gauge\n");
-        let _ = writeln!(out, "card_member_brands_cached {brands_cached}");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -244,16 +269,20 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative() {
-        let mut histogram = Histogram::default();
-        histogram.observe(0.002);
-        histogram.observe(0.2);
-        let mut out = String::new();
-        histogram.render(&mut out, "x", "");
-        assert!(out.contains("x_bucket{le=\"0.001\"} 0"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.0025\"} 1"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.25\"} 2"), "{out}");
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 2"), "{out}");
-        assert!(out.contains("x_count 2"), "{out}");
+        let metrics = Metrics::default();
+        metrics.database(Duration::from_millis(2));
+        metrics.database(Duration::from_millis(200));
+        let out = metrics.render(0);
+        let line =
+            |le: &str| format!("card_member_database_duration_seconds_bucket{{le=\"{le}\"}}");
+        assert!(out.contains(&format!("{} 0", line("0.001"))), "{out}");
+        assert!(out.contains(&format!("{} 1", line("0.0025"))), "{out}");
+        assert!(out.contains(&format!("{} 2", line("0.25"))), "{out}");
+        assert!(out.contains(&format!("{} 2", line("+Inf"))), "{out}");
+        assert!(
+            out.contains("card_member_database_duration_seconds_count 2"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -263,8 +292,30 @@ mod tests {
         metrics.rate_limited("1001");
         metrics.rate_limited("1002");
         let text = metrics.render(0);
-        assert!(text.contains("card_member_rate_limited_total 3"));
-        assert!(text.contains("card_member_rate_limited_brands 2"));
+        assert!(text.contains("card_member_rate_limited_total 3"), "{text}");
+        assert!(text.contains("card_member_rate_limited_brands 2"), "{text}");
         assert!(!text.contains("1001"));
+    }
+
+    #[test]
+    fn every_metric_keeps_its_name() {
+        let metrics = Metrics::default();
+        metrics.request("PATCH", "/r", 200, "", Duration::from_millis(1));
+        metrics.rsa_signature();
+        let text = metrics.render(3);
+        for name in [
+            "card_member_requests_total{route=\"/r\",method=\"PATCH\",status=\"200\",code=\"\"} 1",
+            "card_member_request_duration_seconds_count{route=\"/r\"} 1",
+            "card_member_rsa_private_key_operations_total{kind=\"response_signature\"} 1",
+            "card_member_rsa_private_key_operations_total{kind=\"oaep_decrypt\"} 0",
+            "card_member_build_info{version=\"",
+            "card_member_connections_open 0",
+            "card_member_connections_refused_total 0",
+            "card_member_connections_timed_out_total 0",
+            "card_member_brands_cached 3",
+        ] {
+            assert!(text.contains(name), "{name} in {text}");
+        }
+        assert_eq!(metrics.private_key_operations(), 1);
     }
 }

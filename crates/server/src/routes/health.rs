@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::{AppState, storage_error};
+use crate::metrics::OPENMETRICS;
 use crate::storage::Storage;
 
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -17,12 +19,22 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// The metrics. OpenMetrics text, labelled as such for a scraper that asks
+/// for it (Prometheus does); plain text otherwise, which every Prometheus
+/// text parser also reads.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
+    let content_type = if wants_openmetrics {
+        OPENMETRICS
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, content_type)],
         state.metrics.render(state.brands_cached()),
     )
         .into_response()

@@ -293,3 +293,28 @@ async fn every_described_endpoint_is_served_and_no_undescribed_method_is() {
         "an undescribed path under the API prefix"
     );
 }
+
+#[tokio::test]
+async fn metrics_are_openmetrics_to_a_scraper_that_asks_and_plain_text_otherwise() {
+    let app = spawn_app().await;
+    let mut asks = unsigned("GET", "/metrics");
+    asks.set_header(
+        "Accept",
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    );
+    let answer = app.send(&asks).await;
+    assert!(
+        answer
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("application/openmetrics-text; version=1.0.0")
+    );
+    assert!(String::from_utf8(answer.body).unwrap().ends_with("# EOF\n"));
+    let plain = app.send(&unsigned("GET", "/metrics")).await;
+    assert!(
+        plain
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+}
