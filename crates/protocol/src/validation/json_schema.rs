@@ -1,0 +1,111 @@
+//! JSON Schema (draft 2020-12, as OpenAPI 3.1 uses) from the rule tables.
+
+use serde_json::{Map, Value, json};
+
+use super::{Field, Format, Kind};
+
+/// Every string is limited to characters of 1 to 3 bytes in UTF-8.
+pub(super) const CHARACTERS: &str =
+    "Lengths count characters; only characters of 1 to 3 bytes in UTF-8 are allowed.";
+
+pub(super) fn kind_schema(of: &Kind) -> Value {
+    match *of {
+        Kind::Str {
+            max,
+            non_empty,
+            format,
+            ..
+        } => {
+            let mut schema = json!({"type": "string", "maxLength": max});
+            if non_empty {
+                schema["minLength"] = json!(1);
+            }
+            match format {
+                Some(Format::HexColor) => schema["pattern"] = json!("^#[0-9A-Fa-f]{6}$"),
+                Some(Format::Rfc3339) => schema["format"] = json!("date-time"),
+                Some(Format::HttpUrl) => {
+                    schema["format"] = json!("uri");
+                    schema["pattern"] = json!("^https?://[^/?#\\s]+");
+                }
+                Some(Format::CardCode) => schema["pattern"] = json!("^[!-~]+$"),
+                None => {}
+            }
+            schema
+        }
+        Kind::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Kind::Enum(values) => json!({"type": "string", "enum": values}),
+        Kind::Obj(fields) => object_schema(fields),
+        Kind::Arr { item, max_items } => {
+            json!({"type": "array", "items": kind_schema(item), "maxItems": max_items})
+        }
+    }
+}
+
+pub(super) fn object_schema(fields: &[Field]) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in fields {
+        properties.insert(field.name.to_owned(), kind_schema(&field.kind));
+        if field.required {
+            required.push(field.name);
+        }
+    }
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+/// JSON Schemas of the bodies, by name (each body's [`BodyRules`] makes
+/// its own; these keep the names callers used before the split).
+pub mod schema {
+    use serde_json::{Value, json};
+
+    /// The body of `PATCH /brand/card-member/user-cards/{user_card_code}`.
+    pub fn update_user_card_request() -> Value {
+        crate::user_cards::UPDATE_USER_CARD_BODY.json_schema()
+    }
+
+    /// The body of `POST /brand/card-member/user-cards/import-by-openid`.
+    pub fn import_user_card_request() -> Value {
+        crate::user_cards::IMPORT_USER_CARD_BODY.json_schema()
+    }
+
+    /// The body of `POST /brand/card-member/cards`.
+    pub fn create_card_request() -> Value {
+        crate::cards::CREATE_CARD_BODY.json_schema()
+    }
+
+    /// A user card, as every user-card endpoint answers it.
+    pub fn user_card() -> Value {
+        crate::user_cards::USER_CARD_BODY.json_schema()
+    }
+
+    /// A card template, as answered.
+    pub fn card() -> Value {
+        crate::cards::CARD_BODY.json_schema()
+    }
+
+    /// The error body of every error answer.
+    pub fn error_body() -> Value {
+        json!({
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "enum": crate::error::ErrorCode::ALL.map(crate::error::ErrorCode::as_str)},
+                "message": {"type": "string"},
+                "detail": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string", "description": "JSON pointer, e.g. /valid_date_information/type"},
+                        "value": {"description": "the offending value, where safe to echo"},
+                        "issue": {"type": "string"},
+                        "location": {"type": "string", "enum": ["body", "path", "query", "header"]}
+                    }
+                }
+            }
+        })
+    }
+}
