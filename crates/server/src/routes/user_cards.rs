@@ -413,11 +413,7 @@ fn render(
     brand_key: &PublicKey,
     now: OffsetDateTime,
 ) -> Result<UserCard, ApiError> {
-    let key = UserCardKey {
-        brand_id: &card.brand_id,
-        card_id: &card.card_id,
-        user_card_code: &card.user_card_code,
-    };
+    let key = card.key();
     let reencrypt = |field: &str, sealed: &[u8]| {
         let plaintext = crypto
             .open(seal_context(key, field), sealed)

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{
-    Card, CardType, CommonFieldFlag, CustomField, DateInfo, UserCardState,
+    Card, CardState, CardType, CommonFieldFlag, CustomField, DateInfo, UserCardState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +105,29 @@ pub(crate) struct UserCardRecord {
     pub(crate) modify_time: String,
     /// Incremented on every change.
     pub(crate) version: i64,
+}
+
+impl UserCardRecord {
+    /// How this card is addressed.
+    pub(crate) fn key(&self) -> UserCardKey<'_> {
+        UserCardKey {
+            brand_id: &self.brand_id,
+            card_id: &self.card_id,
+            user_card_code: &self.user_card_code,
+        }
+    }
+}
+
+/// Whether a template, by its stored state (`None`: no such template),
+/// takes new user cards: only an effective one does.
+fn template_takes_cards(state: Option<&str>) -> Result<(), StorageError> {
+    match state {
+        None => Err(StorageError::NotFound),
+        Some(state) if state != wire_name(&CardState::Effective) => {
+            Err(StorageError::TemplateInvalid)
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// `user_information` as stored: common values sealed (base64), custom

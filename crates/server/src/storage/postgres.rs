@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::keys::PublicKey;
-use card_member_protocol::model::{Card, CardState, UserCardState};
+use card_member_protocol::model::{Card, UserCardState};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
@@ -27,8 +27,8 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
     AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, NonceAdmission, Storage,
-    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json,
-    wire_name,
+    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire,
+    template_takes_cards, to_json, wire_name,
 };
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
@@ -493,18 +493,8 @@ impl Storage for PostgresStorage {
             .await
             .map_err(classify)?
             .map(|row| row.get(0));
-        match template_state {
-            None => return Err(StorageError::NotFound),
-            Some(state) if state != wire_name(&CardState::Effective) => {
-                return Err(StorageError::TemplateInvalid);
-            }
-            Some(_) => {}
-        }
-        let key = UserCardKey {
-            brand_id: &card.brand_id,
-            card_id: &card.card_id,
-            user_card_code: &card.user_card_code,
-        };
+        template_takes_cards(template_state.as_deref())?;
+        let key = card.key();
         if select_user_card(&tx, key, false).await?.is_some() {
             return Err(StorageError::DuplicateCode);
         }

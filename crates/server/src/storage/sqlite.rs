@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use card_member_protocol::keys::PublicKey;
-use card_member_protocol::model::{Card, CardState, UserCardState};
+use card_member_protocol::model::{Card, UserCardState};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
 };
@@ -30,8 +30,8 @@ use crate::replay::{ReplayGuard, expiry};
 
 use super::{
     AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, NonceAdmission, Storage,
-    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire, to_json,
-    wire_name,
+    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire,
+    template_takes_cards, to_json, wire_name,
 };
 
 /// How often expired nonces are deleted, in seconds.
@@ -498,18 +498,8 @@ impl SqliteDb {
                 )
                 .optional()
                 .map_err(classify)?;
-            match template_state {
-                None => return Err(StorageError::NotFound),
-                Some(state) if state != wire_name(&CardState::Effective) => {
-                    return Err(StorageError::TemplateInvalid);
-                }
-                Some(_) => {}
-            }
-            let key = UserCardKey {
-                brand_id: &card.brand_id,
-                card_id: &card.card_id,
-                user_card_code: &card.user_card_code,
-            };
+            template_takes_cards(template_state.as_deref())?;
+            let key = card.key();
             if select_user_card(tx, key)?.is_some() {
                 return Err(StorageError::DuplicateCode);
             }
