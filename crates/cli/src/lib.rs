@@ -61,6 +61,8 @@ enum Command {
     Get(GetArgs),
     #[command(about = endpoints::IMPORT_USER_CARD.summary)]
     Import(ImportArgs),
+    #[command(about = endpoints::INVALIDATE_USER_CARD.summary)]
+    Invalidate(InvalidateArgs),
     /// Create and read card templates.
     #[command(subcommand)]
     Cards(CardsCommand),
@@ -244,6 +246,23 @@ struct GetArgs {
     /// Print sensitive fields decrypted.
     #[arg(long)]
     decrypt: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+struct InvalidateArgs {
+    /// The card's code.
+    user_card_code: String,
+    /// The card template ID.
+    #[arg(long)]
+    card_id: String,
+    /// The holder's openid.
+    #[arg(long)]
+    openid: String,
+    /// Why (at most 32 characters).
+    #[arg(long)]
+    reason: Option<String>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -497,6 +516,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 &args.openid,
             ))?;
             print_card(&client, &card, args.decrypt)
+        }
+        Command::Invalidate(args) => {
+            let client = args.connect.client(false)?;
+            let card = runtime()?.block_on(client.user_cards().invalidate(
+                &args.user_card_code,
+                &args.card_id,
+                &args.openid,
+                args.reason.as_deref(),
+            ))?;
+            print_card(&client, &card, false)
         }
         Command::Import(args) => {
             let mut input = card_input(args.json.as_ref(), &args.fields)?;

@@ -9,11 +9,12 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::encryption::decrypt_field;
 use card_member_protocol::endpoints::{
-    CREATE_CARD, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD, UPDATE_USER_CARD,
+    CREATE_CARD, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD, INVALIDATE_USER_CARD,
+    UPDATE_USER_CARD,
 };
 use card_member_protocol::error::ErrorBody;
 use card_member_protocol::keys::{PrivateKey, PublicKey};
-use card_member_protocol::model::{Card, CreateCardRequest, UserCard};
+use card_member_protocol::model::{Card, CreateCardRequest, InvalidateUserCardRequest, UserCard};
 use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::{HEADER_REQUEST_ID, ResponseSignature, ResponseVerifyError};
 use serde::Deserialize;
@@ -479,6 +480,35 @@ impl UserCards<'_> {
         );
         self.client
             .execute(&GET_USER_CARD, target, Vec::new())
+            .await
+    }
+
+    /// `POST /brand/card-member/user-cards/{user_card_code}/invalidate`:
+    /// invalidates the card (final) and answers it; a card already invalid
+    /// is answered as it is.
+    pub async fn invalidate(
+        &self,
+        user_card_code: &str,
+        card_id: &str,
+        openid: &str,
+        invalid_reason: Option<&str>,
+    ) -> Result<UserCard, Error> {
+        let request = InvalidateUserCardRequest {
+            user_card_code: user_card_code.to_owned(),
+            card_id: card_id.to_owned(),
+            openid: openid.to_owned(),
+            invalid_reason: invalid_reason.map(str::to_owned),
+        };
+        request
+            .validate()
+            .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
+        let body = serde_json::to_vec(&request).expect("request types serialise");
+        self.client
+            .execute(
+                &INVALIDATE_USER_CARD,
+                INVALIDATE_USER_CARD.target(&[user_card_code]),
+                body,
+            )
             .await
     }
 

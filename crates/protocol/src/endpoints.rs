@@ -165,6 +165,26 @@ pub const GET_USER_CARD: Endpoint = Endpoint {
     summary: "Read a user's membership card",
 };
 
+/// `POST /brand/card-member/user-cards/{user_card_code}/invalidate`.
+pub const INVALIDATE_USER_CARD: Endpoint = Endpoint {
+    name: "invalidate_user_card",
+    method: "POST",
+    path: "/brand/card-member/user-cards/{user_card_code}/invalidate",
+    path_params: &[USER_CARD_CODE],
+    query_params: &[Param {
+        name: "card_id",
+        required: false,
+        description: "The template ID, if not in the body (must equal the body's)",
+        max_chars: None,
+        pattern: None,
+    }],
+    request: Some(&user_cards::INVALIDATE_USER_CARD_BODY),
+    response: &user_cards::USER_CARD_BODY,
+    ciphertext_fields: USER_CARD_CIPHERTEXTS,
+    per_second: RATE_LIMIT_PER_SECOND,
+    summary: "Invalidate a user's membership card (final; answers the card)",
+};
+
 /// `POST /brand/card-member/user-cards/import-by-openid`.
 pub const IMPORT_USER_CARD: Endpoint = Endpoint {
     name: "import_user_card",
@@ -211,6 +231,7 @@ pub const GET_CARD: Endpoint = Endpoint {
 pub const ENDPOINTS: &[&Endpoint] = &[
     &UPDATE_USER_CARD,
     &GET_USER_CARD,
+    &INVALIDATE_USER_CARD,
     &IMPORT_USER_CARD,
     &CREATE_CARD,
     &GET_CARD,

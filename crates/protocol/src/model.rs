@@ -14,5 +14,6 @@ pub use crate::shared::{
     CardType, Ciphertext, CommonField, CommonFieldFlag, CustomField, DateInfo, DateType, UserInfo,
 };
 pub use crate::user_cards::{
-    ImportUserCardRequest, UpdateUserCardRequest, UserCard, UserCardState,
+    ImportUserCardRequest, InvalidateUserCardRequest, UpdateUserCardRequest, UserCard,
+    UserCardState,
 };

@@ -202,6 +202,87 @@ pub(crate) const USER_CARD: &[Field] = &[
     required("modify_time", formatted(32, Format::Rfc3339)),
 ];
 
+/// The body parsed as JSON, with `card_id` taken from the query when the
+/// body has none.
+///
+/// **Decision** (PROTOCOL.md §1, FAMILY.md): `card_id` is read from the
+/// body; copies of the provider's pages put it in the query, so `?card_id=`
+/// is accepted too, and when both are present they must be equal.
+fn body_with_query_card_id(body: &[u8], query_card_id: Option<&str>) -> Result<Value, Violation> {
+    let mut value = parse_json(body)?;
+    if let (Some(query), Value::Object(map)) = (query_card_id, &mut value) {
+        match map.get("card_id") {
+            None | Some(Value::Null) => {
+                map.insert("card_id".to_owned(), Value::String(query.to_owned()));
+            }
+            Some(Value::String(in_body)) if in_body != query => {
+                return Err(Violation::param(
+                    "/card_id",
+                    Location::Query,
+                    "differs from the body",
+                    "card_id in the query differs from card_id in the body".to_owned(),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(value)
+}
+
+/// `POST /brand/card-member/user-cards/{user_card_code}/invalidate`: the
+/// brand invalidates a user's card (FAMILY.md #9); answers the card.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InvalidateUserCardRequest {
+    /// Path: the card's code.
+    #[serde(skip)]
+    pub user_card_code: String,
+    /// The template ID (or `?card_id=`).
+    pub card_id: String,
+    /// The holder.
+    pub openid: String,
+    /// Why, at most 32 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
+}
+
+pub(crate) const INVALIDATE_USER_CARD: &[Field] = &[
+    required("card_id", id(32, true)),
+    required("openid", id(128, false)),
+    optional("invalid_reason", text(32, true)),
+];
+
+/// The body of an invalidation.
+pub const INVALIDATE_USER_CARD_BODY: BodyRules = BodyRules {
+    name: "InvalidateUserCardRequest",
+    description: "The card to invalidate and, optionally, why (at most 32 characters). Invalidating is final; a card already invalid is answered as it is.",
+    fields: INVALIDATE_USER_CARD,
+    relations: no_relations,
+};
+
+impl InvalidateUserCardRequest {
+    /// Parses and validates an invalidation as received: the path's code,
+    /// the raw body, and `card_id` from the query if one was given.
+    pub fn from_request_parts(
+        user_card_code: &str,
+        body: &[u8],
+        query_card_id: Option<&str>,
+    ) -> Result<Self, Violation> {
+        validate_user_card_code(user_card_code)?;
+        let value = body_with_query_card_id(body, query_card_id)?;
+        INVALIDATE_USER_CARD_BODY.validate(&value)?;
+        let mut request: Self = deserialize_validated(value)?;
+        request.user_card_code = user_card_code.to_owned();
+        Ok(request)
+    }
+
+    /// Checks this request against every rule, as the server will.
+    pub fn validate(&self) -> Result<(), Violation> {
+        validate_user_card_code(&self.user_card_code)?;
+        INVALIDATE_USER_CARD_BODY
+            .validate(&serde_json::to_value(self).expect("request types always serialise"))
+    }
+}
+
 /// The body of an update.
 pub const UPDATE_USER_CARD_BODY: BodyRules = BodyRules {
     name: "UpdateUserCardRequest",
@@ -289,32 +370,9 @@ impl UpdateUserCardRequest {
         query_card_id: Option<&str>,
     ) -> Result<Self, Violation> {
         validate_user_card_code(user_card_code)?;
-        let mut value = parse_json(body)?;
-        if let (Some(query), Value::Object(map)) = (query_card_id, &mut value) {
-            match map.get("card_id") {
-                None | Some(Value::Null) => {
-                    map.insert("card_id".to_owned(), Value::String(query.to_owned()));
-                }
-                Some(Value::String(in_body)) if in_body != query => {
-                    return Err(Violation::param(
-                        "/card_id",
-                        Location::Query,
-                        "differs from the body",
-                        "card_id in the query differs from card_id in the body".to_owned(),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
+        let value = body_with_query_card_id(body, query_card_id)?;
         validate_update_body(&value)?;
-        let mut request: Self = serde_json::from_value(value).map_err(|err| {
-            Violation::param(
-                "",
-                Location::Body,
-                "is not valid",
-                format!("the request body is not valid: {err}"),
-            )
-        })?;
+        let mut request: Self = deserialize_validated(value)?;
         request.user_card_code = user_card_code.to_owned();
         Ok(request)
     }

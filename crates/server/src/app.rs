@@ -214,6 +214,7 @@ fn handler(endpoint: &Endpoint) -> MethodRouter<Arc<AppState>> {
     match endpoint.name {
         "update_user_card" => on(method, user_cards::update_user_card),
         "get_user_card" => on(method, user_cards::get_user_card),
+        "invalidate_user_card" => on(method, user_cards::invalidate_user_card),
         "import_user_card" => on(method, user_cards::import_user_card),
         "create_card" => on(method, cards::create_card),
         "get_card" => on(method, cards::get_card),

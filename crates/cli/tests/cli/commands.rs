@@ -408,3 +408,50 @@ async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
     assert!(report["ratio"].as_f64().unwrap() > 0.0);
     assert!(report["server_peak_rss_mib"].as_f64().unwrap() > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_str().unwrap();
+    let output = card_member(
+        args(&[
+            "invalidate",
+            DEV_USER_CARD_CODE,
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            DEV_OPENID,
+            "--reason",
+            "closed",
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(card["user_card_state"], "INVALID");
+    assert_eq!(card["invalid_reason"], "closed");
+    let update = card_member(
+        args(&[
+            "update",
+            DEV_USER_CARD_CODE,
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            DEV_OPENID,
+            "--level",
+            "x",
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(update.status.code(), Some(3));
+}

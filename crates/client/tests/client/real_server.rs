@@ -283,3 +283,31 @@ async fn an_import_is_not_sent_again_after_a_connection_closed_before_any_answer
     assert!(error.may_have_been_applied(), "{error}");
     assert!(!error.is_retryable(), "{error}");
 }
+
+#[tokio::test]
+async fn invalidate_answers_the_invalid_card_and_a_long_reason_is_refused_before_sending() {
+    let server = start_server().await;
+    let client = Client::from_credentials_file(&server.credentials).unwrap();
+    let too_long = "x".repeat(33);
+    let refused = client
+        .user_cards()
+        .invalidate(DEV_USER_CARD_CODE, DEV_CARD_ID, DEV_OPENID, Some(&too_long))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Build(_)), "{refused}");
+    assert_eq!(
+        server.handle.private_key_operations(),
+        0,
+        "nothing was sent"
+    );
+    let card = client
+        .user_cards()
+        .invalidate(DEV_USER_CARD_CODE, DEV_CARD_ID, DEV_OPENID, Some("closed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        card.user_card_state,
+        card_member_client::protocol::model::UserCardState::Invalid
+    );
+    assert_eq!(card.invalid_reason.as_deref(), Some("closed"));
+}

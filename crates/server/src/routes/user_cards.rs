@@ -1,5 +1,6 @@
 //! User cards: update (`PATCH /brand/card-member/user-cards/{code}`), read
-//! (`GET` on the same path) and import (`POST …/user-cards/import-by-openid`).
+//! (`GET` on the same path), invalidate (`POST …/{code}/invalidate`) and
+//! import (`POST …/user-cards/import-by-openid`).
 //!
 //! Each handler validates first, then decrypts the request's ciphertexts
 //! on the blocking pool (one private-key operation each; none when there
@@ -17,8 +18,8 @@ use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis,
 use card_member_protocol::error::Location;
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{
-    Ciphertext, CommonField, DateType, ImportUserCardRequest, UpdateUserCardRequest, UserCard,
-    UserCardState, UserInfo,
+    Ciphertext, CommonField, DateType, ImportUserCardRequest, InvalidateUserCardRequest,
+    UpdateUserCardRequest, UserCard, UserCardState, UserInfo,
 };
 use card_member_protocol::validation::validate_user_card_code;
 use time::{Duration, OffsetDateTime};
@@ -82,6 +83,52 @@ pub(crate) async fn update_user_card(
             StorageError::NotFound => ApiError::card_not_found(),
             StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
             StorageError::CardInvalid => ApiError::card_invalid(),
+            other => storage_error(other),
+        })?;
+    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
+    Ok(super::json_ok(&card))
+}
+
+pub(crate) async fn invalidate_user_card(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    Extension(request_id): Extension<RequestId>,
+    code: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let code = path_code(code)?;
+    let query = query_params(&uri, &["card_id"])?;
+    let request = InvalidateUserCardRequest::from_request_parts(
+        &code,
+        &auth.body,
+        query_value(&query, "card_id"),
+    )
+    .map_err(|violation| ApiError::violation(&violation))?;
+    let key = UserCardKey {
+        brand_id: &auth.brand_id,
+        card_id: &request.card_id,
+        user_card_code: &request.user_card_code,
+    };
+    let now = OffsetDateTime::now_utc();
+    let audit = audit_entry(
+        key,
+        &request_id,
+        now,
+        "invalidate",
+        vec!["user_card_state", "invalid_reason"],
+    );
+    let record = state
+        .storage
+        .invalidate_user_card(
+            key,
+            &request.openid,
+            request.invalid_reason.as_deref(),
+            &audit,
+        )
+        .await
+        .map_err(|err| match err {
+            StorageError::NotFound => ApiError::card_not_found(),
+            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
             other => storage_error(other),
         })?;
     let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;

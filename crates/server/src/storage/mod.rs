@@ -108,6 +108,20 @@ pub(crate) struct UserCardRecord {
 }
 
 impl UserCardRecord {
+    /// Invalidates the card as of `audit` (a card already invalid is left
+    /// as it is); `false` if there was nothing to change.
+    pub(crate) fn invalidate(&mut self, reason: Option<&str>, audit: &AuditEntry) -> bool {
+        if self.state == UserCardState::Invalid {
+            return false;
+        }
+        self.state = UserCardState::Invalid;
+        self.invalid_reason = reason.map(str::to_owned);
+        self.invalid_time = Some(audit.at.clone());
+        self.modify_time.clone_from(&audit.at);
+        self.version += 1;
+        true
+    }
+
     /// How this card is addressed.
     pub(crate) fn key(&self) -> UserCardKey<'_> {
         UserCardKey {
@@ -396,6 +410,17 @@ pub(crate) trait Storage: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError>;
 
+    /// Invalidates the card held by `openid` (state `INVALID`, the reason
+    /// and time), atomically, with its audit record; a card already invalid
+    /// is returned as it is, unchanged. Returns the card as stored.
+    async fn invalidate_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        reason: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError>;
+
     /// The audit trail of one card, oldest first.
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
 
@@ -542,6 +567,16 @@ impl Storage for TimedStorage {
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
         timed!(self, update_user_card(key, openid, patch, audit))
+    }
+
+    async fn invalidate_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        reason: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        timed!(self, invalidate_user_card(key, openid, reason, audit))
     }
 
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {

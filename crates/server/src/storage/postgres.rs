@@ -554,6 +554,30 @@ impl Storage for PostgresStorage {
         Ok(card)
     }
 
+    async fn invalidate_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        reason: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let mut card = select_user_card(&tx, key, true)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        if card.openid != openid {
+            return Err(StorageError::OpenidMismatch);
+        }
+        if card.invalidate(reason, audit) {
+            write_user_card(&tx, &card, false).await?;
+            insert_audit(&tx, audit).await?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(card)
+    }
+
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;

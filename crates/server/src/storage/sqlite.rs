@@ -552,6 +552,26 @@ impl SqliteDb {
         })
     }
 
+    pub(super) fn invalidate_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        reason: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        self.write(|tx| {
+            let mut card = select_user_card(tx, key)?.ok_or(StorageError::NotFound)?;
+            if card.openid != openid {
+                return Err(StorageError::OpenidMismatch);
+            }
+            if card.invalidate(reason, audit) {
+                write_user_card(tx, &card, false)?;
+                insert_audit(tx, audit)?;
+            }
+            Ok(card)
+        })
+    }
+
     pub(super) fn first_use_of_nonce(
         &self,
         brand_id: &str,
@@ -766,6 +786,23 @@ impl Storage for SqliteStorage {
     ) -> Result<UserCardRecord, StorageError> {
         let (id, openid, audit) = (key.to_id(), openid.to_owned(), audit.clone());
         self.run(move |db| db.update_user_card(id.key(), &openid, patch, &audit))
+            .await
+    }
+
+    async fn invalidate_user_card(
+        &self,
+        key: UserCardKey<'_>,
+        openid: &str,
+        reason: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        let (id, openid, reason, audit) = (
+            key.to_id(),
+            openid.to_owned(),
+            reason.map(str::to_owned),
+            audit.clone(),
+        );
+        self.run(move |db| db.invalidate_user_card(id.key(), &openid, reason.as_deref(), &audit))
             .await
     }
 

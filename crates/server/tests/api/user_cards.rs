@@ -159,3 +159,117 @@ async fn import_validates_like_update() {
     response.assert_error(400, "PARAM_ERROR");
     assert_eq!(response.json()["detail"]["field"], "/card_color");
 }
+
+const INVALIDATE: &str = "/brand/card-member/user-cards/478515832665/invalidate";
+
+fn invalidation(openid: &str, reason: Option<&str>) -> Vec<u8> {
+    let mut body = json!({"card_id": CARD_ID, "openid": openid});
+    if let Some(reason) = reason {
+        body["invalid_reason"] = json!(reason);
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+#[tokio::test]
+async fn invalidate_makes_the_card_invalid_with_its_reason_and_time_and_later_updates_are_refused()
+{
+    let app = spawn_app().await;
+    let card = app
+        .send(&app.signed("POST", INVALIDATE, &invalidation(OPENID, Some("会员注销"))))
+        .await
+        .user_card(&app);
+    assert_eq!(
+        card.user_card_state,
+        card_member_protocol::model::UserCardState::Invalid
+    );
+    assert_eq!(card.invalid_reason.as_deref(), Some("会员注销"));
+    assert!(card.invalid_time.is_some());
+    let read = app.get_card().await.user_card(&app);
+    assert_eq!(read, card, "the read answers the invalidated card");
+    app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "后来"}))
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    let trail = app
+        .handle
+        .audit_trail(&app.brand.brand_id, CARD_ID, CODE)
+        .await
+        .unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(last.action, "invalidate");
+    assert_eq!(last.fields, ["user_card_state", "invalid_reason"]);
+}
+
+#[tokio::test]
+async fn invalidating_an_invalid_card_again_answers_it_unchanged() {
+    let app = spawn_app().await;
+    let first = app
+        .send(&app.signed("POST", INVALIDATE, &invalidation(OPENID, Some("first"))))
+        .await
+        .user_card(&app);
+    let again = app
+        .send(&app.signed("POST", INVALIDATE, &invalidation(OPENID, Some("second"))))
+        .await
+        .user_card(&app);
+    assert_eq!(again, first, "the first reason and time stay");
+    let trail = app
+        .handle
+        .audit_trail(&app.brand.brand_id, CARD_ID, CODE)
+        .await
+        .unwrap();
+    let invalidations = trail.iter().filter(|e| e.action == "invalidate").count();
+    assert_eq!(invalidations, 1);
+}
+
+#[tokio::test]
+async fn invalidate_takes_card_id_from_the_query_when_the_body_has_none() {
+    let app = spawn_app().await;
+    let body = serde_json::to_vec(&json!({"openid": OPENID})).unwrap();
+    let card = app
+        .send(&app.signed("POST", &format!("{INVALIDATE}?card_id={CARD_ID}"), &body))
+        .await
+        .user_card(&app);
+    assert_eq!(card.card_id, CARD_ID);
+    let differing = app
+        .send(&app.signed(
+            "POST",
+            &format!("{INVALIDATE}?card_id=other"),
+            &invalidation(OPENID, None),
+        ))
+        .await;
+    differing.assert_error(400, "PARAM_ERROR");
+    assert_eq!(differing.json()["detail"]["field"], "/card_id");
+}
+
+#[tokio::test]
+async fn invalidate_refuses_an_unknown_card_another_holder_another_brand_and_a_long_reason() {
+    let app = spawn_app().await;
+    app.send(&app.signed(
+        "POST",
+        "/brand/card-member/user-cards/NOSUCH/invalidate",
+        &invalidation(OPENID, None),
+    ))
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.send(&app.signed("POST", INVALIDATE, &invalidation("someone-else", None)))
+        .await
+        .assert_error(400, "INVALID_REQUEST");
+    let long = app
+        .send(&app.signed(
+            "POST",
+            INVALIDATE,
+            &invalidation(OPENID, Some(&"长".repeat(33))),
+        ))
+        .await;
+    long.assert_error(400, "PARAM_ERROR");
+    assert_eq!(long.json()["detail"]["field"], "/invalid_reason");
+    let other = app.add_brand("3003003003").await;
+    app.send(&app.sign_as(&other, "POST", INVALIDATE, &invalidation(OPENID, None)))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let card = app.get_card().await.user_card(&app);
+    assert_eq!(
+        card.user_card_state,
+        card_member_protocol::model::UserCardState::Effective,
+        "no refused request changed the card"
+    );
+}
