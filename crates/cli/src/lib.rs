@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use card_member_client::protocol::endpoints;
 use card_member_client::protocol::model::{Ciphertext, CreateCardRequest};
-use card_member_client::{Client, Error, UserCard};
+use card_member_client::{Client, Error, PointsSyncRequest, UserCard, UserFeedRequest};
 use card_member_server::brands::{self, CertificateSource};
 use card_member_server::{Application, LogFormat, Settings};
 use clap::{Args, Parser, Subcommand};
@@ -66,6 +66,12 @@ enum Command {
     /// Create and read card templates.
     #[command(subcommand)]
     Cards(CardsCommand),
+    /// Member activity entries.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+    /// Members' points.
+    #[command(subcommand)]
+    Points(PointsCommand),
     /// Generate key material for trying things out.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -248,6 +254,51 @@ struct GetArgs {
     decrypt: bool,
     #[command(flatten)]
     connect: ConnectArgs,
+}
+
+/// The card a member record is about.
+#[derive(Debug, Args)]
+struct MemberCardArgs {
+    /// The template ID.
+    #[arg(long)]
+    card_id: String,
+    /// The card's code.
+    #[arg(long)]
+    user_card_code: String,
+    /// The holder's openid.
+    #[arg(long)]
+    openid: String,
+    /// The idempotency key: the same key and body answer the first result.
+    #[arg(long)]
+    out_request_no: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum FeedsCommand {
+    #[command(about = endpoints::CREATE_USER_FEED.summary)]
+    Create {
+        #[command(flatten)]
+        card: MemberCardArgs,
+        /// The entry's content (at most 128 characters).
+        #[arg(long)]
+        cell: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PointsCommand {
+    #[command(about = endpoints::SYNC_USER_POINTS.summary)]
+    Sync {
+        #[command(flatten)]
+        card: MemberCardArgs,
+        /// The points balance.
+        #[arg(long)]
+        balance: i64,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -517,6 +568,36 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             ))?;
             print_card(&client, &card, args.decrypt)
         }
+        Command::Feeds(FeedsCommand::Create {
+            card,
+            cell,
+            connect,
+        }) => {
+            let client = connect.client(false)?;
+            let feed = runtime()?.block_on(client.activity().feed(&UserFeedRequest {
+                card_id: card.card_id,
+                user_card_code: card.user_card_code,
+                openid: card.openid,
+                out_request_no: card.out_request_no,
+                cell,
+            }))?;
+            print_json(&feed)
+        }
+        Command::Points(PointsCommand::Sync {
+            card,
+            balance,
+            connect,
+        }) => {
+            let client = connect.client(false)?;
+            let sync = runtime()?.block_on(client.activity().sync_points(&PointsSyncRequest {
+                out_request_no: card.out_request_no,
+                card_id: card.card_id,
+                openid: card.openid,
+                user_card_code: card.user_card_code,
+                point_balance: balance,
+            }))?;
+            print_json(&sync)
+        }
         Command::Invalidate(args) => {
             let client = args.connect.client(false)?;
             let card = runtime()?.block_on(client.user_cards().invalidate(
@@ -683,4 +764,12 @@ fn print_brand(brand: &card_member_server::BrandRecord) {
         serials.join(","),
         if brand.suspended { "\tSUSPENDED" } else { "" }
     );
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("answers serialise")
+    );
+    Ok(())
 }

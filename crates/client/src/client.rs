@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use card_member_protocol::activity::{PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest};
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::encryption::decrypt_field;
 use card_member_protocol::endpoints::{
-    CREATE_CARD, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD, INVALIDATE_USER_CARD,
-    UPDATE_USER_CARD,
+    CREATE_CARD, CREATE_USER_FEED, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD,
+    INVALIDATE_USER_CARD, SYNC_USER_POINTS, UPDATE_USER_CARD,
 };
 use card_member_protocol::error::ErrorBody;
 use card_member_protocol::keys::{PrivateKey, PublicKey};
@@ -133,6 +134,11 @@ impl Client {
     /// Card-template calls.
     pub fn cards(&self) -> Cards<'_> {
         Cards { client: self }
+    }
+
+    /// Member activity and points calls.
+    pub fn activity(&self) -> Activity<'_> {
+        Activity { client: self }
     }
 
     /// The brand this client calls for.
@@ -277,11 +283,9 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            // Reads and updates set state: sending one twice leaves the card
-            // as sending it once. Imports and template creation are not
-            // sent again after an unanswered attempt.
-            let idempotent = matches!(method, "GET" | "PATCH");
-            let delay = self.retry_delay(attempt, &error, idempotent);
+            // The endpoint table says which calls may be sent again after an
+            // unanswered attempt (all but imports).
+            let delay = self.retry_delay(attempt, &error, endpoint.idempotent);
             match delay {
                 Some(delay)
                     if attempt < policy.max_attempts
@@ -512,7 +516,8 @@ impl UserCards<'_> {
             .await
     }
 
-    /// `POST /brand/card-member/user-cards/import-by-openid`.
+    /// `POST /brand/card-member/user-cards/import-by-openid`. Not sent again
+    /// after a connection lost before any answer: it may have been applied.
     pub async fn import(&self, import: &UserCardImport) -> Result<UserCard, Error> {
         let request = import
             .encrypt(&self.client.inner.wechatpay_key)
@@ -570,5 +575,38 @@ mod tests {
         let error = api_error(502, b"<html>bad gateway</html>", Some("X-1".into()), None);
         assert_eq!(error.code, "HTTP_502");
         assert!(error.message.contains("bad gateway"));
+    }
+}
+
+/// Member activity and points calls: `client.activity().feed(...)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Activity<'a> {
+    client: &'a Client,
+}
+
+impl Activity<'_> {
+    /// `POST /brand/card-member/user-feeds`: a member activity entry. The
+    /// same `out_request_no` with the same body answers the first result.
+    pub async fn feed(&self, request: &UserFeedRequest) -> Result<UserFeed, Error> {
+        request
+            .validate()
+            .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
+        let body = serde_json::to_vec(request).expect("request types serialise");
+        self.client
+            .execute(&CREATE_USER_FEED, CREATE_USER_FEED.target(&[]), body)
+            .await
+    }
+
+    /// `POST /brand/card-member/user-points/sync`: a member's points
+    /// balance (10 requests/s). The same `out_request_no` with the same body
+    /// answers the first result.
+    pub async fn sync_points(&self, request: &PointsSyncRequest) -> Result<PointsSync, Error> {
+        request
+            .validate()
+            .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
+        let body = serde_json::to_vec(request).expect("request types serialise");
+        self.client
+            .execute(&SYNC_USER_POINTS, SYNC_USER_POINTS.target(&[]), body)
+            .await
     }
 }

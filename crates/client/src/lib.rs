@@ -54,12 +54,15 @@ mod sensitive;
 
 pub use builder::{ClientBuilder, RetryPolicy};
 pub use card_member_protocol as protocol;
+pub use card_member_protocol::activity::{
+    PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest,
+};
 pub use card_member_protocol::model::{
     Card, CardType, CommonFieldFlag, CreateCardRequest, CustomField, DateInfo, DateType, UserCard,
     UserCardState,
 };
 pub use card_member_protocol::secret::SecretString;
-pub use client::{Cards, Client, SignedRequest, UserCards};
+pub use client::{Activity, Cards, Client, SignedRequest, UserCards};
 pub use error::{ApiError, BuildError, Error, TransportError};
 pub use sensitive::{
     CommonFieldValue, DecryptedFields, UserCardImport, UserCardUpdate, UserInformation,

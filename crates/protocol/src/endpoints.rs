@@ -10,7 +10,7 @@
 //! its resource module, its handler, one SDK method, one CLI command.
 
 use crate::validation::BodyRules;
-use crate::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND, cards, user_cards};
+use crate::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND, activity, cards, user_cards};
 
 /// A path or query parameter.
 #[derive(Debug)]
@@ -51,6 +51,11 @@ pub struct Endpoint {
     pub ciphertext_fields: &'static [&'static str],
     /// Requests per second (and burst) each brand may send here.
     pub per_second: u32,
+    /// Whether the same request sent twice has the effect of sending it
+    /// once (reads; updates, which set fields; invalidation, which is final;
+    /// creations keyed by `out_request_no`): a client may send it again when
+    /// a connection failed before any answer. An import is not.
+    pub idempotent: bool,
     /// What it does, in one line.
     pub summary: &'static str,
 }
@@ -133,6 +138,7 @@ pub const UPDATE_USER_CARD: Endpoint = Endpoint {
     response: &user_cards::USER_CARD_BODY,
     ciphertext_fields: USER_CARD_CIPHERTEXTS,
     per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
     summary: "Update a user's membership card (only the fields sent change)",
 };
 
@@ -162,6 +168,7 @@ pub const GET_USER_CARD: Endpoint = Endpoint {
     response: &user_cards::USER_CARD_BODY,
     ciphertext_fields: USER_CARD_CIPHERTEXTS,
     per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
     summary: "Read a user's membership card",
 };
 
@@ -182,6 +189,7 @@ pub const INVALIDATE_USER_CARD: Endpoint = Endpoint {
     response: &user_cards::USER_CARD_BODY,
     ciphertext_fields: USER_CARD_CIPHERTEXTS,
     per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
     summary: "Invalidate a user's membership card (final; answers the card)",
 };
 
@@ -196,6 +204,7 @@ pub const IMPORT_USER_CARD: Endpoint = Endpoint {
     response: &user_cards::USER_CARD_BODY,
     ciphertext_fields: USER_CARD_CIPHERTEXTS,
     per_second: IMPORT_RATE_LIMIT_PER_SECOND,
+    idempotent: false,
     summary: "Import a user card (10 requests/s per brand)",
 };
 
@@ -210,6 +219,7 @@ pub const CREATE_CARD: Endpoint = Endpoint {
     response: &cards::CARD_BODY,
     ciphertext_fields: &[],
     per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
     summary: "Create a card template (idempotent on out_request_no)",
 };
 
@@ -224,7 +234,38 @@ pub const GET_CARD: Endpoint = Endpoint {
     response: &cards::CARD_BODY,
     ciphertext_fields: &[],
     per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
     summary: "Read a card template",
+};
+
+/// `POST /brand/card-member/user-feeds` (no limit stated for brands: 5/s).
+pub const CREATE_USER_FEED: Endpoint = Endpoint {
+    name: "create_user_feed",
+    method: "POST",
+    path: "/brand/card-member/user-feeds",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&activity::USER_FEED_BODY),
+    response: &activity::USER_FEED_ANSWER_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Post a member activity entry (idempotent on out_request_no)",
+};
+
+/// `POST /brand/card-member/user-points/sync` (10/s, doc 4015897319).
+pub const SYNC_USER_POINTS: Endpoint = Endpoint {
+    name: "sync_user_points",
+    method: "POST",
+    path: "/brand/card-member/user-points/sync",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&activity::POINTS_SYNC_BODY),
+    response: &activity::POINTS_SYNC_ANSWER_BODY,
+    ciphertext_fields: &[],
+    per_second: IMPORT_RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Sync a member's points balance (10 requests/s per brand; idempotent on out_request_no)",
 };
 
 /// Every endpoint, in the order the OpenAPI document lists them.
@@ -235,6 +276,8 @@ pub const ENDPOINTS: &[&Endpoint] = &[
     &IMPORT_USER_CARD,
     &CREATE_CARD,
     &GET_CARD,
+    &CREATE_USER_FEED,
+    &SYNC_USER_POINTS,
 ];
 
 /// The endpoint of a method and path template (as a router matched it).
@@ -277,13 +320,10 @@ mod tests {
     }
 
     #[test]
-    fn import_allows_ten_per_second_and_the_rest_five() {
+    fn import_and_points_sync_allow_ten_per_second_and_the_rest_five() {
+        let ten = ["import_user_card", "sync_user_points"];
         for endpoint in ENDPOINTS {
-            let expected = if endpoint.name == "import_user_card" {
-                10
-            } else {
-                5
-            };
+            let expected = if ten.contains(&endpoint.name) { 10 } else { 5 };
             assert_eq!(endpoint.per_second, expected, "{}", endpoint.name);
         }
     }

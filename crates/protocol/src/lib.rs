@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+pub mod activity;
 pub mod auth;
 pub mod cards;
 pub mod datetime;

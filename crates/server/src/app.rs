@@ -19,7 +19,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::crypto::Crypto;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::routes::{cards, health, user_cards};
+use crate::routes::{activity, cards, health, user_cards};
 use crate::settings::{Database, Settings};
 use crate::storage::{
     AuditEntry, Backend, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError,
@@ -218,6 +218,8 @@ fn handler(endpoint: &Endpoint) -> MethodRouter<Arc<AppState>> {
         "import_user_card" => on(method, user_cards::import_user_card),
         "create_card" => on(method, cards::create_card),
         "get_card" => on(method, cards::get_card),
+        "create_user_feed" => on(method, activity::create_user_feed),
+        "sync_user_points" => on(method, activity::sync_user_points),
         other => panic!("the endpoint {other} has no handler"),
     }
 }

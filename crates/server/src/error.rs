@@ -193,6 +193,15 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn record_key_reused() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            2010,
+            "out_request_no was already used for a different request; send a new one",
+        )
+    }
+
     pub(crate) fn out_request_no_reused() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

@@ -455,3 +455,69 @@ async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
     .await;
     assert_eq!(update.status.code(), Some(3));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feeds_create_and_points_sync_print_what_was_recorded_and_repeat_the_first_answer() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_str().unwrap();
+    let card = [
+        "--card-id",
+        DEV_CARD_ID,
+        "--user-card-code",
+        DEV_USER_CARD_CODE,
+        "--openid",
+        DEV_OPENID,
+        "--credentials",
+        credentials,
+    ];
+    let run = |extra: &[&str]| {
+        let mut all: Vec<&str> = extra.to_vec();
+        all.extend(card);
+        card_member(args(&all), server.dir.path())
+    };
+    let feed = run(&[
+        "feeds",
+        "create",
+        "--out-request-no",
+        "f1",
+        "--cell",
+        "签到",
+    ])
+    .await;
+    assert!(
+        feed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&feed.stderr)
+    );
+    let feed: Value = serde_json::from_slice(&feed.stdout).unwrap();
+    assert_eq!(feed["cell"], "签到");
+    for _ in 0..2 {
+        let sync = run(&[
+            "points",
+            "sync",
+            "--out-request-no",
+            "p1",
+            "--balance",
+            "42",
+        ])
+        .await;
+        assert!(
+            sync.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sync.stderr)
+        );
+        let sync: Value = serde_json::from_slice(&sync.stdout).unwrap();
+        assert_eq!(sync["point_balance"], 42);
+    }
+    let conflict = run(&[
+        "points",
+        "sync",
+        "--out-request-no",
+        "p1",
+        "--balance",
+        "43",
+    ])
+    .await;
+    assert_eq!(conflict.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&conflict.stderr).contains("INVALID_REQUEST"));
+}

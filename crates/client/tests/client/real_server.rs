@@ -311,3 +311,33 @@ async fn invalidate_answers_the_invalid_card_and_a_long_reason_is_refused_before
     );
     assert_eq!(card.invalid_reason.as_deref(), Some("closed"));
 }
+
+#[tokio::test]
+async fn activity_feeds_and_points_syncs_answer_what_was_recorded() {
+    let server = start_server().await;
+    let client = Client::from_credentials_file(&server.credentials).unwrap();
+    let feed = client
+        .activity()
+        .feed(&card_member_client::UserFeedRequest {
+            card_id: DEV_CARD_ID.into(),
+            user_card_code: DEV_USER_CARD_CODE.into(),
+            openid: DEV_OPENID.into(),
+            out_request_no: "sdk-feed".into(),
+            cell: "签到".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(feed.brand_id, client.brand_id());
+    let sync = client
+        .activity()
+        .sync_points(&card_member_client::PointsSyncRequest {
+            out_request_no: "sdk-points".into(),
+            card_id: DEV_CARD_ID.into(),
+            openid: DEV_OPENID.into(),
+            user_card_code: DEV_USER_CARD_CODE.into(),
+            point_balance: 7,
+        })
+        .await
+        .unwrap();
+    assert_eq!(sync.point_balance, 7);
+}

@@ -1,5 +1,6 @@
 //! Handlers, one file per resource, named after the URL.
 
+pub(crate) mod activity;
 pub(crate) mod cards;
 pub(crate) mod health;
 pub(crate) mod user_cards;

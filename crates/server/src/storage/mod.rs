@@ -132,6 +132,18 @@ impl UserCardRecord {
     }
 }
 
+/// Whether a stored card may take a member record for `openid`.
+fn card_takes_records(card: Option<&UserCardRecord>, openid: &str) -> Result<(), StorageError> {
+    let card = card.ok_or(StorageError::NotFound)?;
+    if card.openid != openid {
+        return Err(StorageError::OpenidMismatch);
+    }
+    if card.state == UserCardState::Invalid {
+        return Err(StorageError::CardInvalid);
+    }
+    Ok(())
+}
+
 /// Whether a template, by its stored state (`None`: no such template),
 /// takes new user cards: only an effective one does.
 fn template_takes_cards(state: Option<&str>) -> Result<(), StorageError> {
@@ -249,6 +261,34 @@ pub(crate) struct CardRecord {
     pub(crate) card: Card,
 }
 
+/// A member activity entry or points sync to record once per
+/// `out_request_no` (FAMILY.md #13, #14).
+#[derive(Clone, Debug)]
+pub(crate) struct MemberRecord {
+    pub(crate) brand_id: String,
+    /// `feed` or `points`.
+    pub(crate) kind: &'static str,
+    pub(crate) out_request_no: String,
+    /// SHA-256 of the request as parsed: the same key with another digest
+    /// is another request.
+    pub(crate) request_digest: String,
+    pub(crate) card_id: String,
+    pub(crate) user_card_code: String,
+    pub(crate) openid: String,
+    /// The answer (JSON), stored so that a repeat answers it again.
+    pub(crate) answer: String,
+    pub(crate) created_at: String,
+}
+
+/// What the storage made of a [`MemberRecord`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Recorded now; answer it.
+    First,
+    /// The same request was recorded before: its answer (JSON).
+    Repeated(String),
+}
+
 /// What went wrong in storage.
 #[derive(Debug)]
 pub(crate) enum StorageError {
@@ -266,6 +306,8 @@ pub(crate) enum StorageError {
     TemplateInvalid,
     /// The template's `out_request_no` was used for another template.
     OutRequestNoReused,
+    /// A member record's `out_request_no` was used for another request.
+    RecordKeyReused,
     /// A brand with this ID exists already.
     BrandExists,
     /// The database cannot be reached or written right now (busy, locked,
@@ -285,6 +327,9 @@ impl fmt::Display for StorageError {
             StorageError::HolderHasCard => f.write_str("holder has a card of this template"),
             StorageError::TemplateInvalid => f.write_str("template is invalid"),
             StorageError::OutRequestNoReused => f.write_str("out_request_no reused"),
+            StorageError::RecordKeyReused => {
+                f.write_str("out_request_no reused for another request")
+            }
             StorageError::BrandExists => f.write_str("brand exists already"),
             StorageError::Unavailable(why) => write!(f, "database unavailable: {why}"),
             StorageError::Internal(why) => write!(f, "storage failure: {why}"),
@@ -420,6 +465,12 @@ pub(crate) trait Storage: Send + Sync {
         reason: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError>;
+
+    /// Records a member activity entry or points sync once per
+    /// `out_request_no`, for a card that exists, is held by the record's
+    /// openid and is not invalid.
+    async fn record_member_activity(&self, record: &MemberRecord)
+    -> Result<Recorded, StorageError>;
 
     /// The audit trail of one card, oldest first.
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError>;
@@ -577,6 +628,13 @@ impl Storage for TimedStorage {
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
         timed!(self, invalidate_user_card(key, openid, reason, audit))
+    }
+
+    async fn record_member_activity(
+        &self,
+        record: &MemberRecord,
+    ) -> Result<Recorded, StorageError> {
+        timed!(self, record_member_activity(record))
     }
 
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {

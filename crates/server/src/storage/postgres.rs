@@ -26,9 +26,9 @@ use deadpool_postgres::{
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, NonceAdmission, Storage,
-    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire,
-    template_takes_cards, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, MemberRecord,
+    NonceAdmission, Recorded, Storage, StorageError, UserCardKey, UserCardPatch, UserCardRecord,
+    card_takes_records, decode_json, decode_wire, template_takes_cards, to_json, wire_name,
 };
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
@@ -576,6 +576,64 @@ impl Storage for PostgresStorage {
         }
         tx.commit().await.map_err(classify)?;
         Ok(card)
+    }
+
+    async fn record_member_activity(
+        &self,
+        record: &MemberRecord,
+    ) -> Result<Recorded, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let key = UserCardKey {
+            brand_id: &record.brand_id,
+            card_id: &record.card_id,
+            user_card_code: &record.user_card_code,
+        };
+        // The card's row lock orders concurrent records of one card; the
+        // primary key settles a key sent twice at once.
+        let card = select_user_card(&tx, key, true).await?;
+        let earlier = tx
+            .query_opt(
+                "SELECT request_digest, answer FROM member_records \
+                 WHERE brand_id = $1 AND kind = $2 AND out_request_no = $3",
+                &[&record.brand_id, &record.kind, &record.out_request_no],
+            )
+            .await
+            .map_err(classify)?;
+        if let Some(row) = earlier {
+            let (digest, answer): (String, String) = (row.get(0), row.get(1));
+            return if digest == record.request_digest {
+                Ok(Recorded::Repeated(answer))
+            } else {
+                Err(StorageError::RecordKeyReused)
+            };
+        }
+        card_takes_records(card.as_ref(), &record.openid)?;
+        tx.execute(
+            "INSERT INTO member_records (brand_id, kind, out_request_no, request_digest, card_id, \
+             user_card_code, answer, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &record.brand_id,
+                &record.kind,
+                &record.out_request_no,
+                &record.request_digest,
+                &record.card_id,
+                &record.user_card_code,
+                &record.answer,
+                &record.created_at,
+            ],
+        )
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                StorageError::RecordKeyReused
+            } else {
+                classify(err)
+            }
+        })?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Recorded::First)
     }
 
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {

@@ -29,9 +29,9 @@ use crate::rate_limit::RateLimiter;
 use crate::replay::{ReplayGuard, expiry};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, NonceAdmission, Storage,
-    StorageError, UserCardKey, UserCardPatch, UserCardRecord, decode_json, decode_wire,
-    template_takes_cards, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, MemberRecord,
+    NonceAdmission, Recorded, Storage, StorageError, UserCardKey, UserCardPatch, UserCardRecord,
+    card_takes_records, decode_json, decode_wire, template_takes_cards, to_json, wire_name,
 };
 
 /// How often expired nonces are deleted, in seconds.
@@ -572,6 +572,52 @@ impl SqliteDb {
         })
     }
 
+    pub(super) fn record_member_activity(
+        &self,
+        record: &MemberRecord,
+    ) -> Result<Recorded, StorageError> {
+        self.write(|tx| {
+            let earlier: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT request_digest, answer FROM member_records \
+                     WHERE brand_id = ?1 AND kind = ?2 AND out_request_no = ?3",
+                    params![record.brand_id, record.kind, record.out_request_no],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(classify)?;
+            if let Some((digest, answer)) = earlier {
+                return if digest == record.request_digest {
+                    Ok(Recorded::Repeated(answer))
+                } else {
+                    Err(StorageError::RecordKeyReused)
+                };
+            }
+            let key = UserCardKey {
+                brand_id: &record.brand_id,
+                card_id: &record.card_id,
+                user_card_code: &record.user_card_code,
+            };
+            card_takes_records(select_user_card(tx, key)?.as_ref(), &record.openid)?;
+            tx.execute(
+                "INSERT INTO member_records (brand_id, kind, out_request_no, request_digest, card_id, \
+                 user_card_code, answer, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    record.brand_id,
+                    record.kind,
+                    record.out_request_no,
+                    record.request_digest,
+                    record.card_id,
+                    record.user_card_code,
+                    record.answer,
+                    record.created_at
+                ],
+            )
+            .map_err(classify)?;
+            Ok(Recorded::First)
+        })
+    }
+
     pub(super) fn first_use_of_nonce(
         &self,
         brand_id: &str,
@@ -804,6 +850,14 @@ impl Storage for SqliteStorage {
         );
         self.run(move |db| db.invalidate_user_card(id.key(), &openid, reason.as_deref(), &audit))
             .await
+    }
+
+    async fn record_member_activity(
+        &self,
+        record: &MemberRecord,
+    ) -> Result<Recorded, StorageError> {
+        let record = record.clone();
+        self.run(move |db| db.record_member_activity(&record)).await
     }
 
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {

@@ -1,6 +1,7 @@
 //! The server's API suite: a real server per test, real SQLite, real HTTP
 //! on loopback. Test names state the rule they check.
 
+mod activity;
 mod auth;
 mod cards;
 mod disk_full;

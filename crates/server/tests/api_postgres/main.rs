@@ -1,6 +1,8 @@
 //! The server's API suite (`tests/api`) again, every test on PostgreSQL: a
 //! fresh database per test on the cluster `card-member-testkit` provides.
 
+#[path = "../api/activity.rs"]
+mod activity;
 #[path = "../api/auth.rs"]
 mod auth;
 #[path = "../api/cards.rs"]
