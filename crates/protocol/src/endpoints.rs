@@ -115,6 +115,15 @@ const CARD_ID: Param = Param {
     pattern: None,
 };
 
+/// `?card_id=`, accepted where the body may carry it instead.
+const CARD_ID_IN_QUERY: Param = Param {
+    name: "card_id",
+    required: false,
+    description: "The template ID, if not in the body (must equal the body's)",
+    max_chars: None,
+    pattern: None,
+};
+
 /// The sensitive fields of a user card, in requests and answers.
 const USER_CARD_CIPHERTEXTS: &[&str] = &[
     "/phone_number",
@@ -127,13 +136,7 @@ pub const UPDATE_USER_CARD: Endpoint = Endpoint {
     method: "PATCH",
     path: "/brand/card-member/user-cards/{user_card_code}",
     path_params: &[USER_CARD_CODE],
-    query_params: &[Param {
-        name: "card_id",
-        required: false,
-        description: "The template ID, if not in the body (must equal the body's)",
-        max_chars: None,
-        pattern: None,
-    }],
+    query_params: &[CARD_ID_IN_QUERY],
     request: Some(&user_cards::UPDATE_USER_CARD_BODY),
     response: &user_cards::USER_CARD_BODY,
     ciphertext_fields: USER_CARD_CIPHERTEXTS,
@@ -178,13 +181,7 @@ pub const INVALIDATE_USER_CARD: Endpoint = Endpoint {
     method: "POST",
     path: "/brand/card-member/user-cards/{user_card_code}/invalidate",
     path_params: &[USER_CARD_CODE],
-    query_params: &[Param {
-        name: "card_id",
-        required: false,
-        description: "The template ID, if not in the body (must equal the body's)",
-        max_chars: None,
-        pattern: None,
-    }],
+    query_params: &[CARD_ID_IN_QUERY],
     request: Some(&user_cards::INVALIDATE_USER_CARD_BODY),
     response: &user_cards::USER_CARD_BODY,
     ciphertext_fields: USER_CARD_CIPHERTEXTS,
