@@ -40,6 +40,25 @@ const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
 /// A nonce admitted but not yet written: brand, nonce, expiry.
 type UnsavedNonce = (String, String, i64);
 
+/// Nonces not yet on disk. One being written is not saved until its
+/// transaction commits: a request whose nonce another request's transaction
+/// is writing must wait for that commit (it takes the connection) before it
+/// answers.
+#[derive(Default)]
+struct UnsavedNonces {
+    waiting: Vec<UnsavedNonce>,
+    writing: Vec<UnsavedNonce>,
+}
+
+impl UnsavedNonces {
+    fn holds(&self, brand_id: &str, nonce: &str) -> bool {
+        self.waiting
+            .iter()
+            .chain(&self.writing)
+            .any(|(b, n, _)| b == brand_id && n == nonce)
+    }
+}
+
 /// SQLite storage: a handle on the database, cheap to clone.
 #[derive(Clone)]
 pub(crate) struct SqliteStorage(Arc<SqliteDb>);
@@ -49,8 +68,9 @@ pub(crate) struct SqliteStorage(Arc<SqliteDb>);
 pub(crate) struct SqliteDb {
     connection: Mutex<Connection>,
     replay: ReplayGuard,
-    /// Admitted nonces the next transaction writes.
-    unsaved_nonces: Mutex<Vec<UnsavedNonce>>,
+    /// Admitted nonces not yet on disk: waiting for the next transaction,
+    /// or being written by the one in progress.
+    unsaved_nonces: Mutex<UnsavedNonces>,
     /// When expired nonces were last deleted (Unix seconds).
     nonces_pruned_at: AtomicI64,
     limiter: RateLimiter,
@@ -95,7 +115,7 @@ impl SqliteDb {
         let storage = Self {
             connection: Mutex::new(connection),
             replay: ReplayGuard::default(),
-            unsaved_nonces: Mutex::new(Vec::new()),
+            unsaved_nonces: Mutex::new(UnsavedNonces::default()),
             nonces_pruned_at: AtomicI64::new(0),
             limiter: RateLimiter::default(),
         };
@@ -121,7 +141,7 @@ impl SqliteDb {
         Ok(())
     }
 
-    fn unsaved_nonces(&self) -> MutexGuard<'_, Vec<UnsavedNonce>> {
+    fn unsaved_nonces(&self) -> MutexGuard<'_, UnsavedNonces> {
         self.unsaved_nonces
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -136,7 +156,12 @@ impl SqliteDb {
         work: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut connection = self.lock();
-        let nonces = std::mem::take(&mut *self.unsaved_nonces());
+        let nonces = {
+            let mut unsaved = self.unsaved_nonces();
+            let nonces = std::mem::take(&mut unsaved.waiting);
+            unsaved.writing.clone_from(&nonces);
+            nonces
+        };
         let result = (|| {
             let tx = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -146,8 +171,10 @@ impl SqliteDb {
             tx.commit().map_err(classify)?;
             Ok(value)
         })();
-        if result.is_err() && !nonces.is_empty() {
-            self.unsaved_nonces().extend(nonces);
+        let mut unsaved = self.unsaved_nonces();
+        unsaved.writing.clear();
+        if result.is_err() {
+            unsaved.waiting.extend(nonces);
         }
         result
     }
@@ -628,8 +655,11 @@ impl SqliteDb {
         if !self.replay.first_use(brand_id, nonce, timestamp, now) {
             return Ok(NonceAdmission::Replayed);
         }
-        self.unsaved_nonces()
-            .push((brand_id.to_owned(), nonce.to_owned(), expiry(timestamp)));
+        self.unsaved_nonces().waiting.push((
+            brand_id.to_owned(),
+            nonce.to_owned(),
+            expiry(timestamp),
+        ));
         Ok(NonceAdmission::Unsaved)
     }
 
@@ -644,10 +674,7 @@ impl SqliteDb {
 
     /// Admitted nonces are waiting or written: one not waiting is written.
     pub(super) fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
-        !self
-            .unsaved_nonces()
-            .iter()
-            .any(|(b, n, _)| b == brand_id && n == nonce)
+        !self.unsaved_nonces().holds(brand_id, nonce)
     }
 
     pub(super) fn take_rate_slot(
@@ -894,5 +921,43 @@ impl Storage for SqliteStorage {
         per_second: u32,
     ) -> Result<Result<(), Duration>, StorageError> {
         self.0.take_rate_slot(brand_id, endpoint, per_second)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
+        let now = unix_now();
+        assert_eq!(
+            db.first_use_of_nonce("b", "n", now, now).unwrap(),
+            NonceAdmission::Unsaved
+        );
+        db.write(|_| {
+            assert!(
+                !db.nonce_saved("b", "n"),
+                "being written is not yet saved: its request must not answer"
+            );
+            Ok(())
+        })
+        .unwrap();
+        assert!(db.nonce_saved("b", "n"), "saved once committed");
+    }
+
+    #[test]
+    fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
+        let now = unix_now();
+        db.first_use_of_nonce("b", "n", now, now).unwrap();
+        let failed: Result<(), _> = db.write(|_| Err(StorageError::NotFound));
+        assert!(failed.is_err());
+        assert!(!db.nonce_saved("b", "n"));
+        db.record_nonce("b", "n").unwrap();
+        assert!(db.nonce_saved("b", "n"));
     }
 }
