@@ -181,6 +181,12 @@ impl Metrics {
         code: &str,
         latency: Duration,
     ) {
+        // A client may send any method token: only the standard ones are
+        // labels of their own, so that made-up methods cannot grow the set.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
@@ -295,6 +301,20 @@ mod tests {
         assert!(text.contains("card_member_rate_limited_total 3"), "{text}");
         assert!(text.contains("card_member_rate_limited_brands 2"), "{text}");
         assert!(!text.contains("1001"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let metrics = Metrics::default();
+        for i in 0..100 {
+            metrics.request(&format!("X{i}"), "(unmatched)", 405, "", Duration::ZERO);
+        }
+        let text = metrics.render(0);
+        assert!(
+            text.contains("method=\"OTHER\",status=\"405\",code=\"\"} 100"),
+            "{text}"
+        );
+        assert!(!text.contains("X1"), "{text}");
     }
 
     #[test]
