@@ -286,20 +286,26 @@ async fn send(
 
 /// The database histogram's sum (seconds) and count, from `/metrics`.
 async fn database_totals(http: &reqwest::Client, base_url: &str) -> (f64, f64) {
-    let text = match http.get(format!("{base_url}/metrics")).send().await {
+    let text = metrics_text(http, base_url).await;
+    (
+        metric_value(&text, "card_member_database_duration_seconds_sum").unwrap_or(0.0),
+        metric_value(&text, "card_member_database_duration_seconds_count").unwrap_or(0.0),
+    )
+}
+
+/// The server's `/metrics` text (empty if it did not answer).
+pub(crate) async fn metrics_text(http: &reqwest::Client, base_url: &str) -> String {
+    match http.get(format!("{base_url}/metrics")).send().await {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => String::new(),
-    };
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (
-        value("card_member_database_duration_seconds_sum "),
-        value("card_member_database_duration_seconds_count "),
-    )
+    }
+}
+
+/// The value of an unlabelled metric in a `/metrics` text.
+pub(crate) fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// Time of one operation, the median of `rounds` rounds of `batch`.

@@ -30,7 +30,10 @@ use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::{Value, json};
 
 use crate::CliError;
-use crate::bench::{cpu_seconds, percentile, random_nonce, rss_mib, start_server, unix_now};
+use crate::bench::{
+    cpu_seconds, metric_value, metrics_text, percentile, random_nonce, rss_mib, start_server,
+    unix_now,
+};
 
 /// What the flood sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -134,16 +137,9 @@ fn random_digits() -> String {
     format!("{:010}", u64::from_le_bytes(bytes) % 10_000_000_000)
 }
 
-/// A `/metrics` value.
+/// A `/metrics` value (NaN if the server does not report it).
 async fn metric(http: &reqwest::Client, base_url: &str, name: &str) -> f64 {
-    let text = match http.get(format!("{base_url}/metrics")).send().await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(f64::NAN)
+    metric_value(&metrics_text(http, base_url).await, name).unwrap_or(f64::NAN)
 }
 
 /// Runs the measurement and prints its report.

@@ -90,9 +90,6 @@ struct UnsavedNonce {
 impl UnsavedNonce {
     async fn save(mut self) -> Result<(), ApiError> {
         self.saved = true;
-        if self.storage.nonce_saved(&self.brand_id, &self.nonce) {
-            return Ok(());
-        }
         self.storage
             .record_nonce(&self.brand_id, &self.nonce)
             .await

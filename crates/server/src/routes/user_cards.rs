@@ -21,7 +21,7 @@ use card_member_protocol::model::{
     Ciphertext, CommonField, DateType, ImportUserCardRequest, InvalidateUserCardRequest,
     UpdateUserCardRequest, UserCard, UserCardState, UserInfo,
 };
-use card_member_protocol::validation::validate_user_card_code;
+use card_member_protocol::validation::{Violation, validate_user_card_code};
 use time::{Duration, OffsetDateTime};
 
 use crate::app::{AppState, run_blocking, storage_error};
@@ -44,14 +44,7 @@ pub(crate) async fn update_user_card(
     code: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let code = path_code(code)?;
-    let query = query_params(&uri, &["card_id"])?;
-    let request = UpdateUserCardRequest::from_request_parts(
-        &code,
-        &auth.body,
-        query_value(&query, "card_id"),
-    )
-    .map_err(|violation| ApiError::violation(&violation))?;
+    let request = card_request(code, &uri, &auth, UpdateUserCardRequest::from_request_parts)?;
     let key = UserCardKey {
         brand_id: &auth.brand_id,
         card_id: &request.card_id,
@@ -96,14 +89,12 @@ pub(crate) async fn invalidate_user_card(
     code: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let code = path_code(code)?;
-    let query = query_params(&uri, &["card_id"])?;
-    let request = InvalidateUserCardRequest::from_request_parts(
-        &code,
-        &auth.body,
-        query_value(&query, "card_id"),
-    )
-    .map_err(|violation| ApiError::violation(&violation))?;
+    let request = card_request(
+        code,
+        &uri,
+        &auth,
+        InvalidateUserCardRequest::from_request_parts,
+    )?;
     let key = UserCardKey {
         brand_id: &auth.brand_id,
         card_id: &request.card_id,
@@ -252,6 +243,21 @@ pub(crate) async fn import_user_card(
         })?;
     let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
     Ok(super::json_ok(&card))
+}
+
+/// A request on one card (`…/user-cards/{code}[/…]`) with a body that may
+/// take `card_id` from the query instead: `parse` gets the path's code, the
+/// body and `?card_id=`, the only query parameter allowed.
+fn card_request<R>(
+    code: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    auth: &Authenticated,
+    parse: impl FnOnce(&str, &[u8], Option<&str>) -> Result<R, Violation>,
+) -> Result<R, ApiError> {
+    let code = path_code(code)?;
+    let query = query_params(uri, &["card_id"])?;
+    parse(&code, &auth.body, query_value(&query, "card_id"))
+        .map_err(|violation| ApiError::violation(&violation))
 }
 
 fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {

@@ -662,6 +662,10 @@ impl Storage for TimedStorage {
     }
 
     async fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
+        // Usually a change's transaction wrote it already: no database call.
+        if self.nonce_saved(brand_id, nonce) {
+            return Ok(());
+        }
         timed!(self, record_nonce(brand_id, nonce))
     }
 
