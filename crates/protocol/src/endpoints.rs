@@ -78,11 +78,6 @@ impl Endpoint {
             .collect::<Vec<_>>()
             .join("/")
     }
-
-    /// A name for its rate-limit bucket: method and path template.
-    pub fn bucket(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
 }
 
 /// Percent-encodes a path segment: everything but unreserved characters

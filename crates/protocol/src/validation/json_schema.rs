@@ -58,35 +58,10 @@ pub(super) fn object_schema(fields: &[Field]) -> Value {
     })
 }
 
-/// JSON Schemas of the bodies, by name (each body's [`BodyRules`] makes
-/// its own; these keep the names callers used before the split).
+/// The JSON Schema of what is not a body's rule table: the error body.
+/// (Each body's [`BodyRules`](super::BodyRules) makes its own.)
 pub mod schema {
     use serde_json::{Value, json};
-
-    /// The body of `PATCH /brand/card-member/user-cards/{user_card_code}`.
-    pub fn update_user_card_request() -> Value {
-        crate::user_cards::UPDATE_USER_CARD_BODY.json_schema()
-    }
-
-    /// The body of `POST /brand/card-member/user-cards/import-by-openid`.
-    pub fn import_user_card_request() -> Value {
-        crate::user_cards::IMPORT_USER_CARD_BODY.json_schema()
-    }
-
-    /// The body of `POST /brand/card-member/cards`.
-    pub fn create_card_request() -> Value {
-        crate::cards::CREATE_CARD_BODY.json_schema()
-    }
-
-    /// A user card, as every user-card endpoint answers it.
-    pub fn user_card() -> Value {
-        crate::user_cards::USER_CARD_BODY.json_schema()
-    }
-
-    /// A card template, as answered.
-    pub fn card() -> Value {
-        crate::cards::CARD_BODY.json_schema()
-    }
 
     /// The error body of every error answer.
     pub fn error_body() -> Value {
