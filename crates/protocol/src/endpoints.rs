@@ -9,8 +9,12 @@
 //! served. Adding an endpoint: its description here, its types and rules in
 //! its resource module, its handler, one SDK method, one CLI command.
 
-use crate::validation::BodyRules;
-use crate::{IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND, activity, cards, user_cards};
+use crate::shared::MAX_PAGE_SIZE;
+use crate::validation::{BodyRules, Field, Kind, no_relations, required};
+use crate::{
+    IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND, activity, cards, media, membership,
+    user_cards,
+};
 
 /// A path or query parameter.
 #[derive(Debug)]
@@ -118,6 +122,74 @@ const CARD_ID_IN_QUERY: Param = Param {
     max_chars: None,
     pattern: None,
 };
+
+const OFFSET: Param = Param {
+    name: "offset",
+    required: false,
+    description: "From 0 (default 0)",
+    max_chars: Some(10),
+    pattern: Some("^[0-9]+$"),
+};
+
+const LIMIT: Param = Param {
+    name: "limit",
+    required: false,
+    description: "1 to 20 (default 20)",
+    max_chars: Some(2),
+    pattern: Some("^[0-9]+$"),
+};
+
+/// A page of templates.
+const CARD_PAGE: BodyRules = page_rules("CardPage", &CARD_PAGE_FIELDS);
+const CARD_PAGE_FIELDS: [Field; 4] = page_fields(&CARD_ITEM);
+const CARD_ITEM: Kind = Kind::Obj(cards::CARD);
+
+/// A page of user cards.
+const USER_CARD_PAGE: BodyRules = page_rules("UserCardPage", &USER_CARD_PAGE_FIELDS);
+const USER_CARD_PAGE_FIELDS: [Field; 4] = page_fields(&USER_CARD_ITEM);
+const USER_CARD_ITEM: Kind = Kind::Obj(user_cards::USER_CARD);
+
+const fn page_fields(item: &'static Kind) -> [Field; 4] {
+    [
+        required(
+            "data",
+            Kind::Arr {
+                item,
+                max_items: MAX_PAGE_SIZE as usize,
+            },
+        ),
+        required(
+            "total_count",
+            Kind::Int {
+                min: 0,
+                max: i64::MAX,
+            },
+        ),
+        required(
+            "offset",
+            Kind::Int {
+                min: 0,
+                max: i32::MAX as i64,
+            },
+        ),
+        required(
+            "limit",
+            Kind::Int {
+                min: 1,
+                max: MAX_PAGE_SIZE,
+            },
+        ),
+    ]
+}
+
+const fn page_rules(name: &'static str, fields: &'static [Field]) -> BodyRules {
+    BodyRules {
+        name,
+        description: "One page: the items (newest first), how many match in all, and the offset and limit asked for.",
+        fields,
+        relations: no_relations,
+    }
+}
 
 /// The sensitive fields of a user card, in requests and answers.
 const USER_CARD_CIPHERTEXTS: &[&str] = &[
@@ -230,6 +302,157 @@ pub const GET_CARD: Endpoint = Endpoint {
     summary: "Read a card template",
 };
 
+/// `GET /brand/card-member/cards?state=&offset=&limit=`.
+pub const LIST_CARDS: Endpoint = Endpoint {
+    name: "list_cards",
+    method: "GET",
+    path: "/brand/card-member/cards",
+    path_params: &[],
+    query_params: &[
+        Param {
+            name: "state",
+            required: false,
+            description: "CARD_EFFECTIVE or CARD_INVALID; all when absent",
+            max_chars: Some(16),
+            pattern: Some("^(CARD_EFFECTIVE|CARD_INVALID)$"),
+        },
+        OFFSET,
+        LIMIT,
+    ],
+    request: None,
+    response: &CARD_PAGE,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "List the brand's card templates, newest first",
+};
+
+/// `PATCH /brand/card-member/cards/{card_id}`.
+pub const UPDATE_CARD: Endpoint = Endpoint {
+    name: "update_card",
+    method: "PATCH",
+    path: "/brand/card-member/cards/{card_id}",
+    path_params: &[CARD_ID],
+    query_params: &[],
+    request: Some(&cards::UPDATE_CARD_BODY),
+    response: &cards::CARD_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Change a card template (only the fields sent change)",
+};
+
+/// `POST /brand/card-member/cards/{card_id}/invalidate` (no body).
+pub const INVALIDATE_CARD: Endpoint = Endpoint {
+    name: "invalidate_card",
+    method: "POST",
+    path: "/brand/card-member/cards/{card_id}/invalidate",
+    path_params: &[CARD_ID],
+    query_params: &[],
+    request: None,
+    response: &cards::CARD_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Invalidate a card template (final: no new tokens or imports)",
+};
+
+/// `GET /brand/card-member/user-cards?openid=&user_card_state=&offset=&limit=`.
+pub const LIST_USER_CARDS: Endpoint = Endpoint {
+    name: "list_user_cards",
+    method: "GET",
+    path: "/brand/card-member/user-cards",
+    path_params: &[],
+    query_params: &[
+        Param {
+            name: "openid",
+            required: true,
+            description: "The user",
+            max_chars: Some(128),
+            pattern: None,
+        },
+        Param {
+            name: "user_card_state",
+            required: false,
+            description: "UNACTIVATED, EFFECTIVE, EXPIRED or INVALID (as read now); all when absent",
+            max_chars: Some(16),
+            pattern: Some("^(UNACTIVATED|EFFECTIVE|EXPIRED|INVALID)$"),
+        },
+        OFFSET,
+        LIMIT,
+    ],
+    request: None,
+    response: &USER_CARD_PAGE,
+    ciphertext_fields: &[
+        "/data/-/phone_number",
+        "/data/-/user_information/common_field_list/-/value",
+    ],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "List a user's cards under the brand, newest first",
+};
+
+/// `POST /brand/card-member/pre-auth-tokens`.
+pub const CREATE_PRE_AUTH_TOKEN: Endpoint = Endpoint {
+    name: "create_pre_auth_token",
+    method: "POST",
+    path: "/brand/card-member/pre-auth-tokens",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&membership::PRE_AUTH_TOKEN_BODY),
+    response: &membership::PRE_AUTH_TOKEN_ANSWER_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Get a one-hour token that opens the membership component for a user",
+};
+
+/// `POST /brand/card-member/user-cards/{user_card_code}/confirm`.
+pub const CONFIRM_USER_CARD: Endpoint = Endpoint {
+    name: "confirm_user_card",
+    method: "POST",
+    path: "/brand/card-member/user-cards/{user_card_code}/confirm",
+    path_params: &[USER_CARD_CODE],
+    query_params: &[CARD_ID_IN_QUERY],
+    request: Some(&membership::CONFIRM_USER_CARD_BODY),
+    response: &user_cards::USER_CARD_BODY,
+    ciphertext_fields: USER_CARD_CIPHERTEXTS,
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Report the outcome of a sign-up (the card turns EFFECTIVE or INVALID)",
+};
+
+/// `POST /brand/card-member/user-points/exchange-coupon/confirm`.
+pub const CONFIRM_POINT_EXCHANGE: Endpoint = Endpoint {
+    name: "confirm_point_exchange",
+    method: "POST",
+    path: "/brand/card-member/user-points/exchange-coupon/confirm",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&membership::EXCHANGE_CONFIRM_BODY),
+    response: &membership::EXCHANGE_RESULT_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Allow or reject a member's points-for-coupon request",
+};
+
+/// `POST /brand/card-member/media/image-upload` (multipart; the signature
+/// covers the `meta` part).
+pub const UPLOAD_IMAGE: Endpoint = Endpoint {
+    name: "upload_image",
+    method: "POST",
+    path: "/brand/card-member/media/image-upload",
+    path_params: &[],
+    query_params: &[],
+    request: Some(&media::IMAGE_META_BODY),
+    response: &media::IMAGE_UPLOAD_BODY,
+    ciphertext_fields: &[],
+    per_second: RATE_LIMIT_PER_SECOND,
+    idempotent: true,
+    summary: "Upload a card image (JPG, PNG or BMP, at most 2 MiB); answers its permanent URL",
+};
+
 /// `POST /brand/card-member/user-feeds` (no limit stated for brands: 5/s).
 pub const CREATE_USER_FEED: Endpoint = Endpoint {
     name: "create_user_feed",
@@ -270,7 +493,21 @@ pub const ENDPOINTS: &[&Endpoint] = &[
     &GET_CARD,
     &CREATE_USER_FEED,
     &SYNC_USER_POINTS,
+    &LIST_CARDS,
+    &UPDATE_CARD,
+    &INVALIDATE_CARD,
+    &LIST_USER_CARDS,
+    &CREATE_PRE_AUTH_TOKEN,
+    &CONFIRM_USER_CARD,
+    &CONFIRM_POINT_EXCHANGE,
+    &UPLOAD_IMAGE,
 ];
+
+/// Whether the endpoint's request is multipart (the image upload): its
+/// signature covers the `meta` part, not the body.
+pub fn is_multipart(endpoint: &Endpoint) -> bool {
+    endpoint.name == UPLOAD_IMAGE.name
+}
 
 /// The endpoint of a method and path template (as a router matched it).
 pub fn find(method: &str, path: &str) -> Option<&'static Endpoint> {

@@ -62,6 +62,8 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keys;
+pub mod media;
+pub mod membership;
 pub mod model;
 pub mod nonce;
 pub mod response;

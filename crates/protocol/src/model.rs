@@ -8,10 +8,17 @@
 //! public key in requests, under the brand certificate's key in responses.
 
 pub use crate::cards::{
-    Card, CardState, CodeMode, CreateCardRequest, CustomFieldDefinition, UserInformationForm,
+    Card, CardDefinition, CardState, CodeMode, CodeType, CreateCardRequest, CustomFieldDefinition,
+    CustomFieldType, JumpInformation, PurchaseInformation, UpdateCardRequest, UserInformationForm,
+};
+pub use crate::media::{ImageMeta, ImageType, ImageUpload};
+pub use crate::membership::{
+    ConfirmUserCardRequest, ExchangeCouponConfirmRequest, ExchangeCouponResult, ExchangeDecision,
+    ExchangeState, PreAuthToken, PreAuthTokenRequest, UserCardConfirmState,
 };
 pub use crate::shared::{
-    CardType, Ciphertext, CommonField, CommonFieldFlag, CustomField, DateInfo, DateType, UserInfo,
+    CardType, Ciphertext, CommonField, CommonFieldFlag, CustomField, DateInfo, DateType, ListQuery,
+    Page, UserInfo,
 };
 pub use crate::user_cards::{
     ImportUserCardRequest, InvalidateUserCardRequest, UpdateUserCardRequest, UserCard,

@@ -224,6 +224,13 @@ pub(crate) const CARD_TYPES: &[&str] = &["PURCHASE", "NORMAL", "BALANCE"];
 /// Checks the rules that tie fields of `valid_date_information` and
 /// `user_information` together. Runs after the schema walk.
 pub(crate) fn check_relations(body: &Map<String, Value>) -> Result<(), Violation> {
+    check_validity(body)?;
+    check_common_field_names(body)
+}
+
+/// `valid_date_information`: the type's own fields are present, and a time
+/// range ends after it begins.
+pub(crate) fn check_validity(body: &Map<String, Value>) -> Result<(), Violation> {
     if let Some(Value::Object(date)) = body.get("valid_date_information") {
         let pointer = |name: &str| format!("/valid_date_information/{name}");
         match date.get("type").and_then(Value::as_str) {
@@ -272,6 +279,11 @@ pub(crate) fn check_relations(body: &Map<String, Value>) -> Result<(), Violation
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// What a user filled in names each platform field once.
+fn check_common_field_names(body: &Map<String, Value>) -> Result<(), Violation> {
     if let Some(Value::Object(info)) = body.get("user_information")
         && let Some(Value::Array(list)) = info.get("common_field_list")
     {
@@ -291,4 +303,95 @@ pub(crate) fn check_relations(body: &Map<String, Value>) -> Result<(), Violation
         }
     }
     Ok(())
+}
+
+/// One page of a list (FAMILY.md "Lists"): the items, how many match in
+/// all, and the page asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// How many items match the filter in all.
+    pub total_count: i64,
+    /// The offset asked for.
+    pub offset: i64,
+    /// The page size asked for.
+    pub limit: i64,
+}
+
+/// The most items a page may have.
+pub const MAX_PAGE_SIZE: i64 = 20;
+
+/// A list's paging and filter, read from the query string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    /// The state filter's value, if given (already checked against the
+    /// allowed values).
+    pub state: Option<String>,
+    /// From 0.
+    pub offset: i64,
+    /// 1..=20.
+    pub limit: i64,
+}
+
+impl ListQuery {
+    /// Reads `offset`, `limit` and the filter `state_name` (one of
+    /// `states`) from the query's pairs (already known to hold only allowed
+    /// names, each once). **Decision**: `offset` defaults to 0 and `limit`
+    /// to 20 when absent.
+    pub fn from_pairs(
+        pairs: &[(String, String)],
+        state_name: &str,
+        states: &[&str],
+    ) -> Result<Self, Violation> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        let number = |name: &str, min: i64, max: i64, default: i64| match get(name) {
+            None => Ok(default),
+            Some(text) => match text.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(Violation::param(
+                    &format!("/{name}"),
+                    Location::Query,
+                    "is out of range",
+                    format!("{name} must be an integer from {min} to {max}"),
+                )
+                .with_value(Some(Value::String(text.chars().take(32).collect())))),
+            },
+        };
+        let offset = number("offset", 0, i64::from(i32::MAX), 0)?;
+        let limit = number("limit", 1, MAX_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let state = match get(state_name) {
+            None | Some("") => None,
+            Some(value) if states.contains(&value) => Some(value.to_owned()),
+            Some(value) => {
+                return Err(Violation::param(
+                    &format!("/{state_name}"),
+                    Location::Query,
+                    "is not an allowed value",
+                    format!("{state_name} must be one of {}", states.join(", ")),
+                )
+                .with_value(Some(Value::String(value.chars().take(32).collect()))));
+            }
+        };
+        Ok(Self {
+            state,
+            offset,
+            limit,
+        })
+    }
+
+    /// The query string of this page (without `?`), the filter under
+    /// `state_name`.
+    pub fn to_query(&self, state_name: &str) -> String {
+        let mut query = format!("offset={}&limit={}", self.offset, self.limit);
+        if let Some(state) = &self.state {
+            query = format!("{state_name}={state}&{query}");
+        }
+        query
+    }
 }

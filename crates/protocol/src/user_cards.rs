@@ -208,7 +208,10 @@ pub(crate) const USER_CARD: &[Field] = &[
 /// **Decision** (PROTOCOL.md §1, FAMILY.md): `card_id` is read from the
 /// body; copies of the provider's pages put it in the query, so `?card_id=`
 /// is accepted too, and when both are present they must be equal.
-fn body_with_query_card_id(body: &[u8], query_card_id: Option<&str>) -> Result<Value, Violation> {
+pub(crate) fn body_with_query_card_id(
+    body: &[u8],
+    query_card_id: Option<&str>,
+) -> Result<Value, Violation> {
     let mut value = parse_json(body)?;
     if let (Some(query), Value::Object(map)) = (query_card_id, &mut value) {
         match map.get("card_id") {

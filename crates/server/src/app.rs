@@ -19,7 +19,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::crypto::Crypto;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::routes::{activity, cards, health, user_cards};
+use crate::routes::{activity, cards, health, media, membership, user_cards};
 use crate::settings::{Database, Settings};
 use crate::storage::{
     AuditEntry, Backend, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError,
@@ -34,6 +34,9 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
+    /// The server's URL as its clients reach it (`public_url`, or the
+    /// listen address), for the image URLs it answers.
+    pub(crate) public_url: String,
     brands: BrandDirectory,
 }
 
@@ -218,6 +221,14 @@ fn handler(endpoint: &Endpoint) -> MethodRouter<Arc<AppState>> {
         "import_user_card" => on(method, user_cards::import_user_card),
         "create_card" => on(method, cards::create_card),
         "get_card" => on(method, cards::get_card),
+        "list_cards" => on(method, cards::list_cards),
+        "update_card" => on(method, cards::update_card),
+        "invalidate_card" => on(method, cards::invalidate_card),
+        "list_user_cards" => on(method, user_cards::list_user_cards),
+        "create_pre_auth_token" => on(method, membership::create_pre_auth_token),
+        "confirm_user_card" => on(method, membership::confirm_user_card),
+        "confirm_point_exchange" => on(method, membership::confirm_point_exchange),
+        "upload_image" => on(method, media::upload_image),
         "create_user_feed" => on(method, activity::create_user_feed),
         "sync_user_points" => on(method, activity::sync_user_points),
         other => panic!("the endpoint {other} has no handler"),
@@ -245,6 +256,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         router = router.route(endpoint.path, api(handler(endpoint)));
     }
     router
+        .route(
+            &format!("{}/{{media_id}}", media::MEDIA_PATH),
+            get(media::serve_image),
+        )
         .route("/healthz", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
@@ -306,7 +321,7 @@ impl Application {
                 "serving plain HTTP on a non-loopback address: set tls_cert and tls_key, or put a TLS proxy in front"
             );
         }
-        let (state, credentials) = prepare(&settings, address).await?;
+        let (state, credentials) = prepare(&settings, address, tls.is_some()).await?;
         Ok(Self {
             listener,
             state: Arc::new(state),
@@ -360,6 +375,19 @@ impl Application {
     }
 }
 
+/// A user card the member's side made or acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedUp {
+    /// The brand.
+    pub brand_id: String,
+    /// The template.
+    pub card_id: String,
+    /// The card's code.
+    pub user_card_code: String,
+    /// The holder.
+    pub openid: String,
+}
+
 /// Inspects a running server.
 #[derive(Clone)]
 pub struct ServerHandle {
@@ -375,6 +403,44 @@ impl ServerHandle {
     /// The WeChat Pay public key ID the server signs responses under.
     pub fn wechatpay_public_key_id(&self) -> String {
         self.state.crypto.wechatpay_public_key_id().to_owned()
+    }
+
+    /// The member's side: a user signs up with a pre-authorization token
+    /// (the card is `UNACTIVATED` until the brand confirms).
+    pub async fn sign_up(
+        &self,
+        token: &str,
+        form: crate::member::SignUpForm,
+    ) -> Result<SignedUp, crate::member::MemberError> {
+        let card = crate::member::sign_up(&self.state, token, form).await?;
+        Ok(SignedUp {
+            brand_id: card.brand_id,
+            card_id: card.card_id,
+            user_card_code: card.user_card_code,
+            openid: card.openid,
+        })
+    }
+
+    /// The member's side: a member asks to trade points for a coupon; the
+    /// request's `record_id`, which the brand decides on.
+    pub async fn request_point_exchange(
+        &self,
+        card: &SignedUp,
+        exchange_coupon_template_id: &str,
+        deduct_points: i64,
+    ) -> Result<String, crate::member::MemberError> {
+        crate::member::request_point_exchange(
+            &self.state,
+            UserCardKey {
+                brand_id: &card.brand_id,
+                card_id: &card.card_id,
+                user_card_code: &card.user_card_code,
+            },
+            &card.openid,
+            exchange_coupon_template_id,
+            deduct_points,
+        )
+        .await
     }
 
     /// The audit trail of one card, oldest first.
@@ -432,6 +498,7 @@ pub(crate) async fn open_storage(settings: &Settings) -> Result<(Backend, bool),
 async fn prepare(
     settings: &Settings,
     address: SocketAddr,
+    tls: bool,
 ) -> Result<(AppState, Option<PathBuf>), StartError> {
     let (backend, fresh) = open_storage(settings).await?;
     let keys_settings = settings.clone();
@@ -463,16 +530,22 @@ async fn prepare(
         backend,
         metrics: Some(Arc::clone(&metrics)),
     };
+    let public_url = match &settings.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let host = if address.ip().is_unspecified() {
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+            } else {
+                address
+            };
+            format!("{}://{host}", if tls { "https" } else { "http" })
+        }
+    };
     let credentials = if fresh && settings.dev_bootstrap {
-        let host = if address.ip().is_unspecified() {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
-        } else {
-            address
-        };
         let path = bootstrap::create_dev_setup(
             &storage,
             &settings.data_dir,
-            &format!("http://{host}"),
+            &public_url,
             &wechatpay_key,
             &key_id,
         )
@@ -488,6 +561,7 @@ async fn prepare(
         metrics,
         body_limit: settings.body_limit_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout_secs),
+        public_url,
         brands: BrandDirectory::default(),
     };
     Ok((state, credentials))

@@ -31,6 +31,8 @@ use card_member_protocol::auth::Authorization;
 use card_member_protocol::endpoints;
 use card_member_protocol::response::HEADER_SERIAL;
 
+use card_member_protocol::media::MAX_IMAGE_BYTES;
+
 use crate::app::{AppState, storage_error};
 use crate::error::ApiError;
 use crate::storage::{BrandCertificate, NonceAdmission, Storage, TimedStorage};
@@ -41,8 +43,10 @@ pub(crate) struct Authenticated {
     pub(crate) brand_id: String,
     /// The certificate that signed: responses encrypt for its key.
     pub(crate) certificate: BrandCertificate,
-    /// The raw body the signature covered.
+    /// The raw body the signature covered (an upload's `meta` part).
     pub(crate) body: Bytes,
+    /// An upload's `file` part.
+    pub(crate) upload: Option<Bytes>,
 }
 
 /// The brand of a request, on its response, for the request log.
@@ -161,9 +165,28 @@ async fn verify(
         .cloned()
         .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
 
-    let body = axum::body::to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| refuse(ApiError::body_too_large(state.body_limit)))?;
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("", MatchedPath::as_str)
+        .to_owned();
+    let endpoint = endpoints::find(parts.method.as_str(), &route);
+    let multipart = endpoint.is_some_and(endpoints::is_multipart);
+    let (body, upload) = if multipart {
+        // The whole upload is read (the signature covers its `meta` part),
+        // at most the image limit and room for the rest.
+        let limit = MAX_IMAGE_BYTES + UPLOAD_OVERHEAD_BYTES;
+        let raw = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| refuse(ApiError::image_too_large(MAX_IMAGE_BYTES)))?;
+        let (meta, file) = split_upload(&parts.headers, raw).await.map_err(refuse)?;
+        (meta, Some(file))
+    } else {
+        let body = axum::body::to_bytes(body, state.body_limit)
+            .await
+            .map_err(|_| refuse(ApiError::body_too_large(state.body_limit)))?;
+        (body, None)
+    };
     let target = parts
         .uri
         .path_and_query()
@@ -212,14 +235,9 @@ async fn verify(
         return Err(refuse(ApiError::brand_suspended()));
     }
 
-    let route = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map_or("", MatchedPath::as_str);
-    let per_second = endpoints::find(parts.method.as_str(), route)
-        .map_or(card_member_protocol::RATE_LIMIT_PER_SECOND, |endpoint| {
-            endpoint.per_second
-        });
+    let per_second = endpoint.map_or(card_member_protocol::RATE_LIMIT_PER_SECOND, |endpoint| {
+        endpoint.per_second
+    });
     let endpoint = format!("{} {route}", parts.method);
     let slot = state
         .storage
@@ -233,12 +251,15 @@ async fn verify(
         )));
     }
 
-    check_content_headers(&parts.headers, &parts.method, &body).map_err(refuse)?;
+    if !multipart {
+        check_content_headers(&parts.headers, &parts.method, &body).map_err(refuse)?;
+    }
 
     parts.extensions.insert(Authenticated {
         brand_id: authorization.brand_id,
         certificate,
         body: body.clone(),
+        upload,
     });
     Ok(Request::from_parts(parts, Body::from(body)))
 }
@@ -264,8 +285,9 @@ fn check_content_headers(
     if !accepts_json {
         return Err(ApiError::unacceptable_accept());
     }
-    let sends_body =
-        !body.is_empty() || matches!(*method, Method::POST | Method::PATCH | Method::PUT);
+    // A POST without a body (a template's invalidation takes none) needs
+    // no Content-Type.
+    let sends_body = !body.is_empty() || matches!(*method, Method::PATCH | Method::PUT);
     if sends_body {
         let is_json = headers
             .get(header::CONTENT_TYPE)
@@ -277,4 +299,62 @@ fn check_content_headers(
         }
     }
     Ok(())
+}
+
+/// Room in an upload for the `meta` part and the multipart framing.
+const UPLOAD_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// The `meta` and `file` parts of a `multipart/form-data` upload, parsed
+/// with `multer`; anything else (another content type, a part missing or
+/// given twice, an unknown part) is refused.
+async fn split_upload(headers: &HeaderMap, raw: Bytes) -> Result<(Bytes, Bytes), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|_| ApiError::wrong_upload_content_type())?;
+    let malformed = |why: String| {
+        ApiError::body_param(
+            "/",
+            "is not valid multipart",
+            format!("the upload is not valid multipart/form-data: {why}"),
+        )
+    };
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(raw) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let (mut meta, mut file) = (None, None);
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|err| malformed(err.to_string()))?
+    {
+        let slot = match field.name() {
+            Some("meta") => &mut meta,
+            Some("file") => &mut file,
+            other => {
+                let name: String = other.unwrap_or("(unnamed)").chars().take(32).collect();
+                return Err(malformed(format!(
+                    "unknown part {name}: only meta and file"
+                )));
+            }
+        };
+        if slot.is_some() {
+            return Err(malformed("a part is given twice".to_owned()));
+        }
+        *slot = Some(
+            field
+                .bytes()
+                .await
+                .map_err(|err| malformed(err.to_string()))?,
+        );
+    }
+    let meta = meta.ok_or_else(|| {
+        ApiError::body_param("/meta", "is required", "the upload has no meta part")
+    })?;
+    let file = file.ok_or_else(|| {
+        ApiError::body_param("/file", "is required", "the upload has no file part")
+    })?;
+    Ok((meta, file))
 }

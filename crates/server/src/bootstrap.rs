@@ -11,9 +11,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 use card_member_protocol::keys::PrivateKey;
+use card_member_protocol::media::{ImageType, sha256_hex};
 use card_member_protocol::model::{
-    Card, CardState, CardType, CodeMode, CommonFieldFlag, CustomFieldDefinition, DateInfo,
-    UserCardState, UserInformationForm,
+    Card, CardDefinition, CardState, CardType, CodeMode, CodeType, CommonFieldFlag,
+    CustomFieldDefinition, CustomFieldType, DateInfo, DateType, JumpInformation, UserCardState,
+    UserInformationForm,
 };
 use card_member_protocol::secret::SecretString;
 use serde::Serialize;
@@ -22,13 +24,18 @@ use time::OffsetDateTime;
 use crate::StartError;
 use crate::sealing::DataKey;
 use crate::storage::{
-    AuditEntry, BrandCertificate, BrandRecord, Storage, TimedStorage, UserCardRecord,
+    AuditEntry, BrandCertificate, BrandRecord, MediaRecord, Storage, TimedStorage, UserCardRecord,
 };
 
 /// The demo brand of the development setup (the seed page's brand ID).
 pub const DEV_BRAND_ID: &str = "1001622624";
 /// The demo template (the seed page's `card_id`).
 pub const DEV_CARD_ID: &str = "pbLatjvWOibDc5-TBnbUk1pD12o0";
+/// The second demo template: codes allocated by the server, a year's
+/// validity after pickup, for pre-authorization tokens and sign-ups.
+pub const DEV_SIGNUP_CARD_ID: &str = "pDevSignUp000000000000000001";
+/// The card image the development setup uploads.
+const DEV_CARD_PICTURE: &[u8] = include_bytes!("../assets/dev-card.png");
 /// The demo user card (the seed page's `user_card_code`).
 pub const DEV_USER_CARD_CODE: &str = "478515832665";
 /// The demo holder (the seed page's `openid`).
@@ -52,6 +59,10 @@ pub struct DevCredentials {
     pub wechatpay_public_key_file: PathBuf,
     /// The demo template.
     pub card_id: String,
+    /// The second demo template (sign-ups).
+    pub signup_card_id: String,
+    /// The uploaded demo card image.
+    pub media_url: String,
     /// The demo card.
     pub user_card_code: String,
     /// The demo holder.
@@ -189,31 +200,15 @@ pub(crate) async fn create_dev_setup(
         )
         .await
         .map_err(storage_error)?;
-    storage
-        .create_card(&Card {
-            card_id: DEV_CARD_ID.to_owned(),
-            brand_id: DEV_BRAND_ID.to_owned(),
-            appid: "wxdevelopment0000".to_owned(),
-            card_type: CardType::Normal,
-            card_title: "开发会员卡".to_owned(),
-            card_color: Some("#63B359".to_owned()),
-            card_picture_url: None,
-            code_mode: CodeMode::MerchantAllocate,
-            valid_date_information: DateInfo::permanent(),
-            user_information_form: Some(UserInformationForm {
-                common_field_list: Some(vec![CommonFieldFlag::UserFormFlagBirthday]),
-                custom_field_list: Some(vec![CustomFieldDefinition {
-                    name: "喜欢的运动".to_owned(),
-                }]),
-            }),
-            notify_url: None,
-            out_request_no: "dev-bootstrap".to_owned(),
-            state: CardState::Effective,
-            create_time: now.clone(),
-            modify_time: now.clone(),
-        })
+    let media_url = upload_dev_picture(storage, base_url, &now)
         .await
         .map_err(storage_error)?;
+    for card in dev_templates(&media_url, &now) {
+        storage
+            .create_card(&card, "")
+            .await
+            .map_err(storage_error)?;
+    }
     let card = UserCardRecord {
         brand_id: DEV_BRAND_ID.to_owned(),
         card_id: DEV_CARD_ID.to_owned(),
@@ -245,7 +240,7 @@ pub(crate) async fn create_dev_setup(
         fields: Vec::new(),
     };
     storage
-        .insert_user_card(&card, Arc::new(|_| false), &audit)
+        .insert_user_card(&card, Arc::new(|_| false), &audit, None)
         .await
         .map_err(storage_error)?;
 
@@ -274,6 +269,8 @@ pub(crate) async fn create_dev_setup(
         wechatpay_public_key_id: wechatpay_public_key_id.to_owned(),
         wechatpay_public_key_file,
         card_id: DEV_CARD_ID.to_owned(),
+        signup_card_id: DEV_SIGNUP_CARD_ID.to_owned(),
+        media_url,
         user_card_code: DEV_USER_CARD_CODE.to_owned(),
         openid: DEV_OPENID.to_owned(),
     };
@@ -282,6 +279,110 @@ pub(crate) async fn create_dev_setup(
     json.push(b'\n');
     write_file(&path, &json, false)?;
     Ok(path)
+}
+
+/// Stores the demo card image as an upload would; its URL.
+async fn upload_dev_picture(
+    storage: &TimedStorage,
+    base_url: &str,
+    now: &str,
+) -> Result<String, crate::storage::StorageError> {
+    let kind = ImageType::sniff(DEV_CARD_PICTURE).expect("the demo picture is a PNG");
+    let media_id = format!("{}.{}", sha256_hex(DEV_CARD_PICTURE), kind.extension());
+    storage
+        .save_image(&MediaRecord {
+            media_id: media_id.clone(),
+            brand_id: DEV_BRAND_ID.to_owned(),
+            content_type: kind.content_type().to_owned(),
+            bytes: DEV_CARD_PICTURE.to_vec(),
+            created_at: now.to_owned(),
+        })
+        .await?;
+    Ok(format!(
+        "{base_url}{}/{media_id}",
+        crate::routes::media::MEDIA_PATH
+    ))
+}
+
+/// The two demo templates: the seed page's (codes the brand allocates, no
+/// expiry; its form asks for what the seed's request sends) and one for
+/// sign-ups (codes the server allocates, a year after pickup).
+fn dev_templates(media_url: &str, now: &str) -> [Card; 2] {
+    let template = |card_id: &str, out_request_no: &str, definition: CardDefinition| Card {
+        card_id: card_id.to_owned(),
+        brand_id: DEV_BRAND_ID.to_owned(),
+        definition: CardDefinition {
+            out_request_no: out_request_no.to_owned(),
+            ..definition
+        },
+        state: CardState::CardEffective,
+        create_time: now.to_owned(),
+        modify_time: now.to_owned(),
+    };
+    let seed = CardDefinition {
+        out_request_no: String::new(),
+        appid: "wxdevelopment0000".to_owned(),
+        card_type: CardType::Normal,
+        card_title: "开发会员卡".to_owned(),
+        card_color: Some("#63B359".to_owned()),
+        card_picture_url: Some(media_url.to_owned()),
+        code_mode: CodeMode::MerchantAllocate,
+        code_type: CodeType::BarCodeAndQrCode,
+        code_jump_information: None,
+        benefits: Some("积分兑好礼".to_owned()),
+        notify_url: None,
+        need_pinned: Some(false),
+        need_display_level: Some(true),
+        init_level: Some("普通会员".to_owned()),
+        service_phone: Some("400-000-0000".to_owned()),
+        legal_agreement: None,
+        valid_date_information: DateInfo::permanent(),
+        member_information: Some(JumpInformation {
+            jump_appid: "wxdevelopment0000".to_owned(),
+            jump_path: "/pages/member/index".to_owned(),
+        }),
+        points_information: None,
+        balance_information: None,
+        purchase_information: None,
+        user_information: Some(UserInformationForm {
+            common_field_list: Some(vec![CommonFieldFlag::UserFormFlagBirthday]),
+            custom_field_list: Some(vec![CustomFieldDefinition {
+                field_type: CustomFieldType::CheckBox,
+                name: "喜欢的运动".to_owned(),
+                values: vec!["跑步".to_owned(), "游泳".to_owned(), "骑行".to_owned()],
+            }]),
+        }),
+    };
+    let signup = CardDefinition {
+        card_title: "开发入会卡".to_owned(),
+        card_color: Some("#2F7BD9".to_owned()),
+        code_mode: CodeMode::SystemAllocate,
+        code_type: CodeType::QrCode,
+        need_display_level: Some(false),
+        init_level: None,
+        valid_date_information: DateInfo {
+            date_type: DateType::FixTerm,
+            available_begin_time: None,
+            available_end_time: None,
+            available_day_after_receive: Some(365),
+        },
+        user_information: Some(UserInformationForm {
+            common_field_list: Some(vec![
+                CommonFieldFlag::UserFormFlagName,
+                CommonFieldFlag::UserFormFlagBirthday,
+            ]),
+            custom_field_list: Some(vec![CustomFieldDefinition {
+                field_type: CustomFieldType::Radio,
+                name: "到店频率".to_owned(),
+                values: vec!["每周".to_owned(), "每月".to_owned()],
+            }]),
+        }),
+        ..seed.clone()
+    };
+    [
+        template(DEV_CARD_ID, "dev-bootstrap", seed),
+        template(DEV_SIGNUP_CARD_ID, "dev-bootstrap-signup", signup),
+    ]
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, StartError> {

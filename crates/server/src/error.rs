@@ -211,6 +211,61 @@ impl ApiError {
         )
     }
 
+    /// The request conflicts with the state of what it addresses (a used
+    /// token, a decision already taken, ...): the message says how.
+    pub(crate) fn refused(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            2011,
+            message,
+        )
+    }
+
+    pub(crate) fn card_expired() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            2012,
+            "the card has expired (its validity ended) and can no longer be changed",
+        )
+    }
+
+    pub(crate) fn template_not_changeable() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            2014,
+            "the card template has been invalidated and can no longer be changed",
+        )
+    }
+
+    /// A body field broke a rule only the server can check (against the
+    /// template, the stored record, the uploaded file).
+    pub(crate) fn body_param(pointer: &str, issue: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ParamError,
+            4007,
+            message,
+        )
+        .with_detail(ErrorDetail {
+            field: Some(pointer.to_owned()),
+            issue: Some(issue.to_owned()),
+            location: Some(Location::Body),
+            value: None,
+        })
+    }
+
+    pub(crate) fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            5003,
+            format!("{what} does not exist for this brand"),
+        )
+    }
+
     pub(crate) fn rate_limited(retry_after_secs: u64) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -251,6 +306,31 @@ impl ApiError {
             4003,
             format!("the request body is larger than {} KiB", limit / 1024),
         )
+    }
+
+    pub(crate) fn wrong_upload_content_type() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            2015,
+            "an image upload must be Content-Type: multipart/form-data with a boundary",
+        )
+        .header_detail("Content-Type", "must be multipart/form-data")
+    }
+
+    pub(crate) fn image_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ParamError,
+            4008,
+            format!("the image is larger than {} MiB", limit / 1024 / 1024),
+        )
+        .with_detail(ErrorDetail {
+            field: Some("/file".into()),
+            issue: Some("is too large".into()),
+            location: Some(Location::Body),
+            value: None,
+        })
     }
 
     pub(crate) fn invalid_path(name: &str, issue: &str) -> Self {

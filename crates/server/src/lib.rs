@@ -41,6 +41,7 @@ mod connections;
 mod crypto;
 mod error;
 mod layers;
+mod member;
 mod metrics;
 pub mod openapi;
 mod rate_limit;
@@ -53,8 +54,11 @@ mod tls;
 
 use std::fmt;
 
-pub use app::{Application, ServerHandle};
-pub use bootstrap::{DEV_BRAND_ID, DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, DevCredentials};
+pub use app::{Application, ServerHandle, SignedUp};
+pub use bootstrap::{
+    DEV_BRAND_ID, DEV_CARD_ID, DEV_OPENID, DEV_SIGNUP_CARD_ID, DEV_USER_CARD_CODE, DevCredentials,
+};
+pub use member::{MemberError, SignUpForm};
 pub use settings::{Database, LogFormat, Settings};
 pub use storage::{AuditEntry, BrandCertificate, BrandRecord};
 

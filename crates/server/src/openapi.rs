@@ -2,7 +2,7 @@
 //! endpoint table and its bodies' rule tables (what validation runs on),
 //! served at `GET /openapi.json` and printed by `card-member openapi`.
 
-use card_member_protocol::endpoints::{ENDPOINTS, Endpoint, Param};
+use card_member_protocol::endpoints::{self, ENDPOINTS, Endpoint, Param};
 use card_member_protocol::validation::schema;
 use serde_json::{Value, json};
 
@@ -74,14 +74,35 @@ fn operation(endpoint: &Endpoint) -> Value {
         }
     });
     if let Some(request) = endpoint.request {
-        operation["requestBody"] = json!({
-            "required": true,
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", request.name())}}}
-        });
-        operation["parameters"]
-            .as_array_mut()
-            .expect("parameters are an array")
-            .push(json!({"$ref": "#/components/parameters/Content-Type"}));
+        let schema = json!({"$ref": format!("#/components/schemas/{}", request.name())});
+        if endpoints::is_multipart(endpoint) {
+            operation["requestBody"] = json!({
+                "required": true,
+                "description": "The signature covers the `meta` part's JSON, not the multipart body. At most 2 MiB of image (413 beyond); the type is read from the content.",
+                "content": {"multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["meta", "file"],
+                        "properties": {
+                            "meta": schema,
+                            "file": {"type": "string", "contentMediaType": "application/octet-stream", "description": "A JPG, PNG or BMP image, at most 2 MiB."}
+                        }
+                    },
+                    "encoding": {"meta": {"contentType": "application/json"}, "file": {"contentType": "image/jpeg, image/png, image/bmp"}}
+                }}
+            });
+            operation["responses"]["413"] =
+                error_response("PARAM_ERROR: the image is larger than 2 MiB");
+        } else {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": schema}}
+            });
+            operation["parameters"]
+                .as_array_mut()
+                .expect("parameters are an array")
+                .push(json!({"$ref": "#/components/parameters/Content-Type"}));
+        }
     }
     operation
 }

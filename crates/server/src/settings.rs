@@ -94,6 +94,11 @@ pub struct Settings {
     /// template and card, and `DATA_DIR/dev/credentials.json`. Default
     /// true; env `CARD_MEMBER_DEV_BOOTSTRAP`.
     pub dev_bootstrap: bool,
+    /// The server's URL as clients reach it (e.g. behind a proxy), the
+    /// base of the image URLs the upload answers. Default: `http://` (or
+    /// `https://` with TLS) and the listen address. Env
+    /// `CARD_MEMBER_PUBLIC_URL`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -117,6 +122,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             dev_bootstrap: true,
+            public_url: None,
         }
     }
 }
@@ -165,6 +171,7 @@ impl fmt::Debug for Settings {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("dev_bootstrap", &self.dev_bootstrap)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -210,6 +217,7 @@ const KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "dev_bootstrap",
+    "public_url",
 ];
 
 /// Settings could not be loaded.

@@ -28,11 +28,20 @@ pub(super) fn kind_schema(of: &Kind) -> Value {
                     schema["pattern"] = json!("^https?://[^/?#\\s]+");
                 }
                 Some(Format::CardCode) => schema["pattern"] = json!("^[!-~]+$"),
+                Some(Format::RequestNo) => schema["pattern"] = json!("^[0-9A-Za-z_-]+$"),
+                Some(Format::Sha256Hex) => schema["pattern"] = json!("^[0-9A-Fa-f]{64}$"),
+                Some(Format::NotifyUrl) => {
+                    schema["format"] = json!("uri");
+                    schema["pattern"] = json!(
+                        "^(https://[^/?#\\s]+|http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)([:/?#]|$))"
+                    );
+                }
                 None => {}
             }
             schema
         }
         Kind::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Kind::Bool => json!({"type": "boolean"}),
         Kind::Enum(values) => json!({"type": "string", "enum": values}),
         Kind::Obj(fields) => object_schema(fields),
         Kind::Arr { item, max_items } => {

@@ -121,6 +121,14 @@ pub(crate) enum Format {
     Rfc3339,
     HttpUrl,
     CardCode,
+    /// `[0-9A-Za-z_-]`: the brand's request numbers.
+    RequestNo,
+    /// Where notifications go: `https://`, or `http://` to a loopback host
+    /// (**Decision**: the sandbox delivers to a receiver on the same
+    /// machine, which has no certificate).
+    NotifyUrl,
+    /// 64 hexadecimal digits.
+    Sha256Hex,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +143,7 @@ pub(crate) enum Kind {
         min: i64,
         max: i64,
     },
+    Bool,
     Enum(&'static [&'static str]),
     Obj(&'static [Field]),
     Arr {

@@ -586,8 +586,11 @@ fn import_requires_a_well_formed_user_card_code_and_pickup_time() {
 #[test]
 fn create_card_requires_title_type_and_validity() {
     let ok = json!({"out_request_no": "r1", "appid": "wx1", "card_type": "NORMAL", "card_title": "会员卡",
+        "card_color": "#FF0000", "card_picture_url": "https://example.com/p.png",
+        "code_mode": "SYSTEM_ALLOCATE", "code_type": "BAR_CODE", "notify_url": "https://example.com/n",
         "valid_date_information": {"type": "PERMANENT"},
-        "user_information_form": {"common_field_list": ["USER_FORM_FLAG_BIRTHDAY"], "custom_field_list": [{"name": "运动"}]}});
+        "user_information": {"common_field_list": ["USER_FORM_FLAG_BIRTHDAY"],
+            "custom_field_list": [{"type": "CHECK_BOX", "name": "运动", "values": ["跑步"]}]}});
     assert_eq!(validate_create_card_body(&ok), Ok(()));
     let cases = [
         (without(ok.clone(), "/card_title"), "/card_title"),
@@ -603,10 +606,10 @@ fn create_card_requires_title_type_and_validity() {
         (
             with(
                 ok,
-                "/user_information_form",
+                "/user_information",
                 json!({"common_field_list": ["USER_FORM_FLAG_SEX", "USER_FORM_FLAG_SEX"]}),
             ),
-            "/user_information_form/common_field_list/1",
+            "/user_information/common_field_list/1",
         ),
     ];
     for (body, field) in cases {

@@ -133,6 +133,13 @@ impl Walker {
                     Err(self.violation("must be an integer", format!("{name} must be an integer")))
                 }
             },
+            Kind::Bool => {
+                match value {
+                    Value::Bool(_) => Ok(()),
+                    _ => Err(self
+                        .violation("must be a boolean", format!("{name} must be true or false"))),
+                }
+            }
             Kind::Enum(allowed) => match value.as_str() {
                 Some(text) if allowed.contains(&text) => Ok(()),
                 Some(text) => Err(self
@@ -208,6 +215,11 @@ fn check_format(text: &str, format: Format, name: &str) -> Result<(), (&'static 
         Format::Rfc3339 => parse_rfc3339(text).is_some(),
         Format::HttpUrl => is_http_url(text),
         Format::CardCode => text.bytes().all(|b| b.is_ascii_graphic()),
+        Format::RequestNo => text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        Format::NotifyUrl => is_notify_url(text),
+        Format::Sha256Hex => text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()),
     };
     if ok {
         return Ok(());
@@ -229,6 +241,20 @@ fn check_format(text: &str, format: Format, name: &str) -> Result<(), (&'static 
             "has characters that are not allowed",
             format!("{name} may only contain digits, ASCII letters and half-width punctuation"),
         ),
+        Format::RequestNo => (
+            "has characters that are not allowed",
+            format!("{name} may only contain digits, ASCII letters, '-' and '_'"),
+        ),
+        Format::Sha256Hex => (
+            "is not a SHA-256 digest",
+            format!("{name} must be a SHA-256 digest: 64 hexadecimal digits"),
+        ),
+        Format::NotifyUrl => (
+            "is not an https URL",
+            format!(
+                "{name} must be an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)"
+            ),
+        ),
     })
 }
 
@@ -242,5 +268,23 @@ fn is_http_url(text: &str) -> bool {
             !host.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
+    }
+}
+
+/// `https://` with a host, or `http://` to a loopback host.
+fn is_notify_url(text: &str) -> bool {
+    if !is_http_url(text) {
+        return false;
+    }
+    match text.strip_prefix("http://") {
+        None => true,
+        Some(rest) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = match authority.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => authority.split(':').next().unwrap_or(""),
+            };
+            matches!(host, "127.0.0.1" | "::1" | "localhost")
+        }
     }
 }

@@ -1,16 +1,20 @@
-//! Card templates: `POST /brand/card-member/cards` and
-//! `GET /brand/card-member/cards/{card_id}`.
+//! Card templates (FAMILY.md #1–5): create, list, read, change, invalidate.
 
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::Uri;
 use axum::response::Response;
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
-use card_member_protocol::model::{Card, CardState, CardType, CodeMode, CreateCardRequest};
+use card_member_protocol::media::sha256_hex;
+use card_member_protocol::model::{
+    Card, CardState, CardType, CreateCardRequest, ListQuery, Page, UpdateCardRequest,
+};
 use time::OffsetDateTime;
 
+use super::{query_params, refuse_body};
 use crate::app::{AppState, storage_error};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -22,6 +26,24 @@ fn new_card_id() -> String {
     format!("p{}", &nonce[..27])
 }
 
+fn now_text() -> String {
+    format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME)
+}
+
+fn path_card_id(card_id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    card_id
+        .map(|Path(card_id)| card_id)
+        .map_err(|_| ApiError::invalid_path("card_id", "is not valid UTF-8"))
+}
+
+fn card_error(error: StorageError) -> ApiError {
+    match error {
+        StorageError::NotFound => ApiError::template_not_found(),
+        StorageError::TemplateInvalid => ApiError::template_not_changeable(),
+        other => storage_error(other),
+    }
+}
+
 pub(crate) async fn create_card(
     State(state): State<Arc<AppState>>,
     Extension(auth): Extension<Authenticated>,
@@ -30,27 +52,21 @@ pub(crate) async fn create_card(
     if request.card_type != CardType::Normal {
         return Err(ApiError::unsupported_card_type());
     }
-    let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
+    // The request as parsed: the same fields in another order or spacing
+    // are the same request.
+    let digest = sha256_hex(&serde_json::to_vec(&request).expect("requests serialise"));
+    let now = now_text();
     let card = Card {
         card_id: new_card_id(),
         brand_id: auth.brand_id.clone(),
-        appid: request.appid,
-        card_type: request.card_type,
-        card_title: request.card_title,
-        card_color: request.card_color,
-        card_picture_url: request.card_picture_url,
-        code_mode: request.code_mode.unwrap_or(CodeMode::MerchantAllocate),
-        valid_date_information: request.valid_date_information,
-        user_information_form: request.user_information_form,
-        notify_url: request.notify_url,
-        out_request_no: request.out_request_no,
-        state: CardState::Effective,
+        definition: request,
+        state: CardState::CardEffective,
         create_time: now.clone(),
         modify_time: now,
     };
     let record = state
         .storage
-        .create_card(&card)
+        .create_card(&card, &digest)
         .await
         .map_err(|err| match err {
             StorageError::OutRequestNoReused => ApiError::out_request_no_reused(),
@@ -64,8 +80,7 @@ pub(crate) async fn get_card(
     Extension(auth): Extension<Authenticated>,
     card_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(card_id) =
-        card_id.map_err(|_| ApiError::invalid_path("card_id", "is not valid UTF-8"))?;
+    let card_id = path_card_id(card_id)?;
     let record = state
         .storage
         .card(&auth.brand_id, &card_id)
@@ -73,4 +88,91 @@ pub(crate) async fn get_card(
         .map_err(storage_error)?
         .ok_or_else(ApiError::template_not_found)?;
     Ok(super::json_ok(&record.card))
+}
+
+pub(crate) async fn list_cards(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let pairs = query_params(&uri, &["state", "offset", "limit"])?;
+    let query = ListQuery::from_pairs(&pairs, "state", &["CARD_EFFECTIVE", "CARD_INVALID"])
+        .map_err(|v| ApiError::violation(&v))?;
+    let (data, total_count) = state
+        .storage
+        .list_cards(
+            &auth.brand_id,
+            query.state.as_deref(),
+            query.offset,
+            query.limit,
+        )
+        .await
+        .map_err(storage_error)?;
+    Ok(super::json_ok(&Page {
+        data,
+        total_count,
+        offset: query.offset,
+        limit: query.limit,
+    }))
+}
+
+pub(crate) async fn update_card(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    card_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let card_id = path_card_id(card_id)?;
+    let request = UpdateCardRequest::from_request_parts(&card_id, &auth.body)
+        .map_err(|v| ApiError::violation(&v))?;
+    let now = now_text();
+    let card = state
+        .storage
+        .change_card(
+            &auth.brand_id,
+            &card_id,
+            Box::new(move |card| {
+                if card.state == CardState::CardInvalid {
+                    return Err(StorageError::TemplateInvalid);
+                }
+                if request.field_names().is_empty() {
+                    return Ok(false);
+                }
+                request.apply(&mut card.definition);
+                card.modify_time = now;
+                Ok(true)
+            }),
+        )
+        .await
+        .map_err(card_error)?;
+    Ok(super::json_ok(&card))
+}
+
+/// Invalidating is final and answers the template; a template already
+/// invalid is answered as it is (**Decision**: idempotent, like the user
+/// card's invalidation).
+pub(crate) async fn invalidate_card(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    card_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let card_id = path_card_id(card_id)?;
+    refuse_body(&auth.body)?;
+    let now = now_text();
+    let card = state
+        .storage
+        .change_card(
+            &auth.brand_id,
+            &card_id,
+            Box::new(move |card| {
+                if card.state == CardState::CardInvalid {
+                    return Ok(false);
+                }
+                card.state = CardState::CardInvalid;
+                card.modify_time = now;
+                Ok(true)
+            }),
+        )
+        .await
+        .map_err(card_error)?;
+    Ok(super::json_ok(&card))
 }

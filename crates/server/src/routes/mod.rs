@@ -3,11 +3,16 @@
 pub(crate) mod activity;
 pub(crate) mod cards;
 pub(crate) mod health;
+pub(crate) mod media;
+pub(crate) mod membership;
 pub(crate) mod user_cards;
 
-use axum::http::StatusCode;
+use axum::extract::Query;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::error::ApiError;
 
 /// A 200 JSON answer; the signing layer signs these exact bytes.
 pub(crate) fn json_ok<T: Serialize>(value: &T) -> Response {
@@ -21,4 +26,45 @@ pub(crate) fn json_ok<T: Serialize>(value: &T) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The query's parameters; a parameter the endpoint does not define, or one
+/// given twice, is refused.
+pub(crate) fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|_| ApiError::invalid_query("query", "is not a valid query string"))?;
+    for (index, (name, _)) in pairs.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            let name: String = name.chars().take(32).collect();
+            return Err(ApiError::invalid_query(
+                &name,
+                "is not a parameter defined in the API",
+            ));
+        }
+        if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
+            return Err(ApiError::invalid_query(name, "is given more than once"));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The value of a query parameter.
+pub(crate) fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// Endpoints that take no body refuse one (FAMILY.md #5: "no body").
+pub(crate) fn refuse_body(body: &[u8]) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(())
+    } else {
+        Err(ApiError::body_param(
+            "/",
+            "must be empty",
+            "this endpoint takes no request body",
+        ))
+    }
 }

@@ -11,19 +11,22 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::Response;
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis, parse_rfc3339};
 use card_member_protocol::error::Location;
 use card_member_protocol::keys::PublicKey;
+use card_member_protocol::membership::USER_CARD_STATES;
 use card_member_protocol::model::{
-    Ciphertext, CommonField, DateType, ImportUserCardRequest, InvalidateUserCardRequest,
-    UpdateUserCardRequest, UserCard, UserCardState, UserInfo,
+    Card, Ciphertext, CommonField, CustomFieldType, DateType, ImportUserCardRequest,
+    InvalidateUserCardRequest, ListQuery, Page, UpdateUserCardRequest, UserCard,
+    UserCardConfirmState, UserCardState, UserInfo,
 };
 use card_member_protocol::validation::{Violation, validate_user_card_code};
 use time::{Duration, OffsetDateTime};
 
+use super::{query_params, query_value};
 use crate::app::{AppState, run_blocking, storage_error};
 use crate::auth::Authenticated;
 use crate::crypto::Crypto;
@@ -31,8 +34,8 @@ use crate::error::ApiError;
 use crate::layers::RequestId;
 use crate::sealing::SealContext;
 use crate::storage::{
-    AuditEntry, HolderCheck, Storage, StorageError, StoredCommonField, StoredUserInfo, UserCardKey,
-    UserCardPatch, UserCardRecord,
+    AuditEntry, Change, HolderCheck, Storage, StorageError, StoredCommonField, StoredUserInfo,
+    UserCardKey, UserCardPatch, UserCardRecord,
 };
 
 const PHONE_NUMBER: &str = "phone_number";
@@ -45,13 +48,45 @@ pub(crate) async fn update_user_card(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let request = card_request(code, &uri, &auth, UpdateUserCardRequest::from_request_parts)?;
+    let record = change_fields(&state, &auth, &request_id, &request, None).await?;
+    let card = render(
+        &state.crypto,
+        &record,
+        &auth.certificate.public_key,
+        OffsetDateTime::now_utc(),
+    )?;
+    Ok(super::json_ok(&card))
+}
+
+/// An update's or a confirm's change of a card's fields: checked against
+/// the template's form, sensitive fields sealed, applied under the card's
+/// lock to a card held by the request's openid that is usable (not
+/// invalid, not expired), or, for a confirm, awaiting confirmation.
+pub(crate) async fn change_fields(
+    state: &Arc<AppState>,
+    auth: &Authenticated,
+    request_id: &RequestId,
+    request: &UpdateUserCardRequest,
+    confirm: Option<UserCardConfirmState>,
+) -> Result<UserCardRecord, ApiError> {
     let key = UserCardKey {
         brand_id: &auth.brand_id,
         card_id: &request.card_id,
         user_card_code: &request.user_card_code,
     };
+    if let Some(info) = &request.user_information {
+        // A template that is gone leaves the card's own 404 to the change.
+        if let Some(template) = state
+            .storage
+            .card(&auth.brand_id, &request.card_id)
+            .await
+            .map_err(storage_error)?
+        {
+            check_against_form(&template.card, info)?;
+        }
+    }
     let (phone_number, user_information) = seal_off_the_workers(
-        &state,
+        state,
         key,
         request.phone_number.clone(),
         request.user_information.clone(),
@@ -67,19 +102,136 @@ pub(crate) async fn update_user_card(
         attach: request.attach.clone(),
     };
     let now = OffsetDateTime::now_utc();
-    let audit = audit_entry(key, &request_id, now, "update", patch.field_names());
-    let record = state
+    let mut fields = patch.field_names();
+    let action = if confirm.is_some() {
+        fields.push("user_card_state");
+        "confirm"
+    } else {
+        "update"
+    };
+    let audit = audit_entry(key, request_id, now, action, fields);
+    let openid = request.openid.clone();
+    let at = audit.at.clone();
+    let change: Change<UserCardRecord> = Box::new(move |card| {
+        if card.openid != openid {
+            return Err(StorageError::OpenidMismatch);
+        }
+        let current = current_state(card, now);
+        match confirm {
+            None => match current {
+                UserCardState::Invalid => return Err(StorageError::CardInvalid),
+                UserCardState::Expired => return Err(StorageError::CardExpired),
+                UserCardState::Unactivated | UserCardState::Effective => {}
+            },
+            Some(outcome) => {
+                if current == UserCardState::Expired {
+                    return Err(StorageError::CardExpired);
+                }
+                if current != UserCardState::Unactivated {
+                    return confirmed_before(card, outcome);
+                }
+                card.state = match outcome {
+                    UserCardConfirmState::CreateCardFail => {
+                        card.invalid_reason = Some(CONFIRM_FAILED.to_owned());
+                        card.invalid_time = Some(at.clone());
+                        UserCardState::Invalid
+                    }
+                    _ => UserCardState::Effective,
+                };
+            }
+        }
+        patch.apply(card);
+        card.modify_time = at;
+        card.version += 1;
+        Ok(true)
+    });
+    state
         .storage
-        .update_user_card(key, &request.openid, patch, &audit)
+        .change_user_card(key, change, &audit)
         .await
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::card_not_found(),
             StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
             StorageError::CardInvalid => ApiError::card_invalid(),
+            StorageError::CardExpired => ApiError::card_expired(),
+            StorageError::Refused(message) => ApiError::refused(message),
             other => storage_error(other),
-        })?;
-    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
-    Ok(super::json_ok(&card))
+        })
+}
+
+/// The reason a card refused by its brand's confirm is invalid with.
+const CONFIRM_FAILED: &str = "CREATE_CARD_FAIL";
+
+/// A confirm of a card no longer awaiting one: the same outcome again is
+/// answered with the card as it is (a retry); another is refused.
+fn confirmed_before(
+    card: &UserCardRecord,
+    outcome: UserCardConfirmState,
+) -> Result<bool, StorageError> {
+    let same = match outcome {
+        UserCardConfirmState::CreateCardFail => {
+            card.state == UserCardState::Invalid
+                && card.invalid_reason.as_deref() == Some(CONFIRM_FAILED)
+        }
+        _ => card.state == UserCardState::Effective,
+    };
+    if same {
+        Ok(false)
+    } else {
+        Err(StorageError::Refused(format!(
+            "the card is {}: only a card awaiting confirmation (UNACTIVATED) can take this outcome",
+            crate::storage::wire_name(&card.state)
+        )))
+    }
+}
+
+/// What a user filled in must answer the template's form: a platform field
+/// the form does not ask for, or a merchant field it does not have, is
+/// refused; a `RADIO` field takes one value. The chosen values themselves
+/// are not matched against the form's choices (**Decision**: the seed
+/// page's own example sends an opaque 344-character value for its merchant
+/// field, and the provider's samples must work unchanged). A template from
+/// before forms were the provider's, without one, checks nothing.
+pub(crate) fn check_against_form(template: &Card, info: &UserInfo) -> Result<(), ApiError> {
+    let Some(form) = &template.definition.user_information else {
+        return Ok(());
+    };
+    let asked = form.common_field_list.as_deref().unwrap_or_default();
+    for (index, field) in info.common_field_list.iter().flatten().enumerate() {
+        if !asked.contains(&field.name) {
+            return Err(ApiError::body_param(
+                &format!("/user_information/common_field_list/{index}/name"),
+                "is not asked for by the template",
+                format!(
+                    "user_information.common_field_list[{index}].name: the template's form does not ask for {}",
+                    field.name.as_str()
+                ),
+            ));
+        }
+    }
+    let defined = form.custom_field_list.as_deref().unwrap_or_default();
+    for (index, field) in info.custom_field_list.iter().flatten().enumerate() {
+        let Some(definition) = defined.iter().find(|d| d.name == field.name) else {
+            return Err(ApiError::body_param(
+                &format!("/user_information/custom_field_list/{index}/name"),
+                "is not a field of the template",
+                format!(
+                    "user_information.custom_field_list[{index}].name: the template's form has no field of this name"
+                ),
+            ));
+        };
+        let chosen = field.user_chosen_values.as_ref().map_or(0, Vec::len);
+        if definition.field_type == CustomFieldType::Radio && chosen > 1 {
+            return Err(ApiError::body_param(
+                &format!("/user_information/custom_field_list/{index}/user_chosen_values"),
+                "has more than one value",
+                format!(
+                    "user_information.custom_field_list[{index}].user_chosen_values: the field is RADIO, one value at most"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn invalidate_user_card(
@@ -108,12 +260,21 @@ pub(crate) async fn invalidate_user_card(
         "invalidate",
         vec!["user_card_state", "invalid_reason"],
     );
+    let (openid, reason, at) = (
+        request.openid.clone(),
+        request.invalid_reason.clone(),
+        audit.clone(),
+    );
     let record = state
         .storage
-        .invalidate_user_card(
+        .change_user_card(
             key,
-            &request.openid,
-            request.invalid_reason.as_deref(),
+            Box::new(move |card| {
+                if card.openid != openid {
+                    return Err(StorageError::OpenidMismatch);
+                }
+                Ok(card.invalidate(reason.as_deref(), &at))
+            }),
             &audit,
         )
         .await
@@ -124,6 +285,56 @@ pub(crate) async fn invalidate_user_card(
         })?;
     let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
     Ok(super::json_ok(&card))
+}
+
+/// A user's cards under the brand, newest first. **Decision**: the state
+/// filter applies to the state as read now (a card past its validity is
+/// `EXPIRED` without a write), so the filter runs over the holder's cards
+/// in memory: a user holds few cards of a brand (at most one usable per
+/// template). The order is the insertion order, so a card created while a
+/// client pages adds to the front: the SDK's stream skips the items the
+/// growth of `total_count` pushed back onto the next page.
+pub(crate) async fn list_user_cards(
+    State(state): State<Arc<AppState>>,
+    Extension(auth): Extension<Authenticated>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let pairs = query_params(&uri, &["openid", "user_card_state", "offset", "limit"])?;
+    let openid = query_value(&pairs, "openid")
+        .filter(|openid| !openid.is_empty())
+        .ok_or_else(|| ApiError::invalid_query("openid", "is required"))?;
+    if openid.chars().count() > 128 {
+        return Err(ApiError::invalid_query("openid", "is too long"));
+    }
+    let query = ListQuery::from_pairs(&pairs, "user_card_state", USER_CARD_STATES)
+        .map_err(|v| ApiError::violation(&v))?;
+    let now = OffsetDateTime::now_utc();
+    let cards = state
+        .storage
+        .list_user_cards(&auth.brand_id, openid)
+        .await
+        .map_err(storage_error)?;
+    let matching: Vec<&UserCardRecord> = cards
+        .iter()
+        .filter(|card| {
+            query
+                .state
+                .as_deref()
+                .is_none_or(|wanted| crate::storage::wire_name(&current_state(card, now)) == wanted)
+        })
+        .collect();
+    let data = matching
+        .iter()
+        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(query.limit).unwrap_or_default())
+        .map(|card| render(&state.crypto, card, &auth.certificate.public_key, now))
+        .collect::<Result<Vec<UserCard>, ApiError>>()?;
+    Ok(super::json_ok(&Page {
+        data,
+        total_count: i64::try_from(matching.len()).unwrap_or(i64::MAX),
+        offset: query.offset,
+        limit: query.limit,
+    }))
 }
 
 pub(crate) async fn get_user_card(
@@ -183,6 +394,10 @@ pub(crate) async fn import_user_card(
         .map_err(storage_error)?
         .ok_or_else(ApiError::template_not_found)?
         .card;
+    if let Some(info) = &request.user_information {
+        check_against_form(&template, info)?;
+    }
+    let template = template.definition;
     let (phone_number, user_information) = seal_off_the_workers(
         &state,
         key,
@@ -232,7 +447,7 @@ pub(crate) async fn import_user_card(
     });
     state
         .storage
-        .insert_user_card(&record, is_usable, &audit)
+        .insert_user_card(&record, is_usable, &audit, None)
         .await
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::template_not_found(),
@@ -248,7 +463,7 @@ pub(crate) async fn import_user_card(
 /// A request on one card (`…/user-cards/{code}[/…]`) with a body that may
 /// take `card_id` from the query instead: `parse` gets the path's code, the
 /// body and `?card_id=`, the only query parameter allowed.
-fn card_request<R>(
+pub(crate) fn card_request<R>(
     code: Result<Path<String>, PathRejection>,
     uri: &Uri,
     auth: &Authenticated,
@@ -269,34 +484,7 @@ fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
     })
 }
 
-/// The query's parameters; a parameter the endpoint does not define, or one
-/// given twice, is refused.
-fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|_| ApiError::invalid_query("query", "is not a valid query string"))?;
-    for (index, (name, _)) in pairs.iter().enumerate() {
-        if !allowed.contains(&name.as_str()) {
-            let name: String = name.chars().take(32).collect();
-            return Err(ApiError::invalid_query(
-                &name,
-                "is not a parameter defined in the API",
-            ));
-        }
-        if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
-            return Err(ApiError::invalid_query(name, "is given more than once"));
-        }
-    }
-    Ok(pairs)
-}
-
-fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
-fn audit_entry(
+pub(crate) fn audit_entry(
     key: UserCardKey<'_>,
     request_id: &RequestId,
     now: OffsetDateTime,
@@ -338,7 +526,7 @@ fn imported_fields(request: &ImportUserCardRequest) -> Vec<&'static str> {
     fields
 }
 
-fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealContext<'a> {
+pub(crate) fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealContext<'a> {
     SealContext {
         brand_id: key.brand_id,
         card_id: key.card_id,
@@ -349,7 +537,7 @@ fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealContext<'a> {
 
 /// [`seal_sensitive`] on the blocking pool: the private-key operations stay
 /// off the async workers.
-async fn seal_off_the_workers(
+pub(crate) async fn seal_off_the_workers(
     state: &Arc<AppState>,
     key: UserCardKey<'_>,
     phone_number: Option<Ciphertext>,
@@ -420,7 +608,7 @@ fn seal_sensitive(
     Ok((phone, info))
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -460,7 +648,7 @@ pub(crate) fn current_state(card: &UserCardRecord, now: OffsetDateTime) -> UserC
 
 /// The card as the brand sees it: sensitive fields re-encrypted under the
 /// key of the certificate that signed the request.
-fn render(
+pub(crate) fn render(
     crypto: &Crypto,
     card: &UserCardRecord,
     brand_key: &PublicKey,

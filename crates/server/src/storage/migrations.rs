@@ -92,7 +92,68 @@ pub(crate) fn migrate_sqlite(connection: &mut rusqlite::Connection) -> Result<()
         }
         tx.commit().map_err(failed)?;
     }
-    runner.run(connection).map(drop).map_err(failed)
+    runner.run(connection).map(drop).map_err(failed)?;
+    upgrade_sqlite_templates(connection)
+}
+
+/// Rewrites templates stored before the provider's template object
+/// (`state` `EFFECTIVE`/`INVALID`, `user_information_form`) in one
+/// transaction.
+fn upgrade_sqlite_templates(connection: &mut rusqlite::Connection) -> Result<(), StorageError> {
+    let tx = connection.transaction().map_err(failed)?;
+    let old: Vec<(String, String, String)> = tx
+        .prepare("SELECT brand_id, card_id, body FROM card_templates WHERE state NOT IN ('CARD_EFFECTIVE', 'CARD_INVALID')")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect()
+        })
+        .map_err(failed)?;
+    for (brand_id, card_id, body) in old {
+        let (state, body) = upgrade_template(&body)?;
+        tx.execute(
+            "UPDATE card_templates SET state = ?1, body = ?2 WHERE brand_id = ?3 AND card_id = ?4",
+            rusqlite::params![state, body, brand_id, card_id],
+        )
+        .map_err(failed)?;
+    }
+    tx.commit().map_err(failed)
+}
+
+/// A template body stored before card-member followed the provider's
+/// template object, as the provider's: its state and its new body.
+///
+/// - `state` `EFFECTIVE`/`INVALID` becomes `CARD_EFFECTIVE`/`CARD_INVALID`;
+/// - `user_information_form` becomes `user_information`, each custom field
+///   `{name}` a `CHECK_BOX` with no choices (the old form had none);
+/// - `code_type`, which did not exist, is `NONE_CODE` (old templates showed
+///   no code); `notify_url`, `card_picture_url` and the form stay absent
+///   where they were.
+pub(crate) fn upgrade_template(body: &str) -> Result<(String, String), StorageError> {
+    use serde_json::{Value, json};
+    let mut value: Value = serde_json::from_str(body).map_err(failed)?;
+    let Value::Object(map) = &mut value else {
+        return Err(failed("a stored template is not a JSON object"));
+    };
+    let state = match map.get("state").and_then(Value::as_str) {
+        Some("EFFECTIVE") => "CARD_EFFECTIVE",
+        Some("INVALID") => "CARD_INVALID",
+        Some(other) if other.starts_with("CARD_") => other,
+        other => return Err(failed(format!("a stored template has state {other:?}"))),
+    }
+    .to_owned();
+    map.insert("state".to_owned(), json!(state));
+    map.entry("code_type").or_insert_with(|| json!("NONE_CODE"));
+    if let Some(mut form) = map.remove("user_information_form") {
+        if let Some(Value::Array(custom)) = form.get_mut("custom_field_list") {
+            for field in custom.iter_mut() {
+                let name = field.get("name").cloned().unwrap_or(json!(""));
+                *field = json!({"type": "CHECK_BOX", "name": name, "values": []});
+            }
+        }
+        map.insert("user_information".to_owned(), form);
+    }
+    Ok((state, value.to_string()))
 }
 
 /// Applies the PostgreSQL migrations not yet applied, under the advisory
@@ -149,5 +210,49 @@ async fn adopt_and_migrate_postgres(
         }
         tx.commit().await.map_err(failed)?;
     }
-    runner.run_async(client).await.map(drop).map_err(failed)
+    runner.run_async(client).await.map(drop).map_err(failed)?;
+    let tx = client.transaction().await.map_err(failed)?;
+    let old = tx
+        .query(
+            "SELECT brand_id, card_id, body FROM card_templates WHERE state NOT IN ('CARD_EFFECTIVE', 'CARD_INVALID') FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(failed)?;
+    for row in old {
+        let (brand_id, card_id, body): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
+        let (state, body) = upgrade_template(&body)?;
+        tx.execute(
+            "UPDATE card_templates SET state = $1, body = $2 WHERE brand_id = $3 AND card_id = $4",
+            &[&state, &body, &brand_id, &card_id],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    tx.commit().await.map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_template_becomes_the_providers_object() {
+        let old = r#"{"card_id":"p1","brand_id":"b","appid":"wx","card_type":"NORMAL","card_title":"t",
+            "code_mode":"MERCHANT_ALLOCATE","valid_date_information":{"type":"PERMANENT"},
+            "user_information_form":{"common_field_list":["USER_FORM_FLAG_BIRTHDAY"],"custom_field_list":[{"name":"运动"}]},
+            "out_request_no":"r","state":"INVALID","create_time":"2026-01-01T00:00:00+08:00","modify_time":"2026-01-01T00:00:00+08:00"}"#;
+        let (state, body) = upgrade_template(old).unwrap();
+        assert_eq!(state, "CARD_INVALID");
+        let card: card_member_protocol::model::Card = serde_json::from_str(&body).unwrap();
+        let form = card.definition.user_information.unwrap();
+        assert_eq!(form.custom_field_list.unwrap()[0].name, "运动");
+        assert_eq!(
+            serde_json::to_value(card.definition.code_type).unwrap(),
+            "NONE_CODE"
+        );
+        assert!(!body.contains("user_information_form"));
+        assert_eq!(upgrade_template(&body).unwrap().1, body, "idempotent");
+    }
 }

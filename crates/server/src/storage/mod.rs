@@ -42,7 +42,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// The wire name of an enum value, as stored (`NORMAL`, `EFFECTIVE`, ...).
-fn wire_name<T: Serialize>(value: &T) -> String {
+pub(crate) fn wire_name<T: Serialize>(value: &T) -> String {
     to_json(value).trim_matches('"').to_owned()
 }
 
@@ -149,11 +149,36 @@ fn card_takes_records(card: Option<&UserCardRecord>, openid: &str) -> Result<(),
 fn template_takes_cards(state: Option<&str>) -> Result<(), StorageError> {
     match state {
         None => Err(StorageError::NotFound),
-        Some(state) if state != wire_name(&CardState::Effective) => {
+        Some(state) if state != wire_name(&CardState::CardEffective) => {
             Err(StorageError::TemplateInvalid)
         }
         Some(_) => Ok(()),
     }
+}
+
+/// Whether `token` may be spent on `card` at `now`.
+fn token_spendable(
+    token: Option<&TokenRecord>,
+    card: &UserCardRecord,
+    now: i64,
+) -> Result<(), StorageError> {
+    let refused = |why: &str| Err(StorageError::Refused(why.to_owned()));
+    let Some(token) = token else {
+        return refused("the pre-authorization token does not exist");
+    };
+    if token.brand_id != card.brand_id
+        || token.card_id != card.card_id
+        || token.openid != card.openid
+    {
+        return refused("the pre-authorization token was made for another template or user");
+    }
+    if token.used_at.is_some() {
+        return refused("the pre-authorization token was used already");
+    }
+    if token.expires_at <= now {
+        return refused("the pre-authorization token has expired");
+    }
+    Ok(())
 }
 
 /// `user_information` as stored: common values sealed (base64), custom
@@ -261,6 +286,60 @@ pub(crate) struct CardRecord {
     pub(crate) card: Card,
 }
 
+/// A change to a stored record, applied in its transaction under its lock:
+/// `Ok(true)` writes the record (with the audit entry, for user cards),
+/// `Ok(false)` leaves it as it is, an error rolls back.
+pub(crate) type Change<T> = Box<dyn FnOnce(&mut T) -> Result<bool, StorageError> + Send>;
+
+/// A pre-authorization token (FAMILY.md #10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TokenRecord {
+    pub(crate) token: String,
+    pub(crate) brand_id: String,
+    pub(crate) card_id: String,
+    pub(crate) openid: String,
+    /// Unix seconds.
+    pub(crate) expires_at: i64,
+    pub(crate) created_at: String,
+    /// When a sign-up used it.
+    pub(crate) used_at: Option<String>,
+}
+
+/// The token a sign-up spends: it must be unused, unexpired at `now` (Unix
+/// seconds) and for the card's brand, template and holder.
+#[derive(Clone, Debug)]
+pub(crate) struct SpentToken {
+    pub(crate) token: String,
+    pub(crate) now: i64,
+}
+
+/// A member's points-for-coupon request (FAMILY.md "Points") and, once
+/// the brand decided, its decision and answer (JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PointExchangeRecord {
+    pub(crate) brand_id: String,
+    pub(crate) record_id: String,
+    pub(crate) card_id: String,
+    pub(crate) user_card_code: String,
+    pub(crate) openid: String,
+    pub(crate) exchange_coupon_template_id: String,
+    pub(crate) deduct_points: i64,
+    pub(crate) created_at: String,
+    pub(crate) decision: Option<String>,
+    pub(crate) answer: Option<String>,
+}
+
+/// An uploaded image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MediaRecord {
+    /// `<sha256>.<extension>`: the same bytes are one image.
+    pub(crate) media_id: String,
+    pub(crate) brand_id: String,
+    pub(crate) content_type: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) created_at: String,
+}
+
 /// A member activity entry or points sync to record once per
 /// `out_request_no` (FAMILY.md #13, #14).
 #[derive(Clone, Debug)]
@@ -298,6 +377,8 @@ pub(crate) enum StorageError {
     OpenidMismatch,
     /// The card was invalidated.
     CardInvalid,
+    /// The card's validity has ended.
+    CardExpired,
     /// The user card code is taken within the template.
     DuplicateCode,
     /// The holder already has a usable card of the template.
@@ -310,6 +391,10 @@ pub(crate) enum StorageError {
     RecordKeyReused,
     /// A brand with this ID exists already.
     BrandExists,
+    /// The request conflicts with the record's state (an expired card, a
+    /// used token, a decision already taken): 400 `INVALID_REQUEST` with
+    /// this message.
+    Refused(String),
     /// The database cannot be reached or written right now (busy, locked,
     /// full disk, connection lost).
     Unavailable(String),
@@ -323,6 +408,7 @@ impl fmt::Display for StorageError {
             StorageError::NotFound => f.write_str("not found"),
             StorageError::OpenidMismatch => f.write_str("openid is not the holder"),
             StorageError::CardInvalid => f.write_str("card is invalid"),
+            StorageError::CardExpired => f.write_str("card has expired"),
             StorageError::DuplicateCode => f.write_str("user card code is taken"),
             StorageError::HolderHasCard => f.write_str("holder has a card of this template"),
             StorageError::TemplateInvalid => f.write_str("template is invalid"),
@@ -331,6 +417,7 @@ impl fmt::Display for StorageError {
                 f.write_str("out_request_no reused for another request")
             }
             StorageError::BrandExists => f.write_str("brand exists already"),
+            StorageError::Refused(why) => f.write_str(why),
             StorageError::Unavailable(why) => write!(f, "database unavailable: {why}"),
             StorageError::Internal(why) => write!(f, "storage failure: {why}"),
         }
@@ -425,44 +512,89 @@ pub(crate) trait Storage: Send + Sync {
     async fn brand_ids(&self) -> Result<Vec<String>, StorageError>;
 
     /// Creates a template, or returns the one created before with the same
-    /// `out_request_no` (idempotent).
-    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError>;
+    /// `out_request_no` and request digest (idempotent); the same key with
+    /// another digest is [`StorageError::OutRequestNoReused`]. Templates
+    /// stored without a digest match any.
+    async fn create_card(&self, card: &Card, digest: &str) -> Result<CardRecord, StorageError>;
+
+    /// A page of a brand's templates, newest first, and how many match.
+    async fn list_cards(
+        &self,
+        brand_id: &str,
+        state: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Card>, i64), StorageError>;
+
+    /// Changes a template under its lock; returns it as stored.
+    async fn change_card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+        change: Change<Card>,
+    ) -> Result<Card, StorageError>;
 
     /// One template of a brand.
     async fn card(&self, brand_id: &str, card_id: &str)
     -> Result<Option<CardRecord>, StorageError>;
 
-    /// Inserts a new user card (import), unless the holder has a card of
-    /// the template that `is_usable` says still blocks a new one.
+    /// Inserts a new user card (import, or a sign-up spending `token`),
+    /// unless the holder has a card of the template that `is_usable` says
+    /// still blocks a new one.
     async fn insert_user_card(
         &self,
         card: &UserCardRecord,
         is_usable: HolderCheck,
         audit: &AuditEntry,
+        token: Option<SpentToken>,
     ) -> Result<(), StorageError>;
+
+    /// Every card `openid` holds under the brand, newest first.
+    async fn list_user_cards(
+        &self,
+        brand_id: &str,
+        openid: &str,
+    ) -> Result<Vec<UserCardRecord>, StorageError>;
+
+    /// Records a token, for an effective template of the brand.
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StorageError>;
+
+    /// A token.
+    async fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError>;
+
+    /// Records a member's points-for-coupon request.
+    async fn create_point_exchange(
+        &self,
+        exchange: &PointExchangeRecord,
+    ) -> Result<(), StorageError>;
+
+    /// Settles a points-for-coupon request under its lock: `settle` checks
+    /// the request against the record and sets its decision and answer
+    /// (returning `Ok(false)` when the same decision was recorded before).
+    /// Returns the record as stored.
+    async fn settle_point_exchange(
+        &self,
+        brand_id: &str,
+        record_id: &str,
+        settle: Change<PointExchangeRecord>,
+    ) -> Result<PointExchangeRecord, StorageError>;
+
+    /// Stores an image (the same ID again is a no-op).
+    async fn save_image(&self, image: &MediaRecord) -> Result<(), StorageError>;
+
+    /// An image.
+    async fn image(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError>;
 
     /// One user card.
     async fn user_card(&self, key: UserCardKey<'_>)
     -> Result<Option<UserCardRecord>, StorageError>;
 
-    /// Applies `patch` to the card held by `openid`, atomically, with its
-    /// audit record; returns the card as stored afterwards.
-    async fn update_user_card(
+    /// Changes a user card under its lock, atomically with its audit record
+    /// (update, invalidate, confirm); returns the card as stored.
+    async fn change_user_card(
         &self,
         key: UserCardKey<'_>,
-        openid: &str,
-        patch: UserCardPatch,
-        audit: &AuditEntry,
-    ) -> Result<UserCardRecord, StorageError>;
-
-    /// Invalidates the card held by `openid` (state `INVALID`, the reason
-    /// and time), atomically, with its audit record; a card already invalid
-    /// is returned as it is, unchanged. Returns the card as stored.
-    async fn invalidate_user_card(
-        &self,
-        key: UserCardKey<'_>,
-        openid: &str,
-        reason: Option<&str>,
+        change: Change<UserCardRecord>,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError>;
 
@@ -582,8 +714,67 @@ impl Storage for TimedStorage {
         timed!(self, brand_ids())
     }
 
-    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
-        timed!(self, create_card(card))
+    async fn create_card(&self, card: &Card, digest: &str) -> Result<CardRecord, StorageError> {
+        timed!(self, create_card(card, digest))
+    }
+
+    async fn list_cards(
+        &self,
+        brand_id: &str,
+        state: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Card>, i64), StorageError> {
+        timed!(self, list_cards(brand_id, state, offset, limit))
+    }
+
+    async fn change_card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+        change: Change<Card>,
+    ) -> Result<Card, StorageError> {
+        timed!(self, change_card(brand_id, card_id, change))
+    }
+
+    async fn list_user_cards(
+        &self,
+        brand_id: &str,
+        openid: &str,
+    ) -> Result<Vec<UserCardRecord>, StorageError> {
+        timed!(self, list_user_cards(brand_id, openid))
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StorageError> {
+        timed!(self, create_token(token))
+    }
+
+    async fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError> {
+        timed!(self, token(token))
+    }
+
+    async fn create_point_exchange(
+        &self,
+        exchange: &PointExchangeRecord,
+    ) -> Result<(), StorageError> {
+        timed!(self, create_point_exchange(exchange))
+    }
+
+    async fn settle_point_exchange(
+        &self,
+        brand_id: &str,
+        record_id: &str,
+        settle: Change<PointExchangeRecord>,
+    ) -> Result<PointExchangeRecord, StorageError> {
+        timed!(self, settle_point_exchange(brand_id, record_id, settle))
+    }
+
+    async fn save_image(&self, image: &MediaRecord) -> Result<(), StorageError> {
+        timed!(self, save_image(image))
+    }
+
+    async fn image(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError> {
+        timed!(self, image(media_id))
     }
 
     async fn card(
@@ -599,8 +790,9 @@ impl Storage for TimedStorage {
         card: &UserCardRecord,
         is_usable: HolderCheck,
         audit: &AuditEntry,
+        token: Option<SpentToken>,
     ) -> Result<(), StorageError> {
-        timed!(self, insert_user_card(card, is_usable, audit))
+        timed!(self, insert_user_card(card, is_usable, audit, token))
     }
 
     async fn user_card(
@@ -610,24 +802,13 @@ impl Storage for TimedStorage {
         timed!(self, user_card(key))
     }
 
-    async fn update_user_card(
+    async fn change_user_card(
         &self,
         key: UserCardKey<'_>,
-        openid: &str,
-        patch: UserCardPatch,
+        change: Change<UserCardRecord>,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
-        timed!(self, update_user_card(key, openid, patch, audit))
-    }
-
-    async fn invalidate_user_card(
-        &self,
-        key: UserCardKey<'_>,
-        openid: &str,
-        reason: Option<&str>,
-        audit: &AuditEntry,
-    ) -> Result<UserCardRecord, StorageError> {
-        timed!(self, invalidate_user_card(key, openid, reason, audit))
+        timed!(self, change_user_card(key, change, audit))
     }
 
     async fn record_member_activity(

@@ -19,16 +19,17 @@ use std::time::Duration;
 
 use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::keys::PublicKey;
-use card_member_protocol::model::{Card, UserCardState};
+use card_member_protocol::model::Card;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, MemberRecord,
-    NonceAdmission, Recorded, Storage, StorageError, UserCardKey, UserCardPatch, UserCardRecord,
-    card_takes_records, decode_json, decode_wire, template_takes_cards, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, HolderCheck, MediaRecord,
+    MemberRecord, NonceAdmission, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
+    TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
+    template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
@@ -183,6 +184,28 @@ async fn write_user_card(
         Err(err) if insert && is_unique_violation(&err) => Err(StorageError::DuplicateCode),
         Err(err) => Err(classify(err)),
     }
+}
+
+async fn select_token(
+    client: &impl GenericClient,
+    token: &str,
+    lock: bool,
+) -> Result<Option<TokenRecord>, StorageError> {
+    let sql = format!(
+        "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens \
+         WHERE token = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = client.query_opt(&sql, &[&token]).await.map_err(classify)?;
+    Ok(row.map(|row| TokenRecord {
+        token: row.get(0),
+        brand_id: row.get(1),
+        card_id: row.get(2),
+        openid: row.get(3),
+        expires_at: row.get(4),
+        created_at: row.get(5),
+        used_at: row.get(6),
+    }))
 }
 
 async fn insert_audit(client: &impl GenericClient, audit: &AuditEntry) -> Result<(), StorageError> {
@@ -416,23 +439,18 @@ impl Storage for PostgresStorage {
         select_brand_ids(&*client).await
     }
 
-    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+    async fn create_card(&self, card: &Card, digest: &str) -> Result<CardRecord, StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
         let tx = client.transaction().await.map_err(classify)?;
         let state = wire_name(&card.state);
         let body = to_json(card);
+        let out_request_no = &card.definition.out_request_no;
         let inserted = tx
             .execute(
-                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
-                &[
-                    &card.brand_id,
-                    &card.card_id,
-                    &card.out_request_no,
-                    &state,
-                    &body,
-                ],
+                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body, request_digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
+                &[&card.brand_id, &card.card_id, out_request_no, &state, &body, &digest],
             )
             .await
             .map_err(|err| {
@@ -447,15 +465,259 @@ impl Storage for PostgresStorage {
         } else {
             let row = tx
                 .query_one(
-                    "SELECT body FROM card_templates WHERE brand_id = $1 AND out_request_no = $2",
-                    &[&card.brand_id, &card.out_request_no],
+                    "SELECT body, request_digest FROM card_templates WHERE brand_id = $1 AND out_request_no = $2",
+                    &[&card.brand_id, out_request_no],
                 )
                 .await
                 .map_err(classify)?;
+            let stored_digest: Option<String> = row.get(1);
+            if stored_digest.is_some_and(|stored| stored != digest) {
+                return Err(StorageError::OutRequestNoReused);
+            }
             from_json(row.get(0))?
         };
         tx.commit().await.map_err(classify)?;
         Ok(CardRecord { card: stored })
+    }
+
+    async fn list_cards(
+        &self,
+        brand_id: &str,
+        state: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Card>, i64), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        // One snapshot for the count and the page.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(classify)?;
+        let total: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM card_templates WHERE brand_id = $1 AND ($2::TEXT IS NULL OR state = $2)",
+                &[&brand_id, &state],
+            )
+            .await
+            .map_err(classify)?
+            .get(0);
+        let rows = tx
+            .query(
+                "SELECT body FROM card_templates WHERE brand_id = $1 AND ($2::TEXT IS NULL OR state = $2) \
+                 ORDER BY seq DESC LIMIT $3 OFFSET $4",
+                &[&brand_id, &state, &limit, &offset],
+            )
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        let cards = rows
+            .iter()
+            .map(|row| from_json(row.get(0)))
+            .collect::<Result<Vec<Card>, _>>()?;
+        Ok((cards, total))
+    }
+
+    async fn change_card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+        change: Change<Card>,
+    ) -> Result<Card, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let row = tx
+            .query_opt(
+                "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2 FOR UPDATE",
+                &[&brand_id, &card_id],
+            )
+            .await
+            .map_err(classify)?
+            .ok_or(StorageError::NotFound)?;
+        let mut card: Card = from_json(row.get(0))?;
+        if change(&mut card)? {
+            tx.execute(
+                "UPDATE card_templates SET state = $1, body = $2 WHERE brand_id = $3 AND card_id = $4",
+                &[&wire_name(&card.state), &to_json(&card), &brand_id, &card_id],
+            )
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(card)
+    }
+
+    async fn list_user_cards(
+        &self,
+        brand_id: &str,
+        openid: &str,
+    ) -> Result<Vec<UserCardRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = $1 AND openid = $2 ORDER BY seq DESC"
+                ),
+                &[&brand_id, &openid],
+            )
+            .await
+            .map_err(classify)?;
+        rows.iter().map(user_card_from_row).collect()
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let state: Option<String> = tx
+            .query_opt(
+                "SELECT state FROM card_templates WHERE brand_id = $1 AND card_id = $2 FOR SHARE",
+                &[&token.brand_id, &token.card_id],
+            )
+            .await
+            .map_err(classify)?
+            .map(|row| row.get(0));
+        template_takes_cards(state.as_deref())?;
+        tx.execute(
+            "INSERT INTO pre_auth_tokens (token, brand_id, card_id, openid, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &token.token,
+                &token.brand_id,
+                &token.card_id,
+                &token.openid,
+                &token.expires_at,
+                &token.created_at,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        select_token(&*client, token, false).await
+    }
+
+    async fn create_point_exchange(
+        &self,
+        exchange: &PointExchangeRecord,
+    ) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        client
+            .execute(
+                "INSERT INTO point_exchanges (brand_id, record_id, card_id, user_card_code, openid, \
+                 exchange_coupon_template_id, deduct_points, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &exchange.brand_id,
+                    &exchange.record_id,
+                    &exchange.card_id,
+                    &exchange.user_card_code,
+                    &exchange.openid,
+                    &exchange.exchange_coupon_template_id,
+                    &exchange.deduct_points,
+                    &exchange.created_at,
+                ],
+            )
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    StorageError::Refused("record_id is taken".to_owned())
+                } else {
+                    classify(err)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn settle_point_exchange(
+        &self,
+        brand_id: &str,
+        record_id: &str,
+        settle: Change<PointExchangeRecord>,
+    ) -> Result<PointExchangeRecord, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let row = tx
+            .query_opt(
+                "SELECT brand_id, record_id, card_id, user_card_code, openid, exchange_coupon_template_id, \
+                 deduct_points, created_at, decision, answer FROM point_exchanges \
+                 WHERE brand_id = $1 AND record_id = $2 FOR UPDATE",
+                &[&brand_id, &record_id],
+            )
+            .await
+            .map_err(classify)?
+            .ok_or(StorageError::NotFound)?;
+        let mut exchange = PointExchangeRecord {
+            brand_id: row.get(0),
+            record_id: row.get(1),
+            card_id: row.get(2),
+            user_card_code: row.get(3),
+            openid: row.get(4),
+            exchange_coupon_template_id: row.get(5),
+            deduct_points: row.get(6),
+            created_at: row.get(7),
+            decision: row.get(8),
+            answer: row.get(9),
+        };
+        if settle(&mut exchange)? {
+            tx.execute(
+                "UPDATE point_exchanges SET decision = $1, answer = $2 WHERE brand_id = $3 AND record_id = $4",
+                &[&exchange.decision, &exchange.answer, &brand_id, &record_id],
+            )
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(exchange)
+    }
+
+    async fn save_image(&self, image: &MediaRecord) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        client
+            .execute(
+                "INSERT INTO media (media_id, brand_id, content_type, bytes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (media_id) DO NOTHING",
+                &[
+                    &image.media_id,
+                    &image.brand_id,
+                    &image.content_type,
+                    &image.bytes,
+                    &image.created_at,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn image(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let row = client
+            .query_opt(
+                "SELECT media_id, brand_id, content_type, bytes, created_at FROM media WHERE media_id = $1",
+                &[&media_id],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(row.map(|row| MediaRecord {
+            media_id: row.get(0),
+            brand_id: row.get(1),
+            content_type: row.get(2),
+            bytes: row.get(3),
+            created_at: row.get(4),
+        }))
     }
 
     async fn card(
@@ -481,10 +743,24 @@ impl Storage for PostgresStorage {
         card: &UserCardRecord,
         is_usable: HolderCheck,
         audit: &AuditEntry,
+        token: Option<SpentToken>,
     ) -> Result<(), StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
         let tx = client.transaction().await.map_err(classify)?;
+        if let Some(spent) = &token {
+            token_spendable(
+                select_token(&tx, &spent.token, true).await?.as_ref(),
+                card,
+                spent.now,
+            )?;
+            tx.execute(
+                "UPDATE pre_auth_tokens SET used_at = $1 WHERE token = $2",
+                &[&audit.at, &spent.token],
+            )
+            .await
+            .map_err(classify)?;
+        }
         let template_state: Option<String> = tx
             .query_opt(
                 "SELECT state FROM card_templates WHERE brand_id = $1 AND card_id = $2 FOR UPDATE",
@@ -526,11 +802,10 @@ impl Storage for PostgresStorage {
         select_user_card(&*client, key, false).await
     }
 
-    async fn update_user_card(
+    async fn change_user_card(
         &self,
         key: UserCardKey<'_>,
-        openid: &str,
-        patch: UserCardPatch,
+        change: Change<UserCardRecord>,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
         let mut pooled = self.client().await?;
@@ -539,38 +814,7 @@ impl Storage for PostgresStorage {
         let mut card = select_user_card(&tx, key, true)
             .await?
             .ok_or(StorageError::NotFound)?;
-        if card.openid != openid {
-            return Err(StorageError::OpenidMismatch);
-        }
-        if card.state == UserCardState::Invalid {
-            return Err(StorageError::CardInvalid);
-        }
-        patch.apply(&mut card);
-        card.modify_time.clone_from(&audit.at);
-        card.version += 1;
-        write_user_card(&tx, &card, false).await?;
-        insert_audit(&tx, audit).await?;
-        tx.commit().await.map_err(classify)?;
-        Ok(card)
-    }
-
-    async fn invalidate_user_card(
-        &self,
-        key: UserCardKey<'_>,
-        openid: &str,
-        reason: Option<&str>,
-        audit: &AuditEntry,
-    ) -> Result<UserCardRecord, StorageError> {
-        let mut pooled = self.client().await?;
-        let client: &mut Client = &mut pooled;
-        let tx = client.transaction().await.map_err(classify)?;
-        let mut card = select_user_card(&tx, key, true)
-            .await?
-            .ok_or(StorageError::NotFound)?;
-        if card.openid != openid {
-            return Err(StorageError::OpenidMismatch);
-        }
-        if card.invalidate(reason, audit) {
+        if change(&mut card)? {
             write_user_card(&tx, &card, false).await?;
             insert_audit(&tx, audit).await?;
         }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use card_member_protocol::keys::PublicKey;
-use card_member_protocol::model::{Card, UserCardState};
+use card_member_protocol::model::{Card, ImageType};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
 };
@@ -29,9 +29,10 @@ use crate::rate_limit::RateLimiter;
 use crate::replay::{ReplayGuard, expiry};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, HolderCheck, MemberRecord,
-    NonceAdmission, Recorded, Storage, StorageError, UserCardKey, UserCardPatch, UserCardRecord,
-    card_takes_records, decode_json, decode_wire, template_takes_cards, to_json, wire_name,
+    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, HolderCheck, MediaRecord,
+    MemberRecord, NonceAdmission, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
+    TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
+    template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// How often expired nonces are deleted, in seconds.
@@ -74,6 +75,8 @@ pub(crate) struct SqliteDb {
     /// When expired nonces were last deleted (Unix seconds).
     nonces_pruned_at: AtomicI64,
     limiter: RateLimiter,
+    /// Where uploaded images are kept: `media/` beside the database file.
+    media_dir: std::path::PathBuf,
 }
 
 impl SqliteStorage {
@@ -118,6 +121,10 @@ impl SqliteDb {
             unsaved_nonces: Mutex::new(UnsavedNonces::default()),
             nonces_pruned_at: AtomicI64::new(0),
             limiter: RateLimiter::default(),
+            media_dir: path
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("media"),
         };
         storage.migrate()?;
         storage.load_nonces(unix_now())?;
@@ -296,6 +303,29 @@ fn select_user_card(
         .map_err(classify)
 }
 
+fn select_token(connection: &Connection, token: &str) -> Result<Option<TokenRecord>, StorageError> {
+    connection
+        .prepare_cached(
+            "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens WHERE token = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([token], |row| {
+                    Ok(TokenRecord {
+                        token: row.get(0)?,
+                        brand_id: row.get(1)?,
+                        card_id: row.get(2)?,
+                        openid: row.get(3)?,
+                        expires_at: row.get(4)?,
+                        created_at: row.get(5)?,
+                        used_at: row.get(6)?,
+                    })
+                })
+                .optional()
+        })
+        .map_err(classify)
+}
+
 fn insert_audit(connection: &Connection, audit: &AuditEntry) -> Result<(), StorageError> {
     connection
         .prepare_cached(
@@ -462,23 +492,32 @@ impl SqliteDb {
         select_brand_ids(&self.lock())
     }
 
-    pub(super) fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
+    pub(super) fn create_card(
+        &self,
+        card: &Card,
+        digest: &str,
+    ) -> Result<CardRecord, StorageError> {
+        let out_request_no = &card.definition.out_request_no;
         self.write(|tx| {
-            let existing: Option<String> = tx
+            let existing: Option<(String, Option<String>)> = tx
                 .query_row(
-                    "SELECT body FROM card_templates WHERE brand_id = ?1 AND out_request_no = ?2",
-                    params![card.brand_id, card.out_request_no],
-                    |row| row.get(0),
+                    "SELECT body, request_digest FROM card_templates WHERE brand_id = ?1 AND out_request_no = ?2",
+                    params![card.brand_id, out_request_no],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
                 .map_err(classify)?;
-            if let Some(body) = existing {
+            if let Some((body, stored_digest)) = existing {
+                if stored_digest.is_some_and(|stored| stored != digest) {
+                    return Err(StorageError::OutRequestNoReused);
+                }
                 let stored: Card = from_json(&body).map_err(classify)?;
                 return Ok(CardRecord { card: stored });
             }
             tx.execute(
-                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![card.brand_id, card.card_id, card.out_request_no, wire_name(&card.state), to_json(card)],
+                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body, request_digest) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![card.brand_id, card.card_id, out_request_no, wire_name(&card.state), to_json(card), digest],
             )
             .map_err(|err| match err.sqlite_error_code() {
                 Some(ErrorCode::ConstraintViolation) => StorageError::OutRequestNoReused,
@@ -510,13 +549,246 @@ impl SqliteDb {
         .transpose()
     }
 
+    pub(super) fn list_cards(
+        &self,
+        brand_id: &str,
+        state: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Card>, i64), StorageError> {
+        let connection = self.lock();
+        let total: i64 = connection
+            .prepare_cached(
+                "SELECT count(*) FROM card_templates WHERE brand_id = ?1 AND (?2 IS NULL OR state = ?2)",
+            )
+            .and_then(|mut statement| statement.query_row(params![brand_id, state], |row| row.get(0)))
+            .map_err(classify)?;
+        let cards = connection
+            .prepare_cached(
+                "SELECT body FROM card_templates WHERE brand_id = ?1 AND (?2 IS NULL OR state = ?2) \
+                 ORDER BY rowid DESC LIMIT ?3 OFFSET ?4",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![brand_id, state, limit, offset], |row| {
+                        from_json::<Card>(&row.get::<_, String>(0)?)
+                    })?
+                    .collect::<rusqlite::Result<Vec<Card>>>()
+            })
+            .map_err(classify)?;
+        Ok((cards, total))
+    }
+
+    pub(super) fn change_card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+        change: Change<Card>,
+    ) -> Result<Card, StorageError> {
+        self.write(|tx| {
+            let body: String = tx
+                .query_row(
+                    "SELECT body FROM card_templates WHERE brand_id = ?1 AND card_id = ?2",
+                    params![brand_id, card_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(classify)?
+                .ok_or(StorageError::NotFound)?;
+            let mut card: Card = from_json(&body).map_err(classify)?;
+            if change(&mut card)? {
+                tx.execute(
+                    "UPDATE card_templates SET state = ?1, body = ?2 WHERE brand_id = ?3 AND card_id = ?4",
+                    params![wire_name(&card.state), to_json(&card), brand_id, card_id],
+                )
+                .map_err(classify)?;
+            }
+            Ok(card)
+        })
+    }
+
+    pub(super) fn list_user_cards(
+        &self,
+        brand_id: &str,
+        openid: &str,
+    ) -> Result<Vec<UserCardRecord>, StorageError> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE brand_id = ?1 AND openid = ?2 ORDER BY rowid DESC"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![brand_id, openid], user_card_from_row)?
+                    .collect()
+            })
+            .map_err(classify)
+    }
+
+    pub(super) fn create_token(&self, token: &TokenRecord) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM card_templates WHERE brand_id = ?1 AND card_id = ?2",
+                    params![token.brand_id, token.card_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(classify)?;
+            template_takes_cards(state.as_deref())?;
+            tx.execute(
+                "INSERT INTO pre_auth_tokens (token, brand_id, card_id, openid, expires_at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![token.token, token.brand_id, token.card_id, token.openid, token.expires_at, token.created_at],
+            )
+            .map_err(classify)?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError> {
+        select_token(&self.lock(), token)
+    }
+
+    pub(super) fn create_point_exchange(
+        &self,
+        exchange: &PointExchangeRecord,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO point_exchanges (brand_id, record_id, card_id, user_card_code, openid, \
+                 exchange_coupon_template_id, deduct_points, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    exchange.brand_id,
+                    exchange.record_id,
+                    exchange.card_id,
+                    exchange.user_card_code,
+                    exchange.openid,
+                    exchange.exchange_coupon_template_id,
+                    exchange.deduct_points,
+                    exchange.created_at
+                ],
+            )
+            .map_err(|err| match err.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => {
+                    StorageError::Refused("record_id is taken".to_owned())
+                }
+                _ => classify(err),
+            })?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn settle_point_exchange(
+        &self,
+        brand_id: &str,
+        record_id: &str,
+        settle: Change<PointExchangeRecord>,
+    ) -> Result<PointExchangeRecord, StorageError> {
+        self.write(|tx| {
+            let mut exchange = tx
+                .query_row(
+                    "SELECT brand_id, record_id, card_id, user_card_code, openid, exchange_coupon_template_id, \
+                     deduct_points, created_at, decision, answer FROM point_exchanges WHERE brand_id = ?1 AND record_id = ?2",
+                    params![brand_id, record_id],
+                    |row| {
+                        Ok(PointExchangeRecord {
+                            brand_id: row.get(0)?,
+                            record_id: row.get(1)?,
+                            card_id: row.get(2)?,
+                            user_card_code: row.get(3)?,
+                            openid: row.get(4)?,
+                            exchange_coupon_template_id: row.get(5)?,
+                            deduct_points: row.get(6)?,
+                            created_at: row.get(7)?,
+                            decision: row.get(8)?,
+                            answer: row.get(9)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(classify)?
+                .ok_or(StorageError::NotFound)?;
+            if settle(&mut exchange)? {
+                tx.execute(
+                    "UPDATE point_exchanges SET decision = ?1, answer = ?2 WHERE brand_id = ?3 AND record_id = ?4",
+                    params![exchange.decision, exchange.answer, brand_id, record_id],
+                )
+                .map_err(classify)?;
+            }
+            Ok(exchange)
+        })
+    }
+
+    /// Writes the image file (to a temporary name, synced, then renamed and
+    /// the directory synced), so an answered upload survives a crash.
+    pub(super) fn save_image(&self, image: &MediaRecord) -> Result<(), StorageError> {
+        use std::io::Write as _;
+        let io = |err: std::io::Error| StorageError::Unavailable(format!("media: {err}"));
+        let path = self.media_dir.join(&image.media_id);
+        if path.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.media_dir).map_err(io)?;
+        let temporary = self.media_dir.join(format!(
+            ".{}.{}",
+            image.media_id,
+            crate::crypto::random_nonce()
+        ));
+        let written = (|| {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&image.bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path)?;
+            std::fs::File::open(&self.media_dir)?.sync_all()
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        written.map_err(io)
+    }
+
+    pub(super) fn image(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError> {
+        let Some(kind) = media_id
+            .rsplit_once('.')
+            .and_then(|(_, extension)| ImageType::from_extension(extension))
+        else {
+            return Ok(None);
+        };
+        if !media_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        {
+            return Ok(None);
+        }
+        match std::fs::read(self.media_dir.join(media_id)) {
+            Ok(bytes) => Ok(Some(MediaRecord {
+                media_id: media_id.to_owned(),
+                brand_id: String::new(),
+                content_type: kind.content_type().to_owned(),
+                bytes,
+                created_at: String::new(),
+            })),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(StorageError::Unavailable(format!("media: {err}"))),
+        }
+    }
+
     pub(super) fn insert_user_card(
         &self,
         card: &UserCardRecord,
         is_usable: &HolderCheck,
         audit: &AuditEntry,
+        token: Option<&SpentToken>,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
+            if let Some(spent) = token {
+                token_spendable(select_token(tx, &spent.token)?.as_ref(), card, spent.now)?;
+                tx.execute(
+                    "UPDATE pre_auth_tokens SET used_at = ?1 WHERE token = ?2",
+                    params![audit.at, spent.token],
+                )
+                .map_err(classify)?;
+            }
             let template_state: Option<String> = tx
                 .query_row(
                     "SELECT state FROM card_templates WHERE brand_id = ?1 AND card_id = ?2",
@@ -555,43 +827,15 @@ impl SqliteDb {
         select_user_card(&self.lock(), key)
     }
 
-    pub(super) fn update_user_card(
+    pub(super) fn change_user_card(
         &self,
         key: UserCardKey<'_>,
-        openid: &str,
-        patch: UserCardPatch,
+        change: Change<UserCardRecord>,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
         self.write(|tx| {
             let mut card = select_user_card(tx, key)?.ok_or(StorageError::NotFound)?;
-            if card.openid != openid {
-                return Err(StorageError::OpenidMismatch);
-            }
-            if card.state == UserCardState::Invalid {
-                return Err(StorageError::CardInvalid);
-            }
-            patch.apply(&mut card);
-            card.modify_time.clone_from(&audit.at);
-            card.version += 1;
-            write_user_card(tx, &card, false)?;
-            insert_audit(tx, audit)?;
-            Ok(card)
-        })
-    }
-
-    pub(super) fn invalidate_user_card(
-        &self,
-        key: UserCardKey<'_>,
-        openid: &str,
-        reason: Option<&str>,
-        audit: &AuditEntry,
-    ) -> Result<UserCardRecord, StorageError> {
-        self.write(|tx| {
-            let mut card = select_user_card(tx, key)?.ok_or(StorageError::NotFound)?;
-            if card.openid != openid {
-                return Err(StorageError::OpenidMismatch);
-            }
-            if card.invalidate(reason, audit) {
+            if change(&mut card)? {
                 write_user_card(tx, &card, false)?;
                 insert_audit(tx, audit)?;
             }
@@ -817,9 +1061,82 @@ impl Storage for SqliteStorage {
         self.run(SqliteDb::brand_ids).await
     }
 
-    async fn create_card(&self, card: &Card) -> Result<CardRecord, StorageError> {
-        let card = card.clone();
-        self.run(move |db| db.create_card(&card)).await
+    async fn create_card(&self, card: &Card, digest: &str) -> Result<CardRecord, StorageError> {
+        let (card, digest) = (card.clone(), digest.to_owned());
+        self.run(move |db| db.create_card(&card, &digest)).await
+    }
+
+    async fn list_cards(
+        &self,
+        brand_id: &str,
+        state: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Card>, i64), StorageError> {
+        let (brand_id, state) = (brand_id.to_owned(), state.map(str::to_owned));
+        self.run(move |db| db.list_cards(&brand_id, state.as_deref(), offset, limit))
+            .await
+    }
+
+    async fn change_card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+        change: Change<Card>,
+    ) -> Result<Card, StorageError> {
+        let (brand_id, card_id) = (brand_id.to_owned(), card_id.to_owned());
+        self.run(move |db| db.change_card(&brand_id, &card_id, change))
+            .await
+    }
+
+    async fn list_user_cards(
+        &self,
+        brand_id: &str,
+        openid: &str,
+    ) -> Result<Vec<UserCardRecord>, StorageError> {
+        let (brand_id, openid) = (brand_id.to_owned(), openid.to_owned());
+        self.run(move |db| db.list_user_cards(&brand_id, &openid))
+            .await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StorageError> {
+        let token = token.clone();
+        self.run(move |db| db.create_token(&token)).await
+    }
+
+    async fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError> {
+        let token = token.to_owned();
+        self.run(move |db| db.token(&token)).await
+    }
+
+    async fn create_point_exchange(
+        &self,
+        exchange: &PointExchangeRecord,
+    ) -> Result<(), StorageError> {
+        let exchange = exchange.clone();
+        self.run(move |db| db.create_point_exchange(&exchange))
+            .await
+    }
+
+    async fn settle_point_exchange(
+        &self,
+        brand_id: &str,
+        record_id: &str,
+        settle: Change<PointExchangeRecord>,
+    ) -> Result<PointExchangeRecord, StorageError> {
+        let (brand_id, record_id) = (brand_id.to_owned(), record_id.to_owned());
+        self.run(move |db| db.settle_point_exchange(&brand_id, &record_id, settle))
+            .await
+    }
+
+    async fn save_image(&self, image: &MediaRecord) -> Result<(), StorageError> {
+        let image = image.clone();
+        self.run(move |db| db.save_image(&image)).await
+    }
+
+    async fn image(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError> {
+        let media_id = media_id.to_owned();
+        self.run(move |db| db.image(&media_id)).await
     }
 
     async fn card(
@@ -836,9 +1153,10 @@ impl Storage for SqliteStorage {
         card: &UserCardRecord,
         is_usable: HolderCheck,
         audit: &AuditEntry,
+        token: Option<SpentToken>,
     ) -> Result<(), StorageError> {
         let (card, audit) = (card.clone(), audit.clone());
-        self.run(move |db| db.insert_user_card(&card, &is_usable, &audit))
+        self.run(move |db| db.insert_user_card(&card, &is_usable, &audit, token.as_ref()))
             .await
     }
 
@@ -850,32 +1168,14 @@ impl Storage for SqliteStorage {
         self.run(move |db| db.user_card(id.key())).await
     }
 
-    async fn update_user_card(
+    async fn change_user_card(
         &self,
         key: UserCardKey<'_>,
-        openid: &str,
-        patch: UserCardPatch,
+        change: Change<UserCardRecord>,
         audit: &AuditEntry,
     ) -> Result<UserCardRecord, StorageError> {
-        let (id, openid, audit) = (key.to_id(), openid.to_owned(), audit.clone());
-        self.run(move |db| db.update_user_card(id.key(), &openid, patch, &audit))
-            .await
-    }
-
-    async fn invalidate_user_card(
-        &self,
-        key: UserCardKey<'_>,
-        openid: &str,
-        reason: Option<&str>,
-        audit: &AuditEntry,
-    ) -> Result<UserCardRecord, StorageError> {
-        let (id, openid, reason, audit) = (
-            key.to_id(),
-            openid.to_owned(),
-            reason.map(str::to_owned),
-            audit.clone(),
-        );
-        self.run(move |db| db.invalidate_user_card(id.key(), &openid, reason.as_deref(), &audit))
+        let (id, audit) = (key.to_id(), audit.clone());
+        self.run(move |db| db.change_user_card(id.key(), change, &audit))
             .await
     }
 

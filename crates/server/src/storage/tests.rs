@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use card_member_protocol::keys::PrivateKey;
-use card_member_protocol::model::{Card, CardState, CardType, CodeMode, DateInfo, UserCardState};
+use card_member_protocol::model::{
+    Card, CardDefinition, CardState, CardType, CodeMode, CodeType, DateInfo, UserCardState,
+};
 use tempfile::TempDir;
 
 use super::*;
@@ -73,20 +75,51 @@ fn template(brand_id: &str, card_id: &str, out_request_no: &str) -> Card {
     Card {
         card_id: card_id.into(),
         brand_id: brand_id.into(),
-        appid: "wx".into(),
-        card_type: CardType::Normal,
-        card_title: "t".into(),
-        card_color: None,
-        card_picture_url: None,
-        code_mode: CodeMode::MerchantAllocate,
-        valid_date_information: DateInfo::permanent(),
-        user_information_form: None,
-        notify_url: None,
-        out_request_no: out_request_no.into(),
-        state: CardState::Effective,
+        definition: CardDefinition {
+            out_request_no: out_request_no.into(),
+            appid: "wx".into(),
+            card_type: CardType::Normal,
+            card_title: "t".into(),
+            card_color: None,
+            card_picture_url: None,
+            code_mode: CodeMode::MerchantAllocate,
+            code_type: CodeType::QrCode,
+            code_jump_information: None,
+            benefits: None,
+            notify_url: None,
+            need_pinned: None,
+            need_display_level: None,
+            init_level: None,
+            service_phone: None,
+            legal_agreement: None,
+            valid_date_information: DateInfo::permanent(),
+            member_information: None,
+            points_information: None,
+            balance_information: None,
+            purchase_information: None,
+            user_information: None,
+        },
+        state: CardState::CardEffective,
         create_time: NOW.into(),
         modify_time: NOW.into(),
     }
+}
+
+/// The change an update makes: the patch, on a card `openid` holds that
+/// is not invalid.
+fn patching(openid: &str, patch: UserCardPatch) -> Change<UserCardRecord> {
+    let openid = openid.to_owned();
+    Box::new(move |card| {
+        if card.openid != openid {
+            return Err(StorageError::OpenidMismatch);
+        }
+        if card.state == UserCardState::Invalid {
+            return Err(StorageError::CardInvalid);
+        }
+        patch.apply(card);
+        card.version += 1;
+        Ok(true)
+    })
 }
 
 fn user_card(code: &str, openid: &str) -> UserCardRecord {
@@ -138,7 +171,7 @@ async fn seeded(backend: &Backend) {
     let storage = &backend.storage;
     storage.add_brand(&brand("b"), NOW).await.unwrap();
     storage
-        .create_card(&template("b", "c", "r1"))
+        .create_card(&template("b", "c", "r1"), "d")
         .await
         .unwrap();
     storage
@@ -146,6 +179,7 @@ async fn seeded(backend: &Backend) {
             &user_card("1", "o"),
             Arc::new(|_: &UserCardRecord| true),
             &audit("1", "import", &[]),
+            None,
         )
         .await
         .unwrap();
@@ -189,11 +223,11 @@ async fn templates_are_idempotent_on_out_request_no() {
         let storage = &backend.storage;
         storage.add_brand(&brand("b"), NOW).await.unwrap();
         let first = storage
-            .create_card(&template("b", "c1", "r1"))
+            .create_card(&template("b", "c1", "r1"), "d")
             .await
             .unwrap();
         let again = storage
-            .create_card(&template("b", "c2", "r1"))
+            .create_card(&template("b", "c2", "r1"), "d")
             .await
             .unwrap();
         assert_eq!(again.card.card_id, first.card.card_id, "{}", backend.name);
@@ -218,7 +252,8 @@ async fn imports_enforce_template_code_and_holder_rules() {
                 .insert_user_card(
                     &orphan,
                     Arc::new(|_: &UserCardRecord| true),
-                    &audit("9", "import", &[])
+                    &audit("9", "import", &[]),
+                    None
                 )
                 .await,
             Err(StorageError::NotFound)
@@ -228,7 +263,8 @@ async fn imports_enforce_template_code_and_holder_rules() {
                 .insert_user_card(
                     &user_card("1", "other"),
                     Arc::new(|_: &UserCardRecord| true),
-                    &audit("1", "import", &[])
+                    &audit("1", "import", &[]),
+                    None
                 )
                 .await,
             Err(StorageError::DuplicateCode)
@@ -238,7 +274,8 @@ async fn imports_enforce_template_code_and_holder_rules() {
                 .insert_user_card(
                     &user_card("2", "o"),
                     Arc::new(|_: &UserCardRecord| true),
-                    &audit("2", "import", &[])
+                    &audit("2", "import", &[]),
+                    None
                 )
                 .await,
             Err(StorageError::HolderHasCard)
@@ -248,6 +285,7 @@ async fn imports_enforce_template_code_and_holder_rules() {
                 &user_card("2", "o"),
                 Arc::new(|_: &UserCardRecord| false),
                 &audit("2", "import", &[]),
+                None,
             )
             .await
             .unwrap();
@@ -276,10 +314,9 @@ async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
         };
         assert!(matches!(
             storage
-                .update_user_card(
+                .change_user_card(
                     key("nope"),
-                    "o",
-                    patch.clone(),
+                    patching("o", patch.clone()),
                     &audit("nope", "update", &["level"])
                 )
                 .await,
@@ -287,17 +324,20 @@ async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
         ));
         assert!(matches!(
             storage
-                .update_user_card(
+                .change_user_card(
                     key("1"),
-                    "x",
-                    patch.clone(),
+                    patching("x", patch.clone()),
                     &audit("1", "update", &["level"])
                 )
                 .await,
             Err(StorageError::OpenidMismatch)
         ));
         let updated = storage
-            .update_user_card(key("1"), "o", patch, &audit("1", "update", &["level"]))
+            .change_user_card(
+                key("1"),
+                patching("o", patch),
+                &audit("1", "update", &["level"]),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -354,7 +394,11 @@ async fn concurrent_updates_of_different_fields_all_persist() {
             updates.spawn(async move {
                 let fields = patch.field_names();
                 storage
-                    .update_user_card(key("1"), "o", patch, &audit("1", "update", &fields))
+                    .change_user_card(
+                        key("1"),
+                        patching("o", patch),
+                        &audit("1", "update", &fields),
+                    )
                     .await
                     .unwrap();
             });
@@ -500,7 +544,7 @@ async fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change(
         storage.record_nonce("b", "read").await.unwrap();
         assert_eq!(admit_now(&storage, "write").await, NonceAdmission::Unsaved);
         storage
-            .create_card(&template("b", "c", "r1"))
+            .create_card(&template("b", "c", "r1"), "d")
             .await
             .expect("the change's transaction writes the waiting nonce");
         assert_eq!(
@@ -535,10 +579,9 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
             user_card_code: "1",
         };
         let failed = storage
-            .update_user_card(
+            .change_user_card(
                 missing,
-                "o",
-                UserCardPatch::default(),
+                patching("o", UserCardPatch::default()),
                 &audit("1", "update", &[]),
             )
             .await;
@@ -617,7 +660,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3],
+        [1, 2, 3, 4],
         "1 and 2 adopted, the later ones applied"
     );
 }
@@ -656,7 +699,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2], "1 adopted, the later ones applied");
+    assert_eq!(versions, [1, 2, 3], "1 adopted, the later ones applied");
     let old = client
         .query_one("SELECT to_regclass('card_member_schema') IS NULL", &[])
         .await
@@ -679,4 +722,359 @@ async fn a_database_with_a_migration_this_build_lacks_is_refused() {
         .unwrap();
     let refused = SqliteStorage::open(&path).await.err().expect("refused");
     assert!(refused.to_string().contains("migration"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_template_key_sent_again_with_another_body_is_refused() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        storage
+            .create_card(&template("b", "c1", "r1"), "first")
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                storage
+                    .create_card(&template("b", "c2", "r1"), "second")
+                    .await,
+                Err(StorageError::OutRequestNoReused)
+            ),
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn template_lists_are_newest_first_filtered_and_counted() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        storage.add_brand(&brand("other"), NOW).await.unwrap();
+        for index in 0..5 {
+            storage
+                .create_card(
+                    &template("b", &format!("c{index}"), &format!("r{index}")),
+                    "d",
+                )
+                .await
+                .unwrap();
+        }
+        storage
+            .create_card(&template("other", "x", "r"), "d")
+            .await
+            .unwrap();
+        storage
+            .change_card(
+                "b",
+                "c1",
+                Box::new(|card| {
+                    card.state = CardState::CardInvalid;
+                    Ok(true)
+                }),
+            )
+            .await
+            .unwrap();
+        let ids = |cards: Vec<Card>| cards.into_iter().map(|c| c.card_id).collect::<Vec<_>>();
+        let (page, total) = storage.list_cards("b", None, 0, 2).await.unwrap();
+        assert_eq!(
+            (ids(page), total),
+            (vec!["c4".to_owned(), "c3".to_owned()], 5),
+            "{}",
+            backend.name
+        );
+        let (page, _) = storage.list_cards("b", None, 4, 20).await.unwrap();
+        assert_eq!(ids(page), ["c0"]);
+        let (page, total) = storage
+            .list_cards("b", Some("CARD_INVALID"), 0, 20)
+            .await
+            .unwrap();
+        assert_eq!((ids(page), total), (vec!["c1".to_owned()], 1));
+        let (_, effective) = storage
+            .list_cards("b", Some("CARD_EFFECTIVE"), 0, 20)
+            .await
+            .unwrap();
+        assert_eq!(effective, 4);
+        assert!(matches!(
+            storage.change_card("b", "x", Box::new(|_| Ok(true))).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
+    for backend in backends().await {
+        seeded(&backend).await;
+        let storage = &backend.storage;
+        let now = crate::app::unix_now();
+        let token = TokenRecord {
+            token: "tok".into(),
+            brand_id: "b".into(),
+            card_id: "c".into(),
+            openid: "new".into(),
+            expires_at: now + 3600,
+            created_at: NOW.into(),
+            used_at: None,
+        };
+        storage.create_token(&token).await.unwrap();
+        let spend = || SpentToken {
+            token: "tok".into(),
+            now,
+        };
+        let mut stranger = user_card("5", "someone-else");
+        stranger.state = UserCardState::Unactivated;
+        assert!(
+            matches!(
+                storage
+                    .insert_user_card(
+                        &stranger,
+                        Arc::new(|_: &UserCardRecord| true),
+                        &audit("5", "sign-up", &[]),
+                        Some(spend())
+                    )
+                    .await,
+                Err(StorageError::Refused(_))
+            ),
+            "a token is for its user: {}",
+            backend.name
+        );
+        let mut card = user_card("6", "new");
+        card.state = UserCardState::Unactivated;
+        storage
+            .insert_user_card(
+                &card,
+                Arc::new(|_: &UserCardRecord| true),
+                &audit("6", "sign-up", &[]),
+                Some(spend()),
+            )
+            .await
+            .unwrap();
+        assert!(
+            storage
+                .token("tok")
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at
+                .is_some()
+        );
+        let mut again = user_card("7", "new");
+        again.state = UserCardState::Unactivated;
+        let refused = storage
+            .insert_user_card(
+                &again,
+                Arc::new(|_: &UserCardRecord| false),
+                &audit("7", "sign-up", &[]),
+                Some(spend()),
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(StorageError::Refused(why)) if why.contains("used")),
+            "{}: {refused:?}",
+            backend.name
+        );
+        let expired = TokenRecord {
+            token: "old".into(),
+            expires_at: now - 1,
+            ..token.clone()
+        };
+        storage.create_token(&expired).await.unwrap();
+        let refused = storage
+            .insert_user_card(
+                &again,
+                Arc::new(|_: &UserCardRecord| false),
+                &audit("7", "sign-up", &[]),
+                Some(SpentToken {
+                    token: "old".into(),
+                    now,
+                }),
+            )
+            .await;
+        assert!(matches!(&refused, Err(StorageError::Refused(why)) if why.contains("expired")));
+        storage
+            .change_card(
+                "b",
+                "c",
+                Box::new(|card| {
+                    card.state = CardState::CardInvalid;
+                    Ok(true)
+                }),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            storage
+                .create_token(&TokenRecord {
+                    token: "t2".into(),
+                    ..token
+                })
+                .await,
+            Err(StorageError::TemplateInvalid)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_point_exchange_is_settled_once() {
+    for backend in backends().await {
+        seeded(&backend).await;
+        let storage = &backend.storage;
+        let exchange = PointExchangeRecord {
+            brand_id: "b".into(),
+            record_id: "r1".into(),
+            card_id: "c".into(),
+            user_card_code: "1".into(),
+            openid: "o".into(),
+            exchange_coupon_template_id: "t".into(),
+            deduct_points: 100,
+            created_at: NOW.into(),
+            decision: None,
+            answer: None,
+        };
+        storage.create_point_exchange(&exchange).await.unwrap();
+        assert!(matches!(
+            storage.create_point_exchange(&exchange).await,
+            Err(StorageError::Refused(_))
+        ));
+        let settled = storage
+            .settle_point_exchange(
+                "b",
+                "r1",
+                Box::new(|exchange| {
+                    exchange.decision = Some("ALLOW".into());
+                    exchange.answer = Some("{}".into());
+                    Ok(true)
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            settled.decision.as_deref(),
+            Some("ALLOW"),
+            "{}",
+            backend.name
+        );
+        let read = storage
+            .settle_point_exchange("b", "r1", Box::new(|_| Ok(false)))
+            .await
+            .unwrap();
+        assert_eq!(read.answer.as_deref(), Some("{}"));
+        assert!(matches!(
+            storage
+                .settle_point_exchange("other", "r1", Box::new(|_| Ok(true)))
+                .await,
+            Err(StorageError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn images_are_kept_and_read_back_by_id() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let image = MediaRecord {
+            media_id: format!("{}.png", "ab".repeat(32)),
+            brand_id: "b".into(),
+            content_type: "image/png".into(),
+            bytes: b"\x89PNG\r\n\x1a\nrest".to_vec(),
+            created_at: NOW.into(),
+        };
+        storage.save_image(&image).await.unwrap();
+        storage.save_image(&image).await.unwrap();
+        let read = storage.image(&image.media_id).await.unwrap().unwrap();
+        assert_eq!(
+            (read.bytes, read.content_type),
+            (image.bytes.clone(), image.content_type.clone()),
+            "{}",
+            backend.name
+        );
+        assert!(storage.image("missing.png").await.unwrap().is_none());
+        assert!(storage.image("../test.db").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_holders_cards_are_listed_newest_first() {
+    for backend in backends().await {
+        seeded(&backend).await;
+        let storage = &backend.storage;
+        storage
+            .insert_user_card(
+                &user_card("2", "o"),
+                Arc::new(|_: &UserCardRecord| false),
+                &audit("2", "import", &[]),
+                None,
+            )
+            .await
+            .unwrap();
+        storage
+            .insert_user_card(
+                &user_card("3", "p"),
+                Arc::new(|_: &UserCardRecord| false),
+                &audit("3", "import", &[]),
+                None,
+            )
+            .await
+            .unwrap();
+        let codes: Vec<String> = storage
+            .list_user_cards("b", "o")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|card| card.user_card_code)
+            .collect();
+        assert_eq!(codes, ["2", "1"], "{}", backend.name);
+    }
+}
+
+#[tokio::test]
+async fn templates_stored_before_the_providers_object_are_migrated_on_both_backends() {
+    let old = r#"{"card_id":"old","brand_id":"b","appid":"wx","card_type":"NORMAL","card_title":"t","code_mode":"MERCHANT_ALLOCATE","valid_date_information":{"type":"PERMANENT"},"user_information_form":{"common_field_list":["USER_FORM_FLAG_BIRTHDAY"]},"out_request_no":"r","state":"EFFECTIVE","create_time":"2026-01-01T00:00:00+08:00","modify_time":"2026-01-01T00:00:00+08:00"}"#;
+    // SQLite: an old row written under the table's old shape, then a start.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+    }
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute(
+                "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) VALUES ('b', 'old', 'r', 'EFFECTIVE', ?1)",
+                [old],
+            )
+            .unwrap();
+    }
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let card = storage.card("b", "old").await.unwrap().unwrap().card;
+    assert_eq!(card.state, CardState::CardEffective);
+    let (listed, _) = storage
+        .list_cards("b", Some("CARD_EFFECTIVE"), 0, 20)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    // PostgreSQL: the same.
+    let url = card_member_testkit::postgres().create_database();
+    {
+        let storage = PostgresStorage::open(&url, 2).await.unwrap();
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body) VALUES ('b', 'old', 'r', 'EFFECTIVE', $1)",
+            &[&old],
+        )
+        .await
+        .unwrap();
+    let storage = PostgresStorage::open(&url, 2).await.unwrap();
+    let card = storage.card("b", "old").await.unwrap().unwrap().card;
+    assert_eq!(card.state, CardState::CardEffective);
+    assert!(card.definition.user_information.is_some());
 }

@@ -9,6 +9,8 @@ mod durability;
 mod faults;
 mod helpers;
 mod hostile;
+mod media;
+mod membership;
 mod operability;
 mod personal_data;
 mod update_user_card;

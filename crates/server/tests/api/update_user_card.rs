@@ -259,7 +259,7 @@ async fn update_returns_one_uniform_400_when_a_ciphertext_does_not_decrypt() {
     );
     let common = with(
         "user_information",
-        json!({"common_field_list": [{"name": "USER_FORM_FLAG_NAME", "value": "AAAA"}]}),
+        json!({"common_field_list": [{"name": "USER_FORM_FLAG_BIRTHDAY", "value": "AAAA"}]}),
     );
     let response = app.update(&common).await;
     response.assert_error(400, "PARAM_ERROR");
@@ -373,7 +373,7 @@ async fn update_returns_400_invalid_request_when_the_card_was_invalidated() {
 }
 
 #[tokio::test]
-async fn card_whose_validity_ended_reads_expired_until_extended() {
+async fn a_card_whose_validity_ended_reads_expired_and_refuses_updates_even_a_new_validity() {
     let app = spawn_app().await;
     let past = json!({"type": "FIX_TIME_RANGE", "available_begin_time": "2020-01-01T00:00:00+08:00", "available_end_time": "2021-01-01T00:00:00+08:00"});
     let expired = app
@@ -384,16 +384,24 @@ async fn card_whose_validity_ended_reads_expired_until_extended() {
         serde_json::to_value(expired.user_card_state).unwrap(),
         "EXPIRED"
     );
-    let extended = app
+    // FAMILY.md: an expired card refuses updates; the brand imports a new
+    // card for the member (an expired card does not block one).
+    let refused = app
         .update(&with(
             "valid_date_information",
             json!({"type": "PERMANENT"}),
         ))
-        .await
-        .user_card(&app);
+        .await;
+    refused.assert_error(400, "INVALID_REQUEST");
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
     assert_eq!(
-        serde_json::to_value(extended.user_card_state).unwrap(),
-        "EFFECTIVE"
+        serde_json::to_value(app.get_card().await.user_card(&app).user_card_state).unwrap(),
+        "EXPIRED"
     );
 }
 

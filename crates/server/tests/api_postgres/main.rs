@@ -16,6 +16,10 @@ mod faults;
 mod helpers;
 #[path = "../api/hostile.rs"]
 mod hostile;
+#[path = "../api/media.rs"]
+mod media;
+#[path = "../api/membership.rs"]
+mod membership;
 #[path = "../api/operability.rs"]
 mod operability;
 #[path = "../api/personal_data.rs"]

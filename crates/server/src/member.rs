@@ -1,0 +1,269 @@
+//! The member's side of the card's life (FAMILY.md "The user card's
+//! life"): what the provider does when a user acts in WeChat. A user opens
+//! the membership component with a pre-authorization token and signs up
+//! (a card `UNACTIVATED` until the brand confirms); a member asks to trade
+//! points for a coupon (a request the brand decides with endpoint 15).
+//!
+//! Reached through [`crate::ServerHandle`]: by the tests today, by the
+//! simulation (`card-member simulate`) next.
+
+use std::sync::Arc;
+
+use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
+use card_member_protocol::model::{
+    CardState, CommonFieldFlag, CustomField, CustomFieldType, UserCardState,
+};
+use card_member_protocol::secret::SecretString;
+use time::OffsetDateTime;
+
+use crate::app::AppState;
+use crate::routes::user_cards::{base64_encode, current_state, seal_context};
+use crate::storage::{
+    AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, Storage, StorageError,
+    StoredCommonField, StoredUserInfo, UserCardKey, UserCardRecord,
+};
+
+/// What a user fills in the sign-up form: the platform fields the template
+/// asks for (plaintext, sealed at once) and, optionally, the merchant
+/// field's choices.
+#[derive(Clone, Debug, Default)]
+pub struct SignUpForm {
+    /// Every platform field the template asks for, with its value.
+    pub common_fields: Vec<(CommonFieldFlag, SecretString)>,
+    /// The merchant field's chosen values, if the template has one.
+    pub custom_choices: Option<Vec<String>>,
+}
+
+/// Why the member's action was refused, for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberError(pub String);
+
+impl std::fmt::Display for MemberError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MemberError {}
+
+fn refused(why: impl Into<String>) -> MemberError {
+    MemberError(why.into())
+}
+
+fn storage(err: StorageError) -> MemberError {
+    match err {
+        StorageError::Refused(why) => MemberError(why),
+        StorageError::HolderHasCard => {
+            refused("the user already holds an unactivated or effective card of this template")
+        }
+        StorageError::TemplateInvalid => refused("the card template has been invalidated"),
+        StorageError::NotFound => refused("the card template does not exist"),
+        other => MemberError(other.to_string()),
+    }
+}
+
+/// A card code the server allocates: 12 digits, like the seed page's.
+fn new_code() -> String {
+    crate::crypto::random_nonce()
+        .bytes()
+        .map(|b| char::from(b'0' + b % 10))
+        .take(12)
+        .collect()
+}
+
+/// Signs a user up with `token`: the form must answer the template's
+/// (every platform field it asks for and no other; the merchant field's
+/// choices among its values, one for `RADIO`). The card is created
+/// `UNACTIVATED` with a code the server allocates (**Decision**: also for
+/// `MERCHANT_ALLOCATE` templates: the confirm's body has no code field, so
+/// the brand takes the code it is given) and the template's validity from
+/// now; the token is spent in the same transaction.
+pub(crate) async fn sign_up(
+    state: &Arc<AppState>,
+    token: &str,
+    form: SignUpForm,
+) -> Result<UserCardRecord, MemberError> {
+    let now = OffsetDateTime::now_utc();
+    let record = state
+        .storage
+        .token(token)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| refused("the pre-authorization token does not exist"))?;
+    let template = state
+        .storage
+        .card(&record.brand_id, &record.card_id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| refused("the card template does not exist"))?
+        .card;
+    if template.state != CardState::CardEffective {
+        return Err(refused("the card template has been invalidated"));
+    }
+    let asked = template
+        .definition
+        .user_information
+        .as_ref()
+        .and_then(|form| form.common_field_list.clone())
+        .unwrap_or_default();
+    for flag in &asked {
+        if !form.common_fields.iter().any(|(given, _)| given == flag) {
+            return Err(refused(format!("the form asks for {}", flag.as_str())));
+        }
+    }
+    for (index, (flag, _)) in form.common_fields.iter().enumerate() {
+        if !asked.contains(flag) || form.common_fields[..index].iter().any(|(f, _)| f == flag) {
+            return Err(refused(format!(
+                "the form does not ask for {} (or it is given twice)",
+                flag.as_str()
+            )));
+        }
+    }
+    let custom = match (&form.custom_choices, template_custom_field(&template)) {
+        (None, _) => None,
+        (Some(_), None) => return Err(refused("the form has no merchant field")),
+        (Some(choices), Some(field)) => {
+            if field.field_type == CustomFieldType::Radio && choices.len() > 1 {
+                return Err(refused(format!("{} takes one choice", field.name)));
+            }
+            if let Some(wrong) = choices.iter().find(|c| !field.values.contains(c)) {
+                return Err(refused(format!(
+                    "{wrong:?} is not a choice of {} (choices: {})",
+                    field.name,
+                    field.values.join(", ")
+                )));
+            }
+            Some(vec![CustomField {
+                name: field.name.clone(),
+                user_chosen_values: Some(choices.clone()),
+            }])
+        }
+    };
+    let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
+    let code = new_code();
+    let key = UserCardKey {
+        brand_id: &record.brand_id,
+        card_id: &record.card_id,
+        user_card_code: &code,
+    };
+    let common = form
+        .common_fields
+        .iter()
+        .map(|(flag, value)| StoredCommonField {
+            name: *flag,
+            sealed: base64_encode(&state.crypto.seal(seal_context(key, flag.as_str()), value)),
+        })
+        .collect::<Vec<_>>();
+    let user_information = (!common.is_empty() || custom.is_some()).then(|| StoredUserInfo {
+        common_field_list: (!common.is_empty()).then_some(common),
+        custom_field_list: custom,
+    });
+    let card = UserCardRecord {
+        brand_id: record.brand_id.clone(),
+        card_id: record.card_id.clone(),
+        user_card_code: code.clone(),
+        openid: record.openid.clone(),
+        card_type: template.definition.card_type,
+        card_color: template.definition.card_color.clone(),
+        card_picture_url: template.definition.card_picture_url.clone(),
+        phone_number: None,
+        level: template.definition.init_level.clone(),
+        valid_date_information: template.definition.valid_date_information.clone(),
+        pickup_time: now_text.clone(),
+        user_information,
+        attach: None,
+        state: UserCardState::Unactivated,
+        invalid_reason: None,
+        invalid_time: None,
+        create_time: now_text.clone(),
+        modify_time: now_text.clone(),
+        version: 1,
+    };
+    let audit = AuditEntry {
+        brand_id: record.brand_id.clone(),
+        card_id: record.card_id.clone(),
+        user_card_code: code,
+        request_id: format!("sign-up:{}", &token[..token.len().min(8)]),
+        at: now_text,
+        action: "sign-up".to_owned(),
+        fields: card
+            .user_information
+            .iter()
+            .map(|_| "user_information".to_owned())
+            .collect(),
+    };
+    let is_usable: HolderCheck = Arc::new(move |held: &UserCardRecord| {
+        matches!(
+            current_state(held, now),
+            UserCardState::Unactivated | UserCardState::Effective
+        )
+    });
+    let spent = SpentToken {
+        token: token.to_owned(),
+        now: now.unix_timestamp(),
+    };
+    state
+        .storage
+        .insert_user_card(&card, is_usable, &audit, Some(spent))
+        .await
+        .map_err(storage)?;
+    Ok(card)
+}
+
+fn template_custom_field(
+    template: &card_member_protocol::model::Card,
+) -> Option<&card_member_protocol::model::CustomFieldDefinition> {
+    template
+        .definition
+        .user_information
+        .as_ref()?
+        .custom_field_list
+        .as_ref()?
+        .first()
+}
+
+/// A member's request to trade `deduct_points` for a coupon of
+/// `exchange_coupon_template_id`, on a usable card they hold; its
+/// `record_id`.
+pub(crate) async fn request_point_exchange(
+    state: &Arc<AppState>,
+    key: UserCardKey<'_>,
+    openid: &str,
+    exchange_coupon_template_id: &str,
+    deduct_points: i64,
+) -> Result<String, MemberError> {
+    let now = OffsetDateTime::now_utc();
+    let card = state
+        .storage
+        .user_card(key)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| refused("no such card"))?;
+    if card.openid != openid {
+        return Err(refused("the card is held by another user"));
+    }
+    if current_state(&card, now) != UserCardState::Effective {
+        return Err(refused("only an effective card can trade points"));
+    }
+    if deduct_points <= 0 {
+        return Err(refused("deduct_points must be positive"));
+    }
+    let record_id = format!("EX{}", &crate::crypto::random_nonce()[..30]);
+    state
+        .storage
+        .create_point_exchange(&PointExchangeRecord {
+            brand_id: key.brand_id.to_owned(),
+            record_id: record_id.clone(),
+            card_id: key.card_id.to_owned(),
+            user_card_code: key.user_card_code.to_owned(),
+            openid: openid.to_owned(),
+            exchange_coupon_template_id: exchange_coupon_template_id.to_owned(),
+            deduct_points,
+            created_at: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
+            decision: None,
+            answer: None,
+        })
+        .await
+        .map_err(storage)?;
+    Ok(record_id)
+}
