@@ -10,14 +10,23 @@ use card_member_protocol::activity::{PointsSync, PointsSyncRequest, UserFeed, Us
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::encryption::decrypt_field;
 use card_member_protocol::endpoints::{
-    CREATE_CARD, CREATE_USER_FEED, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD,
-    INVALIDATE_USER_CARD, SYNC_USER_POINTS, UPDATE_USER_CARD,
+    CONFIRM_POINT_EXCHANGE, CONFIRM_USER_CARD, CREATE_CARD, CREATE_PRE_AUTH_TOKEN,
+    CREATE_USER_FEED, Endpoint, GET_CARD, GET_USER_CARD, IMPORT_USER_CARD, INVALIDATE_CARD,
+    INVALIDATE_USER_CARD, LIST_CARDS, LIST_USER_CARDS, SYNC_USER_POINTS, UPDATE_CARD,
+    UPDATE_USER_CARD, UPLOAD_IMAGE,
 };
 use card_member_protocol::error::ErrorBody;
 use card_member_protocol::keys::{PrivateKey, PublicKey};
-use card_member_protocol::model::{Card, CreateCardRequest, InvalidateUserCardRequest, UserCard};
+use card_member_protocol::media::MAX_IMAGE_BYTES;
+use card_member_protocol::model::{
+    Card, CardState, ConfirmUserCardRequest, CreateCardRequest, ExchangeCouponConfirmRequest,
+    ExchangeCouponResult, ImageMeta, ImageType, ImageUpload, InvalidateUserCardRequest, ListQuery,
+    Page, PreAuthToken, PreAuthTokenRequest, UpdateCardRequest, UserCard, UserCardConfirmState,
+    UserCardState,
+};
 use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::{HEADER_REQUEST_ID, ResponseSignature, ResponseVerifyError};
+use futures_util::Stream;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -65,6 +74,22 @@ struct CredentialsFile {
     user_card_code: String,
     #[allow(dead_code)]
     openid: String,
+    // Written by servers since the whole family (the second demo template,
+    // the demo image); absent from older files.
+    #[allow(dead_code)]
+    #[serde(default)]
+    signup_card_id: Option<String>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    media_url: Option<String>,
+}
+
+/// An image upload's file: sent as the multipart `file` part, while the
+/// request's body (what the signature covers) is its `meta` part.
+#[derive(Clone, Debug)]
+pub(crate) struct Upload {
+    pub(crate) filename: String,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// A request signed and ready to send, as it goes on the wire.
@@ -139,6 +164,11 @@ impl Client {
     /// Member activity and points calls.
     pub fn activity(&self) -> Activity<'_> {
         Activity { client: self }
+    }
+
+    /// Image calls.
+    pub fn media(&self) -> Media<'_> {
+        Media { client: self }
     }
 
     /// The brand this client calls for.
@@ -216,7 +246,7 @@ impl Client {
                 .acquire(UPDATE_USER_CARD.name, UPDATE_USER_CARD.per_second)
                 .await;
         }
-        let response = self.send_once(request).await?;
+        let response = self.send_once(request, None).await?;
         self.finish(response).await
     }
 
@@ -266,6 +296,17 @@ impl Client {
         target: String,
         body: Vec<u8>,
     ) -> Result<T, Error> {
+        self.execute_with(endpoint, target, body, None).await
+    }
+
+    /// [`Client::execute`], with an upload's file.
+    pub(crate) async fn execute_with<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static Endpoint,
+        target: String,
+        body: Vec<u8>,
+        upload: Option<&Upload>,
+    ) -> Result<T, Error> {
         let method = endpoint.method;
         let policy = &self.inner.retry;
         let started = Instant::now();
@@ -275,7 +316,7 @@ impl Client {
                 limiter.acquire(endpoint.name, endpoint.per_second).await;
             }
             let request = self.sign(method, target.clone(), body.clone(), unix_now());
-            let outcome = match self.send_once(&request).await {
+            let outcome = match self.send_once(&request, upload).await {
                 Ok(response) => self.finish(response).await,
                 Err(error) => Err(error),
             };
@@ -329,12 +370,17 @@ impl Client {
 
     /// Sends to the base URL, and to the backup URL if the base URL refused
     /// the connection.
-    async fn send_once(&self, request: &SignedRequest) -> Result<reqwest::Response, Error> {
-        let primary = self.send_to(&self.inner.base_url, request).await;
+    async fn send_once(
+        &self,
+        request: &SignedRequest,
+        upload: Option<&Upload>,
+    ) -> Result<reqwest::Response, Error> {
+        let primary = self.send_to(&self.inner.base_url, request, upload).await;
         match (primary, &self.inner.backup_url) {
-            (Err(error), Some(backup)) if error.is_connect() => {
-                self.send_to(backup, request).await.map_err(transport_error)
-            }
+            (Err(error), Some(backup)) if error.is_connect() => self
+                .send_to(backup, request, upload)
+                .await
+                .map_err(transport_error),
             (result, _) => result.map_err(transport_error),
         }
     }
@@ -343,6 +389,7 @@ impl Client {
         &self,
         base_url: &str,
         request: &SignedRequest,
+        upload: Option<&Upload>,
     ) -> Result<reqwest::Response, reqwest::Error> {
         let method =
             reqwest::Method::from_bytes(request.method.as_bytes()).expect("methods are valid");
@@ -353,7 +400,19 @@ impl Client {
             .header("Authorization", &request.authorization)
             .header("Accept", "application/json")
             .header("Wechatpay-Serial", &self.inner.wechatpay_public_key_id);
-        if request.method != "GET" {
+        if let Some(upload) = upload {
+            // reqwest encodes the multipart body (a fresh random boundary
+            // per attempt); the signature covers the meta part's bytes.
+            let meta = reqwest::multipart::Part::bytes(request.body.clone())
+                .mime_str("application/json")?;
+            let file = reqwest::multipart::Part::bytes(upload.bytes.clone())
+                .file_name(upload.filename.clone());
+            builder = builder.multipart(
+                reqwest::multipart::Form::new()
+                    .part("meta", meta)
+                    .part("file", file),
+            );
+        } else if request.method != "GET" {
             builder = builder
                 .header("Content-Type", "application/json")
                 .body(request.body.clone());
@@ -455,7 +514,7 @@ pub struct UserCards<'a> {
     client: &'a Client,
 }
 
-impl UserCards<'_> {
+impl<'a> UserCards<'a> {
     /// `PATCH /brand/card-member/user-cards/{user_card_code}`: changes the
     /// fields set in `update` and answers the whole card.
     pub async fn update(
@@ -516,6 +575,90 @@ impl UserCards<'_> {
             .await
     }
 
+    /// `GET /brand/card-member/user-cards?openid=&user_card_state=&offset=&limit=`:
+    /// one page of a user's cards under the brand, newest first.
+    pub async fn list_page(
+        &self,
+        openid: &str,
+        state: Option<UserCardState>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<UserCard>, Error> {
+        let query = ListQuery {
+            state: state.map(|state| wire(&state)),
+            offset,
+            limit,
+        };
+        let target = format!(
+            "{}?openid={}&{}",
+            LIST_USER_CARDS.target(&[]),
+            encode_component(openid),
+            query.to_query("user_card_state")
+        );
+        self.client
+            .execute(&LIST_USER_CARDS, target, Vec::new())
+            .await
+    }
+
+    /// Every card `openid` holds under the brand (in `state` as read now,
+    /// or all), newest first, fetched a page at a time as consumed.
+    pub fn list(
+        self,
+        openid: &'a str,
+        state: Option<UserCardState>,
+    ) -> impl Stream<Item = Result<UserCard, Error>> + 'a {
+        let cards = self;
+        crate::pages::paged(
+            move |offset, limit| async move { cards.list_page(openid, state, offset, limit).await },
+            |card: &UserCard| format!("{}/{}", card.card_id, card.user_card_code),
+        )
+    }
+
+    /// `POST /brand/card-member/user-cards/{user_card_code}/confirm`: the
+    /// outcome of a sign-up (the card turns `EFFECTIVE`, or `INVALID` for
+    /// `CREATE_CARD_FAIL`), with the fields set in `update`.
+    pub async fn confirm(
+        &self,
+        user_card_code: &str,
+        outcome: UserCardConfirmState,
+        update: &UserCardUpdate,
+    ) -> Result<UserCard, Error> {
+        let request = ConfirmUserCardRequest {
+            update: update
+                .encrypt(user_card_code, &self.client.inner.wechatpay_key)
+                .map_err(Error::build)?,
+            user_card_confirm_state: outcome,
+        };
+        request
+            .validate()
+            .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
+        let body = serde_json::to_vec(&request).expect("request types serialise");
+        self.client
+            .execute(
+                &CONFIRM_USER_CARD,
+                CONFIRM_USER_CARD.target(&[user_card_code]),
+                body,
+            )
+            .await
+    }
+
+    /// `POST /brand/card-member/pre-auth-tokens`: a token, valid one hour,
+    /// that opens the membership component for `openid` and the template.
+    pub async fn pre_auth_token(&self, card_id: &str, openid: &str) -> Result<PreAuthToken, Error> {
+        let body = serde_json::to_vec(&PreAuthTokenRequest {
+            card_id: card_id.to_owned(),
+            openid: openid.to_owned(),
+        })
+        .expect("request types serialise");
+        self.client
+            .execute(
+                &CREATE_PRE_AUTH_TOKEN,
+                CREATE_PRE_AUTH_TOKEN.target(&[]),
+                body,
+            )
+            .await
+    }
+
     /// `POST /brand/card-member/user-cards/import-by-openid`. Not sent again
     /// after a connection lost before any answer: it may have been applied.
     pub async fn import(&self, import: &UserCardImport) -> Result<UserCard, Error> {
@@ -538,7 +681,7 @@ pub struct Cards<'a> {
     client: &'a Client,
 }
 
-impl Cards<'_> {
+impl<'a> Cards<'a> {
     /// `POST /brand/card-member/cards`.
     pub async fn create(&self, request: &CreateCardRequest) -> Result<Card, Error> {
         request
@@ -556,6 +699,67 @@ impl Cards<'_> {
             .execute(&GET_CARD, GET_CARD.target(&[card_id]), Vec::new())
             .await
     }
+
+    /// `GET /brand/card-member/cards?state=&offset=&limit=`: one page of
+    /// the brand's templates, newest first (`limit` 1 to 20).
+    pub async fn list_page(
+        &self,
+        state: Option<CardState>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<Card>, Error> {
+        let query = ListQuery {
+            state: state.map(|state| wire(&state)),
+            offset,
+            limit,
+        };
+        let target = format!("{}?{}", LIST_CARDS.target(&[]), query.to_query("state"));
+        self.client.execute(&LIST_CARDS, target, Vec::new()).await
+    }
+
+    /// Every template of the brand (in `state`, or all), newest first, as
+    /// a stream that fetches a page when the items before it are consumed.
+    /// Templates created while it runs do not make it repeat or skip one
+    /// (see [`crate::pages`]).
+    pub fn list(self, state: Option<CardState>) -> impl Stream<Item = Result<Card, Error>> + 'a {
+        let cards = self;
+        crate::pages::paged(
+            move |offset, limit| async move { cards.list_page(state, offset, limit).await },
+            |card: &Card| card.card_id.clone(),
+        )
+    }
+
+    /// `PATCH /brand/card-member/cards/{card_id}`: changes the fields set
+    /// in `change` and answers the template.
+    pub async fn update(&self, card_id: &str, change: &UpdateCardRequest) -> Result<Card, Error> {
+        change
+            .validate()
+            .map_err(|violation| Error::build(BuildError::Invalid(violation)))?;
+        let body = serde_json::to_vec(change).expect("request types serialise");
+        self.client
+            .execute(&UPDATE_CARD, UPDATE_CARD.target(&[card_id]), body)
+            .await
+    }
+
+    /// `POST /brand/card-member/cards/{card_id}/invalidate`: invalidates
+    /// the template (final: no new tokens or imports) and answers it.
+    pub async fn invalidate(&self, card_id: &str) -> Result<Card, Error> {
+        self.client
+            .execute(
+                &INVALIDATE_CARD,
+                INVALIDATE_CARD.target(&[card_id]),
+                Vec::new(),
+            )
+            .await
+    }
+}
+
+/// A stored enum's wire name (`CARD_EFFECTIVE`, `EXPIRED`).
+fn wire<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -608,5 +812,75 @@ impl Activity<'_> {
         self.client
             .execute(&SYNC_USER_POINTS, SYNC_USER_POINTS.target(&[]), body)
             .await
+    }
+
+    /// `POST /brand/card-member/user-points/exchange-coupon/confirm`: allow
+    /// or reject a member's points-for-coupon request (final; the same
+    /// decision again answers the same result).
+    pub async fn confirm_point_exchange(
+        &self,
+        request: &ExchangeCouponConfirmRequest,
+    ) -> Result<ExchangeCouponResult, Error> {
+        let body = serde_json::to_vec(request).expect("request types serialise");
+        self.client
+            .execute(
+                &CONFIRM_POINT_EXCHANGE,
+                CONFIRM_POINT_EXCHANGE.target(&[]),
+                body,
+            )
+            .await
+    }
+}
+
+/// Image calls: `client.media().upload_image(...)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Media<'a> {
+    client: &'a Client,
+}
+
+impl Media<'_> {
+    /// `POST /brand/card-member/media/image-upload`: uploads a JPG, PNG or
+    /// BMP image of at most 2 MiB and answers its permanent URL (usable as
+    /// `card_picture_url`). Checked before sending: the size and the type
+    /// (by content). The request is signed over its `meta` part, which
+    /// carries the file's SHA-256.
+    pub async fn upload_image(&self, filename: &str, bytes: Vec<u8>) -> Result<ImageUpload, Error> {
+        let invalid = |message: String| Error::build(BuildError::Config(message));
+        if bytes.len() > MAX_IMAGE_BYTES {
+            return Err(invalid(format!(
+                "{filename}: {} bytes; images are at most 2 MiB",
+                bytes.len()
+            )));
+        }
+        if ImageType::sniff(&bytes).is_none() {
+            return Err(invalid(format!(
+                "{filename}: not a JPG, PNG or BMP image (read from its content)"
+            )));
+        }
+        let meta =
+            serde_json::to_vec(&ImageMeta::new(filename, &bytes)).expect("request types serialise");
+        let upload = Upload {
+            filename: filename.to_owned(),
+            bytes,
+        };
+        self.client
+            .execute_with(&UPLOAD_IMAGE, UPLOAD_IMAGE.target(&[]), meta, Some(&upload))
+            .await
+    }
+
+    /// [`Media::upload_image`] of a file (its name is sent as `filename`).
+    pub async fn upload_image_file(&self, path: impl AsRef<Path>) -> Result<ImageUpload, Error> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path).await.map_err(|err| {
+            Error::build(BuildError::Config(format!(
+                "cannot read {}: {err}",
+                path.display()
+            )))
+        })?;
+        let filename = path.file_name().map_or_else(
+            || "image".to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        self.upload_image(&filename, bytes).await
     }
 }

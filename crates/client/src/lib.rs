@@ -14,7 +14,9 @@
 //! # Layout
 //!
 //! - [`Client`], [`ClientBuilder`]: configuration and the send path.
-//! - [`UserCards`], [`Cards`]: the calls, grouped by resource.
+//! - [`UserCards`], [`Cards`], [`Activity`], [`Media`]: the calls, grouped
+//!   by resource, one method per endpoint; lists as lazy streams
+//!   ([`pages`]).
 //! - [`UserCardUpdate`], [`UserCardImport`]: requests with sensitive fields
 //!   in plaintext ([`SecretString`]); [`DecryptedFields`]: a card's
 //!   sensitive fields, decrypted on request with [`Client::decrypt`].
@@ -50,6 +52,7 @@ mod builder;
 mod client;
 mod error;
 mod limiter;
+pub mod pages;
 mod sensitive;
 
 pub use builder::{ClientBuilder, RetryPolicy};
@@ -58,11 +61,14 @@ pub use card_member_protocol::activity::{
     PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest,
 };
 pub use card_member_protocol::model::{
-    Card, CardType, CommonFieldFlag, CreateCardRequest, CustomField, DateInfo, DateType, UserCard,
-    UserCardState,
+    Card, CardDefinition, CardState, CardType, CodeMode, CodeType, CommonFieldFlag,
+    CreateCardRequest, CustomField, CustomFieldDefinition, CustomFieldType, DateInfo, DateType,
+    ExchangeCouponConfirmRequest, ExchangeCouponResult, ExchangeDecision, ExchangeState,
+    ImageUpload, JumpInformation, Page, PreAuthToken, PurchaseInformation, UpdateCardRequest,
+    UserCard, UserCardConfirmState, UserCardState, UserInformationForm,
 };
 pub use card_member_protocol::secret::SecretString;
-pub use client::{Activity, Cards, Client, SignedRequest, UserCards};
+pub use client::{Activity, Cards, Client, Media, SignedRequest, UserCards};
 pub use error::{ApiError, BuildError, Error, TransportError};
 pub use sensitive::{
     CommonFieldValue, DecryptedFields, UserCardImport, UserCardUpdate, UserInformation,

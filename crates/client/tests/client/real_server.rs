@@ -1,13 +1,16 @@
 //! Every call's happy path against the real server.
 
-use card_member_client::protocol::model::{CodeMode, UserInformationForm};
 use card_member_client::{
-    Client, CommonFieldFlag, CommonFieldValue, CreateCardRequest, CustomField, DateInfo, Error,
-    RetryPolicy, SecretString, UserCardImport, UserCardUpdate, UserInformation,
+    CardState, Client, CodeMode, CodeType, CommonFieldFlag, CommonFieldValue, CreateCardRequest,
+    CustomField, DateInfo, Error, ExchangeCouponConfirmRequest, ExchangeDecision, ExchangeState,
+    RetryPolicy, SecretString, UpdateCardRequest, UserCardConfirmState, UserCardImport,
+    UserCardState, UserCardUpdate, UserInformation, UserInformationForm,
 };
 use card_member_server::{
-    Application, DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, ServerHandle, Settings,
+    Application, DEV_CARD_ID, DEV_OPENID, DEV_SIGNUP_CARD_ID, DEV_USER_CARD_CODE, ServerHandle,
+    Settings,
 };
+use futures_util::TryStreamExt as _;
 use tempfile::TempDir;
 
 struct Server {
@@ -115,22 +118,227 @@ async fn import_then_cards_create_and_get() {
 
     let created = client
         .cards()
-        .create(&CreateCardRequest {
-            out_request_no: "sdk-1".into(),
-            appid: "wx0123456789".into(),
-            card_type: card_member_client::CardType::Normal,
-            card_title: "SDK 卡".into(),
-            card_color: None,
-            card_picture_url: None,
-            code_mode: Some(CodeMode::MerchantAllocate),
-            valid_date_information: DateInfo::permanent(),
-            user_information_form: Some(UserInformationForm::default()),
-            notify_url: None,
-        })
+        .create(&template("sdk-1", "https://example.com/p.png"))
         .await
         .unwrap();
     let read = client.cards().get(&created.card_id).await.unwrap();
     assert_eq!(read, created);
+}
+
+fn template(out_request_no: &str, picture: &str) -> CreateCardRequest {
+    CreateCardRequest {
+        out_request_no: out_request_no.into(),
+        appid: "wx0123456789".into(),
+        card_type: card_member_client::CardType::Normal,
+        card_title: "SDK 卡".into(),
+        card_color: Some("#102030".into()),
+        card_picture_url: Some(picture.into()),
+        code_mode: CodeMode::SystemAllocate,
+        code_type: CodeType::QrCode,
+        code_jump_information: None,
+        benefits: None,
+        notify_url: Some("https://brand.example.com/notify".into()),
+        need_pinned: None,
+        need_display_level: None,
+        init_level: None,
+        service_phone: None,
+        legal_agreement: None,
+        valid_date_information: DateInfo::permanent(),
+        member_information: None,
+        points_information: None,
+        balance_information: None,
+        purchase_information: None,
+        user_information: Some(UserInformationForm {
+            common_field_list: Some(vec![CommonFieldFlag::UserFormFlagName]),
+            custom_field_list: None,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn an_image_uploaded_from_a_path_or_bytes_becomes_a_templates_picture() {
+    let server = start_server().await;
+    let client = Client::from_credentials_file(&server.credentials).unwrap();
+    let png = include_bytes!("../../../server/assets/dev-card.png").to_vec();
+    let path = server._dir.path().join("card.png");
+    std::fs::write(&path, &png).unwrap();
+    let from_path = client.media().upload_image_file(&path).await.unwrap();
+    let from_bytes = client
+        .media()
+        .upload_image("x.png", png.clone())
+        .await
+        .unwrap();
+    assert_eq!(from_path, from_bytes);
+    let served = reqwest::get(&from_path.media_url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), png.as_slice());
+    let created = client
+        .cards()
+        .create(&template("sdk-pic", &from_path.media_url))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.definition.card_picture_url.as_deref(),
+        Some(from_path.media_url.as_str())
+    );
+    let not_an_image = client
+        .media()
+        .upload_image("x.png", b"GIF89a....".to_vec())
+        .await;
+    assert!(
+        matches!(not_an_image, Err(Error::Build(_))),
+        "{not_an_image:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_template_listing_streams_every_page_once_while_templates_are_created() {
+    let server = start_server().await;
+    let client = Client::builder_from_credentials_file(&server.credentials)
+        .unwrap()
+        .rate_limit(false)
+        .build()
+        .unwrap();
+    for index in 0..23 {
+        create_paced(&client, &format!("list-{index}")).await;
+    }
+    let mut stream = std::pin::pin!(client.cards().list(None));
+    let mut seen = Vec::new();
+    while let Some(card) = stream.try_next().await.unwrap() {
+        seen.push(card.card_id.clone());
+        if seen.len() % 20 == 1 {
+            // Two templates created between pages push every item back.
+            create_paced(&client, &format!("during-{}-a", seen.len())).await;
+            create_paced(&client, &format!("during-{}-b", seen.len())).await;
+        }
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no template twice");
+    assert!(
+        seen.len() >= 25,
+        "the 23 and the 2 development templates: {}",
+        seen.len()
+    );
+    let invalidated = client.cards().invalidate(&seen[0]).await.unwrap();
+    assert_eq!(invalidated.state, CardState::CardInvalid);
+    let invalid: Vec<_> = client
+        .cards()
+        .list(Some(CardState::CardInvalid))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(invalid, [invalidated]);
+}
+
+async fn create_paced(client: &Client, out_request_no: &str) {
+    loop {
+        match client
+            .cards()
+            .create(&template(out_request_no, "https://example.com/p.png"))
+            .await
+        {
+            Ok(_) => return,
+            Err(error) if error.api().is_some_and(|api| api.status == 429) => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_template_changes_only_the_fields_sent() {
+    let server = start_server().await;
+    let client = Client::from_credentials_file(&server.credentials).unwrap();
+    let changed = client
+        .cards()
+        .update(
+            DEV_CARD_ID,
+            &UpdateCardRequest {
+                card_title: Some("改名卡".into()),
+                ..UpdateCardRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.definition.card_title, "改名卡");
+    assert_eq!(changed.definition.code_type, CodeType::BarCodeAndQrCode);
+}
+
+#[tokio::test]
+async fn a_sign_up_is_confirmed_and_listed_and_a_points_exchange_decided() {
+    let server = start_server().await;
+    let client = Client::from_credentials_file(&server.credentials).unwrap();
+    let token = client
+        .user_cards()
+        .pre_auth_token(DEV_SIGNUP_CARD_ID, "oSdkMember")
+        .await
+        .unwrap();
+    let form = card_member_server::SignUpForm {
+        common_fields: vec![
+            (CommonFieldFlag::UserFormFlagName, "李四".into()),
+            (CommonFieldFlag::UserFormFlagBirthday, "2000-01-01".into()),
+        ],
+        custom_choices: None,
+    };
+    let signed_up = server.handle.sign_up(&token.token, form).await.unwrap();
+    let mut update = UserCardUpdate::new(DEV_SIGNUP_CARD_ID, "oSdkMember");
+    update.phone_number = Some(SecretString::new("13900139000"));
+    let card = client
+        .user_cards()
+        .confirm(
+            &signed_up.user_card_code,
+            UserCardConfirmState::CreateCardSuccess,
+            &update,
+        )
+        .await
+        .unwrap();
+    assert_eq!(card.user_card_state, UserCardState::Effective);
+    assert_eq!(
+        client
+            .decrypt(&card)
+            .unwrap()
+            .phone_number
+            .unwrap()
+            .expose(),
+        "13900139000"
+    );
+    let listed: Vec<_> = client
+        .user_cards()
+        .list("oSdkMember", Some(UserCardState::Effective))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (&listed[0].user_card_code, &listed[0].modify_time),
+        (&card.user_card_code, &card.modify_time),
+        "ciphertexts differ (OAEP is randomised), the card is the same"
+    );
+
+    let record_id = server
+        .handle
+        .request_point_exchange(&signed_up, "EXT-9", 300)
+        .await
+        .unwrap();
+    let decided = client
+        .activity()
+        .confirm_point_exchange(&ExchangeCouponConfirmRequest {
+            record_id,
+            exchange_coupon_template_id: "EXT-9".into(),
+            card_id: DEV_SIGNUP_CARD_ID.into(),
+            openid: "oSdkMember".into(),
+            user_card_code: signed_up.user_card_code.clone(),
+            result: ExchangeDecision::PointExchangeCouponAllow,
+            reject_reason: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(decided.state, ExchangeState::PointExchangeCouponSuccess);
 }
 
 #[tokio::test]
