@@ -445,7 +445,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         seeding.spawn(async move {
             let _permit = semaphore.acquire().await.expect("open semaphore");
             let template = json!({"out_request_no": "bench", "appid": "wxbench", "card_type": "NORMAL",
-                "card_title": "bench", "valid_date_information": {"type": "PERMANENT"}});
+                "card_title": "bench", "card_color": "#63B359",
+                "card_picture_url": "https://example.com/bench.png",
+                "code_mode": "MERCHANT_ALLOCATE", "code_type": "QR_CODE",
+                "notify_url": "https://example.com/notify",
+                "valid_date_information": {"type": "PERMANENT"},
+                "user_information": {"common_field_list": ["USER_FORM_FLAG_BIRTHDAY"],
+                    "custom_field_list": [{"type": "CHECK_BOX", "name": "喜欢的运动", "values": ["游泳"]}]}});
             let request = signer.sign(&brand, "POST", "/brand/card-member/cards".into(), template.to_string().into_bytes());
             let (_, bytes) = exchange(&http, &base_url, &signer.key_id, &request)
                 .await

@@ -28,10 +28,15 @@ use std::path::PathBuf;
 
 use card_member_client::protocol::endpoints;
 use card_member_client::protocol::model::{Ciphertext, CreateCardRequest};
-use card_member_client::{Client, Error, PointsSyncRequest, UserCard, UserFeedRequest};
+use card_member_client::{
+    Card, CardState, Client, Error, ExchangeCouponConfirmRequest, ExchangeDecision,
+    PointsSyncRequest, UpdateCardRequest, UserCard, UserCardConfirmState, UserCardState,
+    UserFeedRequest,
+};
 use card_member_server::brands::{self, CertificateSource};
 use card_member_server::{Application, LogFormat, Settings};
 use clap::{Args, Parser, Subcommand};
+use futures_util::TryStreamExt as _;
 
 pub use bulk::{BulkOptions, Summary};
 pub use input::{CardFlags, CardInput};
@@ -63,9 +68,19 @@ enum Command {
     Import(ImportArgs),
     #[command(about = endpoints::INVALIDATE_USER_CARD.summary)]
     Invalidate(InvalidateArgs),
-    /// Create and read card templates.
+    #[command(about = endpoints::LIST_USER_CARDS.summary)]
+    List(ListArgs),
+    #[command(about = endpoints::CONFIRM_USER_CARD.summary)]
+    Confirm(ConfirmArgs),
+    /// Card templates: create, read, list, change, invalidate.
     #[command(subcommand)]
     Cards(CardsCommand),
+    /// Pre-authorization tokens (they open the membership component).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Card images.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Member activity entries.
     #[command(subcommand)]
     Feeds(FeedsCommand),
@@ -299,6 +314,134 @@ enum PointsCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    #[command(about = endpoints::CONFIRM_POINT_EXCHANGE.summary)]
+    ConfirmExchange(ConfirmExchangeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfirmExchangeArgs {
+    /// The request's ID (from the POINT_EXCHANGE_COUPON notification).
+    #[arg(long)]
+    record_id: String,
+    /// The exchange template.
+    #[arg(long)]
+    exchange_coupon_template_id: String,
+    /// The template ID.
+    #[arg(long)]
+    card_id: String,
+    /// The member's card.
+    #[arg(long)]
+    user_card_code: String,
+    /// The member.
+    #[arg(long)]
+    openid: String,
+    /// Reject, for this reason (at most 32 characters); allow when absent.
+    #[arg(long, value_name = "REASON")]
+    reject: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// The user.
+    #[arg(long)]
+    openid: String,
+    /// Only cards in this state, as read now.
+    #[arg(long, value_enum)]
+    state: Option<UserCardStateArg>,
+    /// Print sensitive fields decrypted.
+    #[arg(long)]
+    decrypt: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+enum UserCardStateArg {
+    Unactivated,
+    Effective,
+    Expired,
+    Invalid,
+}
+
+impl From<UserCardStateArg> for UserCardState {
+    fn from(state: UserCardStateArg) -> Self {
+        match state {
+            UserCardStateArg::Unactivated => UserCardState::Unactivated,
+            UserCardStateArg::Effective => UserCardState::Effective,
+            UserCardStateArg::Expired => UserCardState::Expired,
+            UserCardStateArg::Invalid => UserCardState::Invalid,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+enum CardStateArg {
+    CardEffective,
+    CardInvalid,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+enum ConfirmStateArg {
+    CreateCardSuccess,
+    CreateCardFail,
+    CreateCardAlreadyExists,
+}
+
+#[derive(Debug, Args)]
+struct ConfirmArgs {
+    /// The card's code (from the USER_CARD.CREATE notification).
+    user_card_code: String,
+    /// The outcome of the sign-up.
+    #[arg(long, value_enum)]
+    state: ConfirmStateArg,
+    /// The card template ID.
+    #[arg(long)]
+    card_id: Option<String>,
+    /// The holder's openid.
+    #[arg(long)]
+    openid: Option<String>,
+    #[command(flatten)]
+    fields: CardFlags,
+    /// Card fields to set with the confirm, as a JSON object; flags
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Print sensitive fields decrypted.
+    #[arg(long)]
+    decrypt: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    #[command(about = endpoints::CREATE_PRE_AUTH_TOKEN.summary)]
+    Create {
+        /// The template.
+        #[arg(long)]
+        card_id: String,
+        /// The user.
+        #[arg(long)]
+        openid: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImagesCommand {
+    #[command(about = endpoints::UPLOAD_IMAGE.summary)]
+    Upload {
+        /// The image file (JPG, PNG or BMP, at most 2 MiB).
+        file: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +499,43 @@ enum CardsCommand {
     },
     #[command(about = endpoints::GET_CARD.summary)]
     Get {
+        /// The template ID.
+        card_id: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    #[command(about = endpoints::LIST_CARDS.summary)]
+    List {
+        /// Only templates in this state.
+        #[arg(long, value_enum)]
+        state: Option<CardStateArg>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    #[command(about = endpoints::UPDATE_CARD.summary, long_about = "Change a template: the fields of a JSON file (the API's change body) and the flags, which override it.")]
+    Update {
+        /// The template ID.
+        card_id: String,
+        /// The change as a JSON object.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// The title (at most 10 characters).
+        #[arg(long)]
+        card_title: Option<String>,
+        /// The background color, #RRGGBB.
+        #[arg(long)]
+        card_color: Option<String>,
+        /// The background image: a URL from `images upload`.
+        #[arg(long)]
+        card_picture_url: Option<String>,
+        /// Where notifications go.
+        #[arg(long)]
+        notify_url: Option<String>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    #[command(about = endpoints::INVALIDATE_CARD.summary)]
+    Invalidate {
         /// The template ID.
         card_id: String,
         #[command(flatten)]
@@ -505,6 +685,11 @@ fn runtime_with(blocking_threads: usize) -> Result<tokio::runtime::Runtime, CliE
 /// Prints a verified card as JSON; with `decrypt`, its sensitive fields in
 /// plaintext.
 fn print_card(client: &Client, card: &UserCard, decrypt: bool) -> Result<(), CliError> {
+    print_json(&shown_card(client, card, decrypt)?)
+}
+
+/// A card as printed: with `decrypt`, its sensitive fields in plaintext.
+fn shown_card(client: &Client, card: &UserCard, decrypt: bool) -> Result<UserCard, CliError> {
     let mut card = card.clone();
     if decrypt {
         // The plaintext takes the ciphertexts' places, so the fields keep the
@@ -521,11 +706,7 @@ fn print_card(client: &Client, card: &UserCard, decrypt: bool) -> Result<(), Cli
             item.value = Ciphertext(plain.value.expose().to_owned());
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&card).expect("cards serialise")
-    );
-    Ok(())
+    Ok(card)
 }
 
 fn card_input(json: Option<&PathBuf>, flags: &CardFlags) -> Result<CardInput, CliError> {
@@ -638,6 +819,103 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&card).expect("cards serialise")
             );
             Ok(())
+        }
+        Command::Cards(CardsCommand::List { state, connect }) => {
+            let client = connect.client(true)?;
+            let state = state.map(|state| match state {
+                CardStateArg::CardEffective => CardState::CardEffective,
+                CardStateArg::CardInvalid => CardState::CardInvalid,
+            });
+            let cards: Vec<Card> = runtime()?.block_on(client.cards().list(state).try_collect())?;
+            print_json(&cards)
+        }
+        Command::Cards(CardsCommand::Update {
+            card_id,
+            json,
+            card_title,
+            card_color,
+            card_picture_url,
+            notify_url,
+            connect,
+        }) => {
+            let mut change: UpdateCardRequest = match &json {
+                Some(path) => serde_json::from_str(&read(path)?)
+                    .map_err(|err| CliError::from(format!("{}: {err}", path.display())))?,
+                None => UpdateCardRequest::default(),
+            };
+            change.card_title = card_title.or(change.card_title);
+            change.card_color = card_color.or(change.card_color);
+            change.card_picture_url = card_picture_url.or(change.card_picture_url);
+            change.notify_url = notify_url.or(change.notify_url);
+            let client = connect.client(false)?;
+            print_json(&runtime()?.block_on(client.cards().update(&card_id, &change))?)
+        }
+        Command::Cards(CardsCommand::Invalidate { card_id, connect }) => {
+            let client = connect.client(false)?;
+            print_json(&runtime()?.block_on(client.cards().invalidate(&card_id))?)
+        }
+        Command::List(args) => {
+            let client = args.connect.client(true)?;
+            let cards: Vec<UserCard> = runtime()?.block_on(
+                client
+                    .user_cards()
+                    .list(&args.openid, args.state.map(UserCardState::from))
+                    .try_collect(),
+            )?;
+            let cards = cards
+                .iter()
+                .map(|card| shown_card(&client, card, args.decrypt))
+                .collect::<Result<Vec<_>, _>>()?;
+            print_json(&cards)
+        }
+        Command::Confirm(args) => {
+            let mut input = card_input(args.json.as_ref(), &args.fields)?;
+            input.card_id = args.card_id.or(input.card_id);
+            input.openid = args.openid.or(input.openid);
+            let update = input.into_update()?;
+            let outcome = match args.state {
+                ConfirmStateArg::CreateCardSuccess => UserCardConfirmState::CreateCardSuccess,
+                ConfirmStateArg::CreateCardFail => UserCardConfirmState::CreateCardFail,
+                ConfirmStateArg::CreateCardAlreadyExists => {
+                    UserCardConfirmState::CreateCardAlreadyExists
+                }
+            };
+            let client = args.connect.client(false)?;
+            let card = runtime()?.block_on(client.user_cards().confirm(
+                &args.user_card_code,
+                outcome,
+                &update,
+            ))?;
+            print_card(&client, &card, args.decrypt)
+        }
+        Command::Tokens(TokensCommand::Create {
+            card_id,
+            openid,
+            connect,
+        }) => {
+            let client = connect.client(false)?;
+            print_json(&runtime()?.block_on(client.user_cards().pre_auth_token(&card_id, &openid))?)
+        }
+        Command::Points(PointsCommand::ConfirmExchange(args)) => {
+            let client = args.connect.client(false)?;
+            let request = ExchangeCouponConfirmRequest {
+                record_id: args.record_id,
+                exchange_coupon_template_id: args.exchange_coupon_template_id,
+                card_id: args.card_id,
+                openid: args.openid,
+                user_card_code: args.user_card_code,
+                result: if args.reject.is_some() {
+                    ExchangeDecision::PointExchangeCouponReject
+                } else {
+                    ExchangeDecision::PointExchangeCouponAllow
+                },
+                reject_reason: args.reject,
+            };
+            print_json(&runtime()?.block_on(client.activity().confirm_point_exchange(&request))?)
+        }
+        Command::Images(ImagesCommand::Upload { file, connect }) => {
+            let client = connect.client(false)?;
+            print_json(&runtime()?.block_on(client.media().upload_image_file(&file))?)
         }
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),

@@ -44,7 +44,9 @@ fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm
             "brand_private_key_file",
             "brand_serial_no",
             "card_id",
+            "media_url",
             "openid",
+            "signup_card_id",
             "user_card_code",
             "wechatpay_public_key_file",
             "wechatpay_public_key_id"
@@ -198,12 +200,8 @@ async fn import_and_cards_create_and_get_print_json() {
         (Some("CLI-1"), Some("13600136000"))
     );
 
-    let template = server.dir.path().join("template.json");
-    std::fs::write(
-        &template,
-        r#"{"out_request_no":"cli-1","appid":"wx1","card_type":"NORMAL","card_title":"CLI","valid_date_information":{"type":"PERMANENT"}}"#,
-    )
-    .unwrap();
+    let template =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/template.json");
     let output = card_member(
         args(&[
             "cards",
@@ -520,4 +518,162 @@ async fn feeds_create_and_points_sync_print_what_was_recorded_and_repeat_the_fir
     .await;
     assert_eq!(conflict.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&conflict.stderr).contains("INVALID_REQUEST"));
+}
+
+/// Runs the binary with the development credentials; its JSON output.
+async fn json_of(server: &crate::helpers::Server, command: &[&str]) -> Value {
+    let mut full: Vec<&str> = command.to_vec();
+    let credentials = server.credentials.to_str().unwrap();
+    full.extend(["--credentials", credentials]);
+    let output = card_member(args(&full), server.dir.path()).await;
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_family_commands_print_json_from_upload_to_sign_up_confirm_and_exchange() {
+    let server = start_server().await;
+    let picture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/assets/dev-card.png");
+    let uploaded = json_of(&server, &["images", "upload", picture.to_str().unwrap()]).await;
+    let url = uploaded["media_url"].as_str().unwrap().to_owned();
+    let changed = json_of(
+        &server,
+        &[
+            "cards",
+            "update",
+            card_member_server::DEV_SIGNUP_CARD_ID,
+            "--card-title",
+            "新名字",
+            "--card-picture-url",
+            &url,
+        ],
+    )
+    .await;
+    assert_eq!(
+        (
+            changed["card_title"].as_str(),
+            changed["card_picture_url"].as_str()
+        ),
+        (Some("新名字"), Some(url.as_str()))
+    );
+    let listed = json_of(&server, &["cards", "list", "--state", "CARD_EFFECTIVE"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let token = json_of(
+        &server,
+        &[
+            "tokens",
+            "create",
+            "--card-id",
+            card_member_server::DEV_SIGNUP_CARD_ID,
+            "--openid",
+            "oCliMember",
+        ],
+    )
+    .await;
+    let form = card_member_server::SignUpForm {
+        common_fields: vec![
+            (
+                card_member_client::CommonFieldFlag::UserFormFlagName,
+                "王五".into(),
+            ),
+            (
+                card_member_client::CommonFieldFlag::UserFormFlagBirthday,
+                "1985-03-03".into(),
+            ),
+        ],
+        custom_choices: None,
+    };
+    let card = server
+        .handle
+        .sign_up(token["token"].as_str().unwrap(), form)
+        .await
+        .unwrap();
+    let mine = json_of(&server, &["list", "--openid", "oCliMember", "--decrypt"]).await;
+    assert_eq!(mine[0]["user_card_state"], "UNACTIVATED");
+    assert_eq!(
+        mine[0]["user_information"]["common_field_list"][0]["value"],
+        "王五"
+    );
+    let confirmed = json_of(
+        &server,
+        &[
+            "confirm",
+            &card.user_card_code,
+            "--state",
+            "CREATE_CARD_SUCCESS",
+            "--card-id",
+            &card.card_id,
+            "--openid",
+            "oCliMember",
+            "--level",
+            "金卡",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (
+            confirmed["user_card_state"].as_str(),
+            confirmed["level"].as_str()
+        ),
+        (Some("EFFECTIVE"), Some("金卡"))
+    );
+
+    let record = server
+        .handle
+        .request_point_exchange(&card, "EXT-CLI", 200)
+        .await
+        .unwrap();
+    let decided = json_of(
+        &server,
+        &[
+            "points",
+            "confirm-exchange",
+            "--record-id",
+            &record,
+            "--exchange-coupon-template-id",
+            "EXT-CLI",
+            "--card-id",
+            &card.card_id,
+            "--user-card-code",
+            &card.user_card_code,
+            "--openid",
+            "oCliMember",
+            "--reject",
+            "积分不足",
+        ],
+    )
+    .await;
+    assert_eq!(decided["state"], "POINT_EXCHANGE_COUPON_FAIL");
+    let invalid = json_of(
+        &server,
+        &[
+            "cards",
+            "invalidate",
+            card_member_server::DEV_SIGNUP_CARD_ID,
+        ],
+    )
+    .await;
+    assert_eq!(invalid["state"], "CARD_INVALID");
+    let output = card_member(
+        args(&[
+            "tokens",
+            "create",
+            "--card-id",
+            card_member_server::DEV_SIGNUP_CARD_ID,
+            "--openid",
+            "late",
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3), "an API error exits 3");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("INVALID_REQUEST"));
 }
