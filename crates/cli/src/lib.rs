@@ -384,6 +384,8 @@ enum CardStateArg {
     CardInvalid,
 }
 
+// The variants are the API's values, prefix and all.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 #[value(rename_all = "SCREAMING_SNAKE_CASE")]
 enum ConfirmStateArg {

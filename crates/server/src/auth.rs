@@ -172,15 +172,12 @@ async fn verify(
         .to_owned();
     let endpoint = endpoints::find(parts.method.as_str(), &route);
     let multipart = endpoint.is_some_and(endpoints::is_multipart);
-    let (body, upload) = if multipart {
-        // The whole upload is read (the signature covers its `meta` part),
-        // at most the image limit and room for the rest.
-        let limit = MAX_IMAGE_BYTES + UPLOAD_OVERHEAD_BYTES;
-        let raw = axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| refuse(ApiError::image_too_large(MAX_IMAGE_BYTES)))?;
-        let (meta, file) = split_upload(&parts.headers, raw).await.map_err(refuse)?;
-        (meta, Some(file))
+    let (body, mut upload) = if multipart {
+        // Only the `meta` part (what the signature covers) is read before
+        // the signature, the nonce and the rate limit are checked; the
+        // image after them.
+        let (meta, rest) = read_meta(&parts.headers, body).await.map_err(refuse)?;
+        (meta, Some(rest))
     } else {
         let body = axum::body::to_bytes(body, state.body_limit)
             .await
@@ -251,15 +248,19 @@ async fn verify(
         )));
     }
 
-    if !multipart {
-        check_content_headers(&parts.headers, &parts.method, &body).map_err(refuse)?;
-    }
+    let file = match upload.take() {
+        Some(rest) => Some(read_file(rest).await.map_err(refuse)?),
+        None => {
+            check_content_headers(&parts.headers, &parts.method, &body).map_err(refuse)?;
+            None
+        }
+    };
 
     parts.extensions.insert(Authenticated {
         brand_id: authorization.brand_id,
         certificate,
         body: body.clone(),
-        upload,
+        upload: file,
     });
     Ok(Request::from_parts(parts, Body::from(body)))
 }
@@ -301,60 +302,97 @@ fn check_content_headers(
     Ok(())
 }
 
-/// Room in an upload for the `meta` part and the multipart framing.
-const UPLOAD_OVERHEAD_BYTES: usize = 64 * 1024;
+/// The most bytes the `meta` part may have.
+const MAX_META_BYTES: u64 = 16 * 1024;
 
-/// The `meta` and `file` parts of a `multipart/form-data` upload, parsed
-/// with `multer`; anything else (another content type, a part missing or
-/// given twice, an unknown part) is refused.
-async fn split_upload(headers: &HeaderMap, raw: Bytes) -> Result<(Bytes, Bytes), ApiError> {
+/// An upload whose `meta` part has been read.
+type RestOfUpload = multer::Multipart<'static>;
+
+fn malformed(why: impl std::fmt::Display) -> ApiError {
+    ApiError::body_param(
+        "/",
+        "is not valid multipart",
+        format!("the upload is not valid multipart/form-data: {why}"),
+    )
+}
+
+/// Reads a `multipart/form-data` upload up to the end of its `meta` part,
+/// which must come first (**Decision**: as the provider's samples send
+/// it, so that nothing more than `meta` is read from a caller whose
+/// signature has not been checked). Parsed with `multer`.
+async fn read_meta(headers: &HeaderMap, body: Body) -> Result<(Bytes, RestOfUpload), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     let boundary =
         multer::parse_boundary(content_type).map_err(|_| ApiError::wrong_upload_content_type())?;
-    let malformed = |why: String| {
-        ApiError::body_param(
-            "/",
-            "is not valid multipart",
-            format!("the upload is not valid multipart/form-data: {why}"),
-        )
-    };
-    let stream =
-        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(raw) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let (mut meta, mut file) = (None, None);
-    while let Some(field) = multipart
+    let limits = multer::SizeLimit::new()
+        .whole_stream((MAX_IMAGE_BYTES as u64) + MAX_META_BYTES + 4096)
+        .for_field("meta", MAX_META_BYTES)
+        .for_field("file", MAX_IMAGE_BYTES as u64);
+    let mut multipart = multer::Multipart::with_constraints(
+        body.into_data_stream(),
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
+    let field = multipart
         .next_field()
         .await
-        .map_err(|err| malformed(err.to_string()))?
-    {
-        let slot = match field.name() {
-            Some("meta") => &mut meta,
-            Some("file") => &mut file,
-            other => {
-                let name: String = other.unwrap_or("(unnamed)").chars().take(32).collect();
-                return Err(malformed(format!(
-                    "unknown part {name}: only meta and file"
-                )));
-            }
-        };
-        if slot.is_some() {
-            return Err(malformed("a part is given twice".to_owned()));
-        }
-        *slot = Some(
-            field
-                .bytes()
-                .await
-                .map_err(|err| malformed(err.to_string()))?,
-        );
+        .map_err(upload_error)?
+        .ok_or_else(|| {
+            ApiError::body_param("/meta", "is required", "the upload has no meta part")
+        })?;
+    if field.name() != Some("meta") {
+        return Err(ApiError::body_param(
+            "/meta",
+            "must come first",
+            "the upload's first part must be meta (the JSON the signature covers), then file",
+        ));
     }
-    let meta = meta.ok_or_else(|| {
-        ApiError::body_param("/meta", "is required", "the upload has no meta part")
-    })?;
-    let file = file.ok_or_else(|| {
-        ApiError::body_param("/file", "is required", "the upload has no file part")
-    })?;
-    Ok((meta, file))
+    let meta = field.bytes().await.map_err(upload_error)?;
+    Ok((meta, multipart))
+}
+
+/// The `file` part, the only one after `meta`.
+async fn read_file(mut rest: RestOfUpload) -> Result<Bytes, ApiError> {
+    let field = rest
+        .next_field()
+        .await
+        .map_err(upload_error)?
+        .ok_or_else(|| {
+            ApiError::body_param("/file", "is required", "the upload has no file part")
+        })?;
+    if field.name() != Some("file") {
+        let name: String = field
+            .name()
+            .unwrap_or("(unnamed)")
+            .chars()
+            .take(32)
+            .collect();
+        return Err(malformed(format!(
+            "unexpected part {name}: meta, then file"
+        )));
+    }
+    let file = field.bytes().await.map_err(upload_error)?;
+    if rest.next_field().await.map_err(upload_error)?.is_some() {
+        return Err(malformed(
+            "a part after file: meta, then file, nothing else",
+        ));
+    }
+    Ok(file)
+}
+
+fn upload_error(error: multer::Error) -> ApiError {
+    match error {
+        multer::Error::FieldSizeExceeded { field_name, .. }
+            if field_name.as_deref() == Some("meta") =>
+        {
+            ApiError::body_too_large(MAX_META_BYTES as usize)
+        }
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            ApiError::image_too_large(MAX_IMAGE_BYTES)
+        }
+        other => malformed(other),
+    }
 }

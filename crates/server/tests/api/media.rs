@@ -231,3 +231,71 @@ async fn the_development_data_has_an_uploaded_card_picture() {
         "{url}"
     );
 }
+
+/// The head and the `meta` part of an upload whose file never arrives.
+fn upload_head(app: &TestApp, meta: &[u8], authorization: &str, file_bytes: usize) -> Vec<u8> {
+    let boundary = "cardmemberboundary";
+    let meta_part = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n",
+        String::from_utf8_lossy(meta)
+    );
+    let length = meta_part.len() + file_bytes + format!("\r\n--{boundary}--\r\n").len();
+    let mut head = format!(
+        "POST {UPLOAD} HTTP/1.1\r\nHost: {}\r\nAuthorization: {authorization}\r\nAccept: application/json\r\nWechatpay-Serial: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n",
+        app.address, app.wechatpay_public_key_id
+    )
+    .into_bytes();
+    head.extend(meta_part.as_bytes());
+    head
+}
+
+#[tokio::test]
+async fn a_forged_upload_is_refused_after_its_meta_part_before_the_image_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    let file = vec![0u8; 2 * 1024 * 1024];
+    let meta =
+        serde_json::to_vec(&json!({"filename": "a.png", "sha256": sha256_hex(&file)})).unwrap();
+    let forged = app.signed("POST", UPLOAD, b"{\"something\":\"else\"}");
+    let authorization = forged.header("Authorization").unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(&upload_head(&app, &meta, &authorization, file.len()))
+        .await
+        .unwrap();
+    // Not one byte of the image is sent: the answer must come anyway.
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the image")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("SIGN_ERROR"), "{answer}");
+}
+
+#[tokio::test]
+async fn the_meta_part_comes_first() {
+    let app = spawn_app().await;
+    let meta =
+        serde_json::to_vec(&json!({"filename": "a.png", "sha256": sha256_hex(&png())})).unwrap();
+    let signed = app.signed("POST", UPLOAD, &meta);
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(png()).file_name("a.png"),
+        )
+        .part("meta", reqwest::multipart::Part::bytes(meta));
+    let mut builder = reqwest::Client::new()
+        .post(format!("http://{}{UPLOAD}", app.address))
+        .multipart(form);
+    for (name, value) in &signed.headers {
+        if !name.eq_ignore_ascii_case("Content-Type") {
+            builder = builder.header(name, value);
+        }
+    }
+    let response = builder.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["detail"]["field"], "/meta");
+}

@@ -318,3 +318,45 @@ async fn metrics_are_openmetrics_to_a_scraper_that_asks_and_plain_text_otherwise
             .starts_with("text/plain; version=0.0.4")
     );
 }
+
+#[tokio::test]
+async fn every_endpoint_refuses_a_request_past_its_burst_with_429_before_its_handler_runs() {
+    let app = spawn_app().await;
+    for endpoint in card_member_protocol::endpoints::ENDPOINTS {
+        let target = target(endpoint.path);
+        // A body no handler accepts: a request the limiter lets through is
+        // answered 400 or 404 by its handler, one it refuses is 429.
+        let body: &[u8] = if endpoint.method == "GET" {
+            b""
+        } else {
+            b"{\"unknown\":1}"
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..=endpoint.per_second {
+            let mut request = app.signed(endpoint.method, &target, body);
+            if card_member_protocol::endpoints::is_multipart(endpoint) {
+                // Signed over the meta part; the image a few bytes.
+                request.body = b"--b\r\nContent-Disposition: form-data; name=\"meta\"\r\n\r\n{\"unknown\":1}\r\n--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxx\r\n--b--\r\n".to_vec();
+                request.set_header("Content-Type", "multipart/form-data; boundary=b");
+            }
+            let response = app.send(&request).await;
+            statuses.push(response.status);
+        }
+        let last = statuses.last().copied();
+        assert_eq!(
+            last,
+            Some(429),
+            "{} {}: the request past its burst of {}: {statuses:?}",
+            endpoint.method,
+            endpoint.path,
+            endpoint.per_second
+        );
+        assert!(
+            statuses[..statuses.len() - 1]
+                .iter()
+                .all(|status| *status != 429),
+            "{}: each endpoint has its own bucket: {statuses:?}",
+            endpoint.name
+        );
+    }
+}
