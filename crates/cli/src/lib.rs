@@ -22,10 +22,13 @@ mod bulk;
 mod flood;
 mod input;
 mod keys;
+mod listen;
+mod simulate;
 
 use std::fmt;
 use std::path::PathBuf;
 
+use card_member_client::SecretString;
 use card_member_client::protocol::endpoints;
 use card_member_client::protocol::model::{Ciphertext, CreateCardRequest};
 use card_member_client::{
@@ -87,6 +90,18 @@ enum Command {
     /// Members' points.
     #[command(subcommand)]
     Points(PointsCommand),
+    /// Act as a WeChat user against a running server (the simulation, on
+    /// with the development setup): sign up, delete a card, ask for points,
+    /// trade points, move the clock.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
+    /// Receive notifications: verify, decrypt and print each as a JSON line
+    /// (and, with --auto-confirm, answer as the brand).
+    Listen(listen::ListenArgs),
+    /// Notifications sent to brands: list, show one with its attempts, send
+    /// one again (works on the data directory).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Generate key material for trying things out.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -157,6 +172,16 @@ enum BrandsCommand {
     Add(BrandsAddArgs),
     /// List the registered brands and their certificate serials.
     List(SettingsArgs),
+    /// Set a brand's APIv3 key (32 characters): its notifications are
+    /// encrypted with it. Sealed at rest, never printed.
+    SetApiV3Key {
+        #[command(flatten)]
+        brand: BrandIdArgs,
+        /// The key (or env CARD_MEMBER_API_V3_KEY, which keeps it out of the
+        /// shell's history).
+        #[arg(long, env = "CARD_MEMBER_API_V3_KEY", hide_env_values = true)]
+        api_v3_key: String,
+    },
     /// Suspend a brand: its signed requests are refused with 403 NO_AUTH.
     Suspend(BrandIdArgs),
     /// Resume a suspended brand.
@@ -197,6 +222,40 @@ struct BrandsAddArgs {
     /// server's].
     #[arg(long)]
     wechatpay_public_key_id: Option<String>,
+    /// The brand's APIv3 key (32 characters), for its notifications (or env
+    /// CARD_MEMBER_API_V3_KEY).
+    #[arg(long, env = "CARD_MEMBER_API_V3_KEY", hide_env_values = true)]
+    api_v3_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum NotificationsCommand {
+    /// The latest notifications, newest first: ID, event, state, attempts.
+    List {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Only this brand's.
+        #[arg(long)]
+        brand_id: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One notification and its delivery attempts (never its content).
+    Show {
+        /// The notification ID.
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Send a notification again now, with the same ID (a running server
+    /// sends it within a second).
+    Resend {
+        /// The notification ID.
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 /// How to reach the API.
@@ -599,6 +658,14 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         self.exit_code
     }
+
+    /// A refusal by the server (exit 3), like the API's.
+    pub(crate) fn api(message: String) -> Self {
+        Self {
+            message,
+            exit_code: 3,
+        }
+    }
 }
 
 impl fmt::Display for CliError {
@@ -919,6 +986,29 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let client = connect.client(false)?;
             print_json(&runtime()?.block_on(client.media().upload_image_file(&file))?)
         }
+        Command::Simulate(command) => runtime()?.block_on(simulate::run(command)),
+        Command::Listen(args) => runtime()?.block_on(listen::run(args)),
+        Command::Notifications(NotificationsCommand::List {
+            settings,
+            brand_id,
+            limit,
+        }) => {
+            let settings = load_settings(&settings)?;
+            let listed = card_member_server::outbox::list(&settings, brand_id.as_deref(), limit)
+                .map_err(|err| err.to_string())?;
+            print_json(&listed)
+        }
+        Command::Notifications(NotificationsCommand::Show { id, settings }) => {
+            let settings = load_settings(&settings)?;
+            let (notification, attempts) =
+                card_member_server::outbox::show(&settings, &id).map_err(|err| err.to_string())?;
+            print_json(&serde_json::json!({"notification": notification, "attempts": attempts}))
+        }
+        Command::Notifications(NotificationsCommand::Resend { id, settings }) => {
+            let settings = load_settings(&settings)?;
+            card_member_server::outbox::resend(&settings, &id).map_err(|err| err.to_string())?;
+            print_json(&serde_json::json!({"resent": id}))
+        }
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
@@ -1001,15 +1091,31 @@ fn brands_command(command: BrandsCommand) -> Result<(), CliError> {
                     ));
                 }
             };
-            let brand = brands::add(
+            let key = args.api_v3_key.map(SecretString::new);
+            if let Some(key) = &key {
+                brands::check_api_v3_key(key).map_err(|err| err.to_string())?;
+            }
+            let mut brand = brands::add(
                 &settings,
                 &args.brand_id,
                 source,
                 args.wechatpay_public_key_id,
             )
             .map_err(|err| err.to_string())?;
+            if let Some(key) = key {
+                brands::set_api_v3_key(&settings, &args.brand_id, &key)
+                    .map_err(|err| err.to_string())?;
+                brand.api_v3_key = Some(Vec::new());
+            }
             print_brand(&brand);
             Ok(())
+        }
+        BrandsCommand::SetApiV3Key { brand, api_v3_key } => {
+            let settings = load_settings(&brand.settings)?;
+            Ok(
+                brands::set_api_v3_key(&settings, &brand.brand_id, &SecretString::new(api_v3_key))
+                    .map_err(|err| err.to_string())?,
+            )
         }
         BrandsCommand::List(args) => {
             let settings = load_settings(&args)?;
@@ -1038,10 +1144,15 @@ fn print_brand(brand: &card_member_server::BrandRecord) {
         .map(|c| c.serial_no.as_str())
         .collect();
     println!(
-        "{}\twechatpay_public_key_id={}\tserials={}{}",
+        "{}\twechatpay_public_key_id={}\tserials={}\tapi_v3_key={}{}",
         brand.brand_id,
         brand.wechatpay_public_key_id,
         serials.join(","),
+        if brand.api_v3_key.is_some() {
+            "set"
+        } else {
+            "not set"
+        },
         if brand.suspended { "\tSUSPENDED" } else { "" }
     );
 }

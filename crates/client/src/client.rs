@@ -82,6 +82,10 @@ struct CredentialsFile {
     #[allow(dead_code)]
     #[serde(default)]
     media_url: Option<String>,
+    // The brand's APIv3 key, for `notify::Receiver`.
+    #[allow(dead_code)]
+    #[serde(default)]
+    api_v3_key: Option<String>,
 }
 
 /// An image upload's file: sent as the multipart `file` part, while the

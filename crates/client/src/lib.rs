@@ -52,6 +52,7 @@ mod builder;
 mod client;
 mod error;
 mod limiter;
+pub mod notify;
 pub mod pages;
 mod sensitive;
 

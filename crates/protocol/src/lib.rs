@@ -66,6 +66,7 @@ pub mod media;
 pub mod membership;
 pub mod model;
 pub mod nonce;
+pub mod notify;
 pub mod response;
 pub mod secret;
 pub mod shared;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{MethodFilter, MethodRouter, get, on};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use card_member_protocol::endpoints::{self, Endpoint};
 use tokio::net::TcpListener;
 
@@ -19,7 +19,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::crypto::Crypto;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::routes::{activity, cards, health, media, membership, user_cards};
+use crate::routes::{activity, cards, health, media, membership, simulate, user_cards};
 use crate::settings::{Database, Settings};
 use crate::storage::{
     AuditEntry, Backend, BrandRecord, PostgresStorage, SqliteStorage, Storage, StorageError,
@@ -37,6 +37,12 @@ pub(crate) struct AppState {
     /// The server's URL as its clients reach it (`public_url`, or the
     /// listen address), for the image URLs it answers.
     pub(crate) public_url: String,
+    /// The notification worker's handle.
+    pub(crate) outbox: crate::notifications::Outbox,
+    /// Whether the member's side may be played (`/simulate/…`).
+    pub(crate) simulation: bool,
+    /// Each brand's simulated clock offset, in seconds.
+    clocks: std::sync::RwLock<std::collections::HashMap<String, i64>>,
     brands: BrandDirectory,
 }
 
@@ -104,6 +110,42 @@ impl BrandDirectory {
 }
 
 impl AppState {
+    /// The time for `brand_id`: now, moved forward by its simulated clock
+    /// (the simulation's "advance the clock"; 0 for every brand otherwise).
+    pub(crate) fn now_for(&self, brand_id: &str) -> time::OffsetDateTime {
+        let offset = self
+            .clocks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(brand_id)
+            .copied()
+            .unwrap_or(0);
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)
+    }
+
+    /// Moves a brand's clock to `offset_secs` ahead of real time, durably.
+    pub(crate) async fn set_clock(&self, brand_id: &str, offset_secs: i64) -> Result<(), ApiError> {
+        self.storage
+            .set_brand_clock(brand_id, offset_secs)
+            .await
+            .map_err(storage_error)?;
+        self.clocks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(brand_id.to_owned(), offset_secs);
+        Ok(())
+    }
+
+    /// A brand's clock offset, in seconds.
+    pub(crate) fn clock_offset(&self, brand_id: &str) -> i64 {
+        self.clocks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(brand_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The brand, if `brand_id` is registered. A brand's record is trusted
     /// for [`BRAND_CACHE_TTL`]; a serial it lacks (a certificate added by
     /// `card-member brands add` while the server runs) reads it again, at
@@ -260,6 +302,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             &format!("{}/{{media_id}}", media::MEDIA_PATH),
             get(media::serve_image),
         )
+        .route("/simulate/tokens/{token}", get(simulate::open_token))
+        .route("/simulate/sign-up", post(simulate::sign_up))
+        .route("/simulate/delete-card", post(simulate::delete_card))
+        .route("/simulate/ask-points", post(simulate::ask_points))
+        .route("/simulate/exchange-points", post(simulate::exchange_points))
+        .route("/simulate/advance-clock", post(simulate::advance_clock))
         .route("/healthz", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
@@ -370,8 +418,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let metrics = Arc::clone(&self.state.metrics);
+        let state = Arc::clone(&self.state);
+        crate::notifications::spawn_worker(Arc::clone(&state));
         let app = router(self.state);
-        connections::serve(self.listener, app, self.limits, self.tls, metrics, shutdown).await
+        let served =
+            connections::serve(self.listener, app, self.limits, self.tls, metrics, shutdown).await;
+        state.outbox.stop();
+        served
     }
 }
 
@@ -441,6 +494,79 @@ impl ServerHandle {
             deduct_points,
         )
         .await
+    }
+
+    /// The member's side: the user deletes the card in the app
+    /// (`USER_CARD.DELETE` is sent).
+    pub async fn delete_card(&self, card: &SignedUp) -> Result<(), crate::member::MemberError> {
+        crate::member::delete_card(
+            &self.state,
+            UserCardKey {
+                brand_id: &card.brand_id,
+                card_id: &card.card_id,
+                user_card_code: &card.user_card_code,
+            },
+            &card.openid,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The member's side: the provider asks for the member's balance
+    /// (`SYNC_USER_POINT`); the notification's ID.
+    pub async fn ask_points(&self, card: &SignedUp) -> Result<String, crate::member::MemberError> {
+        crate::member::ask_points(
+            &self.state,
+            UserCardKey {
+                brand_id: &card.brand_id,
+                card_id: &card.card_id,
+                user_card_code: &card.user_card_code,
+            },
+            &card.openid,
+        )
+        .await
+    }
+
+    /// Moves a brand's clock forward (the simulation).
+    pub async fn advance_clock(
+        &self,
+        brand_id: &str,
+        seconds: i64,
+    ) -> Result<i64, crate::member::MemberError> {
+        crate::member::advance_clock(&self.state, brand_id, seconds).await
+    }
+
+    /// One notification and its attempts.
+    pub async fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(crate::outbox::Notification, Vec<crate::outbox::Attempt>)>, StartError>
+    {
+        Ok(self
+            .state
+            .storage
+            .notification(id)
+            .await
+            .map_err(|err| StartError(err.to_string()))?
+            .map(|(record, attempts)| {
+                (
+                    record.into(),
+                    attempts.into_iter().map(Into::into).collect(),
+                )
+            }))
+    }
+
+    /// The latest notifications, newest first.
+    pub async fn notifications(&self) -> Result<Vec<crate::outbox::Notification>, StartError> {
+        Ok(self
+            .state
+            .storage
+            .list_notifications(None, 100)
+            .await
+            .map_err(|err| StartError(err.to_string()))?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// The audit trail of one card, oldest first.
@@ -541,9 +667,22 @@ async fn prepare(
             format!("{}://{host}", if tls { "https" } else { "http" })
         }
     };
+    let clocks = storage
+        .brand_clocks()
+        .await
+        .map_err(|err| StartError(err.to_string()))?
+        .into_iter()
+        .collect();
+    let crypto = Crypto::new(
+        wechatpay_key.clone(),
+        key_id.clone(),
+        data_key,
+        Arc::clone(&metrics),
+    );
     let credentials = if fresh && settings.dev_bootstrap {
         let path = bootstrap::create_dev_setup(
             &storage,
+            &crypto,
             &settings.data_dir,
             &public_url,
             &wechatpay_key,
@@ -555,14 +694,26 @@ async fn prepare(
     } else {
         None
     };
+    // The simulation is on where the development setup was made, unless
+    // the settings say otherwise.
+    let simulation = settings.simulation.unwrap_or_else(|| {
+        settings.dev_bootstrap && settings.data_dir.join("dev/credentials.json").exists()
+    });
     let state = AppState {
         storage,
-        crypto: Crypto::new(wechatpay_key, key_id, data_key, Arc::clone(&metrics)),
+        crypto,
         metrics,
         body_limit: settings.body_limit_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout_secs),
         public_url,
+        outbox: crate::notifications::Outbox::default(),
+        simulation,
+        clocks: std::sync::RwLock::new(clocks),
         brands: BrandDirectory::default(),
     };
+    state.outbox.speedup.store(
+        settings.notification_retry_speedup.max(1),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok((state, credentials))
 }

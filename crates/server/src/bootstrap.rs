@@ -34,6 +34,9 @@ pub const DEV_CARD_ID: &str = "pbLatjvWOibDc5-TBnbUk1pD12o0";
 /// The second demo template: codes allocated by the server, a year's
 /// validity after pickup, for pre-authorization tokens and sign-ups.
 pub const DEV_SIGNUP_CARD_ID: &str = "pDevSignUp000000000000000001";
+/// Where the development templates' notifications go: the default of
+/// `card-member listen`.
+pub const DEV_NOTIFY_URL: &str = "http://127.0.0.1:9000/notify";
 /// The card image the development setup uploads.
 const DEV_CARD_PICTURE: &[u8] = include_bytes!("../assets/dev-card.png");
 /// The demo user card (the seed page's `user_card_code`).
@@ -63,6 +66,9 @@ pub struct DevCredentials {
     pub signup_card_id: String,
     /// The uploaded demo card image.
     pub media_url: String,
+    /// The demo brand's APIv3 key (notifications are encrypted with it).
+    #[serde(serialize_with = "expose_secret")]
+    pub api_v3_key: SecretString,
     /// The demo card.
     pub user_card_code: String,
     /// The demo holder.
@@ -169,6 +175,7 @@ pub(crate) fn new_public_key_id() -> String {
 /// file. Called once, on the first start in an empty data directory.
 pub(crate) async fn create_dev_setup(
     storage: &TimedStorage,
+    crypto: &crate::crypto::Crypto,
     data_dir: &Path,
     base_url: &str,
     wechatpay_key: &PrivateKey,
@@ -195,8 +202,22 @@ pub(crate) async fn create_dev_setup(
                     public_key: brand_public.clone(),
                 }],
                 suspended: false,
+                api_v3_key: None,
             },
             &now,
+        )
+        .await
+        .map_err(storage_error)?;
+    // The development brand's APIv3 key, sealed at rest like personal
+    // data; the credentials file holds it for the receiver.
+    let api_v3_key: String = crate::crypto::random_nonce().chars().take(32).collect();
+    storage
+        .set_brand_api_v3_key(
+            DEV_BRAND_ID,
+            &crypto.seal(
+                crate::notifications::api_v3_key_context(DEV_BRAND_ID),
+                &SecretString::new(api_v3_key.clone()),
+            ),
         )
         .await
         .map_err(storage_error)?;
@@ -240,7 +261,7 @@ pub(crate) async fn create_dev_setup(
         fields: Vec::new(),
     };
     storage
-        .insert_user_card(&card, Arc::new(|_| false), &audit, None)
+        .insert_user_card(&card, Arc::new(|_| false), &audit, None, None)
         .await
         .map_err(storage_error)?;
 
@@ -271,14 +292,25 @@ pub(crate) async fn create_dev_setup(
         card_id: DEV_CARD_ID.to_owned(),
         signup_card_id: DEV_SIGNUP_CARD_ID.to_owned(),
         media_url,
+        api_v3_key: SecretString::new(api_v3_key),
         user_card_code: DEV_USER_CARD_CODE.to_owned(),
         openid: DEV_OPENID.to_owned(),
     };
     let path = dev.join("credentials.json");
     let mut json = serde_json::to_vec_pretty(&credentials).expect("credentials serialise");
     json.push(b'\n');
-    write_file(&path, &json, false)?;
+    write_file(&path, &json, true)?;
     Ok(path)
+}
+
+/// The credentials file is the one place the development APIv3 key is
+/// written in the clear (mode 0600 is the caller's: the file sits beside
+/// the brand's private key).
+fn expose_secret<S: serde::Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose())
 }
 
 /// Stores the demo card image as an upload would; its URL.
@@ -330,7 +362,7 @@ fn dev_templates(media_url: &str, now: &str) -> [Card; 2] {
         code_type: CodeType::BarCodeAndQrCode,
         code_jump_information: None,
         benefits: Some("积分兑好礼".to_owned()),
-        notify_url: None,
+        notify_url: Some(DEV_NOTIFY_URL.to_owned()),
         need_pinned: Some(false),
         need_display_level: Some(true),
         init_level: Some("普通会员".to_owned()),

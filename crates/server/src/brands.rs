@@ -85,6 +85,7 @@ pub fn add(
             wechatpay_public_key_id: key_id,
             certificates: vec![certificate.clone()],
             suspended: false,
+            api_v3_key: None,
         };
         match storage.add_brand(&brand, &now).await {
             Ok(()) => {}
@@ -104,6 +105,47 @@ pub fn add(
             .map_err(|err| StartError(err.to_string()))?
             .ok_or_else(|| StartError(format!("brand {brand_id} vanished")))
     })
+}
+
+/// Sets a brand's APIv3 key: the 32-byte (32 ASCII characters, as the
+/// provider's are) AES-256-GCM key its notifications are encrypted with.
+/// Sealed with the data key before it is stored; never logged.
+pub fn set_api_v3_key(
+    settings: &Settings,
+    brand_id: &str,
+    key: &card_member_protocol::secret::SecretString,
+) -> Result<(), StartError> {
+    check_api_v3_key(key)?;
+    let data_key_file = settings
+        .data_key_file
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("data.key"));
+    let data_key = crate::bootstrap::data_key(&data_key_file, false)?;
+    let sealed = data_key.seal(crate::notifications::api_v3_key_context(brand_id), key);
+    administer(settings, async |storage| {
+        storage
+            .set_brand_api_v3_key(brand_id, &sealed)
+            .await
+            .map_err(|err| match err {
+                StorageError::NotFound => StartError(format!("no brand {brand_id}")),
+                other => StartError(other.to_string()),
+            })
+    })
+}
+
+/// An APIv3 key is 32 bytes of visible ASCII.
+pub fn check_api_v3_key(
+    key: &card_member_protocol::secret::SecretString,
+) -> Result<(), StartError> {
+    let bytes = key.expose().as_bytes();
+    if bytes.len() == 32 && bytes.iter().all(u8::is_ascii_graphic) {
+        Ok(())
+    } else {
+        Err(StartError(format!(
+            "an APIv3 key is 32 visible ASCII characters, got {} bytes",
+            bytes.len()
+        )))
+    }
 }
 
 /// Suspends a brand (its verified requests get 403 `NO_AUTH`) or resumes
@@ -137,7 +179,7 @@ pub fn list(settings: &Settings) -> Result<Vec<BrandRecord>, StartError> {
 /// Runs an administrative change on the storage `settings` name, on a
 /// runtime of its own: these functions are called from synchronous code
 /// (the command line, or a test's blocking task).
-fn administer<T>(
+pub(crate) fn administer<T>(
     settings: &Settings,
     work: impl AsyncFnOnce(&TimedStorage) -> Result<T, StartError>,
 ) -> Result<T, StartError> {

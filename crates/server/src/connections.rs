@@ -90,7 +90,7 @@ pub(crate) async fn serve(
     let mut shutdown = pin!(shutdown);
     let mut refusals = CapWarning::default();
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -111,6 +111,7 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             router: router.clone(),
+            peer,
             limits,
             closing: closing_seen.clone(),
             metrics: Arc::clone(&metrics),
@@ -206,6 +207,9 @@ impl CapWarning {
 /// One accepted connection's share of the server.
 struct Connection {
     router: Router,
+    /// The client's address, on every request as `ConnectInfo` (the
+    /// simulation's endpoints answer loopback clients only).
+    peer: std::net::SocketAddr,
     limits: ConnectionLimits,
     closing: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
@@ -252,11 +256,14 @@ impl Connection {
         });
         let router = self.router.clone();
         let service_clock = Arc::clone(&clock);
+        let peer = axum::extract::ConnectInfo(self.peer);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_flight = InFlight::begin(Arc::clone(&service_clock));
             let router = router.clone();
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(peer);
             async move {
-                let response = router.oneshot(request.map(Body::new)).await;
+                let response = router.oneshot(request).await;
                 drop(in_flight);
                 response
             }

@@ -43,7 +43,9 @@ mod error;
 mod layers;
 mod member;
 mod metrics;
+mod notifications;
 pub mod openapi;
+pub mod outbox;
 mod rate_limit;
 mod replay;
 mod routes;
@@ -56,7 +58,8 @@ use std::fmt;
 
 pub use app::{Application, ServerHandle, SignedUp};
 pub use bootstrap::{
-    DEV_BRAND_ID, DEV_CARD_ID, DEV_OPENID, DEV_SIGNUP_CARD_ID, DEV_USER_CARD_CODE, DevCredentials,
+    DEV_BRAND_ID, DEV_CARD_ID, DEV_NOTIFY_URL, DEV_OPENID, DEV_SIGNUP_CARD_ID, DEV_USER_CARD_CODE,
+    DevCredentials,
 };
 pub use member::{MemberError, SignUpForm};
 pub use settings::{Database, LogFormat, Settings};

@@ -14,10 +14,13 @@ use card_member_protocol::model::{
     CardState, CommonFieldFlag, CustomField, CustomFieldType, UserCardState,
 };
 use card_member_protocol::secret::SecretString;
-use time::OffsetDateTime;
+
+use card_member_protocol::keys::PublicKey;
+use card_member_protocol::notify;
 
 use crate::app::AppState;
-use crate::routes::user_cards::{base64_encode, current_state, seal_context};
+use crate::notifications::new_notification;
+use crate::routes::user_cards::{base64_encode, current_state, render, seal_context};
 use crate::storage::{
     AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, Storage, StorageError,
     StoredCommonField, StoredUserInfo, UserCardKey, UserCardRecord,
@@ -83,13 +86,13 @@ pub(crate) async fn sign_up(
     token: &str,
     form: SignUpForm,
 ) -> Result<UserCardRecord, MemberError> {
-    let now = OffsetDateTime::now_utc();
     let record = state
         .storage
         .token(token)
         .await
         .map_err(storage)?
         .ok_or_else(|| refused("the pre-authorization token does not exist"))?;
+    let now = state.now_for(&record.brand_id);
     let template = state
         .storage
         .card(&record.brand_id, &record.card_id)
@@ -202,12 +205,168 @@ pub(crate) async fn sign_up(
         token: token.to_owned(),
         now: now.unix_timestamp(),
     };
+    let brand_key = brand_key(state, &card.brand_id).await?;
+    let rendered = render(&state.crypto, &card, &brand_key, now)
+        .map_err(|_| refused("the card could not be rendered for the brand"))?;
+    let notification = new_notification(
+        state,
+        &card.brand_id,
+        &card.card_id,
+        notify::USER_CARD_CREATE,
+        serde_json::to_string(&rendered).expect("cards serialise"),
+        now,
+    );
     state
         .storage
-        .insert_user_card(&card, is_usable, &audit, Some(spent))
+        .insert_user_card(&card, is_usable, &audit, Some(spent), Some(notification))
         .await
         .map_err(storage)?;
+    state.outbox.wake();
     Ok(card)
+}
+
+/// The key a brand's notifications encrypt personal data for: its first
+/// certificate's (by serial).
+async fn brand_key(state: &Arc<AppState>, brand_id: &str) -> Result<PublicKey, MemberError> {
+    state
+        .storage
+        .brand(brand_id)
+        .await
+        .map_err(storage)?
+        .and_then(|brand| brand.certificates.into_iter().next())
+        .map(|certificate| certificate.public_key)
+        .ok_or_else(|| refused("the brand has no certificate"))
+}
+
+/// The reason a card the user deleted is invalid with.
+const USER_DELETED: &str = "USER_DELETE";
+
+/// A user deletes their card in the app: it becomes `INVALID` (reason
+/// `USER_DELETE`) and `USER_CARD.DELETE` is sent, in one transaction.
+pub(crate) async fn delete_card(
+    state: &Arc<AppState>,
+    key: UserCardKey<'_>,
+    openid: &str,
+) -> Result<UserCardRecord, MemberError> {
+    let now = state.now_for(key.brand_id);
+    let at = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
+    let audit = AuditEntry {
+        brand_id: key.brand_id.to_owned(),
+        card_id: key.card_id.to_owned(),
+        user_card_code: key.user_card_code.to_owned(),
+        request_id: "member:delete".to_owned(),
+        at: at.clone(),
+        action: "delete".to_owned(),
+        fields: vec!["user_card_state".to_owned(), "invalid_reason".to_owned()],
+    };
+    let brand_key = brand_key(state, key.brand_id).await?;
+    let openid = openid.to_owned();
+    let change_audit = audit.clone();
+    let notifier = Arc::clone(state);
+    state
+        .storage
+        .change_user_card(
+            key,
+            Box::new(move |card| {
+                if card.openid != openid {
+                    return Err(StorageError::Refused(
+                        "the card is held by another user".to_owned(),
+                    ));
+                }
+                if card.state == UserCardState::Invalid {
+                    return Err(StorageError::Refused(
+                        "the card is already invalid".to_owned(),
+                    ));
+                }
+                Ok(card.invalidate(Some(USER_DELETED), &change_audit))
+            }),
+            &audit,
+            Some(Box::new(move |card: &UserCardRecord| {
+                let rendered = render(&notifier.crypto, card, &brand_key, now)
+                    .map(|card| serde_json::to_string(&card).expect("cards serialise"))
+                    .unwrap_or_default();
+                new_notification(
+                    &notifier,
+                    &card.brand_id,
+                    &card.card_id,
+                    notify::USER_CARD_DELETE,
+                    rendered,
+                    now,
+                )
+            })),
+        )
+        .await
+        .map_err(|err| match err {
+            StorageError::NotFound => refused("no such card"),
+            other => storage(other),
+        })
+        .inspect(|_| state.outbox.wake())
+}
+
+/// The provider asks the brand for a member's points balance
+/// (`SYNC_USER_POINT`); the brand answers with a points sync.
+pub(crate) async fn ask_points(
+    state: &Arc<AppState>,
+    key: UserCardKey<'_>,
+    openid: &str,
+) -> Result<String, MemberError> {
+    let card = state
+        .storage
+        .user_card(key)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| refused("no such card"))?;
+    if card.openid != openid {
+        return Err(refused("the card is held by another user"));
+    }
+    let content = notify::SyncUserPoint {
+        brand_id: card.brand_id.clone(),
+        card_id: card.card_id.clone(),
+        openid: card.openid.clone(),
+        user_card_code: card.user_card_code.clone(),
+    };
+    let notification = new_notification(
+        state,
+        &card.brand_id,
+        &card.card_id,
+        notify::SYNC_USER_POINT,
+        serde_json::to_string(&content).expect("events serialise"),
+        state.now_for(key.brand_id),
+    );
+    state
+        .storage
+        .enqueue_notification(&notification)
+        .await
+        .map_err(storage)?;
+    state.outbox.wake();
+    Ok(notification.id)
+}
+
+/// Moves one brand's clock forward by `seconds` (cards expire as if that
+/// time had passed; the brand's reads, lists and writes see it).
+pub(crate) async fn advance_clock(
+    state: &Arc<AppState>,
+    brand_id: &str,
+    seconds: i64,
+) -> Result<i64, MemberError> {
+    if seconds < 0 {
+        return Err(refused("the clock only moves forward"));
+    }
+    if state
+        .storage
+        .brand(brand_id)
+        .await
+        .map_err(storage)?
+        .is_none()
+    {
+        return Err(refused(format!("no brand {brand_id}")));
+    }
+    let offset = state.clock_offset(brand_id).saturating_add(seconds);
+    state
+        .set_clock(brand_id, offset)
+        .await
+        .map_err(|_| refused("the clock could not be stored"))?;
+    Ok(offset)
 }
 
 fn template_custom_field(
@@ -232,7 +391,7 @@ pub(crate) async fn request_point_exchange(
     exchange_coupon_template_id: &str,
     deduct_points: i64,
 ) -> Result<String, MemberError> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.now_for(key.brand_id);
     let card = state
         .storage
         .user_card(key)
@@ -249,21 +408,42 @@ pub(crate) async fn request_point_exchange(
         return Err(refused("deduct_points must be positive"));
     }
     let record_id = format!("EX{}", &crate::crypto::random_nonce()[..30]);
+    let content = notify::PointExchangeCoupon {
+        record_id: record_id.clone(),
+        brand_id: key.brand_id.to_owned(),
+        card_id: key.card_id.to_owned(),
+        openid: openid.to_owned(),
+        user_card_code: key.user_card_code.to_owned(),
+        deduct_points: deduct_points.unsigned_abs(),
+        exchange_coupon_template_id: exchange_coupon_template_id.to_owned(),
+    };
+    let notification = new_notification(
+        state,
+        key.brand_id,
+        key.card_id,
+        notify::POINT_EXCHANGE_COUPON,
+        serde_json::to_string(&content).expect("events serialise"),
+        now,
+    );
     state
         .storage
-        .create_point_exchange(&PointExchangeRecord {
-            brand_id: key.brand_id.to_owned(),
-            record_id: record_id.clone(),
-            card_id: key.card_id.to_owned(),
-            user_card_code: key.user_card_code.to_owned(),
-            openid: openid.to_owned(),
-            exchange_coupon_template_id: exchange_coupon_template_id.to_owned(),
-            deduct_points,
-            created_at: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
-            decision: None,
-            answer: None,
-        })
+        .create_point_exchange(
+            &PointExchangeRecord {
+                brand_id: key.brand_id.to_owned(),
+                record_id: record_id.clone(),
+                card_id: key.card_id.to_owned(),
+                user_card_code: key.user_card_code.to_owned(),
+                openid: openid.to_owned(),
+                exchange_coupon_template_id: exchange_coupon_template_id.to_owned(),
+                deduct_points,
+                created_at: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
+                decision: None,
+                answer: None,
+            },
+            Some(notification),
+        )
         .await
         .map_err(storage)?;
+    state.outbox.wake();
     Ok(record_id)
 }

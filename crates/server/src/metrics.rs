@@ -75,6 +75,15 @@ pub(crate) struct Metrics {
     connections_refused: Counter,
     connections_timed_out: Counter,
     brands_cached: Gauge,
+    deliveries: Family<DeliveryLabels, Counter>,
+}
+
+/// A notification delivery's labels: its event and how the attempt ended
+/// (`delivered`, `retry`, `failed`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    event: String,
+    outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -130,6 +139,12 @@ impl Default for Metrics {
             })
             .set(1);
         registry.register("card_member_build_info", "The running build", build);
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "card_member_notification_deliveries",
+            "Notification delivery attempts, by event and outcome (delivered, retry, failed)",
+            deliveries.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "card_member_connections_open",
@@ -167,6 +182,7 @@ impl Default for Metrics {
             connections_refused,
             connections_timed_out,
             brands_cached,
+            deliveries,
         }
     }
 }
@@ -200,6 +216,16 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(latency.as_secs_f64());
+    }
+
+    /// A notification delivery attempt.
+    pub(crate) fn delivery(&self, event: &str, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                event: event.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     /// One database call (a transaction or a lookup).

@@ -99,6 +99,15 @@ pub struct Settings {
     /// `https://` with TLS) and the listen address. Env
     /// `CARD_MEMBER_PUBLIC_URL`.
     pub public_url: Option<String>,
+    /// Whether the member's side may be played through `/simulate/…`
+    /// (loopback clients only). Default: on in a data directory the
+    /// development setup was made in, off otherwise. Env
+    /// `CARD_MEMBER_SIMULATION`.
+    pub simulation: Option<bool>,
+    /// Divides the waits between notification retries (for sandboxes and
+    /// tests: 1000 makes 15 s 15 ms). Default 1; env
+    /// `CARD_MEMBER_NOTIFICATION_RETRY_SPEEDUP`.
+    pub notification_retry_speedup: u64,
 }
 
 impl Default for Settings {
@@ -123,6 +132,8 @@ impl Default for Settings {
             tls_key: None,
             dev_bootstrap: true,
             public_url: None,
+            simulation: None,
+            notification_retry_speedup: 1,
         }
     }
 }
@@ -172,6 +183,11 @@ impl fmt::Debug for Settings {
             .field("tls_key", &self.tls_key)
             .field("dev_bootstrap", &self.dev_bootstrap)
             .field("public_url", &self.public_url)
+            .field("simulation", &self.simulation)
+            .field(
+                "notification_retry_speedup",
+                &self.notification_retry_speedup,
+            )
             .finish()
     }
 }
@@ -218,6 +234,8 @@ const KEYS: &[&str] = &[
     "tls_key",
     "dev_bootstrap",
     "public_url",
+    "simulation",
+    "notification_retry_speedup",
 ];
 
 /// Settings could not be loaded.
@@ -312,6 +330,7 @@ const NUMBERS: &[&str] = &[
     "max_connections",
     "header_timeout_secs",
     "idle_timeout_secs",
+    "notification_retry_speedup",
 ];
 
 fn env_value(key: &str, value: &str) -> toml::Value {
@@ -319,7 +338,7 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         && let Ok(number) = value.parse::<i64>()
     {
         toml::Value::Integer(number)
-    } else if key == "dev_bootstrap"
+    } else if (key == "dev_bootstrap" || key == "simulation")
         && let Ok(flag) = value.parse::<bool>()
     {
         toml::Value::Boolean(flag)

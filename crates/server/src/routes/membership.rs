@@ -91,7 +91,7 @@ pub(crate) async fn confirm_user_card(
         &state.crypto,
         &record,
         &auth.certificate.public_key,
-        OffsetDateTime::now_utc(),
+        state.now_for(&auth.brand_id),
     )?;
     Ok(super::json_ok(&card))
 }

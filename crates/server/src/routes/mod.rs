@@ -5,6 +5,7 @@ pub(crate) mod cards;
 pub(crate) mod health;
 pub(crate) mod media;
 pub(crate) mod membership;
+pub(crate) mod simulate;
 pub(crate) mod user_cards;
 
 use axum::extract::Query;

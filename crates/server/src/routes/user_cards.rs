@@ -53,7 +53,7 @@ pub(crate) async fn update_user_card(
         &state.crypto,
         &record,
         &auth.certificate.public_key,
-        OffsetDateTime::now_utc(),
+        state.now_for(&auth.brand_id),
     )?;
     Ok(super::json_ok(&card))
 }
@@ -101,7 +101,7 @@ pub(crate) async fn change_fields(
         user_information,
         attach: request.attach.clone(),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.now_for(&auth.brand_id);
     let mut fields = patch.field_names();
     let action = if confirm.is_some() {
         fields.push("user_card_state");
@@ -147,7 +147,7 @@ pub(crate) async fn change_fields(
     });
     state
         .storage
-        .change_user_card(key, change, &audit)
+        .change_user_card(key, change, &audit, None)
         .await
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::card_not_found(),
@@ -252,7 +252,7 @@ pub(crate) async fn invalidate_user_card(
         card_id: &request.card_id,
         user_card_code: &request.user_card_code,
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.now_for(&auth.brand_id);
     let audit = audit_entry(
         key,
         &request_id,
@@ -276,6 +276,7 @@ pub(crate) async fn invalidate_user_card(
                 Ok(card.invalidate(reason.as_deref(), &at))
             }),
             &audit,
+            None,
         )
         .await
         .map_err(|err| match err {
@@ -308,7 +309,7 @@ pub(crate) async fn list_user_cards(
     }
     let query = ListQuery::from_pairs(&pairs, "user_card_state", USER_CARD_STATES)
         .map_err(|v| ApiError::violation(&v))?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.now_for(&auth.brand_id);
     let cards = state
         .storage
         .list_user_cards(&auth.brand_id, openid)
@@ -370,7 +371,7 @@ pub(crate) async fn get_user_card(
         &state.crypto,
         &record,
         &auth.certificate.public_key,
-        OffsetDateTime::now_utc(),
+        state.now_for(&auth.brand_id),
     )?;
     Ok(super::json_ok(&card))
 }
@@ -405,7 +406,7 @@ pub(crate) async fn import_user_card(
         request.user_information.clone(),
     )
     .await?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.now_for(&auth.brand_id);
     let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
     let record = UserCardRecord {
         brand_id: auth.brand_id.clone(),
@@ -447,7 +448,7 @@ pub(crate) async fn import_user_card(
     });
     state
         .storage
-        .insert_user_card(&record, is_usable, &audit, None)
+        .insert_user_card(&record, is_usable, &audit, None, None)
         .await
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::template_not_found(),

@@ -69,6 +69,9 @@ pub struct BrandRecord {
     /// A suspended brand's verified requests are refused with 403
     /// `NO_AUTH`.
     pub suspended: bool,
+    /// The brand's APIv3 key (the AES-256-GCM key of its notifications),
+    /// sealed with the data key; `None` until one is set.
+    pub api_v3_key: Option<Vec<u8>>,
 }
 
 /// One API certificate of a brand: the key that signs its requests and
@@ -340,6 +343,56 @@ pub(crate) struct MediaRecord {
     pub(crate) created_at: String,
 }
 
+/// A notification in the outbox: its envelope's fields, its resource's
+/// plaintext sealed with the data key (personal data is never stored
+/// readable), and where its delivery stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutboxRecord {
+    pub(crate) id: String,
+    pub(crate) brand_id: String,
+    /// The template, whose `notify_url` it goes to.
+    pub(crate) card_id: String,
+    pub(crate) event_type: String,
+    pub(crate) original_type: String,
+    pub(crate) summary: String,
+    pub(crate) sealed_resource: Vec<u8>,
+    pub(crate) create_time: String,
+    /// `PENDING`, `DELIVERED` or `FAILED`.
+    pub(crate) state: String,
+    pub(crate) attempts: i64,
+    /// Unix seconds.
+    pub(crate) next_attempt_at: i64,
+    pub(crate) last_error: Option<String>,
+}
+
+/// One delivery attempt of a notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AttemptRecord {
+    pub(crate) notification_id: String,
+    /// 1 for the first.
+    pub(crate) attempt: i64,
+    pub(crate) at: String,
+    /// The receiver's HTTP status, if it answered.
+    pub(crate) status: Option<i64>,
+    pub(crate) latency_ms: i64,
+    pub(crate) error: Option<String>,
+}
+
+/// Where a notification goes after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeliveryOutcome {
+    /// The receiver answered 2xx in time: done.
+    Delivered,
+    /// Try again at this Unix second.
+    RetryAt(i64),
+    /// The schedule is used up.
+    Failed,
+}
+
+/// The notification a user-card change sends, made from the card as
+/// changed, inside the change's transaction.
+pub(crate) type NotifyFn = Box<dyn FnOnce(&UserCardRecord) -> OutboxRecord + Send>;
+
 /// A member activity entry or points sync to record once per
 /// `out_request_no` (FAMILY.md #13, #14).
 #[derive(Clone, Debug)]
@@ -540,14 +593,63 @@ pub(crate) trait Storage: Send + Sync {
 
     /// Inserts a new user card (import, or a sign-up spending `token`),
     /// unless the holder has a card of the template that `is_usable` says
-    /// still blocks a new one.
+    /// still blocks a new one; with its notification, in one transaction.
     async fn insert_user_card(
         &self,
         card: &UserCardRecord,
         is_usable: HolderCheck,
         audit: &AuditEntry,
         token: Option<SpentToken>,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError>;
+
+    /// Sets a brand's sealed APIv3 key.
+    async fn set_brand_api_v3_key(&self, brand_id: &str, sealed: &[u8])
+    -> Result<(), StorageError>;
+
+    /// Puts a notification in the outbox (one that no change causes).
+    async fn enqueue_notification(&self, notification: &OutboxRecord) -> Result<(), StorageError>;
+
+    /// Leases up to `limit` pending notifications due at `now` until
+    /// `lease_until` (so that no other instance sends them meanwhile; on
+    /// PostgreSQL `FOR UPDATE SKIP LOCKED`).
+    async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError>;
+
+    /// Records an attempt and where the notification goes next, releasing
+    /// its lease.
+    async fn record_delivery(
+        &self,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StorageError>;
+
+    /// The latest notifications (of one brand, or all), newest first.
+    async fn list_notifications(
+        &self,
+        brand_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError>;
+
+    /// One notification and its attempts, oldest first.
+    async fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OutboxRecord, Vec<AttemptRecord>)>, StorageError>;
+
+    /// Sends a notification again from now (whatever its state), with the
+    /// same `id`.
+    async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError>;
+
+    /// Every brand's simulated clock offset (seconds ahead of real time).
+    async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError>;
+
+    /// Sets a brand's simulated clock offset.
+    async fn set_brand_clock(&self, brand_id: &str, offset_secs: i64) -> Result<(), StorageError>;
 
     /// Every card `openid` holds under the brand, newest first.
     async fn list_user_cards(
@@ -562,10 +664,12 @@ pub(crate) trait Storage: Send + Sync {
     /// A token.
     async fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError>;
 
-    /// Records a member's points-for-coupon request.
+    /// Records a member's points-for-coupon request, with its
+    /// notification.
     async fn create_point_exchange(
         &self,
         exchange: &PointExchangeRecord,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError>;
 
     /// Settles a points-for-coupon request under its lock: `settle` checks
@@ -590,12 +694,15 @@ pub(crate) trait Storage: Send + Sync {
     -> Result<Option<UserCardRecord>, StorageError>;
 
     /// Changes a user card under its lock, atomically with its audit record
-    /// (update, invalidate, confirm); returns the card as stored.
+    /// and, if the change wrote, the notification `notify` makes of the
+    /// changed card (update, invalidate, confirm, a member's deletion);
+    /// returns the card as stored.
     async fn change_user_card(
         &self,
         key: UserCardKey<'_>,
         change: Change<UserCardRecord>,
         audit: &AuditEntry,
+        notify: Option<NotifyFn>,
     ) -> Result<UserCardRecord, StorageError>;
 
     /// Records a member activity entry or points sync once per
@@ -756,8 +863,9 @@ impl Storage for TimedStorage {
     async fn create_point_exchange(
         &self,
         exchange: &PointExchangeRecord,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError> {
-        timed!(self, create_point_exchange(exchange))
+        timed!(self, create_point_exchange(exchange, notify))
     }
 
     async fn settle_point_exchange(
@@ -791,8 +899,68 @@ impl Storage for TimedStorage {
         is_usable: HolderCheck,
         audit: &AuditEntry,
         token: Option<SpentToken>,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError> {
-        timed!(self, insert_user_card(card, is_usable, audit, token))
+        timed!(
+            self,
+            insert_user_card(card, is_usable, audit, token, notify)
+        )
+    }
+
+    async fn set_brand_api_v3_key(
+        &self,
+        brand_id: &str,
+        sealed: &[u8],
+    ) -> Result<(), StorageError> {
+        timed!(self, set_brand_api_v3_key(brand_id, sealed))
+    }
+
+    async fn enqueue_notification(&self, notification: &OutboxRecord) -> Result<(), StorageError> {
+        timed!(self, enqueue_notification(notification))
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        timed!(self, claim_notifications(now, lease_until, limit))
+    }
+
+    async fn record_delivery(
+        &self,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StorageError> {
+        timed!(self, record_delivery(attempt, outcome))
+    }
+
+    async fn list_notifications(
+        &self,
+        brand_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        timed!(self, list_notifications(brand_id, limit))
+    }
+
+    async fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OutboxRecord, Vec<AttemptRecord>)>, StorageError> {
+        timed!(self, notification(id))
+    }
+
+    async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
+        timed!(self, resend_notification(id, now))
+    }
+
+    async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        timed!(self, brand_clocks())
+    }
+
+    async fn set_brand_clock(&self, brand_id: &str, offset_secs: i64) -> Result<(), StorageError> {
+        timed!(self, set_brand_clock(brand_id, offset_secs))
     }
 
     async fn user_card(
@@ -807,8 +975,9 @@ impl Storage for TimedStorage {
         key: UserCardKey<'_>,
         change: Change<UserCardRecord>,
         audit: &AuditEntry,
+        notify: Option<NotifyFn>,
     ) -> Result<UserCardRecord, StorageError> {
-        timed!(self, change_user_card(key, change, audit))
+        timed!(self, change_user_card(key, change, audit, notify))
     }
 
     async fn record_member_activity(

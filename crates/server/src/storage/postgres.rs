@@ -26,10 +26,11 @@ use deadpool_postgres::{
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, HolderCheck, MediaRecord,
-    MemberRecord, NonceAdmission, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
-    TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
-    template_takes_cards, to_json, token_spendable, wire_name,
+    AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, DeliveryOutcome,
+    HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotifyFn, OutboxRecord,
+    PointExchangeRecord, Recorded, SpentToken, Storage, StorageError, TokenRecord, UserCardKey,
+    UserCardRecord, card_takes_records, decode_json, decode_wire, template_takes_cards, to_json,
+    token_spendable, wire_name,
 };
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
@@ -244,7 +245,7 @@ async fn select_brand(
 ) -> Result<Option<BrandRecord>, StorageError> {
     let Some(row) = client
         .query_opt(
-            "SELECT wechatpay_public_key_id, suspended FROM brands WHERE brand_id = $1",
+            "SELECT wechatpay_public_key_id, suspended, api_v3_key FROM brands WHERE brand_id = $1",
             &[&brand_id],
         )
         .await
@@ -276,7 +277,55 @@ async fn select_brand(
         wechatpay_public_key_id: row.get(0),
         certificates,
         suspended: row.get(1),
+        api_v3_key: row.get(2),
     }))
+}
+
+const OUTBOX_COLUMNS: &str = "id, brand_id, card_id, event_type, original_type, summary, sealed_resource, \
+     create_time, state, attempts, next_attempt_at, last_error";
+
+fn outbox_from_row(row: &Row) -> OutboxRecord {
+    OutboxRecord {
+        id: row.get(0),
+        brand_id: row.get(1),
+        card_id: row.get(2),
+        event_type: row.get(3),
+        original_type: row.get(4),
+        summary: row.get(5),
+        sealed_resource: row.get(6),
+        create_time: row.get(7),
+        state: row.get(8),
+        attempts: i64::from(row.get::<_, i32>(9)),
+        next_attempt_at: row.get(10),
+        last_error: row.get(11),
+    }
+}
+
+async fn insert_outbox(client: &impl GenericClient, n: &OutboxRecord) -> Result<(), StorageError> {
+    let attempts = i32::try_from(n.attempts).unwrap_or(i32::MAX);
+    client
+        .execute(
+            &format!(
+                "INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            &[
+                &n.id,
+                &n.brand_id,
+                &n.card_id,
+                &n.event_type,
+                &n.original_type,
+                &n.summary,
+                &n.sealed_resource,
+                &n.create_time,
+                &n.state,
+                &attempts,
+                &n.next_attempt_at,
+                &n.last_error,
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(classify)
 }
 
 impl PostgresStorage {
@@ -609,10 +658,15 @@ impl Storage for PostgresStorage {
     async fn create_point_exchange(
         &self,
         exchange: &PointExchangeRecord,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
-        client
+        let tx = client.transaction().await.map_err(classify)?;
+        if let Some(notification) = &notify {
+            insert_outbox(&tx, notification).await?;
+        }
+        tx
             .execute(
                 "INSERT INTO point_exchanges (brand_id, record_id, card_id, user_card_code, openid, \
                  exchange_coupon_template_id, deduct_points, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -635,7 +689,7 @@ impl Storage for PostgresStorage {
                     classify(err)
                 }
             })?;
-        Ok(())
+        tx.commit().await.map_err(classify)
     }
 
     async fn settle_point_exchange(
@@ -744,10 +798,14 @@ impl Storage for PostgresStorage {
         is_usable: HolderCheck,
         audit: &AuditEntry,
         token: Option<SpentToken>,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
         let tx = client.transaction().await.map_err(classify)?;
+        if let Some(notification) = &notify {
+            insert_outbox(&tx, notification).await?;
+        }
         if let Some(spent) = &token {
             token_spendable(
                 select_token(&tx, &spent.token, true).await?.as_ref(),
@@ -807,6 +865,7 @@ impl Storage for PostgresStorage {
         key: UserCardKey<'_>,
         change: Change<UserCardRecord>,
         audit: &AuditEntry,
+        notify: Option<NotifyFn>,
     ) -> Result<UserCardRecord, StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
@@ -817,6 +876,9 @@ impl Storage for PostgresStorage {
         if change(&mut card)? {
             write_user_card(&tx, &card, false).await?;
             insert_audit(&tx, audit).await?;
+            if let Some(notify) = notify {
+                insert_outbox(&tx, &notify(&card)).await?;
+            }
         }
         tx.commit().await.map_err(classify)?;
         Ok(card)
@@ -878,6 +940,194 @@ impl Storage for PostgresStorage {
         })?;
         tx.commit().await.map_err(classify)?;
         Ok(Recorded::First)
+    }
+
+    async fn set_brand_api_v3_key(
+        &self,
+        brand_id: &str,
+        sealed: &[u8],
+    ) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let changed = client
+            .execute(
+                "UPDATE brands SET api_v3_key = $1 WHERE brand_id = $2",
+                &[&sealed, &brand_id],
+            )
+            .await
+            .map_err(classify)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    async fn enqueue_notification(&self, notification: &OutboxRecord) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        insert_outbox(&*client, notification).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        // Instances claim disjoint rows: a row another instance is claiming
+        // is skipped, one it leased is not due until its lease ends.
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE outbox SET leased_until = $2 WHERE id IN (\
+                       SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= $1 \
+                       AND leased_until < $1 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {OUTBOX_COLUMNS}"
+                ),
+                &[&now, &lease_until, &limit],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(rows.iter().map(outbox_from_row).collect())
+    }
+
+    async fn record_delivery(
+        &self,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let tx = client.transaction().await.map_err(classify)?;
+        let number = i32::try_from(attempt.attempt).unwrap_or(i32::MAX);
+        let status = attempt.status.and_then(|s| i32::try_from(s).ok());
+        tx.execute(
+            "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO UPDATE SET \
+             at = excluded.at, status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error",
+            &[
+                &attempt.notification_id,
+                &number,
+                &attempt.at,
+                &status,
+                &i32::try_from(attempt.latency_ms).unwrap_or(i32::MAX),
+                &attempt.error,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+        let (state, next) = super::sqlite::outcome_columns(outcome);
+        tx.execute(
+            "UPDATE outbox SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), attempts = $3, \
+             leased_until = 0, last_error = $4 WHERE id = $5",
+            &[&state, &next, &number, &attempt.error, &attempt.notification_id],
+        )
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn list_notifications(
+        &self,
+        brand_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1::TEXT IS NULL OR brand_id = $1) \
+                     ORDER BY create_time DESC, id DESC LIMIT $2"
+                ),
+                &[&brand_id, &limit],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(rows.iter().map(outbox_from_row).collect())
+    }
+
+    async fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OutboxRecord, Vec<AttemptRecord>)>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let Some(row) = client
+            .query_opt(
+                &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let attempts = client
+            .query(
+                "SELECT notification_id, attempt, at, status, latency_ms, error FROM delivery_attempts \
+                 WHERE notification_id = $1 ORDER BY attempt",
+                &[&id],
+            )
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|row| AttemptRecord {
+                notification_id: row.get(0),
+                attempt: i64::from(row.get::<_, i32>(1)),
+                at: row.get(2),
+                status: row.get::<_, Option<i32>>(3).map(i64::from),
+                latency_ms: i64::from(row.get::<_, i32>(4)),
+                error: row.get(5),
+            })
+            .collect();
+        Ok(Some((outbox_from_row(&row), attempts)))
+    }
+
+    async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let changed = client
+            .execute(
+                "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 WHERE id = $2",
+                &[&now, &id],
+            )
+            .await
+            .map_err(classify)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        Ok(client
+            .query("SELECT brand_id, offset_secs FROM brand_clocks", &[])
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    async fn set_brand_clock(&self, brand_id: &str, offset_secs: i64) -> Result<(), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        client
+            .execute(
+                "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES ($1, $2) \
+                 ON CONFLICT (brand_id) DO UPDATE SET offset_secs = excluded.offset_secs",
+                &[&brand_id, &offset_secs],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     async fn audit_trail(&self, key: UserCardKey<'_>) -> Result<Vec<AuditEntry>, StorageError> {

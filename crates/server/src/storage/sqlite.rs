@@ -29,10 +29,11 @@ use crate::rate_limit::RateLimiter;
 use crate::replay::{ReplayGuard, expiry};
 
 use super::{
-    AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, HolderCheck, MediaRecord,
-    MemberRecord, NonceAdmission, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
-    TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
-    template_takes_cards, to_json, token_spendable, wire_name,
+    AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, DeliveryOutcome,
+    HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotifyFn, OutboxRecord,
+    PointExchangeRecord, Recorded, SpentToken, Storage, StorageError, TokenRecord, UserCardKey,
+    UserCardRecord, card_takes_records, decode_json, decode_wire, template_takes_cards, to_json,
+    token_spendable, wire_name,
 };
 
 /// How often expired nonces are deleted, in seconds.
@@ -128,6 +129,14 @@ impl SqliteDb {
         };
         storage.migrate()?;
         storage.load_nonces(unix_now())?;
+        // One process per file: leases a killed run held are void.
+        storage
+            .lock()
+            .execute(
+                "UPDATE outbox SET leased_until = 0 WHERE leased_until > 0",
+                [],
+            )
+            .map_err(classify)?;
         Ok(storage)
     }
 
@@ -303,6 +312,60 @@ fn select_user_card(
         .map_err(classify)
 }
 
+const OUTBOX_COLUMNS: &str = "id, brand_id, card_id, event_type, original_type, summary, sealed_resource, \
+     create_time, state, attempts, next_attempt_at, last_error";
+
+fn outbox_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxRecord> {
+    Ok(OutboxRecord {
+        id: row.get(0)?,
+        brand_id: row.get(1)?,
+        card_id: row.get(2)?,
+        event_type: row.get(3)?,
+        original_type: row.get(4)?,
+        summary: row.get(5)?,
+        sealed_resource: row.get(6)?,
+        create_time: row.get(7)?,
+        state: row.get(8)?,
+        attempts: row.get(9)?,
+        next_attempt_at: row.get(10)?,
+        last_error: row.get(11)?,
+    })
+}
+
+fn insert_outbox(connection: &Connection, n: &OutboxRecord) -> Result<(), StorageError> {
+    connection
+        .prepare_cached(&format!(
+            "INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ))
+        .and_then(|mut statement| {
+            statement.execute(params![
+                n.id,
+                n.brand_id,
+                n.card_id,
+                n.event_type,
+                n.original_type,
+                n.summary,
+                n.sealed_resource,
+                n.create_time,
+                n.state,
+                n.attempts,
+                n.next_attempt_at,
+                n.last_error
+            ])
+        })
+        .map_err(classify)?;
+    Ok(())
+}
+
+/// The state and next attempt time an outcome stores.
+pub(super) fn outcome_columns(outcome: DeliveryOutcome) -> (&'static str, Option<i64>) {
+    match outcome {
+        DeliveryOutcome::Delivered => ("DELIVERED", None),
+        DeliveryOutcome::RetryAt(at) => ("PENDING", Some(at)),
+        DeliveryOutcome::Failed => ("FAILED", None),
+    }
+}
+
 fn select_token(connection: &Connection, token: &str) -> Result<Option<TokenRecord>, StorageError> {
     connection
         .prepare_cached(
@@ -384,15 +447,19 @@ fn select_brand(
     connection: &Connection,
     brand_id: &str,
 ) -> Result<Option<BrandRecord>, StorageError> {
-    let row: Option<(String, bool)> = connection
-        .prepare_cached("SELECT wechatpay_public_key_id, suspended FROM brands WHERE brand_id = ?1")
+    let row: Option<(String, bool, Option<Vec<u8>>)> = connection
+        .prepare_cached(
+            "SELECT wechatpay_public_key_id, suspended, api_v3_key FROM brands WHERE brand_id = ?1",
+        )
         .and_then(|mut statement| {
             statement
-                .query_row([brand_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_row([brand_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
                 .optional()
         })
         .map_err(classify)?;
-    let Some((wechatpay_public_key_id, suspended)) = row else {
+    let Some((wechatpay_public_key_id, suspended, api_v3_key)) = row else {
         return Ok(None);
     };
     Ok(Some(BrandRecord {
@@ -400,6 +467,7 @@ fn select_brand(
         wechatpay_public_key_id,
         certificates: select_certificates(connection, brand_id)?,
         suspended,
+        api_v3_key,
     }))
 }
 
@@ -652,8 +720,12 @@ impl SqliteDb {
     pub(super) fn create_point_exchange(
         &self,
         exchange: &PointExchangeRecord,
+        notify: Option<&OutboxRecord>,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
+            if let Some(notification) = notify {
+                insert_outbox(tx, notification)?;
+            }
             tx.execute(
                 "INSERT INTO point_exchanges (brand_id, record_id, card_id, user_card_code, openid, \
                  exchange_coupon_template_id, deduct_points, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -779,8 +851,12 @@ impl SqliteDb {
         is_usable: &HolderCheck,
         audit: &AuditEntry,
         token: Option<&SpentToken>,
+        notify: Option<&OutboxRecord>,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
+            if let Some(notification) = notify {
+                insert_outbox(tx, notification)?;
+            }
             if let Some(spent) = token {
                 token_spendable(select_token(tx, &spent.token)?.as_ref(), card, spent.now)?;
                 tx.execute(
@@ -832,14 +908,201 @@ impl SqliteDb {
         key: UserCardKey<'_>,
         change: Change<UserCardRecord>,
         audit: &AuditEntry,
+        notify: Option<NotifyFn>,
     ) -> Result<UserCardRecord, StorageError> {
         self.write(|tx| {
             let mut card = select_user_card(tx, key)?.ok_or(StorageError::NotFound)?;
             if change(&mut card)? {
                 write_user_card(tx, &card, false)?;
                 insert_audit(tx, audit)?;
+                if let Some(notify) = notify {
+                    insert_outbox(tx, &notify(&card))?;
+                }
             }
             Ok(card)
+        })
+    }
+
+    pub(super) fn set_brand_api_v3_key(
+        &self,
+        brand_id: &str,
+        sealed: &[u8],
+    ) -> Result<(), StorageError> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE brands SET api_v3_key = ?1 WHERE brand_id = ?2",
+                params![sealed, brand_id],
+            )
+            .map_err(classify)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    pub(super) fn enqueue_notification(
+        &self,
+        notification: &OutboxRecord,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| insert_outbox(tx, notification))
+    }
+
+    pub(super) fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        self.write(|tx| {
+            let due: Vec<OutboxRecord> = tx
+                .prepare_cached(&format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= ?1 \
+                     AND leased_until < ?1 ORDER BY next_attempt_at LIMIT ?2"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![now, limit], outbox_from_row)?
+                        .collect()
+                })
+                .map_err(classify)?;
+            for notification in &due {
+                tx.execute(
+                    "UPDATE outbox SET leased_until = ?1 WHERE id = ?2",
+                    params![lease_until, notification.id],
+                )
+                .map_err(classify)?;
+            }
+            Ok(due)
+        })
+    }
+
+    pub(super) fn record_delivery(
+        &self,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    attempt.notification_id,
+                    attempt.attempt,
+                    attempt.at,
+                    attempt.status,
+                    attempt.latency_ms,
+                    attempt.error
+                ],
+            )
+            .map_err(classify)?;
+            let (state, next) = outcome_columns(outcome);
+            tx.execute(
+                "UPDATE outbox SET state = ?1, next_attempt_at = coalesce(?2, next_attempt_at), attempts = ?3, \
+                 leased_until = 0, last_error = ?4 WHERE id = ?5",
+                params![state, next, attempt.attempt, attempt.error, attempt.notification_id],
+            )
+            .map_err(classify)?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn list_notifications(
+        &self,
+        brand_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE (?1 IS NULL OR brand_id = ?1) \
+                 ORDER BY rowid DESC LIMIT ?2"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![brand_id, limit], outbox_from_row)?
+                    .collect()
+            })
+            .map_err(classify)
+    }
+
+    pub(super) fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OutboxRecord, Vec<AttemptRecord>)>, StorageError> {
+        let connection = self.lock();
+        let Some(notification) = connection
+            .prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?1"
+            ))
+            .and_then(|mut statement| statement.query_row([id], outbox_from_row).optional())
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let attempts = connection
+            .prepare_cached(
+                "SELECT notification_id, attempt, at, status, latency_ms, error FROM delivery_attempts \
+                 WHERE notification_id = ?1 ORDER BY attempt",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map([id], |row| {
+                        Ok(AttemptRecord {
+                            notification_id: row.get(0)?,
+                            attempt: row.get(1)?,
+                            at: row.get(2)?,
+                            status: row.get(3)?,
+                            latency_ms: row.get(4)?,
+                            error: row.get(5)?,
+                        })
+                    })?
+                    .collect()
+            })
+            .map_err(classify)?;
+        Ok(Some((notification, attempts)))
+    }
+
+    pub(super) fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE outbox SET state = 'PENDING', next_attempt_at = ?1, leased_until = 0 WHERE id = ?2",
+                    params![now, id],
+                )
+                .map_err(classify)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StorageError::NotFound)
+            }
+        })
+    }
+
+    pub(super) fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        self.lock()
+            .prepare_cached("SELECT brand_id, offset_secs FROM brand_clocks")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .map_err(classify)
+    }
+
+    pub(super) fn set_brand_clock(
+        &self,
+        brand_id: &str,
+        offset_secs: i64,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES (?1, ?2) \
+                 ON CONFLICT (brand_id) DO UPDATE SET offset_secs = excluded.offset_secs",
+                params![brand_id, offset_secs],
+            )
+            .map_err(classify)?;
+            Ok(())
         })
     }
 
@@ -1112,9 +1375,10 @@ impl Storage for SqliteStorage {
     async fn create_point_exchange(
         &self,
         exchange: &PointExchangeRecord,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError> {
         let exchange = exchange.clone();
-        self.run(move |db| db.create_point_exchange(&exchange))
+        self.run(move |db| db.create_point_exchange(&exchange, notify.as_ref()))
             .await
     }
 
@@ -1154,9 +1418,81 @@ impl Storage for SqliteStorage {
         is_usable: HolderCheck,
         audit: &AuditEntry,
         token: Option<SpentToken>,
+        notify: Option<OutboxRecord>,
     ) -> Result<(), StorageError> {
         let (card, audit) = (card.clone(), audit.clone());
-        self.run(move |db| db.insert_user_card(&card, &is_usable, &audit, token.as_ref()))
+        self.run(move |db| {
+            db.insert_user_card(&card, &is_usable, &audit, token.as_ref(), notify.as_ref())
+        })
+        .await
+    }
+
+    async fn set_brand_api_v3_key(
+        &self,
+        brand_id: &str,
+        sealed: &[u8],
+    ) -> Result<(), StorageError> {
+        let (brand_id, sealed) = (brand_id.to_owned(), sealed.to_vec());
+        self.run(move |db| db.set_brand_api_v3_key(&brand_id, &sealed))
+            .await
+    }
+
+    async fn enqueue_notification(&self, notification: &OutboxRecord) -> Result<(), StorageError> {
+        let notification = notification.clone();
+        self.run(move |db| db.enqueue_notification(&notification))
+            .await
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        self.run(move |db| db.claim_notifications(now, lease_until, limit))
+            .await
+    }
+
+    async fn record_delivery(
+        &self,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StorageError> {
+        let attempt = attempt.clone();
+        self.run(move |db| db.record_delivery(&attempt, outcome))
+            .await
+    }
+
+    async fn list_notifications(
+        &self,
+        brand_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        let brand_id = brand_id.map(str::to_owned);
+        self.run(move |db| db.list_notifications(brand_id.as_deref(), limit))
+            .await
+    }
+
+    async fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OutboxRecord, Vec<AttemptRecord>)>, StorageError> {
+        let id = id.to_owned();
+        self.run(move |db| db.notification(&id)).await
+    }
+
+    async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
+        let id = id.to_owned();
+        self.run(move |db| db.resend_notification(&id, now)).await
+    }
+
+    async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        self.run(SqliteDb::brand_clocks).await
+    }
+
+    async fn set_brand_clock(&self, brand_id: &str, offset_secs: i64) -> Result<(), StorageError> {
+        let brand_id = brand_id.to_owned();
+        self.run(move |db| db.set_brand_clock(&brand_id, offset_secs))
             .await
     }
 
@@ -1173,9 +1509,10 @@ impl Storage for SqliteStorage {
         key: UserCardKey<'_>,
         change: Change<UserCardRecord>,
         audit: &AuditEntry,
+        notify: Option<NotifyFn>,
     ) -> Result<UserCardRecord, StorageError> {
         let (id, audit) = (key.to_id(), audit.clone());
-        self.run(move |db| db.change_user_card(id.key(), change, &audit))
+        self.run(move |db| db.change_user_card(id.key(), change, &audit, notify))
             .await
     }
 

@@ -68,6 +68,7 @@ fn brand(id: &str) -> BrandRecord {
             .public_key(),
         }],
         suspended: false,
+        api_v3_key: None,
     }
 }
 
@@ -180,6 +181,7 @@ async fn seeded(backend: &Backend) {
             Arc::new(|_: &UserCardRecord| true),
             &audit("1", "import", &[]),
             None,
+            None,
         )
         .await
         .unwrap();
@@ -253,6 +255,7 @@ async fn imports_enforce_template_code_and_holder_rules() {
                     &orphan,
                     Arc::new(|_: &UserCardRecord| true),
                     &audit("9", "import", &[]),
+                    None,
                     None
                 )
                 .await,
@@ -264,6 +267,7 @@ async fn imports_enforce_template_code_and_holder_rules() {
                     &user_card("1", "other"),
                     Arc::new(|_: &UserCardRecord| true),
                     &audit("1", "import", &[]),
+                    None,
                     None
                 )
                 .await,
@@ -275,6 +279,7 @@ async fn imports_enforce_template_code_and_holder_rules() {
                     &user_card("2", "o"),
                     Arc::new(|_: &UserCardRecord| true),
                     &audit("2", "import", &[]),
+                    None,
                     None
                 )
                 .await,
@@ -285,6 +290,7 @@ async fn imports_enforce_template_code_and_holder_rules() {
                 &user_card("2", "o"),
                 Arc::new(|_: &UserCardRecord| false),
                 &audit("2", "import", &[]),
+                None,
                 None,
             )
             .await
@@ -317,7 +323,8 @@ async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
                 .change_user_card(
                     key("nope"),
                     patching("o", patch.clone()),
-                    &audit("nope", "update", &["level"])
+                    &audit("nope", "update", &["level"]),
+                    None
                 )
                 .await,
             Err(StorageError::NotFound)
@@ -327,7 +334,8 @@ async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
                 .change_user_card(
                     key("1"),
                     patching("x", patch.clone()),
-                    &audit("1", "update", &["level"])
+                    &audit("1", "update", &["level"]),
+                    None
                 )
                 .await,
             Err(StorageError::OpenidMismatch)
@@ -337,6 +345,7 @@ async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
                 key("1"),
                 patching("o", patch),
                 &audit("1", "update", &["level"]),
+                None,
             )
             .await
             .unwrap();
@@ -398,6 +407,7 @@ async fn concurrent_updates_of_different_fields_all_persist() {
                         key("1"),
                         patching("o", patch),
                         &audit("1", "update", &fields),
+                        None,
                     )
                     .await
                     .unwrap();
@@ -583,6 +593,7 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
                 missing,
                 patching("o", UserCardPatch::default()),
                 &audit("1", "update", &[]),
+                None,
             )
             .await;
         assert!(matches!(failed, Err(StorageError::NotFound)));
@@ -660,7 +671,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
         "1 and 2 adopted, the later ones applied"
     );
 }
@@ -699,7 +710,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3], "1 adopted, the later ones applied");
+    assert_eq!(versions, [1, 2, 3, 4], "1 adopted, the later ones applied");
     let old = client
         .query_one("SELECT to_regclass('card_member_schema') IS NULL", &[])
         .await
@@ -832,7 +843,8 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                         &stranger,
                         Arc::new(|_: &UserCardRecord| true),
                         &audit("5", "sign-up", &[]),
-                        Some(spend())
+                        Some(spend()),
+                        None
                     )
                     .await,
                 Err(StorageError::Refused(_))
@@ -848,6 +860,7 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                 Arc::new(|_: &UserCardRecord| true),
                 &audit("6", "sign-up", &[]),
                 Some(spend()),
+                None,
             )
             .await
             .unwrap();
@@ -868,6 +881,7 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                 Arc::new(|_: &UserCardRecord| false),
                 &audit("7", "sign-up", &[]),
                 Some(spend()),
+                None,
             )
             .await;
         assert!(
@@ -890,6 +904,7 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                     token: "old".into(),
                     now,
                 }),
+                None,
             )
             .await;
         assert!(matches!(&refused, Err(StorageError::Refused(why)) if why.contains("expired")));
@@ -933,9 +948,12 @@ async fn a_point_exchange_is_settled_once() {
             decision: None,
             answer: None,
         };
-        storage.create_point_exchange(&exchange).await.unwrap();
+        storage
+            .create_point_exchange(&exchange, None)
+            .await
+            .unwrap();
         assert!(matches!(
-            storage.create_point_exchange(&exchange).await,
+            storage.create_point_exchange(&exchange, None).await,
             Err(StorageError::Refused(_))
         ));
         let settled = storage
@@ -1006,6 +1024,7 @@ async fn a_holders_cards_are_listed_newest_first() {
                 Arc::new(|_: &UserCardRecord| false),
                 &audit("2", "import", &[]),
                 None,
+                None,
             )
             .await
             .unwrap();
@@ -1014,6 +1033,7 @@ async fn a_holders_cards_are_listed_newest_first() {
                 &user_card("3", "p"),
                 Arc::new(|_: &UserCardRecord| false),
                 &audit("3", "import", &[]),
+                None,
                 None,
             )
             .await

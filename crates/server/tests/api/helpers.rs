@@ -205,6 +205,8 @@ pub(crate) struct TestApp {
     pub(crate) brand: TestBrand,
     pub(crate) wechatpay_public_key: PublicKey,
     pub(crate) wechatpay_public_key_id: String,
+    /// The development brand's APIv3 key.
+    pub(crate) api_v3_key: String,
     pub(crate) data_dir: PathBuf,
     pub(crate) database_url: Option<String>,
     dir: Option<TempDir>,
@@ -258,6 +260,8 @@ pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
         data_dir: dir.path().join("data"),
         listen: "127.0.0.1:0".to_owned(),
         database_url: database_url.clone(),
+        // Notification retries in milliseconds instead of seconds.
+        notification_retry_speedup: 1000,
         ..Settings::default()
     };
     start(dir, settings, database_url).await
@@ -298,6 +302,7 @@ async fn start(dir: TempDir, settings: Settings, database_url: Option<String>) -
         brand,
         wechatpay_public_key,
         wechatpay_public_key_id: read("wechatpay_public_key_id"),
+        api_v3_key: read("api_v3_key"),
         data_dir,
         database_url,
         dir: Some(dir),
@@ -665,5 +670,37 @@ pub(crate) async fn paced(app: &TestApp, request: &Outgoing) -> Incoming {
         let fresh = app.signed(&request.method, &request.target, &request.body);
         let authorization = fresh.header("Authorization").unwrap().to_owned();
         request.set_header("Authorization", &authorization);
+    }
+}
+
+/// Runs the independent notification checker (`scripts/check_notification.py`,
+/// Python's `cryptography`) on `input`: the plaintext it decrypted, or why
+/// it refused.
+pub(crate) fn independent_check(input: &Value) -> Result<String, String> {
+    use std::io::Write as _;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_notification.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (.ci/run installs python3-cryptography)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    if output.status.success() {
+        Ok(String::from_utf8(output.stdout).unwrap())
+    } else {
+        let why = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            !why.contains("ModuleNotFoundError"),
+            "the checker needs Python's cryptography package: {why}"
+        );
+        Err(why)
     }
 }

@@ -11,8 +11,10 @@ mod helpers;
 mod hostile;
 mod media;
 mod membership;
+mod notifications;
 mod operability;
 mod personal_data;
+mod simulate;
 mod update_user_card;
 mod user_cards;
 

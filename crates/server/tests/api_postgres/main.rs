@@ -20,10 +20,14 @@ mod hostile;
 mod media;
 #[path = "../api/membership.rs"]
 mod membership;
+#[path = "../api/notifications.rs"]
+mod notifications;
 #[path = "../api/operability.rs"]
 mod operability;
 #[path = "../api/personal_data.rs"]
 mod personal_data;
+#[path = "../api/simulate.rs"]
+mod simulate;
 #[path = "../api/update_user_card.rs"]
 mod update_user_card;
 #[path = "../api/user_cards.rs"]

@@ -1,0 +1,356 @@
+//! Notifications to brands (FAMILY.md "Notifications"): made into the
+//! outbox in the same transaction as the change that causes them, then
+//! delivered by a worker.
+//!
+//! **Delivery.** The worker leases due notifications (on PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`, so instances share the outbox without sending
+//! one twice at once), and delivers each in its own task: the resource
+//! sealed with AES-256-GCM under the brand's APIv3 key, a fresh nonce per
+//! attempt, the body signed by the WeChat Pay key like a response, POSTed
+//! to the template's `notify_url`. A 2xx within 5 seconds is success;
+//! anything else is retried on [`SCHEDULE`] with the same `id`, and after
+//! the last try the notification is `FAILED`. Every attempt is recorded
+//! (time, status, latency, error) after it ends, so a crash between the
+//! send and the record sends it again: at least once, and the receiver
+//! deduplicates by `id`. A success recorded is never sent again.
+//!
+//! **Isolation.** Each delivery is its own task with a 5-second deadline;
+//! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, so a
+//! receiver that hangs, crawls or refuses connections costs its own brand
+//! its slots and nobody else anything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
+use card_member_protocol::notify::{EVENTS, Envelope, RESOURCE_TYPE, seal_resource};
+use card_member_protocol::secret::SecretString;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::app::{AppState, unix_now};
+use crate::sealing::SealContext;
+use crate::storage::{AttemptRecord, DeliveryOutcome, OutboxRecord, Storage};
+
+/// Waits after each failed attempt: after the first, 15 s, then 15 s,
+/// 30 s, 3 min, 10 min, 20 min, 30 min, 30 min, 30 min, 60 min, 3 h, 3 h,
+/// 3 h, 6 h, 6 h; then given up (FAMILY.md's **Decision**: the provider's
+/// payment notifications' schedule). 16 attempts in all.
+pub(crate) const SCHEDULE: [u64; 15] = [
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+];
+
+/// How long a receiver has to answer.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Deliveries in flight for one brand.
+pub(crate) const PER_BRAND: usize = 4;
+
+/// Deliveries in flight in all.
+pub(crate) const IN_FLIGHT: usize = 64;
+
+/// How long a claimed notification is this instance's to send.
+const LEASE_SECS: i64 = 60;
+
+/// How often the outbox is polled when nothing wakes the worker (other
+/// instances' notifications, `notifications resend` from the shell).
+const POLL: Duration = Duration::from_secs(1);
+
+/// The seal context of a notification's resource.
+fn seal_context<'a>(brand_id: &'a str, id: &'a str) -> SealContext<'a> {
+    SealContext {
+        brand_id,
+        card_id: "outbox",
+        user_card_code: id,
+        field: "resource",
+    }
+}
+
+/// The seal context of a brand's APIv3 key.
+pub(crate) fn api_v3_key_context(brand_id: &str) -> SealContext<'_> {
+    SealContext {
+        brand_id,
+        card_id: "brand",
+        user_card_code: "",
+        field: "api_v3_key",
+    }
+}
+
+/// A notification ID: 32 hexadecimal digits in UUID form.
+fn new_id() -> String {
+    let bytes = crate::crypto::random_bytes::<16>();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// A notification of `event_type` about the template `card_id`, its
+/// plaintext sealed with the data key, due now.
+pub(crate) fn new_notification(
+    state: &AppState,
+    brand_id: &str,
+    card_id: &str,
+    event_type: &str,
+    plaintext: String,
+    now: OffsetDateTime,
+) -> OutboxRecord {
+    let (_, original_type, summary) = EVENTS
+        .iter()
+        .find(|(event, _, _)| *event == event_type)
+        .copied()
+        .expect("one of the four events");
+    let id = new_id();
+    let sealed = state
+        .crypto
+        .seal(seal_context(brand_id, &id), &SecretString::from(plaintext));
+    OutboxRecord {
+        id,
+        brand_id: brand_id.to_owned(),
+        card_id: card_id.to_owned(),
+        event_type: event_type.to_owned(),
+        original_type: original_type.to_owned(),
+        summary: summary.to_owned(),
+        sealed_resource: sealed,
+        create_time: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
+        state: "PENDING".to_owned(),
+        attempts: 0,
+        next_attempt_at: unix_now(),
+        last_error: None,
+    }
+}
+
+/// The worker's handle: wakes it when a notification is made here.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    wake: Notify,
+    /// Set when the server stops: the worker takes no more work (attempts
+    /// in flight finish and are recorded).
+    stopped: std::sync::atomic::AtomicBool,
+    /// Divides the schedule's waits (a setting for sandboxes and tests).
+    pub(crate) speedup: std::sync::atomic::AtomicU64,
+}
+
+impl Outbox {
+    /// A notification was committed: look now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The server stops: so does the worker.
+    pub(crate) fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+/// Runs the delivery worker until the runtime ends.
+pub(crate) fn spawn_worker(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(DEADLINE)
+            .connect_timeout(DEADLINE)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("card-member/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the notification client builds");
+        let all = Arc::new(Semaphore::new(IN_FLIGHT));
+        let brands: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
+        loop {
+            if state
+                .outbox
+                .stopped
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            let now = unix_now();
+            let claimed = state
+                .storage
+                .claim_notifications(now, now + LEASE_SECS, IN_FLIGHT as i64)
+                .await;
+            match claimed {
+                Ok(due) => {
+                    for notification in due {
+                        let brand = Arc::clone(
+                            brands
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                .entry(notification.brand_id.clone())
+                                .or_insert_with(|| Arc::new(Semaphore::new(PER_BRAND))),
+                        );
+                        let (state, client, all) =
+                            (Arc::clone(&state), client.clone(), Arc::clone(&all));
+                        tokio::spawn(async move {
+                            let Ok(_brand_slot) = brand.acquire_owned().await else {
+                                return;
+                            };
+                            let Ok(_slot) = all.acquire_owned().await else {
+                                return;
+                            };
+                            deliver(&state, &client, notification).await;
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "could not read the outbox"),
+            }
+            tokio::select! {
+                () = state.outbox.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    });
+}
+
+/// One attempt at one notification, recorded.
+async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, notification: OutboxRecord) {
+    let attempt = notification.attempts + 1;
+    let started = Instant::now();
+    let at = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
+    let (status, error) = match send(state, client, &notification).await {
+        Ok(status) if (200..300).contains(&status) => (Some(status), None),
+        Ok(status) => (
+            Some(status),
+            Some(format!("the receiver answered {status}")),
+        ),
+        Err(error) => (None, Some(error)),
+    };
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let outcome = if error.is_none() {
+        DeliveryOutcome::Delivered
+    } else {
+        match usize::try_from(attempt - 1)
+            .ok()
+            .and_then(|index| SCHEDULE.get(index))
+        {
+            Some(wait) => {
+                let speedup = state
+                    .outbox
+                    .speedup
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .max(1);
+                let wait_ms = wait * 1000 / speedup;
+                DeliveryOutcome::RetryAt(unix_now() + i64::try_from(wait_ms / 1000).unwrap_or(0))
+            }
+            None => DeliveryOutcome::Failed,
+        }
+    };
+    let label = match outcome {
+        DeliveryOutcome::Delivered => "delivered",
+        DeliveryOutcome::RetryAt(_) => "retry",
+        DeliveryOutcome::Failed => "failed",
+    };
+    state.metrics.delivery(&notification.event_type, label);
+    if let Some(error) = &error {
+        tracing::info!(
+            id = notification.id,
+            brand_id = notification.brand_id,
+            event = notification.event_type,
+            attempt,
+            error,
+            "notification not delivered"
+        );
+    }
+    let record = AttemptRecord {
+        notification_id: notification.id.clone(),
+        attempt,
+        at,
+        status: status.map(i64::from),
+        latency_ms,
+        error,
+    };
+    if let Err(err) = state.storage.record_delivery(&record, outcome).await {
+        // Unrecorded: the lease runs out and it is sent again (at least
+        // once).
+        tracing::warn!(%err, id = notification.id, "could not record a delivery attempt");
+    }
+}
+
+/// Builds, signs and sends one attempt: the receiver's status, or why
+/// there was none.
+async fn send(
+    state: &Arc<AppState>,
+    client: &reqwest::Client,
+    notification: &OutboxRecord,
+) -> Result<u16, String> {
+    let template = state
+        .storage
+        .card(&notification.brand_id, &notification.card_id)
+        .await
+        .map_err(|err| format!("reading the template: {err}"))?
+        .ok_or("the template no longer exists")?;
+    let notify_url = template
+        .card
+        .definition
+        .notify_url
+        .ok_or("the template has no notify_url")?;
+    let brand = state
+        .storage
+        .brand(&notification.brand_id)
+        .await
+        .map_err(|err| format!("reading the brand: {err}"))?
+        .ok_or("the brand no longer exists")?;
+    let sealed_key = brand
+        .api_v3_key
+        .ok_or("the brand has no APIv3 key (card-member brands set-api-v3-key)")?;
+    let api_v3_key = state
+        .crypto
+        .open(api_v3_key_context(&brand.brand_id), &sealed_key)
+        .map_err(|_| "the brand's APIv3 key does not open with this data key")?;
+    let plaintext = state
+        .crypto
+        .open(
+            seal_context(&notification.brand_id, &notification.id),
+            &notification.sealed_resource,
+        )
+        .map_err(|_| "the notification does not open with this data key")?;
+    let nonce: String = crate::crypto::random_nonce().chars().take(12).collect();
+    let resource = seal_resource(
+        api_v3_key.expose().as_bytes(),
+        &notification.original_type,
+        &nonce,
+        plaintext.expose().as_bytes(),
+    )
+    .map_err(|err| err.to_string())?;
+    let envelope = Envelope {
+        id: notification.id.clone(),
+        create_time: notification.create_time.clone(),
+        event_type: notification.event_type.clone(),
+        resource_type: RESOURCE_TYPE.to_owned(),
+        summary: notification.summary.clone(),
+        resource,
+    };
+    let body = serde_json::to_vec(&envelope).expect("envelopes serialise");
+    let signing = Arc::clone(state);
+    let signed_body = body.clone();
+    let signature =
+        tokio::task::spawn_blocking(move || signing.crypto.sign_response(unix_now(), &signed_body))
+            .await
+            .map_err(|err| format!("signing failed: {err}"))?;
+    let mut request = client
+        .post(&notify_url)
+        .header("Content-Type", "application/json");
+    for (name, value) in signature.headers() {
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.map_err(|err| {
+        if err.is_timeout() {
+            format!("no answer within {} s", DEADLINE.as_secs())
+        } else if err.is_connect() {
+            format!("cannot connect to {notify_url}")
+        } else {
+            format!("sending failed: {err}")
+        }
+    })?;
+    let status = response.status().as_u16();
+    // The body is read (to its deadline) so the connection can be reused.
+    let _ = response.bytes().await;
+    Ok(status)
+}
