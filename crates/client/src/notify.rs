@@ -197,3 +197,97 @@ impl Receiver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use card_member_protocol::keys::PrivateKey;
+    use card_member_protocol::notify::{ASSOCIATED_DATA, SYNC_USER_POINT, seal_resource};
+
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    /// A notification as a server sends it, signed at `timestamp`.
+    fn sent(wechatpay: &PrivateKey, timestamp: i64) -> (ResponseSignature, Vec<u8>) {
+        let plaintext = br#"{"brand_id":"b","card_id":"c","openid":"o","user_card_code":"1"}"#;
+        let envelope = Envelope {
+            id: "n-1".into(),
+            create_time: "2026-11-29T10:00:00+08:00".into(),
+            event_type: SYNC_USER_POINT.into(),
+            resource_type: "encrypt-resource".into(),
+            summary: "同步用户积分".into(),
+            resource: seal_resource(KEY.as_bytes(), "sync_user_point", "abcdefghijkl", plaintext)
+                .unwrap(),
+        };
+        assert_eq!(envelope.resource.associated_data, ASSOCIATED_DATA);
+        let body = serde_json::to_vec(&envelope).unwrap();
+        let signature =
+            ResponseSignature::sign(wechatpay, "PUB_KEY_ID_1", timestamp, "nonce", &body);
+        (signature, body)
+    }
+
+    fn header<'a>(signature: &'a ResponseSignature) -> impl FnMut(&str) -> Option<&'a str> {
+        move |name| {
+            signature
+                .headers()
+                .into_iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        }
+    }
+
+    #[test]
+    fn each_stage_fails_with_its_own_error() {
+        let wechatpay = PrivateKey::generate().unwrap();
+        let receiver = Receiver::new(
+            "PUB_KEY_ID_1",
+            wechatpay.public_key(),
+            SecretString::new(KEY),
+        )
+        .unwrap();
+        let now = 1_800_000_000;
+        let (signature, body) = sent(&wechatpay, now);
+        let notification = receiver.receive_at(header(&signature), &body, now).unwrap();
+        assert_eq!(notification.id, "n-1");
+        assert!(matches!(notification.event, Event::SyncUserPoint(_)));
+        assert!(matches!(
+            receiver.receive_at(header(&signature), &body, now + 300),
+            Err(NotifyError::Signature(ResponseVerifyError::StaleTimestamp))
+        ));
+        let mut altered = body.clone();
+        altered.push(b' ');
+        assert!(matches!(
+            receiver.receive_at(header(&signature), &altered, now),
+            Err(NotifyError::Signature(
+                ResponseVerifyError::InvalidSignature
+            ))
+        ));
+        let other = Receiver::new(
+            "PUB_KEY_ID_2",
+            wechatpay.public_key(),
+            SecretString::new(KEY),
+        )
+        .unwrap();
+        assert!(matches!(
+            other.receive_at(header(&signature), &body, now),
+            Err(NotifyError::Signature(
+                ResponseVerifyError::UnexpectedSerial
+            ))
+        ));
+        let not_json = ResponseSignature::sign(&wechatpay, "PUB_KEY_ID_1", now, "n", b"[]");
+        assert!(matches!(
+            receiver.receive_at(header(&not_json), b"[]", now),
+            Err(NotifyError::Envelope(_))
+        ));
+        let wrong_key = Receiver::new(
+            "PUB_KEY_ID_1",
+            wechatpay.public_key(),
+            SecretString::new("fedcba9876543210fedcba9876543210"),
+        )
+        .unwrap();
+        assert!(matches!(
+            wrong_key.receive_at(header(&signature), &body, now),
+            Err(NotifyError::Decrypt(ResourceError::Tag))
+        ));
+    }
+}

@@ -549,3 +549,138 @@ async fn activity_feeds_and_points_syncs_answer_what_was_recorded() {
         .unwrap();
     assert_eq!(sync.point_balance, 7);
 }
+
+/// A receiver built with the SDK, on loopback: what it accepted, and the
+/// errors of what it refused.
+async fn sdk_receiver(
+    receiver: card_member_client::notify::Receiver,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<Result<card_member_client::notify::Notification, String>>>>,
+) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<_>>> = std::sync::Arc::default();
+    let (receiver, record) = (std::sync::Arc::new(receiver), std::sync::Arc::clone(&seen));
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (receiver, record) = (
+                std::sync::Arc::clone(&receiver),
+                std::sync::Arc::clone(&record),
+            );
+            async move {
+                let result = receiver
+                    .receive(|name| headers.get(name)?.to_str().ok(), &body)
+                    .map_err(|err| err.to_string());
+                let status = if result.is_ok() {
+                    StatusCode::NO_CONTENT
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                record.lock().unwrap().push(result);
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn the_sdk_verifies_and_decrypts_a_notification_into_a_typed_event_and_names_the_failing_stage()
+ {
+    use card_member_client::notify::{Event, NotifyError, Receiver};
+    let server = start_server().await;
+    let client = Client::from_credentials_file(&server.credentials).unwrap();
+    let (url, seen) =
+        sdk_receiver(Receiver::from_credentials_file(&server.credentials).unwrap()).await;
+    client
+        .cards()
+        .update(
+            DEV_SIGNUP_CARD_ID,
+            &UpdateCardRequest {
+                notify_url: Some(url),
+                ..UpdateCardRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = client
+        .user_cards()
+        .pre_auth_token(DEV_SIGNUP_CARD_ID, "oSdkNotified")
+        .await
+        .unwrap();
+    let form = card_member_server::SignUpForm {
+        common_fields: vec![
+            (CommonFieldFlag::UserFormFlagName, "赵六".into()),
+            (CommonFieldFlag::UserFormFlagBirthday, "1999-09-09".into()),
+        ],
+        custom_choices: None,
+    };
+    let card = server.handle.sign_up(&token.token, form).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let notification = seen.lock().unwrap()[0].clone().unwrap();
+    let Event::UserCardCreate(created) = &notification.event else {
+        panic!("{:?}", notification.event)
+    };
+    assert_eq!(created.user_card_code, card.user_card_code);
+    assert_eq!(
+        client.decrypt(created).unwrap().common_field_list[0]
+            .value
+            .expose(),
+        "赵六"
+    );
+
+    // The same notification, checked by a receiver with another key and
+    // at another time.
+    let (_, attempts) = server
+        .handle
+        .notification(&notification.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    let pem = std::fs::read_to_string(server._dir.path().join("data/dev/wechatpay_public_key.pem"))
+        .unwrap();
+    let key = card_member_client::protocol::keys::PublicKey::from_spki_pem(&pem).unwrap();
+    let credentials: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&server.credentials).unwrap()).unwrap();
+    let key_id = credentials["wechatpay_public_key_id"].as_str().unwrap();
+    let wrong = Receiver::new(
+        key_id,
+        key.clone(),
+        SecretString::new("abcdefghijklmnopqrstuvwxyz012345"),
+    )
+    .unwrap();
+    let (wrong_url, wrong_seen) = sdk_receiver(wrong).await;
+    client
+        .cards()
+        .update(
+            DEV_SIGNUP_CARD_ID,
+            &UpdateCardRequest {
+                notify_url: Some(wrong_url),
+                ..UpdateCardRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    server.handle.ask_points(&card).await.unwrap();
+    while wrong_seen.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let refused = wrong_seen.lock().unwrap()[0].clone().unwrap_err();
+    assert!(refused.starts_with("decryption:"), "{refused}");
+    let too_short = Receiver::new(key_id, key, SecretString::new("short"));
+    assert!(matches!(too_short, Err(NotifyError::Config(_))));
+}

@@ -1,0 +1,430 @@
+//! The whole flow from shells: `serve`, `listen --auto-confirm`, `simulate
+//! sign-up`; notifications listed, shown and resent; brands' APIv3 keys;
+//! and a notification that survives `kill -9` between its send and its
+//! record.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use card_member_server::DEV_SIGNUP_CARD_ID;
+use serde_json::Value;
+
+use crate::helpers::{BIN, Server, args, card_member, start_server, wait_healthy};
+
+/// `card-member listen` as a child, its stdout lines on a channel.
+struct Listening {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Listening {
+    fn start(server: &Server, port: u16, auto_confirm: bool) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args(["listen", "--port", &port.to_string(), "--credentials"])
+            .arg(&server.credentials)
+            .current_dir(server.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if auto_confirm {
+            command.arg("--auto-confirm");
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "listen did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, lines }
+    }
+
+    fn next(&self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line from listen");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn json_of(server: &Server, command: &[&str]) -> Value {
+    let mut full: Vec<&str> = command.to_vec();
+    let credentials = server.credentials.to_str().unwrap();
+    full.extend(["--credentials", credentials]);
+    let output = card_member(args(&full), server.dir.path()).await;
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_signs_up_the_listener_confirms_and_the_card_turns_effective() {
+    let server = start_server().await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/notify");
+    json_of(
+        &server,
+        &["cards", "update", DEV_SIGNUP_CARD_ID, "--notify-url", &url],
+    )
+    .await;
+    let listening = Listening::start(&server, port, true);
+    let signed_up = json_of(
+        &server,
+        &[
+            "simulate",
+            "sign-up",
+            "--card-id",
+            DEV_SIGNUP_CARD_ID,
+            "--openid",
+            "oFlow",
+        ],
+    )
+    .await;
+    assert_eq!(signed_up["user_card_state"], "UNACTIVATED");
+    let code = signed_up["user_card_code"].as_str().unwrap().to_owned();
+    let event = listening.next();
+    assert_eq!(event["event_type"], "BRAND_MEMBER_CARD.USER_CARD.CREATE");
+    assert_eq!(event["resource"]["user_card_code"], code.as_str());
+    let confirmed = listening.next();
+    assert_eq!(confirmed["confirmed"], code.as_str());
+    let cards = json_of(&server, &["list", "--openid", "oFlow"]).await;
+    assert_eq!(cards[0]["user_card_state"], "EFFECTIVE");
+
+    // The member trades points; the listener allows it.
+    let traded = json_of(
+        &server,
+        &[
+            "simulate",
+            "exchange-points",
+            "--card-id",
+            DEV_SIGNUP_CARD_ID,
+            "--user-card-code",
+            &code,
+            "--openid",
+            "oFlow",
+            "--points",
+            "50",
+        ],
+    )
+    .await;
+    let event = listening.next();
+    assert_eq!(
+        event["event_type"],
+        "BRAND_MEMBER_CARD.POINT_EXCHANGE_COUPON"
+    );
+    assert_eq!(event["resource"]["record_id"], traded["record_id"]);
+    assert_eq!(listening.next()["state"], "POINT_EXCHANGE_COUPON_SUCCESS");
+
+    // A refusal is clear and exits 3.
+    let output = card_member(
+        args(&[
+            "simulate",
+            "sign-up",
+            "--token",
+            "nonexistent",
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_are_listed_shown_with_their_attempts_and_resent_with_the_same_id() {
+    let server = start_server().await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/notify");
+    json_of(
+        &server,
+        &["cards", "update", DEV_SIGNUP_CARD_ID, "--notify-url", &url],
+    )
+    .await;
+    // Nobody listens yet: the first attempt fails.
+    json_of(
+        &server,
+        &[
+            "simulate",
+            "sign-up",
+            "--card-id",
+            DEV_SIGNUP_CARD_ID,
+            "--openid",
+            "oLate",
+        ],
+    )
+    .await;
+    let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
+    let listed = {
+        let started = Instant::now();
+        loop {
+            let output = card_member(
+                args(&["notifications", "list", "--data-dir", &data_dir]),
+                server.dir.path(),
+            )
+            .await;
+            let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+            if listed[0]["attempts"].as_i64() >= Some(1) {
+                break listed;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{listed}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["state"], "PENDING");
+    assert!(!listed.to_string().contains("张三"), "no content is shown");
+    let output = card_member(
+        args(&["notifications", "show", &id, "--data-dir", &data_dir]),
+        server.dir.path(),
+    )
+    .await;
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        shown["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{shown}"
+    );
+    let listening = Listening::start(&server, port, false);
+    let output = card_member(
+        args(&["notifications", "resend", &id, "--data-dir", &data_dir]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(output.status.success());
+    let event = listening.next();
+    assert_eq!(event["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brands_get_an_api_v3_key_that_is_never_printed() {
+    let server = start_server().await;
+    let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
+    let key_file = server.dir.path().join("data/dev/brand_public_key.pem");
+    let secret = "k".repeat(32);
+    let output = card_member(
+        args(&[
+            "brands",
+            "add",
+            "--data-dir",
+            &data_dir,
+            "--brand-id",
+            "5005005005",
+            "--public-key",
+            key_file.to_str().unwrap(),
+            "--api-v3-key",
+            &secret,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("api_v3_key=set") && !printed.contains(&secret),
+        "{printed}"
+    );
+    let short = card_member(
+        args(&[
+            "brands",
+            "set-api-v3-key",
+            "--data-dir",
+            &data_dir,
+            "--brand-id",
+            "5005005005",
+            "--api-v3-key",
+            "short",
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("32"));
+    let listed = card_member(
+        args(&["brands", "list", "--data-dir", &data_dir]),
+        server.dir.path(),
+    )
+    .await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("1001622624") && listed.contains("api_v3_key=set"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret));
+    let database = std::fs::read(server.dir.path().join("data/card-member.db")).unwrap();
+    assert!(
+        !database
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()),
+        "the key is sealed at rest"
+    );
+}
+
+/// `card-member serve` as a child in `dir`, on `port`.
+fn serve(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CARD_MEMBER_NOTIFICATION_RETRY_SPEEDUP", "1000")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("127.0.0.1:{port}"));
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_between_the_send_and_its_record_sends_it_again_and_the_receiver_deduplicates() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = serve(dir.path(), port);
+    let credentials = dir.path().join("card-member-data/dev/credentials.json");
+    // A receiver that holds the first request (the server is killed while
+    // it waits for the answer) and answers the next.
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (arrived, first_arrival) = tokio::sync::oneshot::channel::<()>();
+    let arrived = Arc::new(Mutex::new(Some(arrived)));
+    let recorded = Arc::clone(&ids);
+    let receiver = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (recorded, arrived) = (Arc::clone(&recorded), Arc::clone(&arrived));
+            async move {
+                let envelope: Value = serde_json::from_slice(&body).unwrap();
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push(envelope["id"].as_str().unwrap().to_owned());
+                let first = arrived.lock().unwrap().take();
+                if let Some(first) = first {
+                    let _ = first.send(());
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let run = |command: &[&str]| {
+        let mut full = args(command);
+        full.extend(args(&["--credentials", credentials.to_str().unwrap()]));
+        card_member(full, dir.path())
+    };
+    assert!(
+        run(&["cards", "update", DEV_SIGNUP_CARD_ID, "--notify-url", &url])
+            .await
+            .status
+            .success()
+    );
+    let signed_up = run(&[
+        "simulate",
+        "sign-up",
+        "--card-id",
+        DEV_SIGNUP_CARD_ID,
+        "--openid",
+        "oKilled",
+    ])
+    .await;
+    assert!(
+        signed_up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed_up.stderr)
+    );
+    tokio::time::timeout(Duration::from_secs(10), first_arrival)
+        .await
+        .expect("the notification was sent")
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut restarted = serve(dir.path(), port);
+    let started = Instant::now();
+    while ids.lock().unwrap().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not sent again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = ids.lock().unwrap().clone();
+    assert_eq!(
+        seen[0], seen[1],
+        "the same id: the receiver deduplicates on it"
+    );
+    let data_dir = dir.path().join("card-member-data");
+    let started = Instant::now();
+    loop {
+        let output = card_member(
+            args(&[
+                "notifications",
+                "show",
+                &seen[0],
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+            ]),
+            dir.path(),
+        )
+        .await;
+        let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+        if shown["notification"]["state"] == "DELIVERED" {
+            assert_eq!(
+                shown["attempts"].as_array().unwrap().len(),
+                1,
+                "the killed attempt was never recorded: {shown}"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{shown}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ids.lock().unwrap().len(),
+        2,
+        "a recorded success is not sent again"
+    );
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
