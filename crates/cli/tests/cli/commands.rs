@@ -39,6 +39,7 @@ fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm
     assert_eq!(
         keys,
         [
+            "api_v3_key",
             "base_url",
             "brand_id",
             "brand_private_key_file",
