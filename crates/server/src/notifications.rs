@@ -223,25 +223,11 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, notification: 
         Err(error) => (None, Some(error)),
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let outcome = if error.is_none() {
-        DeliveryOutcome::Delivered
-    } else {
-        match usize::try_from(attempt - 1)
-            .ok()
-            .and_then(|index| SCHEDULE.get(index))
-        {
-            Some(wait) => {
-                let speedup = state
-                    .outbox
-                    .speedup
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    .max(1);
-                let wait_ms = wait * 1000 / speedup;
-                DeliveryOutcome::RetryAt(unix_now() + i64::try_from(wait_ms / 1000).unwrap_or(0))
-            }
-            None => DeliveryOutcome::Failed,
-        }
-    };
+    let speedup = state
+        .outbox
+        .speedup
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let outcome = next_outcome(error.is_none(), attempt, speedup, unix_now());
     let label = match outcome {
         DeliveryOutcome::Delivered => "delivered",
         DeliveryOutcome::RetryAt(_) => "retry",
@@ -270,6 +256,30 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, notification: 
         // Unrecorded: the lease runs out and it is sent again (at least
         // once).
         tracing::warn!(%err, id = notification.id, "could not record a delivery attempt");
+    }
+}
+
+/// Where a notification goes after its `attempt`-th try (1 for the
+/// first) ended at `now`: delivered, retried after the schedule's wait
+/// (divided by `speedup`), or, after the 16th failure, failed.
+pub(crate) fn next_outcome(
+    succeeded: bool,
+    attempt: i64,
+    speedup: u64,
+    now: i64,
+) -> DeliveryOutcome {
+    if succeeded {
+        return DeliveryOutcome::Delivered;
+    }
+    match usize::try_from(attempt - 1)
+        .ok()
+        .and_then(|index| SCHEDULE.get(index))
+    {
+        Some(wait) => {
+            let wait_secs = wait / speedup.max(1);
+            DeliveryOutcome::RetryAt(now + i64::try_from(wait_secs).unwrap_or(i64::MAX))
+        }
+        None => DeliveryOutcome::Failed,
     }
 }
 
@@ -353,4 +363,34 @@ async fn send(
     // The body is read (to its deadline) so the connection can be reused.
     let _ = response.bytes().await;
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_retried_on_the_providers_schedule_and_the_sixteenth_is_final() {
+        let now = 1_000;
+        let waits: Vec<i64> = (1..=15)
+            .map(|attempt| match next_outcome(false, attempt, 1, now) {
+                DeliveryOutcome::RetryAt(at) => at - now,
+                other => panic!("attempt {attempt}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600,
+                21600
+            ]
+        );
+        assert_eq!(next_outcome(false, 16, 1, now), DeliveryOutcome::Failed);
+        assert_eq!(next_outcome(true, 16, 1, now), DeliveryOutcome::Delivered);
+        assert_eq!(
+            next_outcome(false, 15, 1000, now),
+            DeliveryOutcome::RetryAt(now + 21),
+            "the speedup divides the waits"
+        );
+    }
 }

@@ -1098,3 +1098,61 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
     assert_eq!(card.state, CardState::CardEffective);
     assert!(card.definition.user_information.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_claim_disjoint_notifications_from_one_outbox() {
+    for backend in backends().await {
+        let Some(second) = backend.reopen().await else {
+            continue;
+        };
+        let storage = &backend.storage;
+        let now = crate::app::unix_now();
+        for index in 0..30 {
+            storage
+                .enqueue_notification(&OutboxRecord {
+                    id: format!("n-{index}"),
+                    brand_id: "b".into(),
+                    card_id: "c".into(),
+                    event_type: "BRAND_MEMBER_CARD.SYNC_USER_POINT".into(),
+                    original_type: "sync_user_point".into(),
+                    summary: "s".into(),
+                    sealed_resource: vec![1, 2, 3],
+                    create_time: NOW.into(),
+                    state: "PENDING".into(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                })
+                .await
+                .unwrap();
+        }
+        let (first, other) = tokio::join!(
+            storage.claim_notifications(now, now + 60, 20),
+            second.claim_notifications(now, now + 60, 20)
+        );
+        let (first, other) = (first.unwrap(), other.unwrap());
+        let mut ids: Vec<&String> = first.iter().chain(&other).map(|n| &n.id).collect();
+        assert_eq!(
+            ids.len(),
+            30,
+            "{}: every due one claimed once",
+            backend.name
+        );
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            30,
+            "{}: no notification claimed twice",
+            backend.name
+        );
+        assert!(
+            storage
+                .claim_notifications(now, now + 60, 20)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased ones are not due until their lease ends"
+        );
+    }
+}
