@@ -11,6 +11,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use card_member_protocol::endpoints::{self, Endpoint};
+use card_member_protocol::secret::SecretString;
 use tokio::net::TcpListener;
 
 use crate::StartError;
@@ -41,6 +42,12 @@ pub(crate) struct AppState {
     pub(crate) outbox: crate::notifications::Outbox,
     /// Whether the member's side may be played (`/simulate/…`).
     pub(crate) simulation: bool,
+    /// The recent API traffic, for the console.
+    pub(crate) recent: crate::recent::Recent,
+    /// The console's token and switches.
+    pub(crate) console: crate::console::ConsoleAccess,
+    /// Whether the console is served at all (`console`).
+    pub(crate) console_enabled: bool,
     /// Each brand's simulated clock offset, in seconds.
     clocks: std::sync::RwLock<std::collections::HashMap<String, i64>>,
     brands: BrandDirectory,
@@ -294,6 +301,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             .route_layer(from_fn_with_state(Arc::clone(&state), auth::authenticate))
     };
     let mut router = Router::new();
+    if state.console_enabled {
+        router = router.merge(crate::console::routes(&state));
+    }
     for endpoint in endpoints::ENDPOINTS {
         router = router.route(endpoint.path, api(handler(endpoint)));
     }
@@ -561,7 +571,7 @@ impl ServerHandle {
         Ok(self
             .state
             .storage
-            .list_notifications(None, 100)
+            .list_notifications(&crate::storage::NotificationFilter::default(), 100)
             .await
             .map_err(|err| StartError(err.to_string()))?
             .into_iter()
@@ -694,6 +704,22 @@ async fn prepare(
     } else {
         None
     };
+    let console = if settings.console {
+        let (token, created) = crate::console::load_or_create_token(&settings.data_dir)?;
+        let open = tls || address.ip().is_loopback() || settings.console_allow_insecure;
+        if created {
+            // Printed once, to the terminal, never to the log.
+            println!("console: {public_url}/console/?token={}", token.expose());
+        }
+        if !open {
+            tracing::warn!(
+                "the console is refused over plain HTTP on a non-loopback address (console_allow_insecure)"
+            );
+        }
+        crate::console::ConsoleAccess::new(token, open, tls)
+    } else {
+        crate::console::ConsoleAccess::new(SecretString::new(String::new()), false, tls)
+    };
     // The simulation is on where the development setup was made, unless
     // the settings say otherwise.
     let simulation = settings.simulation.unwrap_or_else(|| {
@@ -708,6 +734,9 @@ async fn prepare(
         public_url,
         outbox: crate::notifications::Outbox::default(),
         simulation,
+        recent: crate::recent::Recent::default(),
+        console,
+        console_enabled: settings.console,
         clocks: std::sync::RwLock::new(clocks),
         brands: BrandDirectory::default(),
     };

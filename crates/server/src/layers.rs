@@ -79,6 +79,21 @@ pub(crate) async fn request_id_and_log(
             .insert(HeaderName::from_static(REQUEST_ID), value);
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if route.starts_with(card_member_protocol::API_PREFIX) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        state.recent.record(crate::recent::RequestEntry {
+            at_ms,
+            brand_id: brand.clone(),
+            method: method.to_string(),
+            route: route.clone(),
+            status: status.as_u16(),
+            code,
+            latency_ms,
+            request_id: id.clone(),
+        });
+    }
     tracing::info!(
         target: "card_member::request",
         %method,

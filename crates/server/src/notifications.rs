@@ -91,12 +91,14 @@ fn new_id() -> String {
     )
 }
 
-/// A notification of `event_type` about the template `card_id`, its
+/// A notification of `event_type` about the card `user_card_code` of the
+/// template `card_id`, its
 /// plaintext sealed with the data key, due now.
 pub(crate) fn new_notification(
     state: &AppState,
     brand_id: &str,
     card_id: &str,
+    user_card_code: &str,
     event_type: &str,
     plaintext: String,
     now: OffsetDateTime,
@@ -114,6 +116,7 @@ pub(crate) fn new_notification(
         id,
         brand_id: brand_id.to_owned(),
         card_id: card_id.to_owned(),
+        user_card_code: user_card_code.to_owned(),
         event_type: event_type.to_owned(),
         original_type: original_type.to_owned(),
         summary: summary.to_owned(),

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::settings::Settings;
-use crate::storage::{AttemptRecord, OutboxRecord, Storage, StorageError};
+use crate::storage::{AttemptRecord, NotificationFilter, OutboxRecord, Storage, StorageError};
 use crate::{StartError, brands};
 
 /// A notification, without its content.
@@ -84,7 +84,13 @@ pub fn list(
 ) -> Result<Vec<Notification>, StartError> {
     brands::administer(settings, async |storage| {
         Ok(storage
-            .list_notifications(brand_id, limit)
+            .list_notifications(
+                &NotificationFilter {
+                    brand_id: brand_id.map(str::to_owned),
+                    ..NotificationFilter::default()
+                },
+                limit,
+            )
             .await
             .map_err(|err| StartError(err.to_string()))?
             .into_iter()

@@ -108,6 +108,12 @@ pub struct Settings {
     /// tests: 1000 makes 15 s 15 ms). Default 1; env
     /// `CARD_MEMBER_NOTIFICATION_RETRY_SPEEDUP`.
     pub notification_retry_speedup: u64,
+    /// Serve the console at `/console`. Default true; env
+    /// `CARD_MEMBER_CONSOLE`.
+    pub console: bool,
+    /// Serve the console over plain HTTP on a non-loopback address too.
+    /// Default false; env `CARD_MEMBER_CONSOLE_ALLOW_INSECURE`.
+    pub console_allow_insecure: bool,
 }
 
 impl Default for Settings {
@@ -134,6 +140,8 @@ impl Default for Settings {
             public_url: None,
             simulation: None,
             notification_retry_speedup: 1,
+            console: true,
+            console_allow_insecure: false,
         }
     }
 }
@@ -236,6 +244,8 @@ const KEYS: &[&str] = &[
     "public_url",
     "simulation",
     "notification_retry_speedup",
+    "console",
+    "console_allow_insecure",
 ];
 
 /// Settings could not be loaded.
@@ -338,8 +348,10 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         && let Ok(number) = value.parse::<i64>()
     {
         toml::Value::Integer(number)
-    } else if (key == "dev_bootstrap" || key == "simulation")
-        && let Ok(flag) = value.parse::<bool>()
+    } else if matches!(
+        key,
+        "dev_bootstrap" | "simulation" | "console" | "console_allow_insecure"
+    ) && let Ok(flag) = value.parse::<bool>()
     {
         toml::Value::Boolean(flag)
     } else {

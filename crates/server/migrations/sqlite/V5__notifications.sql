@@ -1,10 +1,11 @@
 -- Issue 14: brands' APIv3 keys (sealed), the notification outbox and its
--- delivery attempts, and the simulation's per-brand clocks.
+-- delivery attempts, the simulation's per-brand clocks, the console's indexes.
 ALTER TABLE brands ADD COLUMN api_v3_key BLOB;
 CREATE TABLE outbox (
     id TEXT PRIMARY KEY,
     brand_id TEXT NOT NULL,
     card_id TEXT NOT NULL,
+    user_card_code TEXT NOT NULL,
     event_type TEXT NOT NULL,
     original_type TEXT NOT NULL,
     summary TEXT NOT NULL,
@@ -18,6 +19,11 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX outbox_by_brand ON outbox (brand_id, create_time);
+CREATE INDEX outbox_by_card ON outbox (brand_id, card_id, user_card_code);
+CREATE INDEX outbox_by_state ON outbox (state);
+-- The console's searches across brands.
+CREATE INDEX user_cards_by_code ON user_cards (user_card_code);
+CREATE INDEX user_cards_by_openid_alone ON user_cards (openid);
 CREATE TABLE delivery_attempts (
     notification_id TEXT NOT NULL REFERENCES outbox (id),
     attempt INTEGER NOT NULL,

@@ -614,6 +614,12 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A stored sealed value's bytes (the console's masked view).
+pub(crate) fn base64_decode_sealed(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
 fn base64_decode(text: &str) -> Result<Vec<u8>, ApiError> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD

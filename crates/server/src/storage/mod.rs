@@ -352,6 +352,8 @@ pub(crate) struct OutboxRecord {
     pub(crate) brand_id: String,
     /// The template, whose `notify_url` it goes to.
     pub(crate) card_id: String,
+    /// The user card it is about (empty when none).
+    pub(crate) user_card_code: String,
     pub(crate) event_type: String,
     pub(crate) original_type: String,
     pub(crate) summary: String,
@@ -363,6 +365,28 @@ pub(crate) struct OutboxRecord {
     /// Unix seconds.
     pub(crate) next_attempt_at: i64,
     pub(crate) last_error: Option<String>,
+}
+
+/// Which notifications to list.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NotificationFilter {
+    pub(crate) brand_id: Option<String>,
+    /// With `brand_id` and `card_id`: one user card's.
+    pub(crate) card_id: Option<String>,
+    pub(crate) user_card_code: Option<String>,
+}
+
+/// A console search of user cards: every field given must match.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CardSearch {
+    pub(crate) brand_id: Option<String>,
+    pub(crate) card_id: Option<String>,
+    pub(crate) user_card_code: Option<String>,
+    pub(crate) openid: Option<String>,
+    /// The stored state (`UNACTIVATED`, `EFFECTIVE`, `INVALID`).
+    pub(crate) state: Option<String>,
+    pub(crate) offset: i64,
+    pub(crate) limit: i64,
 }
 
 /// One delivery attempt of a notification.
@@ -628,12 +652,23 @@ pub(crate) trait Storage: Send + Sync {
         outcome: DeliveryOutcome,
     ) -> Result<(), StorageError>;
 
-    /// The latest notifications (of one brand, or all), newest first.
+    /// The latest notifications (of one brand, or all; of one user card,
+    /// or all), newest first.
     async fn list_notifications(
         &self,
-        brand_id: Option<&str>,
+        filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError>;
+
+    /// How many notifications are in each state.
+    async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError>;
+
+    /// A page of user cards matching `search` (any brand), newest first,
+    /// and how many match.
+    async fn search_user_cards(
+        &self,
+        search: &CardSearch,
+    ) -> Result<(Vec<UserCardRecord>, i64), StorageError>;
 
     /// One notification and its attempts, oldest first.
     async fn notification(
@@ -938,10 +973,21 @@ impl Storage for TimedStorage {
 
     async fn list_notifications(
         &self,
-        brand_id: Option<&str>,
+        filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
-        timed!(self, list_notifications(brand_id, limit))
+        timed!(self, list_notifications(filter, limit))
+    }
+
+    async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        timed!(self, count_notifications())
+    }
+
+    async fn search_user_cards(
+        &self,
+        search: &CardSearch,
+    ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
+        timed!(self, search_user_cards(search))
     }
 
     async fn notification(

@@ -26,11 +26,11 @@ use deadpool_postgres::{
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::{
-    AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, DeliveryOutcome,
-    HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotifyFn, OutboxRecord,
-    PointExchangeRecord, Recorded, SpentToken, Storage, StorageError, TokenRecord, UserCardKey,
-    UserCardRecord, card_takes_records, decode_json, decode_wire, template_takes_cards, to_json,
-    token_spendable, wire_name,
+    AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, CardSearch, Change,
+    DeliveryOutcome, HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotificationFilter,
+    NotifyFn, OutboxRecord, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
+    TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
+    template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
@@ -281,23 +281,24 @@ async fn select_brand(
     }))
 }
 
-const OUTBOX_COLUMNS: &str = "id, brand_id, card_id, event_type, original_type, summary, sealed_resource, \
-     create_time, state, attempts, next_attempt_at, last_error";
+const OUTBOX_COLUMNS: &str = "id, brand_id, card_id, user_card_code, event_type, original_type, summary, \
+     sealed_resource, create_time, state, attempts, next_attempt_at, last_error";
 
 fn outbox_from_row(row: &Row) -> OutboxRecord {
     OutboxRecord {
         id: row.get(0),
         brand_id: row.get(1),
         card_id: row.get(2),
-        event_type: row.get(3),
-        original_type: row.get(4),
-        summary: row.get(5),
-        sealed_resource: row.get(6),
-        create_time: row.get(7),
-        state: row.get(8),
-        attempts: i64::from(row.get::<_, i32>(9)),
-        next_attempt_at: row.get(10),
-        last_error: row.get(11),
+        user_card_code: row.get(3),
+        event_type: row.get(4),
+        original_type: row.get(5),
+        summary: row.get(6),
+        sealed_resource: row.get(7),
+        create_time: row.get(8),
+        state: row.get(9),
+        attempts: i64::from(row.get::<_, i32>(10)),
+        next_attempt_at: row.get(11),
+        last_error: row.get(12),
     }
 }
 
@@ -306,12 +307,13 @@ async fn insert_outbox(client: &impl GenericClient, n: &OutboxRecord) -> Result<
     client
         .execute(
             &format!(
-                "INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                "INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ),
             &[
                 &n.id,
                 &n.brand_id,
                 &n.card_id,
+                &n.user_card_code,
                 &n.event_type,
                 &n.original_type,
                 &n.summary,
@@ -1032,7 +1034,7 @@ impl Storage for PostgresStorage {
 
     async fn list_notifications(
         &self,
-        brand_id: Option<&str>,
+        filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
         let mut pooled = self.client().await?;
@@ -1041,13 +1043,76 @@ impl Storage for PostgresStorage {
             .query(
                 &format!(
                     "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1::TEXT IS NULL OR brand_id = $1) \
-                     ORDER BY create_time DESC, id DESC LIMIT $2"
+                     AND ($2::TEXT IS NULL OR card_id = $2) AND ($3::TEXT IS NULL OR user_card_code = $3) \
+                     ORDER BY create_time DESC, id DESC LIMIT $4"
                 ),
-                &[&brand_id, &limit],
+                &[&filter.brand_id, &filter.card_id, &filter.user_card_code, &limit],
             )
             .await
             .map_err(classify)?;
         Ok(rows.iter().map(outbox_from_row).collect())
+    }
+
+    async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        Ok(client
+            .query(
+                "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state",
+                &[],
+            )
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    async fn search_user_cards(
+        &self,
+        search: &CardSearch,
+    ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
+        let mut pooled = self.client().await?;
+        let client: &mut Client = &mut pooled;
+        let filter = "($1::TEXT IS NULL OR brand_id = $1) AND ($2::TEXT IS NULL OR card_id = $2) \
+             AND ($3::TEXT IS NULL OR user_card_code = $3) AND ($4::TEXT IS NULL OR openid = $4) \
+             AND ($5::TEXT IS NULL OR state = $5)";
+        let total: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM user_cards WHERE {filter}"),
+                &[
+                    &search.brand_id,
+                    &search.card_id,
+                    &search.user_card_code,
+                    &search.openid,
+                    &search.state,
+                ],
+            )
+            .await
+            .map_err(classify)?
+            .get(0);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE {filter} ORDER BY seq DESC LIMIT $6 OFFSET $7"
+                ),
+                &[
+                    &search.brand_id,
+                    &search.card_id,
+                    &search.user_card_code,
+                    &search.openid,
+                    &search.state,
+                    &search.limit,
+                    &search.offset,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        let cards = rows
+            .iter()
+            .map(user_card_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((cards, total))
     }
 
     async fn notification(

@@ -29,11 +29,11 @@ use crate::rate_limit::RateLimiter;
 use crate::replay::{ReplayGuard, expiry};
 
 use super::{
-    AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, Change, DeliveryOutcome,
-    HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotifyFn, OutboxRecord,
-    PointExchangeRecord, Recorded, SpentToken, Storage, StorageError, TokenRecord, UserCardKey,
-    UserCardRecord, card_takes_records, decode_json, decode_wire, template_takes_cards, to_json,
-    token_spendable, wire_name,
+    AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, CardSearch, Change,
+    DeliveryOutcome, HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotificationFilter,
+    NotifyFn, OutboxRecord, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
+    TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
+    template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// How often expired nonces are deleted, in seconds.
@@ -312,36 +312,38 @@ fn select_user_card(
         .map_err(classify)
 }
 
-const OUTBOX_COLUMNS: &str = "id, brand_id, card_id, event_type, original_type, summary, sealed_resource, \
-     create_time, state, attempts, next_attempt_at, last_error";
+const OUTBOX_COLUMNS: &str = "id, brand_id, card_id, user_card_code, event_type, original_type, summary, \
+     sealed_resource, create_time, state, attempts, next_attempt_at, last_error";
 
 fn outbox_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxRecord> {
     Ok(OutboxRecord {
         id: row.get(0)?,
         brand_id: row.get(1)?,
         card_id: row.get(2)?,
-        event_type: row.get(3)?,
-        original_type: row.get(4)?,
-        summary: row.get(5)?,
-        sealed_resource: row.get(6)?,
-        create_time: row.get(7)?,
-        state: row.get(8)?,
-        attempts: row.get(9)?,
-        next_attempt_at: row.get(10)?,
-        last_error: row.get(11)?,
+        user_card_code: row.get(3)?,
+        event_type: row.get(4)?,
+        original_type: row.get(5)?,
+        summary: row.get(6)?,
+        sealed_resource: row.get(7)?,
+        create_time: row.get(8)?,
+        state: row.get(9)?,
+        attempts: row.get(10)?,
+        next_attempt_at: row.get(11)?,
+        last_error: row.get(12)?,
     })
 }
 
 fn insert_outbox(connection: &Connection, n: &OutboxRecord) -> Result<(), StorageError> {
     connection
         .prepare_cached(&format!(
-            "INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            "INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ))
         .and_then(|mut statement| {
             statement.execute(params![
                 n.id,
                 n.brand_id,
                 n.card_id,
+                n.user_card_code,
                 n.event_type,
                 n.original_type,
                 n.summary,
@@ -1010,20 +1012,83 @@ impl SqliteDb {
 
     pub(super) fn list_notifications(
         &self,
-        brand_id: Option<&str>,
+        filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
         self.lock()
             .prepare_cached(&format!(
                 "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE (?1 IS NULL OR brand_id = ?1) \
-                 ORDER BY rowid DESC LIMIT ?2"
+                 AND (?2 IS NULL OR card_id = ?2) AND (?3 IS NULL OR user_card_code = ?3) \
+                 ORDER BY rowid DESC LIMIT ?4"
             ))
             .and_then(|mut statement| {
                 statement
-                    .query_map(params![brand_id, limit], outbox_from_row)?
+                    .query_map(
+                        params![
+                            filter.brand_id,
+                            filter.card_id,
+                            filter.user_card_code,
+                            limit
+                        ],
+                        outbox_from_row,
+                    )?
                     .collect()
             })
             .map_err(classify)
+    }
+
+    pub(super) fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        self.lock()
+            .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .map_err(classify)
+    }
+
+    pub(super) fn search_user_cards(
+        &self,
+        search: &CardSearch,
+    ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
+        let connection = self.lock();
+        let filter = "(?1 IS NULL OR brand_id = ?1) AND (?2 IS NULL OR card_id = ?2) \
+             AND (?3 IS NULL OR user_card_code = ?3) AND (?4 IS NULL OR openid = ?4) \
+             AND (?5 IS NULL OR state = ?5)";
+        let parameters = params![
+            search.brand_id,
+            search.card_id,
+            search.user_card_code,
+            search.openid,
+            search.state
+        ];
+        let total: i64 = connection
+            .prepare_cached(&format!("SELECT count(*) FROM user_cards WHERE {filter}"))
+            .and_then(|mut statement| statement.query_row(parameters, |row| row.get(0)))
+            .map_err(classify)?;
+        let cards = connection
+            .prepare_cached(&format!(
+                "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE {filter} ORDER BY rowid DESC LIMIT ?6 OFFSET ?7"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_map(
+                        params![
+                            search.brand_id,
+                            search.card_id,
+                            search.user_card_code,
+                            search.openid,
+                            search.state,
+                            search.limit,
+                            search.offset
+                        ],
+                        user_card_from_row,
+                    )?
+                    .collect()
+            })
+            .map_err(classify)?;
+        Ok((cards, total))
     }
 
     pub(super) fn notification(
@@ -1465,12 +1530,24 @@ impl Storage for SqliteStorage {
 
     async fn list_notifications(
         &self,
-        brand_id: Option<&str>,
+        filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
-        let brand_id = brand_id.map(str::to_owned);
-        self.run(move |db| db.list_notifications(brand_id.as_deref(), limit))
+        let filter = filter.clone();
+        self.run(move |db| db.list_notifications(&filter, limit))
             .await
+    }
+
+    async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        self.run(SqliteDb::count_notifications).await
+    }
+
+    async fn search_user_cards(
+        &self,
+        search: &CardSearch,
+    ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
+        let search = search.clone();
+        self.run(move |db| db.search_user_cards(&search)).await
     }
 
     async fn notification(

@@ -1113,6 +1113,7 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
                     id: format!("n-{index}"),
                     brand_id: "b".into(),
                     card_id: "c".into(),
+                    user_card_code: "1".into(),
                     event_type: "BRAND_MEMBER_CARD.SYNC_USER_POINT".into(),
                     original_type: "sync_user_point".into(),
                     summary: "s".into(),

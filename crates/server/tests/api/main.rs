@@ -4,6 +4,7 @@
 mod activity;
 mod auth;
 mod cards;
+mod console;
 mod disk_full;
 mod durability;
 mod faults;
