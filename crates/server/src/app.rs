@@ -706,7 +706,7 @@ async fn prepare(
     };
     let console = if settings.console {
         let (token, created) = crate::console::load_or_create_token(&settings.data_dir)?;
-        let open = tls || address.ip().is_loopback() || settings.console_allow_insecure;
+        let open = crate::console::served(tls, address.ip(), settings.console_allow_insecure);
         if created {
             // Printed once, to the terminal, never to the log.
             println!("console: {public_url}/console/?token={}", token.expose());

@@ -109,6 +109,12 @@ impl ConsoleAccess {
     }
 }
 
+/// Whether the console is served: over HTTPS, to a loopback address, or
+/// where plain HTTP was allowed on purpose.
+pub(crate) fn served(tls: bool, listen: std::net::IpAddr, allow_insecure: bool) -> bool {
+    tls || listen.is_loopback() || allow_insecure
+}
+
 /// Reads the console token from `DATA_DIR/console.token`, making one if
 /// there is none; `true` when it was made now (to print it once).
 pub(crate) fn load_or_create_token(
@@ -254,4 +260,31 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
                 Redirect::permanent(&format!("/console/{query}"))
             }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_off_loopback_is_refused_unless_allowed() {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let public = "0.0.0.0".parse().unwrap();
+        assert!(served(false, loopback, false));
+        assert!(served(true, public, false));
+        assert!(!served(false, public, false));
+        assert!(served(false, public, true));
+    }
+
+    #[test]
+    fn a_session_is_good_until_it_expires_and_only_under_its_token() {
+        let access = ConsoleAccess::new(SecretString::new("t".repeat(32)), true, false);
+        let cookie = access.session_cookie(1_000);
+        assert!(access.valid_session(&cookie, 1_001));
+        assert!(!access.valid_session(&cookie, 1_000 + SESSION_SECS));
+        let other = ConsoleAccess::new(SecretString::new("u".repeat(32)), true, false);
+        assert!(!other.valid_session(&cookie, 1_001));
+        assert_ne!(access.csrf(&cookie), other.csrf(&cookie));
+        assert!(!access.valid_session("garbage", 1_001));
+    }
 }
