@@ -71,6 +71,75 @@ pub(crate) struct BenchArgs {
     /// Use this PostgreSQL database instead of a fresh SQLite file.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Run the load this many times (the floor is measured before, between
+    /// and after the runs) and report min/median/max.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Pin the server to these CPUs (`taskset` list, e.g. `0`); the bound
+    /// is then its CPUs over the floor.
+    #[arg(long, value_name = "LIST")]
+    server_cpus: Option<String>,
+    /// Pin the load generator (this process) to these CPUs (e.g. `1`).
+    #[arg(long, value_name = "LIST")]
+    client_cpus: Option<String>,
+}
+
+/// Pins every thread of `pid` to `cpus` with `taskset`.
+fn pin(pid: u32, cpus: &str) -> Result<(), CliError> {
+    let status = Command::new("taskset")
+        .args(["-a", "-pc", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|err| CliError::from(format!("taskset: {err}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CliError::from(format!(
+            "taskset could not pin {pid} to {cpus}"
+        )))
+    }
+}
+
+/// How many CPUs a `taskset` list names (`0`, `0,2`, `1-3`).
+fn cpus_in(list: &str) -> usize {
+    list.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                b.trim()
+                    .parse::<usize>()
+                    .unwrap_or(0)
+                    .saturating_sub(a.trim().parse().unwrap_or(0))
+                    + 1
+            }
+            None => 1,
+        })
+        .sum()
+}
+
+/// Time of one private-key operation when `threads` threads run them at
+/// once (as the server does under load): each thread does `batch`, the
+/// wall time over `batch` is one operation's time on a busy core.
+fn parallel_time(threads: usize, batch: usize, operation: &(impl Fn() + Sync)) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                for _ in 0..batch {
+                    operation();
+                }
+            });
+        }
+    });
+    started.elapsed() / batch as u32
+}
+
+/// The median and the extremes of some figures.
+fn spread(values: &mut [f64]) -> Value {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return json!(null);
+    }
+    json!({"min": values[0], "median": values[values.len() / 2], "max": values[values.len() - 1]})
 }
 
 pub(crate) struct Server {
@@ -333,9 +402,20 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let machine_cores = std::thread::available_parallelism().map_or(1, usize::from);
     let server = start_server(args.database_url.as_deref(), None)?;
     let pid = server.child.id();
+    // The server's cores: what the bound counts.
+    let cores = match &args.server_cpus {
+        Some(list) => {
+            pin(pid, list)?;
+            cpus_in(list)
+        }
+        None => machine_cores,
+    };
+    if let Some(list) = &args.client_cpus {
+        pin(std::process::id(), list)?;
+    }
     let credentials: Value = serde_json::from_str(
         &std::fs::read_to_string(server.data_dir.join("dev/credentials.json"))
             .map_err(|err| err.to_string())?,
@@ -373,18 +453,23 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         Workload::Seed => (2, 1),
         Workload::Minimal | Workload::Get => (0, 1),
     };
+    // Measured like the load: one thread per server core, all at once.
     let measure_floor = || {
-        let sign_time = time_operation(9, 50, || {
-            drop(wechatpay_key.sign(b"1757488840\nnonce\n{}\n"))
+        let sign_time = parallel_time(cores, 200, &|| {
+            drop(wechatpay_key.sign(b"1757488840\nnonce\n{}\n"));
         });
-        let decrypt_time =
-            time_operation(9, 50, || drop(decrypt_field(&wechatpay_key, &ciphertext)));
+        let decrypt_time = parallel_time(cores, 200, &|| {
+            drop(decrypt_field(&wechatpay_key, &ciphertext));
+        });
         (
             sign_time,
             decrypt_time,
             decrypt_time * decryptions + sign_time * signatures,
         )
     };
+    let single = time_operation(9, 50, || {
+        drop(wechatpay_key.sign(b"1757488840\nnonce\n{}\n"))
+    });
     let (_, _, first_floor) = measure_floor();
     let brand_count = args.brands.unwrap_or_else(|| {
         ((cores as f64 / first_floor.as_secs_f64() / 4.0).ceil() as usize).max(200)
@@ -486,198 +571,246 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         card_ids[index] = card_id;
     }
 
-    // The floor, measured again now, right before the load.
-    let (sign_time, decrypt_time, floor) = measure_floor();
-    let bound = cores as f64 / floor.as_secs_f64();
+    let mut floors: Vec<f64> = Vec::new();
+    let mut runs: Vec<Value> = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        // The floor, measured again now, right before the load.
+        let (sign_time, decrypt_time, floor) = measure_floor();
+        let bound = cores as f64 / floor.as_secs_f64();
+        floors.push(floor.as_secs_f64() * 1000.0);
 
-    // Every request of the run, signed before the timed window.
-    let count = match args.rate {
-        Some(rate) => rate as usize * args.duration as usize,
-        None => ((bound * 1.3) as usize).max(100) * args.duration as usize,
-    };
-    eprintln!("bench: signing {count} requests…");
-    let workload = args.workload;
-    let cards_per_brand = args.cards_per_brand.max(1);
-    let requests: Vec<Prepared> = {
-        let (signer, brand_ids, card_ids) =
-            (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
-        let threads = cores.max(1);
-        let chunks: Vec<std::thread::JoinHandle<Vec<Prepared>>> = (0..threads)
-            .map(|t| {
-                let (signer, brand_ids, card_ids) = (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
-                std::thread::spawn(move || {
-                    (t..count)
-                        .step_by(threads)
-                        .map(|i| {
-                            let brand = i % brand_ids.len();
-                            let k = (i / brand_ids.len()) % cards_per_brand;
-                            let code = format!("B{brand}-{k}");
-                            let openid = format!("o{brand}-{k}");
-                            match workload {
-                                Workload::Get => signer.sign(
-                                    &brand_ids[brand],
-                                    "GET",
-                                    format!("/brand/card-member/user-cards/{code}?card_id={}&openid={openid}", card_ids[brand]),
-                                    Vec::new(),
-                                ),
-                                Workload::Minimal => signer.sign(
-                                    &brand_ids[brand],
-                                    "PATCH",
-                                    format!("/brand/card-member/user-cards/{code}"),
-                                    json!({"card_id": card_ids[brand], "openid": openid, "level": format!("L{}", i % 1000)})
-                                        .to_string()
-                                        .into_bytes(),
-                                ),
-                                Workload::Seed => {
-                                    let encrypt = |text: &str| encrypt_field(&signer.wechatpay, text).expect("encrypts");
-                                    let body = json!({
-                                        "card_id": card_ids[brand], "openid": openid, "card_color": "#FFFF00",
-                                        "card_picture_url": "https://wxpaylogo.qpic.cn/wxpaylogo/PiajxSqBRaEIPAeia7Imvtsn7sYGNcEj33YzVvJF88ECQ19LXId8ZL2Q/0",
-                                        "phone_number": encrypt("13800138000"), "level": "钻石会员",
-                                        "valid_date_information": {"type": "PERMANENT", "available_begin_time": "2020-05-20T13:29:35.120+08:00",
-                                            "available_end_time": "2020-05-20T13:29:35.120+08:00", "available_day_after_receive": 30},
-                                        "user_information": {
-                                            "common_field_list": [{"name": "USER_FORM_FLAG_BIRTHDAY", "value": encrypt("1990-01-01")}],
-                                            "custom_field_list": [{"name": "喜欢的运动", "user_chosen_values": ["游泳"]}]},
-                                        "attach": "自定义数据说明"
-                                    });
-                                    signer.sign(&brand_ids[brand], "PATCH", format!("/brand/card-member/user-cards/{code}"), body.to_string().into_bytes())
+        // Every request of the run, signed before the timed window.
+        let count = match args.rate {
+            Some(rate) => rate as usize * args.duration as usize,
+            None => ((bound * 1.3) as usize).max(100) * args.duration as usize,
+        };
+        eprintln!("bench: signing {count} requests…");
+        let workload = args.workload;
+        let cards_per_brand = args.cards_per_brand.max(1);
+        let requests: Vec<Prepared> = {
+            let (signer, brand_ids, card_ids) =
+                (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
+            let threads = cores.max(1);
+            let chunks: Vec<std::thread::JoinHandle<Vec<Prepared>>> = (0..threads)
+                .map(|t| {
+                    let (signer, brand_ids, card_ids) = (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
+                    std::thread::spawn(move || {
+                        (t..count)
+                            .step_by(threads)
+                            .map(|i| {
+                                let brand = i % brand_ids.len();
+                                let k = (i / brand_ids.len()) % cards_per_brand;
+                                let code = format!("B{brand}-{k}");
+                                let openid = format!("o{brand}-{k}");
+                                match workload {
+                                    Workload::Get => signer.sign(
+                                        &brand_ids[brand],
+                                        "GET",
+                                        format!("/brand/card-member/user-cards/{code}?card_id={}&openid={openid}", card_ids[brand]),
+                                        Vec::new(),
+                                    ),
+                                    Workload::Minimal => signer.sign(
+                                        &brand_ids[brand],
+                                        "PATCH",
+                                        format!("/brand/card-member/user-cards/{code}"),
+                                        json!({"card_id": card_ids[brand], "openid": openid, "level": format!("L{}", i % 1000)})
+                                            .to_string()
+                                            .into_bytes(),
+                                    ),
+                                    Workload::Seed => {
+                                        let encrypt = |text: &str| encrypt_field(&signer.wechatpay, text).expect("encrypts");
+                                        let body = json!({
+                                            "card_id": card_ids[brand], "openid": openid, "card_color": "#FFFF00",
+                                            "card_picture_url": "https://wxpaylogo.qpic.cn/wxpaylogo/PiajxSqBRaEIPAeia7Imvtsn7sYGNcEj33YzVvJF88ECQ19LXId8ZL2Q/0",
+                                            "phone_number": encrypt("13800138000"), "level": "钻石会员",
+                                            "valid_date_information": {"type": "PERMANENT", "available_begin_time": "2020-05-20T13:29:35.120+08:00",
+                                                "available_end_time": "2020-05-20T13:29:35.120+08:00", "available_day_after_receive": 30},
+                                            "user_information": {
+                                                "common_field_list": [{"name": "USER_FORM_FLAG_BIRTHDAY", "value": encrypt("1990-01-01")}],
+                                                "custom_field_list": [{"name": "喜欢的运动", "user_chosen_values": ["游泳"]}]},
+                                            "attach": "自定义数据说明"
+                                        });
+                                        signer.sign(&brand_ids[brand], "PATCH", format!("/brand/card-member/user-cards/{code}"), body.to_string().into_bytes())
+                                    }
                                 }
-                            }
-                        })
-                        .collect()
+                            })
+                            .collect()
+                    })
                 })
-            })
-            .collect();
-        let mut parts: Vec<std::vec::IntoIter<Prepared>> = chunks
-            .into_iter()
-            .map(|c| c.join().expect("signing thread").into_iter())
-            .collect();
-        // Interleave back into the original order.
-        let mut all = Vec::with_capacity(count);
-        'outer: loop {
-            for part in &mut parts {
-                match part.next() {
-                    Some(request) => all.push(request),
-                    None => break 'outer,
+                .collect();
+            let mut parts: Vec<std::vec::IntoIter<Prepared>> = chunks
+                .into_iter()
+                .map(|c| c.join().expect("signing thread").into_iter())
+                .collect();
+            // Interleave back into the original order.
+            let mut all = Vec::with_capacity(count);
+            'outer: loop {
+                for part in &mut parts {
+                    match part.next() {
+                        Some(request) => all.push(request),
+                        None => break 'outer,
+                    }
                 }
             }
-        }
-        all
-    };
-    let requests = Arc::new(requests);
-    let rss_before = peak_rss_mib(pid);
-    let database_before = database_totals(&http, &base_url).await;
-    let cpu_before = cpu_seconds(pid);
-    let started = Instant::now();
-    let outcomes: Vec<(u16, String, Duration)> = match args.rate {
-        Some(rate) => {
-            let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-            let start = tokio::time::Instant::now();
-            let mut tasks = Vec::with_capacity(requests.len());
-            for i in 0..requests.len() {
-                let (http, base_url, key_id, requests) = (
-                    http.clone(),
-                    base_url.clone(),
-                    signer.key_id.clone(),
-                    Arc::clone(&requests),
-                );
-                let scheduled = start + interval * i as u32;
-                tasks.push(tokio::spawn(async move {
-                    tokio::time::sleep_until(scheduled).await;
-                    let (status, code) = send(&http, &base_url, &key_id, &requests[i]).await;
-                    (status, code, scheduled.elapsed())
-                }));
+            all
+        };
+        let requests = Arc::new(requests);
+        let rss_before = peak_rss_mib(pid);
+        let database_before = database_totals(&http, &base_url).await;
+        let cpu_before = cpu_seconds(pid);
+        let client_cpu_before = cpu_seconds(std::process::id());
+        let started = Instant::now();
+        let outcomes: Vec<(u16, String, Duration)> = match args.rate {
+            Some(rate) => {
+                let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+                let start = tokio::time::Instant::now();
+                let mut tasks = Vec::with_capacity(requests.len());
+                for i in 0..requests.len() {
+                    let (http, base_url, key_id, requests) = (
+                        http.clone(),
+                        base_url.clone(),
+                        signer.key_id.clone(),
+                        Arc::clone(&requests),
+                    );
+                    let scheduled = start + interval * i as u32;
+                    tasks.push(tokio::spawn(async move {
+                        tokio::time::sleep_until(scheduled).await;
+                        let (status, code) = send(&http, &base_url, &key_id, &requests[i]).await;
+                        (status, code, scheduled.elapsed())
+                    }));
+                }
+                let mut outcomes = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    outcomes.push(task.await.map_err(|err| err.to_string())?);
+                }
+                outcomes
             }
-            let mut outcomes = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                outcomes.push(task.await.map_err(|err| err.to_string())?);
+            None => {
+                let next = Arc::new(AtomicUsize::new(0));
+                let deadline = Instant::now() + Duration::from_secs(args.duration);
+                let mut workers = Vec::new();
+                for _ in 0..args.concurrency {
+                    let (http, base_url, key_id, requests, next) = (
+                        http.clone(),
+                        base_url.clone(),
+                        signer.key_id.clone(),
+                        Arc::clone(&requests),
+                        Arc::clone(&next),
+                    );
+                    workers.push(tokio::spawn(async move {
+                        let mut outcomes = Vec::new();
+                        while Instant::now() < deadline {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(request) = requests.get(i) else {
+                                break;
+                            };
+                            let sent = Instant::now();
+                            let (status, code) = send(&http, &base_url, &key_id, request).await;
+                            outcomes.push((status, code, sent.elapsed()));
+                        }
+                        outcomes
+                    }));
+                }
+                let mut outcomes = Vec::new();
+                for worker in workers {
+                    outcomes.extend(worker.await.map_err(|err| err.to_string())?);
+                }
+                outcomes
             }
-            outcomes
-        }
-        None => {
-            let next = Arc::new(AtomicUsize::new(0));
-            let deadline = Instant::now() + Duration::from_secs(args.duration);
-            let mut workers = Vec::new();
-            for _ in 0..args.concurrency {
-                let (http, base_url, key_id, requests, next) = (
-                    http.clone(),
-                    base_url.clone(),
-                    signer.key_id.clone(),
-                    Arc::clone(&requests),
-                    Arc::clone(&next),
-                );
-                workers.push(tokio::spawn(async move {
-                    let mut outcomes = Vec::new();
-                    while Instant::now() < deadline {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(request) = requests.get(i) else {
-                            break;
-                        };
-                        let sent = Instant::now();
-                        let (status, code) = send(&http, &base_url, &key_id, request).await;
-                        outcomes.push((status, code, sent.elapsed()));
-                    }
-                    outcomes
-                }));
-            }
-            let mut outcomes = Vec::new();
-            for worker in workers {
-                outcomes.extend(worker.await.map_err(|err| err.to_string())?);
-            }
-            outcomes
-        }
-    };
-    let elapsed = started.elapsed();
-    let cpu = cpu_seconds(pid) - cpu_before;
-    let rss = peak_rss_mib(pid);
-    let database_after = database_totals(&http, &base_url).await;
-    let database_calls = database_after.1 - database_before.1;
-    let database_ms = if database_calls > 0.0 {
-        (database_after.0 - database_before.0) * 1000.0 / database_calls
-    } else {
-        0.0
-    };
+        };
+        let elapsed = started.elapsed();
+        let cpu = cpu_seconds(pid) - cpu_before;
+        let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
+        let rss = peak_rss_mib(pid);
+        let database_after = database_totals(&http, &base_url).await;
+        let database_calls = database_after.1 - database_before.1;
+        let database_ms = if database_calls > 0.0 {
+            (database_after.0 - database_before.0) * 1000.0 / database_calls
+        } else {
+            0.0
+        };
 
-    let ok = outcomes
-        .iter()
-        .filter(|(status, ..)| *status == 200)
-        .count();
-    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
-    for (status, code, _) in outcomes.iter().filter(|(status, ..)| *status != 200) {
-        *errors.entry(format!("{status} {code}")).or_insert(0) += 1;
+        let ok = outcomes
+            .iter()
+            .filter(|(status, ..)| *status == 200)
+            .count();
+        let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+        for (status, code, _) in outcomes.iter().filter(|(status, ..)| *status != 200) {
+            *errors.entry(format!("{status} {code}")).or_insert(0) += 1;
+        }
+        let mut latencies: Vec<Duration> = outcomes
+            .iter()
+            .filter(|(s, ..)| *s == 200)
+            .map(|(.., l)| *l)
+            .collect();
+        latencies.sort();
+        let throughput = ok as f64 / elapsed.as_secs_f64();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let report = json!({
+            "workload": format!("{:?}", args.workload).to_lowercase(),
+            "database": if args.database_url.is_some() { "postgresql" } else { "sqlite (synchronous=FULL)" },
+            "mode": match args.rate { Some(rate) => format!("open-loop {rate}/s"), None => format!("closed-loop, {} in flight", args.concurrency) },
+            "brands": brand_count,
+            "cards_stored": brand_count * (args.cards_per_brand + extra_per_brand) + 1,
+            "requests": outcomes.len(),
+            "ok": ok,
+            "errors": errors,
+            "seconds": elapsed.as_secs_f64(),
+            "throughput_per_s": throughput,
+            "latency_ms": {"p50": ms(percentile(&latencies, 0.50)), "p99": ms(percentile(&latencies, 0.99)), "p99_9": ms(percentile(&latencies, 0.999))},
+            "server_cpu_ms_per_request": if ok > 0 { cpu * 1000.0 / outcomes.len() as f64 } else { 0.0 },
+            "generator_cpu_ms_per_request": if ok > 0 { client_cpu * 1000.0 / outcomes.len() as f64 } else { 0.0 },
+            "server_peak_rss_mib": rss,
+            "server_database_ms_per_call": database_ms,
+            "server_database_calls_per_request": if outcomes.is_empty() { 0.0 } else { database_calls / outcomes.len() as f64 },
+            "server_rss_before_load_mib": rss_before,
+            "floor": {
+                "rsa_sign_ms": ms(sign_time), "oaep_decrypt_ms": ms(decrypt_time),
+                "private_ops": {"decrypt": decryptions, "sign": signatures},
+                "per_request_ms": ms(floor), "cores": cores, "bound_per_s": bound,
+                "single_thread_sign_ms": ms(single)
+            },
+            "ratio_to_this_floor": throughput / bound,
+        });
+        runs.push(report);
     }
-    let mut latencies: Vec<Duration> = outcomes
+    // The floor after the last run too; ratios use the median floor.
+    floors.push(measure_floor().2.as_secs_f64() * 1000.0);
+    let median_floor = {
+        let mut sorted = floors.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let median_bound = cores as f64 * 1000.0 / median_floor;
+    let figure =
+        |run: &Value, pointer: &str| run.pointer(pointer).and_then(Value::as_f64).unwrap_or(0.0);
+    let mut throughputs: Vec<f64> = runs
         .iter()
-        .filter(|(s, ..)| *s == 200)
-        .map(|(.., l)| *l)
+        .map(|r| figure(r, "/throughput_per_s"))
         .collect();
-    latencies.sort();
-    let throughput = ok as f64 / elapsed.as_secs_f64();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut p99s: Vec<f64> = runs.iter().map(|r| figure(r, "/latency_ms/p99")).collect();
+    let mut ratios: Vec<f64> = throughputs.iter().map(|t| t / median_bound).collect();
+    let mut server_cpu: Vec<f64> = runs
+        .iter()
+        .map(|r| figure(r, "/server_cpu_ms_per_request"))
+        .collect();
+    let mut client_cpu: Vec<f64> = runs
+        .iter()
+        .map(|r| figure(r, "/generator_cpu_ms_per_request"))
+        .collect();
     let report = json!({
-        "workload": format!("{:?}", args.workload).to_lowercase(),
-        "database": if args.database_url.is_some() { "postgresql" } else { "sqlite (synchronous=FULL)" },
-        "mode": match args.rate { Some(rate) => format!("open-loop {rate}/s"), None => format!("closed-loop, {} in flight", args.concurrency) },
-        "brands": brand_count,
-        "cards_stored": brand_count * (args.cards_per_brand + extra_per_brand) + 1,
-        "requests": outcomes.len(),
-        "ok": ok,
-        "errors": errors,
-        "seconds": elapsed.as_secs_f64(),
-        "throughput_per_s": throughput,
-        "latency_ms": {"p50": ms(percentile(&latencies, 0.50)), "p99": ms(percentile(&latencies, 0.99)), "p99_9": ms(percentile(&latencies, 0.999))},
-        "server_cpu_ms_per_request": if ok > 0 { cpu * 1000.0 / outcomes.len() as f64 } else { 0.0 },
-        "server_peak_rss_mib": rss,
-        "server_database_ms_per_call": database_ms,
-        "server_database_calls_per_request": if outcomes.is_empty() { 0.0 } else { database_calls / outcomes.len() as f64 },
-        "server_rss_before_load_mib": rss_before,
-        "floor": {
-            "rsa_sign_ms": ms(sign_time), "oaep_decrypt_ms": ms(decrypt_time),
-            "private_ops": {"decrypt": decryptions, "sign": signatures},
-            "per_request_ms": ms(floor), "cores": cores, "bound_per_s": bound
-        },
-        "ratio": throughput / bound,
+        "runs": runs,
+        "summary": {
+            "repeat": args.repeat.max(1),
+            "server_cpus": args.server_cpus, "client_cpus": args.client_cpus, "server_cores": cores,
+            "floor_ms_per_request": spread(&mut floors),
+            "bound_per_s_at_median_floor": median_bound,
+            "throughput_per_s": spread(&mut throughputs),
+            "p99_ms": spread(&mut p99s),
+            "ratio": spread(&mut ratios),
+            "server_cpu_ms_per_request": spread(&mut server_cpu),
+            "generator_cpu_ms_per_request": spread(&mut client_cpu),
+        }
     });
     println!(
         "{}",

@@ -391,6 +391,8 @@ async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
             "10",
             "--cards-per-brand",
             "1",
+            "--repeat",
+            "2",
         ]),
         dir.path(),
     )
@@ -400,12 +402,23 @@ async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["ok"], 40, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}));
-    assert!(report["floor"]["per_request_ms"].as_f64().unwrap() > 0.0);
-    assert!(report["ratio"].as_f64().unwrap() > 0.0);
-    assert!(report["server_peak_rss_mib"].as_f64().unwrap() > 0.0);
+    let whole: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let runs = whole["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "--repeat 2: {whole}");
+    for report in runs {
+        assert_eq!(report["ok"], 40, "{report}");
+        assert_eq!(report["errors"], serde_json::json!({}));
+        assert!(report["floor"]["per_request_ms"].as_f64().unwrap() > 0.0);
+        assert!(report["ratio_to_this_floor"].as_f64().unwrap() > 0.0);
+        assert!(report["server_peak_rss_mib"].as_f64().unwrap() > 0.0);
+        assert!(report["generator_cpu_ms_per_request"].as_f64().unwrap() > 0.0);
+    }
+    let summary = &whole["summary"];
+    let floor = &summary["floor_ms_per_request"];
+    assert!(floor["min"].as_f64() <= floor["median"].as_f64());
+    assert!(floor["median"].as_f64() <= floor["max"].as_f64());
+    assert!(summary["ratio"]["median"].as_f64().unwrap() > 0.0);
+    assert!(summary["throughput_per_s"]["median"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
