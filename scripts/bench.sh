@@ -15,7 +15,7 @@ bench=target/release/card-member
 run() { name=$1; shift; echo "== $name: $*" >&2; "$bench" bench "$@" 2>/dev/null | tee "$out/$name.json"; }
 
 run seed-saturation --workload seed --duration 10
-rate=$(python3 -c "import json; print(int(json.load(open('$out/seed-saturation.json'))['throughput_per_s'] / 2))")
+rate=$(python3 -c "import json; print(int(json.load(open('$out/seed-saturation.json'))['summary']['throughput_per_s']['median'] / 2))")
 run seed-half-rate --workload seed --rate "$rate" --duration 10
 run minimal-saturation --workload minimal --duration 10
 run get-saturation --workload get --duration 10
