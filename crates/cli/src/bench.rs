@@ -3,16 +3,20 @@
 //! Starts `card-member serve` as a child process on a fresh data directory
 //! (SQLite with `synchronous=FULL`, or `--database-url`), registers many
 //! brands sharing one key (so the per-brand limit is never the bottleneck),
-//! gives each a template and cards, then measures on this machine, right
-//! before the load, the RSA private-key operations one request needs (the
-//! floor), signs every request of the run before the timed window (fresh
-//! nonces, inside the 5-minute window) and drives them over loopback:
-//! open-loop at `--rate` (latency from the scheduled send time, so a slow
-//! server is not hidden), or closed-loop with `--concurrency` workers.
+//! gives each a template and cards, then measures on this machine the RSA
+//! private-key operations one request needs (the floor) the way the server
+//! runs them under load: one thread per server core, all at once, before,
+//! between and after the runs. It signs every request of a run before its
+//! timed window (fresh nonces, inside the 5-minute window) and drives them
+//! over loopback: open-loop at `--rate` (latency from the scheduled send
+//! time, so a slow server is not hidden), or closed-loop with
+//! `--concurrency` workers; `--repeat N` runs the load N times.
+//! `--server-cpus`/`--client-cpus` pin the server and this process.
 //!
-//! Reported: throughput, latency percentiles, errors by status and code,
-//! the server's CPU seconds per request and peak RSS (from `/proc`), the
-//! floor, and `ratio = throughput / (cores / floor per request)`.
+//! Reported per run: throughput, latency percentiles, errors by status and
+//! code, the server's and the generator's CPU per request, peak RSS (from
+//! `/proc`), the floor; and over the runs min/median/max of throughput,
+//! p99 and `ratio = throughput / (server cores / median floor)`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
