@@ -451,6 +451,16 @@ pub struct SignedUp {
     pub openid: String,
 }
 
+impl SignedUp {
+    fn key(&self) -> UserCardKey<'_> {
+        UserCardKey {
+            brand_id: &self.brand_id,
+            card_id: &self.card_id,
+            user_card_code: &self.user_card_code,
+        }
+    }
+}
+
 /// Inspects a running server.
 #[derive(Clone)]
 pub struct ServerHandle {
@@ -494,11 +504,7 @@ impl ServerHandle {
     ) -> Result<String, crate::member::MemberError> {
         crate::member::request_point_exchange(
             &self.state,
-            UserCardKey {
-                brand_id: &card.brand_id,
-                card_id: &card.card_id,
-                user_card_code: &card.user_card_code,
-            },
+            card.key(),
             &card.openid,
             exchange_coupon_template_id,
             deduct_points,
@@ -509,32 +515,15 @@ impl ServerHandle {
     /// The member's side: the user deletes the card in the app
     /// (`USER_CARD.DELETE` is sent).
     pub async fn delete_card(&self, card: &SignedUp) -> Result<(), crate::member::MemberError> {
-        crate::member::delete_card(
-            &self.state,
-            UserCardKey {
-                brand_id: &card.brand_id,
-                card_id: &card.card_id,
-                user_card_code: &card.user_card_code,
-            },
-            &card.openid,
-        )
-        .await
-        .map(drop)
+        crate::member::delete_card(&self.state, card.key(), &card.openid)
+            .await
+            .map(drop)
     }
 
     /// The member's side: the provider asks for the member's balance
     /// (`SYNC_USER_POINT`); the notification's ID.
     pub async fn ask_points(&self, card: &SignedUp) -> Result<String, crate::member::MemberError> {
-        crate::member::ask_points(
-            &self.state,
-            UserCardKey {
-                brand_id: &card.brand_id,
-                card_id: &card.card_id,
-                user_card_code: &card.user_card_code,
-            },
-            &card.openid,
-        )
-        .await
+        crate::member::ask_points(&self.state, card.key(), &card.openid).await
     }
 
     /// Moves a brand's clock forward (the simulation).

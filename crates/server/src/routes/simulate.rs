@@ -15,7 +15,7 @@ use axum::{Extension, Json};
 use card_member_protocol::model::CommonFieldFlag;
 use card_member_protocol::secret::SecretString;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::member::{self, MemberError, SignUpForm};
@@ -100,33 +100,46 @@ impl CardRef {
     }
 }
 
+/// What a simulation endpoint answers: its JSON, or a refusal.
+type Answer = Result<Json<Value>, Refusal>;
+
+/// A simulation request's body, once the caller may simulate.
+fn admitted<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    info: Peer,
+    raw: &[u8],
+) -> Result<T, Refusal> {
+    allowed(state, peer(info))?;
+    body(raw)
+}
+
 /// `GET /simulate/tokens/{token}`: what the membership component shows for
 /// a token: the template's title and form.
 pub(crate) async fn open_token(
     State(state): State<Arc<AppState>>,
     info: Peer,
     Path(token): Path<String>,
-) -> Response {
-    if let Err(refused) = allowed(&state, peer(info)) {
-        return refused.into_response();
-    }
-    let record = match state.storage.token(&token).await {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            return refused(MemberError(
+) -> Answer {
+    allowed(&state, peer(info))?;
+    let record = state
+        .storage
+        .token(&token)
+        .await
+        .map_err(|err| refused(MemberError(err.to_string())))?
+        .ok_or_else(|| {
+            refused(MemberError(
                 "the pre-authorization token does not exist".into(),
             ))
-            .into_response();
-        }
-        Err(err) => return refused(MemberError(err.to_string())).into_response(),
-    };
+        })?;
     let template = match state.storage.card(&record.brand_id, &record.card_id).await {
         Ok(Some(template)) => template.card,
         _ => {
-            return refused(MemberError("the card template does not exist".into())).into_response();
+            return Err(refused(MemberError(
+                "the card template does not exist".into(),
+            )));
         }
     };
-    Json(json!({
+    Ok(Json(json!({
         "brand_id": record.brand_id,
         "card_id": record.card_id,
         "openid": record.openid,
@@ -134,8 +147,7 @@ pub(crate) async fn open_token(
         "expired": record.expires_at <= state.now_for(&record.brand_id).unix_timestamp(),
         "card_title": template.definition.card_title,
         "user_information": template.definition.user_information,
-    }))
-    .into_response()
+    })))
 }
 
 #[derive(Deserialize)]
@@ -154,36 +166,28 @@ pub(crate) async fn sign_up(
     State(state): State<Arc<AppState>>,
     info: Peer,
     raw: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = allowed(&state, peer(info)) {
-        return refused.into_response();
-    }
-    let body: SignUpBody = match body(&raw) {
-        Ok(body) => body,
-        Err(refused) => return refused.into_response(),
-    };
+) -> Answer {
+    let body: SignUpBody = admitted(&state, info, &raw)?;
     let mut common_fields = Vec::new();
     for (name, value) in body.common_fields {
-        let Some(flag) = CommonFieldFlag::from_wire(&name) else {
-            return refused(MemberError(format!("{name} is not a platform field"))).into_response();
-        };
+        let flag = CommonFieldFlag::from_wire(&name)
+            .ok_or_else(|| refused(MemberError(format!("{name} is not a platform field"))))?;
         common_fields.push((flag, SecretString::new(value)));
     }
     let form = SignUpForm {
         common_fields,
         custom_choices: body.custom_choices,
     };
-    match member::sign_up(&state, &body.token, form).await {
-        Ok(card) => Json(json!({
-            "brand_id": card.brand_id,
-            "card_id": card.card_id,
-            "user_card_code": card.user_card_code,
-            "openid": card.openid,
-            "user_card_state": wire_name(&card.state),
-        }))
-        .into_response(),
-        Err(error) => refused(error).into_response(),
-    }
+    let card = member::sign_up(&state, &body.token, form)
+        .await
+        .map_err(refused)?;
+    Ok(Json(json!({
+        "brand_id": card.brand_id,
+        "card_id": card.card_id,
+        "user_card_code": card.user_card_code,
+        "openid": card.openid,
+        "user_card_state": wire_name(&card.state),
+    })))
 }
 
 /// `POST /simulate/delete-card`: the user deletes the card in the app.
@@ -191,23 +195,16 @@ pub(crate) async fn delete_card(
     State(state): State<Arc<AppState>>,
     info: Peer,
     raw: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = allowed(&state, peer(info)) {
-        return refused.into_response();
-    }
-    let card: CardRef = match body(&raw) {
-        Ok(card) => card,
-        Err(refused) => return refused.into_response(),
-    };
-    match member::delete_card(&state, card.key(), &card.openid).await {
-        Ok(record) => Json(json!({
-            "user_card_code": record.user_card_code,
-            "user_card_state": wire_name(&record.state),
-            "invalid_reason": record.invalid_reason,
-        }))
-        .into_response(),
-        Err(error) => refused(error).into_response(),
-    }
+) -> Answer {
+    let card: CardRef = admitted(&state, info, &raw)?;
+    let record = member::delete_card(&state, card.key(), &card.openid)
+        .await
+        .map_err(refused)?;
+    Ok(Json(json!({
+        "user_card_code": record.user_card_code,
+        "user_card_state": wire_name(&record.state),
+        "invalid_reason": record.invalid_reason,
+    })))
 }
 
 /// `POST /simulate/ask-points`: the provider asks the brand for the
@@ -216,18 +213,12 @@ pub(crate) async fn ask_points(
     State(state): State<Arc<AppState>>,
     info: Peer,
     raw: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = allowed(&state, peer(info)) {
-        return refused.into_response();
-    }
-    let card: CardRef = match body(&raw) {
-        Ok(card) => card,
-        Err(refused) => return refused.into_response(),
-    };
-    match member::ask_points(&state, card.key(), &card.openid).await {
-        Ok(id) => Json(json!({"notification_id": id})).into_response(),
-        Err(error) => refused(error).into_response(),
-    }
+) -> Answer {
+    let card: CardRef = admitted(&state, info, &raw)?;
+    let id = member::ask_points(&state, card.key(), &card.openid)
+        .await
+        .map_err(refused)?;
+    Ok(Json(json!({"notification_id": id})))
 }
 
 #[derive(Deserialize)]
@@ -247,32 +238,23 @@ pub(crate) async fn exchange_points(
     State(state): State<Arc<AppState>>,
     info: Peer,
     raw: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = allowed(&state, peer(info)) {
-        return refused.into_response();
-    }
-    let request: ExchangeBody = match body(&raw) {
-        Ok(request) => request,
-        Err(refused) => return refused.into_response(),
+) -> Answer {
+    let request: ExchangeBody = admitted(&state, info, &raw)?;
+    let key = UserCardKey {
+        brand_id: &request.brand_id,
+        card_id: &request.card_id,
+        user_card_code: &request.user_card_code,
     };
-    let card = CardRef {
-        brand_id: request.brand_id,
-        card_id: request.card_id,
-        user_card_code: request.user_card_code,
-        openid: request.openid,
-    };
-    match member::request_point_exchange(
+    let record_id = member::request_point_exchange(
         &state,
-        card.key(),
-        &card.openid,
+        key,
+        &request.openid,
         &request.exchange_coupon_template_id,
         request.deduct_points,
     )
     .await
-    {
-        Ok(record_id) => Json(json!({"record_id": record_id})).into_response(),
-        Err(error) => refused(error).into_response(),
-    }
+    .map_err(refused)?;
+    Ok(Json(json!({"record_id": record_id})))
 }
 
 #[derive(Deserialize)]
@@ -290,30 +272,23 @@ pub(crate) async fn advance_clock(
     State(state): State<Arc<AppState>>,
     info: Peer,
     raw: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = allowed(&state, peer(info)) {
-        return refused.into_response();
-    }
-    let request: ClockBody = match body(&raw) {
-        Ok(request) => request,
-        Err(refused) => return refused.into_response(),
-    };
+) -> Answer {
+    let request: ClockBody = admitted(&state, info, &raw)?;
     let seconds = request
         .days
         .saturating_mul(86_400)
         .saturating_add(request.seconds);
-    match member::advance_clock(&state, &request.brand_id, seconds).await {
-        Ok(offset) => Json(json!({
-            "brand_id": request.brand_id,
-            "offset_secs": offset,
-            "now": card_member_protocol::datetime::format_rfc3339_millis(
-                state.now_for(&request.brand_id),
-                card_member_protocol::datetime::CHINA_STANDARD_TIME,
-            ),
-        }))
-        .into_response(),
-        Err(error) => refused(error).into_response(),
-    }
+    let offset = member::advance_clock(&state, &request.brand_id, seconds)
+        .await
+        .map_err(refused)?;
+    Ok(Json(json!({
+        "brand_id": request.brand_id,
+        "offset_secs": offset,
+        "now": card_member_protocol::datetime::format_rfc3339_millis(
+            state.now_for(&request.brand_id),
+            card_member_protocol::datetime::CHINA_STANDARD_TIME,
+        ),
+    })))
 }
 
 #[cfg(test)]

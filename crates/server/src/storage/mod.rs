@@ -413,6 +413,18 @@ pub(crate) enum DeliveryOutcome {
     Failed,
 }
 
+impl DeliveryOutcome {
+    /// The outbox state and next attempt time (Unix seconds; `None` keeps
+    /// the stored one) the outcome stores.
+    pub(crate) fn columns(self) -> (&'static str, Option<i64>) {
+        match self {
+            DeliveryOutcome::Delivered => ("DELIVERED", None),
+            DeliveryOutcome::RetryAt(at) => ("PENDING", Some(at)),
+            DeliveryOutcome::Failed => ("FAILED", None),
+        }
+    }
+}
+
 /// The notification a user-card change sends, made from the card as
 /// changed, inside the change's transaction.
 pub(crate) type NotifyFn = Box<dyn FnOnce(&UserCardRecord) -> OutboxRecord + Send>;

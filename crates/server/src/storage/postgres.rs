@@ -1021,7 +1021,7 @@ impl Storage for PostgresStorage {
         )
         .await
         .map_err(classify)?;
-        let (state, next) = super::sqlite::outcome_columns(outcome);
+        let (state, next) = outcome.columns();
         tx.execute(
             "UPDATE outbox SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), attempts = $3, \
              leased_until = 0, last_error = $4 WHERE id = $5",

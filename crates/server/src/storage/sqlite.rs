@@ -359,15 +359,6 @@ fn insert_outbox(connection: &Connection, n: &OutboxRecord) -> Result<(), Storag
     Ok(())
 }
 
-/// The state and next attempt time an outcome stores.
-pub(super) fn outcome_columns(outcome: DeliveryOutcome) -> (&'static str, Option<i64>) {
-    match outcome {
-        DeliveryOutcome::Delivered => ("DELIVERED", None),
-        DeliveryOutcome::RetryAt(at) => ("PENDING", Some(at)),
-        DeliveryOutcome::Failed => ("FAILED", None),
-    }
-}
-
 fn select_token(connection: &Connection, token: &str) -> Result<Option<TokenRecord>, StorageError> {
     connection
         .prepare_cached(
@@ -999,7 +990,7 @@ impl SqliteDb {
                 ],
             )
             .map_err(classify)?;
-            let (state, next) = outcome_columns(outcome);
+            let (state, next) = outcome.columns();
             tx.execute(
                 "UPDATE outbox SET state = ?1, next_attempt_at = coalesce(?2, next_attempt_at), attempts = ?3, \
                  leased_until = 0, last_error = ?4 WHERE id = ?5",
