@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, args, card_member, wait_healthy};
+use crate::helpers::{BIN, args, card_member, start_on_a_free_port};
 
 /// A `card-member serve` process, killed when dropped.
 struct Served {
@@ -32,39 +32,35 @@ impl Served {
     /// `card-member serve` in `dir` (its data in `dir/card-member-data`),
     /// with `env`, its open-file limit lowered to `open_files` if given.
     fn start(dir: &Path, env: &[(&str, String)], open_files: Option<u32>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let log = dir.join(format!("serve-{port}.log"));
-        let mut command = match open_files {
-            // `ulimit -n` lowers the soft and the hard limit: the server
-            // cannot raise it back.
-            Some(limit) => {
-                let mut shell = Command::new("sh");
-                shell.args([
-                    "-c",
-                    &format!("ulimit -n {limit} && exec \"$0\" serve --listen {address}"),
-                    BIN,
-                ]);
-                shell
-            }
-            None => {
-                let mut direct = Command::new(BIN);
-                direct.args(["serve", "--listen", &address]);
-                direct
-            }
-        };
-        let child = command
-            .current_dir(dir)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_healthy(&address);
+        let mut log = PathBuf::new();
+        let (child, address) = start_on_a_free_port(|address| {
+            log = dir.join(format!("serve-{}.log", address.replace(':', "-")));
+            let mut command = match open_files {
+                // `ulimit -n` lowers the soft and the hard limit: the server
+                // cannot raise it back.
+                Some(limit) => {
+                    let mut shell = Command::new("sh");
+                    shell.args([
+                        "-c",
+                        &format!("ulimit -n {limit} && exec \"$0\" serve --listen {address}"),
+                        BIN,
+                    ]);
+                    shell
+                }
+                None => {
+                    let mut direct = Command::new(BIN);
+                    direct.args(["serve", "--listen", address]);
+                    direct
+                }
+            };
+            command
+                .current_dir(dir)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap()
+        });
         Self {
             child,
             address,

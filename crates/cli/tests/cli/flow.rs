@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use card_member_server::DEV_SIGNUP_CARD_ID;
 use serde_json::Value;
 
-use crate::helpers::{BIN, Server, args, card_member, start_server, wait_healthy};
+use crate::helpers::{
+    BIN, Server, args, card_member, free_port, start_on_a_free_port, start_server, wait_healthy,
+};
 
 /// `card-member listen` as a child, its stdout lines on a channel.
 struct Listening {
@@ -66,14 +68,6 @@ impl Drop for Listening {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn json_of(server: &Server, command: &[&str]) -> Value {
@@ -299,26 +293,23 @@ async fn brands_get_an_api_v3_key_that_is_never_printed() {
     );
 }
 
-/// `card-member serve` as a child in `dir`, on `port`.
-fn serve(dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+/// `card-member serve` as a child in `dir`, listening on `address`.
+fn spawn_serve(dir: &std::path::Path, address: &str) -> Child {
+    Command::new(BIN)
+        .args(["serve", "--listen", address])
         .env("CARD_MEMBER_NOTIFICATION_RETRY_SPEEDUP", "1000")
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    wait_healthy(&format!("127.0.0.1:{port}"));
-    child
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_between_the_send_and_its_record_sends_it_again_and_the_receiver_deduplicates() {
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = serve(dir.path(), port);
+    let (mut server, address) = start_on_a_free_port(|address| spawn_serve(dir.path(), address));
     let credentials = dir.path().join("card-member-data/dev/credentials.json");
     // A receiver that holds the first request (the server is killed while
     // it waits for the answer) and answers the next.
@@ -379,7 +370,9 @@ async fn a_kill_between_the_send_and_its_record_sends_it_again_and_the_receiver_
         .unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
-    let mut restarted = serve(dir.path(), port);
+    // On the same address: the credentials name it.
+    let mut restarted = spawn_serve(dir.path(), &address);
+    wait_healthy(&address);
     let started = Instant::now();
     while ids.lock().unwrap().len() < 2 {
         assert!(

@@ -1,7 +1,7 @@
 //! A real server in-process, and the `card-member` binary as a subprocess.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use card_member_server::{Application, ServerHandle, Settings};
@@ -94,8 +94,49 @@ pub(crate) fn args(items: &[&str]) -> Vec<String> {
 
 /// Waits until the server at `address` answers `GET /healthz` with 200.
 pub(crate) fn wait_healthy(address: &str) {
+    assert!(answers_healthy(address, None), "{address} did not come up");
+}
+
+/// A port nobody listens on now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a server with `spawn` on a free port (`127.0.0.1:PORT` given to
+/// it) and waits until it answers. A port is free when chosen, not when the
+/// server binds it: another test may take it in between, and then this
+/// server exits at once and another port is tried.
+pub(crate) fn start_on_a_free_port(mut spawn: impl FnMut(&str) -> Child) -> (Child, String) {
+    for _ in 0..5 {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut child = spawn(&address);
+        if answers_healthy(&address, Some(&mut child)) {
+            return (child, address);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("no server came up on five free ports");
+}
+
+/// Whether `address` answers `GET /healthz` with 200 within 30 s (panics
+/// after that); `false` as soon as `child`, the server meant to answer,
+/// has exited (its port was taken).
+fn answers_healthy(address: &str, mut child: Option<&mut Child>) -> bool {
+    let exited = |child: &mut Option<&mut Child>| {
+        child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().ok().flatten().is_some())
+    };
     let started = Instant::now();
     loop {
+        if exited(&mut child) {
+            return false;
+        }
         if let Ok(mut stream) = std::net::TcpStream::connect(address) {
             use std::io::{Read as _, Write as _};
             let _ = stream.write_all(
@@ -105,7 +146,9 @@ pub(crate) fn wait_healthy(address: &str) {
             let mut answer = String::new();
             let _ = stream.read_to_string(&mut answer);
             if answer.starts_with("HTTP/1.1 200") {
-                return;
+                // What answered is this server, not another on a taken port.
+                std::thread::sleep(Duration::from_millis(100));
+                return !exited(&mut child);
             }
         }
         assert!(
