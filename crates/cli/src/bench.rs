@@ -201,10 +201,13 @@ pub(crate) fn rss_mib(pid: u32, field: &str) -> f64 {
 }
 
 /// Starts `card-member serve` (this binary, or `binary`) on a fresh data
-/// directory and waits until it answers.
+/// directory and waits until it answers; on `cpus` (a `taskset` list) it
+/// starts already pinned, so that it sizes its async workers and blocking
+/// pool to those CPUs.
 pub(crate) fn start_server(
     database_url: Option<&str>,
     binary: Option<&std::path::Path>,
+    cpus: Option<&str>,
 ) -> Result<Server, CliError> {
     let dir = tempfile::tempdir().map_err(|err| CliError::from(err.to_string()))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -216,7 +219,15 @@ pub(crate) fn start_server(
         Some(path) => path.to_owned(),
         None => std::env::current_exe().map_err(|err| CliError::from(err.to_string()))?,
     };
-    let mut command = Command::new(program);
+    let mut command = match cpus {
+        // taskset execs the program: the child's pid is the server's.
+        Some(list) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", list]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
     command
         .args([
             "serve",
@@ -366,6 +377,54 @@ async fn database_totals(http: &reqwest::Client, base_url: &str) -> (f64, f64) {
     )
 }
 
+/// The server's private-key counters from `/metrics`: decryptions,
+/// signatures, and their CPU and wall seconds.
+#[derive(Clone, Copy, Default)]
+struct PrivateKeyTotals {
+    decryptions: f64,
+    signatures: f64,
+    cpu_seconds: f64,
+    wall_seconds: f64,
+}
+
+impl PrivateKeyTotals {
+    async fn read(http: &reqwest::Client, base_url: &str) -> Self {
+        let text = metrics_text(http, base_url).await;
+        let value = |name: &str| metric_value(&text, name).unwrap_or(0.0);
+        Self {
+            decryptions: value(
+                "card_member_rsa_private_key_operations_total{kind=\"oaep_decrypt\"}",
+            ),
+            signatures: value(
+                "card_member_rsa_private_key_operations_total{kind=\"response_signature\"}",
+            ),
+            cpu_seconds: value("card_member_rsa_private_key_cpu_seconds_total"),
+            wall_seconds: value("card_member_rsa_private_key_wall_seconds_total"),
+        }
+    }
+
+    /// What the server's private-key operations cost between two
+    /// readings, against the same operations measured on all cores at
+    /// once outside the server (`sign` and `decrypt`, one each).
+    fn since(&self, before: &Self, sign: Duration, decrypt: Duration) -> Value {
+        let decryptions = self.decryptions - before.decryptions;
+        let signatures = self.signatures - before.signatures;
+        let operations = decryptions + signatures;
+        if operations <= 0.0 {
+            return json!(null);
+        }
+        let cpu = self.cpu_seconds - before.cpu_seconds;
+        let wall = self.wall_seconds - before.wall_seconds;
+        let floor = decryptions * decrypt.as_secs_f64() + signatures * sign.as_secs_f64();
+        json!({
+            "operations": operations,
+            "cpu_ms_per_operation": cpu * 1000.0 / operations,
+            "wall_ms_per_operation": wall * 1000.0 / operations,
+            "cpu_to_parallel_floor": if floor > 0.0 { cpu / floor } else { 0.0 },
+        })
+    }
+}
+
 /// The server's `/metrics` text (empty if it did not answer).
 pub(crate) async fn metrics_text(http: &reqwest::Client, base_url: &str) -> String {
     match http.get(format!("{base_url}/metrics")).send().await {
@@ -407,14 +466,15 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let machine_cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let server = start_server(args.database_url.as_deref(), None)?;
+    let server = start_server(
+        args.database_url.as_deref(),
+        None,
+        args.server_cpus.as_deref(),
+    )?;
     let pid = server.child.id();
     // The server's cores: what the bound counts.
     let cores = match &args.server_cpus {
-        Some(list) => {
-            pin(pid, list)?;
-            cpus_in(list)
-        }
+        Some(list) => cpus_in(list),
         None => machine_cores,
     };
     if let Some(list) = &args.client_cpus {
@@ -661,6 +721,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         let requests = Arc::new(requests);
         let rss_before = peak_rss_mib(pid);
         let database_before = database_totals(&http, &base_url).await;
+        let private_keys_before = PrivateKeyTotals::read(&http, &base_url).await;
         let cpu_before = cpu_seconds(pid);
         let client_cpu_before = cpu_seconds(std::process::id());
         let started = Instant::now();
@@ -727,6 +788,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
         let rss = peak_rss_mib(pid);
         let database_after = database_totals(&http, &base_url).await;
+        let private_keys = PrivateKeyTotals::read(&http, &base_url).await.since(
+            &private_keys_before,
+            sign_time,
+            decrypt_time,
+        );
         let database_calls = database_after.1 - database_before.1;
         let database_ms = if database_calls > 0.0 {
             (database_after.0 - database_before.0) * 1000.0 / database_calls
@@ -768,6 +834,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             "server_database_ms_per_call": database_ms,
             "server_database_calls_per_request": if outcomes.is_empty() { 0.0 } else { database_calls / outcomes.len() as f64 },
             "server_rss_before_load_mib": rss_before,
+            "server_private_key": private_keys,
             "floor": {
                 "rsa_sign_ms": ms(sign_time), "oaep_decrypt_ms": ms(decrypt_time),
                 "private_ops": {"decrypt": decryptions, "sign": signatures},
@@ -802,6 +869,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         .iter()
         .map(|r| figure(r, "/generator_cpu_ms_per_request"))
         .collect();
+    let mut private_key_ratios: Vec<f64> = runs
+        .iter()
+        .map(|r| figure(r, "/server_private_key/cpu_to_parallel_floor"))
+        .collect();
     let report = json!({
         "runs": runs,
         "summary": {
@@ -814,6 +885,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             "ratio": spread(&mut ratios),
             "server_cpu_ms_per_request": spread(&mut server_cpu),
             "generator_cpu_ms_per_request": spread(&mut client_cpu),
+            "server_private_key_cpu_to_parallel_floor": spread(&mut private_key_ratios),
         }
     });
     println!(

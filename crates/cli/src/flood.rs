@@ -144,7 +144,7 @@ async fn metric(http: &reqwest::Client, base_url: &str, name: &str) -> f64 {
 
 /// Runs the measurement and prints its report.
 pub(crate) async fn run(args: FloodArgs) -> Result<(), CliError> {
-    let server = start_server(None, args.server.as_deref())?;
+    let server = start_server(None, args.server.as_deref(), None)?;
     let pid = server.child.id();
     let credentials_path = server.data_dir.join("dev/credentials.json");
     let credentials: Value = serde_json::from_str(

@@ -233,16 +233,6 @@ impl AppState {
     }
 }
 
-/// Runs work that may block (RSA private-key operations, key files) on
-/// the blocking pool.
-pub(crate) async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| ApiError::internal(&err))?
-}
-
 /// The answer for a storage failure that a handler did not map itself.
 pub(crate) fn storage_error(error: StorageError) -> ApiError {
     match error {

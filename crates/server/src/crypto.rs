@@ -10,6 +10,7 @@
 //! RSA, so reads cost no decryption beyond the response signature.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use card_member_protocol::encryption::{DecryptError, EncryptError, decrypt_field, encrypt_field};
 use card_member_protocol::keys::{PrivateKey, PublicKey};
@@ -18,7 +19,7 @@ use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::ResponseSignature;
 use card_member_protocol::secret::SecretString;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PrivateKeyOperation};
 use crate::sealing::{DataKey, OpenError, SealContext};
 
 /// The server's key material.
@@ -57,8 +58,9 @@ impl Crypto {
 
     /// Decrypts a request field sent under the WeChat Pay public key.
     pub(crate) fn decrypt(&self, ciphertext: &Ciphertext) -> Result<SecretString, DecryptError> {
-        self.metrics.rsa_decryption();
-        decrypt_field(&self.wechatpay_key, ciphertext.as_str())
+        self.private_key_operation(PrivateKeyOperation::OaepDecrypt, || {
+            decrypt_field(&self.wechatpay_key, ciphertext.as_str())
+        })
     }
 
     /// Encrypts a response field for the brand (a public-key operation).
@@ -73,14 +75,32 @@ impl Crypto {
     /// Signs a response body with a fresh nonce.
     pub(crate) fn sign_response(&self, timestamp: i64, body: &[u8]) -> ResponseSignature {
         let nonce = random_nonce();
-        self.metrics.rsa_signature();
-        ResponseSignature::sign(
-            &self.wechatpay_key,
-            &self.wechatpay_public_key_id,
-            timestamp,
-            &nonce,
-            body,
-        )
+        self.private_key_operation(PrivateKeyOperation::ResponseSignature, || {
+            ResponseSignature::sign(
+                &self.wechatpay_key,
+                &self.wechatpay_public_key_id,
+                timestamp,
+                &nonce,
+                body,
+            )
+        })
+    }
+
+    /// Runs one private-key operation and counts it, with the CPU time
+    /// it took on this thread and its wall time (`/metrics`).
+    fn private_key_operation<T>(
+        &self,
+        kind: PrivateKeyOperation,
+        operation: impl FnOnce() -> T,
+    ) -> T {
+        let (cpu, wall) = (thread_cpu_time(), Instant::now());
+        let result = operation();
+        self.metrics.private_key_operation(
+            kind,
+            thread_cpu_time().saturating_sub(cpu),
+            wall.elapsed(),
+        );
+        result
     }
 
     pub(crate) fn seal(&self, context: SealContext<'_>, plaintext: &SecretString) -> Vec<u8> {
@@ -93,6 +113,23 @@ impl Crypto {
         sealed: &[u8],
     ) -> Result<SecretString, OpenError> {
         self.data_key.open(context, sealed)
+    }
+}
+
+/// CPU time this thread has used (zero where the platform has no such
+/// clock).
+fn thread_cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        Duration::ZERO
     }
 }
 

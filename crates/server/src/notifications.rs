@@ -341,12 +341,9 @@ async fn send(
         resource,
     };
     let body = serde_json::to_vec(&envelope).expect("envelopes serialise");
-    let signing = Arc::clone(state);
-    let signed_body = body.clone();
-    let signature =
-        tokio::task::spawn_blocking(move || signing.crypto.sign_response(unix_now(), &signed_body))
-            .await
-            .map_err(|err| format!("signing failed: {err}"))?;
+    // On this worker, like every private-key operation (see
+    // `routes::user_cards::seal_sensitive`).
+    let signature = state.crypto.sign_response(unix_now(), &body);
     let mut request = client
         .post(&notify_url)
         .header("Content-Type", "application/json");

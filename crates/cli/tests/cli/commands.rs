@@ -378,7 +378,7 @@ fn serve_with_log_format_json_writes_one_json_object_per_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
+async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_private_key_cost() {
     let dir = tempfile::tempdir().unwrap();
     let output = card_member(
         args(&[
@@ -412,6 +412,12 @@ async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
         assert!(report["ratio_to_this_floor"].as_f64().unwrap() > 0.0);
         assert!(report["server_peak_rss_mib"].as_f64().unwrap() > 0.0);
         assert!(report["generator_cpu_ms_per_request"].as_f64().unwrap() > 0.0);
+        // The seed update: two decryptions and one signature each, counted
+        // by the server with what they cost it.
+        let private_key = &report["server_private_key"];
+        assert_eq!(private_key["operations"], 120.0, "{report}");
+        assert!(private_key["cpu_ms_per_operation"].as_f64().unwrap() > 0.0);
+        assert!(private_key["cpu_to_parallel_floor"].as_f64().unwrap() > 0.0);
     }
     let summary = &whole["summary"];
     let floor = &summary["floor_ms_per_request"];
@@ -419,6 +425,12 @@ async fn bench_smoke_run_reports_throughput_latency_and_the_floor() {
     assert!(floor["median"].as_f64() <= floor["max"].as_f64());
     assert!(summary["ratio"]["median"].as_f64().unwrap() > 0.0);
     assert!(summary["throughput_per_s"]["median"].as_f64().unwrap() > 0.0);
+    assert!(
+        summary["server_private_key_cpu_to_parallel_floor"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

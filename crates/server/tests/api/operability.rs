@@ -221,7 +221,8 @@ async fn openapi_schemas_accept_the_seed_examples_and_real_answers_and_refuse_ba
 }
 
 #[tokio::test]
-async fn metrics_count_requests_by_route_and_code_rsa_operations_and_rate_limits() {
+async fn metrics_count_requests_by_route_and_code_rsa_operations_with_their_cpu_time_and_rate_limits()
+ {
     let app = spawn_app().await;
     app.update(&app.seed_request("13800138000", "1990-01-01"))
         .await
@@ -249,6 +250,18 @@ async fn metrics_count_requests_by_route_and_code_rsa_operations_and_rate_limits
         text.contains("card_member_rsa_private_key_operations_total{kind=\"oaep_decrypt\"} 2"),
         "{text}"
     );
+    // What those operations cost, on the thread CPU clock and the wall
+    // clock: the figures the benchmark compares with its floor.
+    let seconds = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    let cpu = seconds("card_member_rsa_private_key_cpu_seconds_total");
+    let wall = seconds("card_member_rsa_private_key_wall_seconds_total");
+    assert!(cpu > 0.0 && wall > 0.0, "cpu {cpu} wall {wall}");
+    assert!(cpu <= wall * 1.01 + 1e-4, "cpu {cpu} wall {wall}");
     assert!(
         text.contains(&format!(
             "card_member_request_duration_seconds_count{{route=\"{route}\"}}"
