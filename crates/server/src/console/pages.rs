@@ -232,7 +232,7 @@ pub(crate) async fn template(
         h2 { "Fields" }
         pre { (serde_json::to_string_pretty(&template.definition).unwrap_or_default()) }
         h2 { "Cards (" (total) ", the newest 50)" }
-        (card_table(&cards, now))
+        (card_table(&cards, |_| now))
     };
     page(
         &format!("Template {}", template.definition.card_title),
@@ -243,7 +243,13 @@ pub(crate) async fn template(
     )
 }
 
-fn card_table(cards: &[crate::storage::UserCardRecord], now: OffsetDateTime) -> Markup {
+/// Cards as a table; each card's state is read at its brand's time
+/// (`now_for`: the real clock, or the brand's simulated one), as its own
+/// page and the API read it.
+fn card_table(
+    cards: &[crate::storage::UserCardRecord],
+    now_for: impl Fn(&str) -> OffsetDateTime,
+) -> Markup {
     html! {
         div.scroll { table.user-cards {
             tr { th { "code" } th { "template" } th { "openid" } th { "state" } th { "level" } th { "created" } }
@@ -252,7 +258,7 @@ fn card_table(cards: &[crate::storage::UserCardRecord], now: OffsetDateTime) -> 
                     td { a href=(format!("/console/cards/{}/{}/{}", card.brand_id, card.card_id, card.user_card_code)) { (card.user_card_code) } }
                     td { (card.card_id) }
                     td { (card.openid) }
-                    td { (wire_name(&current_state(card, now))) }
+                    td { (wire_name(&current_state(card, now_for(&card.brand_id)))) }
                     td { (card.level.clone().unwrap_or_default()) }
                     td { (card.create_time) }
                 }
@@ -307,7 +313,6 @@ pub(crate) async fn cards(
         }
     }
     let (cards, total) = found;
-    let now = OffsetDateTime::now_utc();
     let link = |p: i64| {
         format!(
             "/console/cards?q={}&state={}&page={p}",
@@ -325,7 +330,7 @@ pub(crate) async fn cards(
             button type="submit" id="search" { "search" }
         }
         p.muted { (total) " cards · page " (page_number + 1) " · the state filter is the stored state; EXPIRED is shown as read now" }
-        (card_table(&cards, now))
+        (card_table(&cards, |brand| state.now_for(brand)))
         p {
             @if page_number > 0 { a href=(link(page_number - 1)) { "← newer" } " " }
             @if (page_number + 1) * PAGE < total { a href=(link(page_number + 1)) { "older →" } }

@@ -10,49 +10,11 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::helpers::{CODE, TestApp, paced, spawn_app};
+use crate::helpers::{
+    CODE, console_http as http, console_session as session, console_token as token, paced,
+    spawn_app,
+};
 use crate::notifications::TestReceiver;
-
-fn token(app: &TestApp) -> String {
-    std::fs::read_to_string(app.data_dir.join("console.token"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// A logged-in session cookie.
-async fn session(app: &TestApp) -> String {
-    let response = http()
-        .get(format!(
-            "http://{}/console/?token={}",
-            app.address,
-            token(app)
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 303);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age="] {
-        assert!(cookie.contains(attribute), "{cookie}");
-    }
-    assert_eq!(
-        response.headers()["location"],
-        "/console/",
-        "the token leaves the URL"
-    );
-    cookie.split(';').next().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn the_console_needs_the_admin_token_and_every_form_its_csrf_token() {

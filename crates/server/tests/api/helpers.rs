@@ -704,3 +704,46 @@ pub(crate) fn independent_check(input: &Value) -> Result<String, String> {
         Err(why)
     }
 }
+
+/// The console's admin token of a test server.
+pub(crate) fn console_token(app: &TestApp) -> String {
+    std::fs::read_to_string(app.data_dir.join("console.token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// An HTTP client for the console that does not follow redirects.
+pub(crate) fn console_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A logged-in console session cookie.
+pub(crate) async fn console_session(app: &TestApp) -> String {
+    let response = console_http()
+        .get(format!(
+            "http://{}/console/?token={}",
+            app.address,
+            console_token(app)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age="] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert_eq!(
+        response.headers()["location"],
+        "/console/",
+        "the token leaves the URL"
+    );
+    cookie.split(';').next().unwrap().to_owned()
+}

@@ -170,6 +170,23 @@ async fn moving_one_brands_clock_expires_its_cards_only() {
         "EXPIRED",
         "a year's validity from pickup has passed for this brand"
     );
+    // The console's card list reads it at the brand's time too, as the
+    // API and the card's own page do.
+    let cookie = crate::helpers::console_session(&app).await;
+    let list = crate::helpers::console_http()
+        .get(format!(
+            "http://{}/console/cards?q={}",
+            app.address,
+            card["user_card_code"].as_str().unwrap()
+        ))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("<td>EXPIRED</td>"), "{list}");
     let (status, _) = simulate(
         &app,
         "advance-clock",
