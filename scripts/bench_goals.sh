@@ -9,6 +9,7 @@
 # To measure the RSA code path of a machine without AVX-512 IFMA on one that has it, mask the
 # feature for AWS-LC (and OpenSSL) in both processes:
 #   OPENSSL_ia32cap='~0:~0x200000' scripts/bench_goals.sh no-ifma
+# (Leave the variable unset otherwise: set but empty, it turns off every OpenSSL acceleration.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 label=${1:-$(grep -q avx512ifma /proc/cpuinfo && echo ifma || echo no-ifma)}

@@ -86,6 +86,11 @@ pub(crate) struct BenchArgs {
     /// Pin the load generator (this process) to these CPUs (e.g. `1`).
     #[arg(long, value_name = "LIST")]
     client_cpus: Option<String>,
+    /// The `card-member` binary to serve with (default: this one): another
+    /// build's server measured with this build's generator and floor, for
+    /// before/after comparisons.
+    #[arg(long, value_name = "BIN")]
+    server: Option<std::path::PathBuf>,
 }
 
 /// Pins every thread of `pid` to `cpus` with `taskset`.
@@ -176,6 +181,25 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// The machine's CPU time stolen by the hypervisor and its total, in
+/// ticks (`/proc/stat`): a run whose cores were partly taken by other
+/// guests shows it, and its CPU figures are then not the server's alone.
+fn machine_steal_and_total() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice;
+    // guest time is already counted in user.
+    let total = ticks.iter().take(8).sum();
+    (ticks.get(7).copied().unwrap_or(0.0), total)
 }
 
 /// The process's peak resident set, in MiB.
@@ -468,7 +492,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let machine_cores = std::thread::available_parallelism().map_or(1, usize::from);
     let server = start_server(
         args.database_url.as_deref(),
-        None,
+        args.server.as_deref(),
         args.server_cpus.as_deref(),
     )?;
     let pid = server.child.id();
@@ -724,6 +748,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         let private_keys_before = PrivateKeyTotals::read(&http, &base_url).await;
         let cpu_before = cpu_seconds(pid);
         let client_cpu_before = cpu_seconds(std::process::id());
+        let steal_before = machine_steal_and_total();
         let started = Instant::now();
         let outcomes: Vec<(u16, String, Duration)> = match args.rate {
             Some(rate) => {
@@ -786,6 +811,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         let elapsed = started.elapsed();
         let cpu = cpu_seconds(pid) - cpu_before;
         let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
+        let steal_after = machine_steal_and_total();
+        let steal_percent = if steal_after.1 > steal_before.1 {
+            (steal_after.0 - steal_before.0) * 100.0 / (steal_after.1 - steal_before.1)
+        } else {
+            0.0
+        };
         let rss = peak_rss_mib(pid);
         let database_after = database_totals(&http, &base_url).await;
         let private_keys = PrivateKeyTotals::read(&http, &base_url).await.since(
@@ -835,6 +866,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             "server_database_calls_per_request": if outcomes.is_empty() { 0.0 } else { database_calls / outcomes.len() as f64 },
             "server_rss_before_load_mib": rss_before,
             "server_private_key": private_keys,
+            "machine_steal_percent": steal_percent,
             "floor": {
                 "rsa_sign_ms": ms(sign_time), "oaep_decrypt_ms": ms(decrypt_time),
                 "private_ops": {"decrypt": decryptions, "sign": signatures},
@@ -878,6 +910,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         "summary": {
             "repeat": args.repeat.max(1),
             "server_cpus": args.server_cpus, "client_cpus": args.client_cpus, "server_cores": cores,
+            "server": args.server.as_ref().map_or_else(|| "this build".to_owned(), |p| p.display().to_string()),
             "floor_ms_per_request": spread(&mut floors),
             "bound_per_s_at_median_floor": median_bound,
             "throughput_per_s": spread(&mut throughputs),
