@@ -389,6 +389,47 @@ pub(crate) struct CardSearch {
     pub(crate) limit: i64,
 }
 
+impl CardSearch {
+    /// The search's criteria as SQL, only those given (so that the database
+    /// can answer from its indexes on `user_card_code` and `openid`; an
+    /// `(? IS NULL OR column = ?)` filter made SQLite scan every card), and
+    /// their values in placeholder order. `placeholder(n)` writes the n-th
+    /// (from 1) placeholder in the backend's dialect; no criterion is `TRUE`.
+    ///
+    /// `broad` is written before the columns that narrow a search little
+    /// (brand, template, state): SQLite's `+`, which keeps its planner off
+    /// their indexes, so that a brand's newest cards are read newest first
+    /// until the page is full rather than all of them read and sorted
+    /// (6 ms instead of 67 at 100,000 cards); PostgreSQL's planner weighs
+    /// that itself (`""`).
+    pub(crate) fn filter(
+        &self,
+        placeholder: impl Fn(usize) -> String,
+        broad: &str,
+    ) -> (String, Vec<&str>) {
+        let criteria = [
+            (broad, "brand_id", &self.brand_id),
+            (broad, "card_id", &self.card_id),
+            ("", "user_card_code", &self.user_card_code),
+            ("", "openid", &self.openid),
+            (broad, "state", &self.state),
+        ];
+        let mut values = Vec::new();
+        let mut clauses = Vec::new();
+        for (prefix, column, value) in criteria {
+            if let Some(value) = value {
+                values.push(value.as_str());
+                clauses.push(format!("{prefix}{column} = {}", placeholder(values.len())));
+            }
+        }
+        if clauses.is_empty() {
+            ("TRUE".to_owned(), values)
+        } else {
+            (clauses.join(" AND "), values)
+        }
+    }
+}
+
 /// One delivery attempt of a notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AttemptRecord {

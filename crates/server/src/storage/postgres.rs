@@ -1074,37 +1074,31 @@ impl Storage for PostgresStorage {
     ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
-        let filter = "($1::TEXT IS NULL OR brand_id = $1) AND ($2::TEXT IS NULL OR card_id = $2) \
-             AND ($3::TEXT IS NULL OR user_card_code = $3) AND ($4::TEXT IS NULL OR openid = $4) \
-             AND ($5::TEXT IS NULL OR state = $5)";
+        let (filter, values) = search.filter(|n| format!("${n}"), "");
+        let mut parameters: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|value| value as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
         let total: i64 = client
             .query_one(
                 &format!("SELECT count(*) FROM user_cards WHERE {filter}"),
-                &[
-                    &search.brand_id,
-                    &search.card_id,
-                    &search.user_card_code,
-                    &search.openid,
-                    &search.state,
-                ],
+                &parameters,
             )
             .await
             .map_err(classify)?
             .get(0);
+        parameters.extend([
+            &search.limit as &(dyn tokio_postgres::types::ToSql + Sync),
+            &search.offset,
+        ]);
         let rows = client
             .query(
                 &format!(
-                    "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE {filter} ORDER BY seq DESC LIMIT $6 OFFSET $7"
+                    "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE {filter} ORDER BY seq DESC LIMIT ${} OFFSET ${}",
+                    values.len() + 1,
+                    values.len() + 2
                 ),
-                &[
-                    &search.brand_id,
-                    &search.card_id,
-                    &search.user_card_code,
-                    &search.openid,
-                    &search.state,
-                    &search.limit,
-                    &search.offset,
-                ],
+                &parameters,
             )
             .await
             .map_err(classify)?;

@@ -1044,38 +1044,27 @@ impl SqliteDb {
         search: &CardSearch,
     ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
         let connection = self.lock();
-        let filter = "(?1 IS NULL OR brand_id = ?1) AND (?2 IS NULL OR card_id = ?2) \
-             AND (?3 IS NULL OR user_card_code = ?3) AND (?4 IS NULL OR openid = ?4) \
-             AND (?5 IS NULL OR state = ?5)";
-        let parameters = params![
-            search.brand_id,
-            search.card_id,
-            search.user_card_code,
-            search.openid,
-            search.state
-        ];
+        let (filter, values) = search.filter(|n| format!("?{n}"), "+");
         let total: i64 = connection
             .prepare_cached(&format!("SELECT count(*) FROM user_cards WHERE {filter}"))
-            .and_then(|mut statement| statement.query_row(parameters, |row| row.get(0)))
+            .and_then(|mut statement| {
+                statement.query_row(rusqlite::params_from_iter(&values), |row| row.get(0))
+            })
             .map_err(classify)?;
+        let mut parameters: Vec<&dyn rusqlite::ToSql> = values
+            .iter()
+            .map(|value| value as &dyn rusqlite::ToSql)
+            .collect();
+        parameters.extend([&search.limit as &dyn rusqlite::ToSql, &search.offset]);
         let cards = connection
             .prepare_cached(&format!(
-                "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE {filter} ORDER BY rowid DESC LIMIT ?6 OFFSET ?7"
+                "SELECT {USER_CARD_COLUMNS} FROM user_cards WHERE {filter} ORDER BY rowid DESC LIMIT ?{} OFFSET ?{}",
+                values.len() + 1,
+                values.len() + 2
             ))
             .and_then(|mut statement| {
                 statement
-                    .query_map(
-                        params![
-                            search.brand_id,
-                            search.card_id,
-                            search.user_card_code,
-                            search.openid,
-                            search.state,
-                            search.limit,
-                            search.offset
-                        ],
-                        user_card_from_row,
-                    )?
+                    .query_map(parameters.as_slice(), user_card_from_row)?
                     .collect()
             })
             .map_err(classify)?;
@@ -1632,6 +1621,41 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
+        for search in [
+            CardSearch {
+                user_card_code: Some("BULK1".into()),
+                ..CardSearch::default()
+            },
+            CardSearch {
+                openid: Some("o1".into()),
+                state: Some("EFFECTIVE".into()),
+                ..CardSearch::default()
+            },
+        ] {
+            let (filter, values) = search.filter(|n| format!("?{n}"), "+");
+            let connection = db.lock();
+            let mut statement = connection
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT count(*) FROM user_cards WHERE {filter}"
+                ))
+                .unwrap();
+            let plan: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(&values), |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|step| step.starts_with("SEARCH") && step.contains("INDEX")),
+                "{search:?}: {plan:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {

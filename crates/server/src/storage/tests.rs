@@ -1157,3 +1157,96 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_card_search_matches_every_criterion_given_and_only_those_newest_first() {
+    for backend in backends().await {
+        seeded(&backend).await;
+        let storage = &backend.storage;
+        for (code, openid, state) in [
+            ("2", "o2", UserCardState::Invalid),
+            ("3", "o3", UserCardState::Effective),
+        ] {
+            let mut card = user_card(code, openid);
+            card.state = state;
+            storage
+                .insert_user_card(
+                    &card,
+                    Arc::new(|_: &UserCardRecord| true),
+                    &audit(code, "import", &[]),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let some = |value: &str| Some(value.to_owned());
+        let cases = [
+            (CardSearch::default(), vec!["3", "2", "1"]),
+            (
+                CardSearch {
+                    openid: some("o2"),
+                    ..CardSearch::default()
+                },
+                vec!["2"],
+            ),
+            (
+                CardSearch {
+                    user_card_code: some("3"),
+                    ..CardSearch::default()
+                },
+                vec!["3"],
+            ),
+            (
+                CardSearch {
+                    state: some("INVALID"),
+                    ..CardSearch::default()
+                },
+                vec!["2"],
+            ),
+            (
+                CardSearch {
+                    brand_id: some("b"),
+                    card_id: some("c"),
+                    state: some("EFFECTIVE"),
+                    ..CardSearch::default()
+                },
+                vec!["3", "1"],
+            ),
+            (
+                CardSearch {
+                    user_card_code: some("1"),
+                    openid: some("o3"),
+                    ..CardSearch::default()
+                },
+                vec![],
+            ),
+            (
+                CardSearch {
+                    brand_id: some("nobody"),
+                    ..CardSearch::default()
+                },
+                vec![],
+            ),
+        ];
+        for (mut search, expected) in cases {
+            search.limit = 10;
+            let (cards, total) = storage.search_user_cards(&search).await.unwrap();
+            let codes: Vec<&str> = cards.iter().map(|c| c.user_card_code.as_str()).collect();
+            assert_eq!(codes, expected, "{}: {search:?}", backend.name);
+            assert_eq!(total, expected.len() as i64, "{}: {search:?}", backend.name);
+        }
+        let page = CardSearch {
+            limit: 1,
+            offset: 1,
+            ..CardSearch::default()
+        };
+        let (cards, total) = storage.search_user_cards(&page).await.unwrap();
+        assert_eq!(
+            (cards[0].user_card_code.as_str(), total),
+            ("2", 3),
+            "{}",
+            backend.name
+        );
+    }
+}
