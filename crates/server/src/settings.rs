@@ -56,10 +56,10 @@ pub struct Settings {
     /// Largest request body in bytes (413 beyond). Default 65536; env
     /// `CARD_MEMBER_BODY_LIMIT_BYTES`.
     pub body_limit_bytes: usize,
-    /// Most threads for blocking work (RSA operations, database calls).
-    /// Default 0: twice the cores, at least 4. More threads than cores only
-    /// add context switches for the CPU-bound RSA work, but the database
-    /// calls of the PostgreSQL backend wait on the network. Env
+    /// Most threads for blocking work: SQLite calls, key and media files.
+    /// Default 0: twice the cores, at least 4. RSA private-key operations
+    /// do not use them: they run on the async workers, one per core, so
+    /// that no more run at once than there are cores (BENCHMARKS.md). Env
     /// `CARD_MEMBER_BLOCKING_THREADS`.
     pub blocking_threads: usize,
     /// The log level (a `tracing` filter such as `info` or

@@ -3,7 +3,7 @@
 //! import (`POST …/user-cards/import-by-openid`).
 //!
 //! Each handler validates first, then decrypts the request's ciphertexts
-//! on the blocking pool (one private-key operation each; none when there
+//! on its async worker (one private-key operation each; none when there
 //! are none), awaits storage, and renders the answer (public-key
 //! operations and AES only).
 
@@ -540,9 +540,10 @@ pub(crate) fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealCont
 /// Runs on the async worker that handles the request, like the response
 /// signature: the runtime has one worker per core, so at most as many
 /// private-key operations run at once as there are cores, and none waits
-/// for a hand-off to another thread (BENCHMARKS.md, "Where the server's
-/// private-key time goes": on the blocking pool, up to three times as many
-/// ran at once, preempting each other, and the throughput was 13 % lower).
+/// for a hand-off to another thread (BENCHMARKS.md, "The server's
+/// private-key operations, measured where they run": on the blocking pool,
+/// up to three times as many ran at once, preempting each other, and the
+/// seed update's throughput on two cores was 7–21 % lower).
 pub(crate) fn seal_sensitive(
     crypto: &Crypto,
     key: UserCardKey<'_>,
