@@ -135,6 +135,16 @@ impl UserCardRecord {
     }
 }
 
+/// A statement meant for one row by its key: `rows` it inserted or
+/// changed, none when the row (or its brand) does not exist.
+fn one_row(rows: u64) -> Result<(), StorageError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StorageError::NotFound)
+    }
+}
+
 /// Whether a stored card may take a member record for `openid`.
 fn card_takes_records(card: Option<&UserCardRecord>, openid: &str) -> Result<(), StorageError> {
     let card = card.ok_or(StorageError::NotFound)?;

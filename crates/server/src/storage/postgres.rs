@@ -30,7 +30,7 @@ use super::{
     DeliveryOutcome, HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotificationFilter,
     NotifyFn, OutboxRecord, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
     TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
-    template_takes_cards, to_json, token_spendable, wire_name,
+    one_row, template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
@@ -439,11 +439,7 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(classify)?;
-        if inserted == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+        one_row(inserted)
     }
 
     async fn set_brand_suspended(
@@ -460,11 +456,7 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(classify)?;
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+        one_row(changed)
     }
 
     async fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
@@ -958,11 +950,7 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(classify)?;
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+        one_row(changed)
     }
 
     async fn enqueue_notification(&self, notification: &OutboxRecord) -> Result<(), StorageError> {
@@ -1156,11 +1144,7 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(classify)?;
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+        one_row(changed)
     }
 
     async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {

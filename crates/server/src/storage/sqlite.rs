@@ -33,7 +33,7 @@ use super::{
     DeliveryOutcome, HolderCheck, MediaRecord, MemberRecord, NonceAdmission, NotificationFilter,
     NotifyFn, OutboxRecord, PointExchangeRecord, Recorded, SpentToken, Storage, StorageError,
     TokenRecord, UserCardKey, UserCardRecord, card_takes_records, decode_json, decode_wire,
-    template_takes_cards, to_json, token_spendable, wire_name,
+    one_row, template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// How often expired nonces are deleted, in seconds.
@@ -509,13 +509,7 @@ impl SqliteDb {
                 ],
             )
             .map_err(classify)
-            .and_then(|inserted| {
-                if inserted == 1 {
-                    Ok(())
-                } else {
-                    Err(StorageError::NotFound)
-                }
-            })
+            .and_then(|inserted| one_row(inserted as u64))
     }
 
     pub(super) fn set_brand_suspended(
@@ -530,11 +524,7 @@ impl SqliteDb {
                 params![brand_id, suspended],
             )
             .map_err(classify)?;
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+        one_row(changed as u64)
     }
 
     pub(super) fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
@@ -928,11 +918,7 @@ impl SqliteDb {
                 params![sealed, brand_id],
             )
             .map_err(classify)?;
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+        one_row(changed as u64)
     }
 
     pub(super) fn enqueue_notification(
@@ -1116,11 +1102,7 @@ impl SqliteDb {
                     params![now, id],
                 )
                 .map_err(classify)?;
-            if changed == 1 {
-                Ok(())
-            } else {
-                Err(StorageError::NotFound)
-            }
+            one_row(changed as u64)
         })
     }
 
