@@ -305,13 +305,12 @@ pub(crate) async fn delete_card(
         .inspect(|_| state.outbox.wake())
 }
 
-/// The provider asks the brand for a member's points balance
-/// (`SYNC_USER_POINT`); the brand answers with a points sync.
-pub(crate) async fn ask_points(
+/// The card at `key`, held by `openid`.
+async fn held_card(
     state: &Arc<AppState>,
     key: UserCardKey<'_>,
     openid: &str,
-) -> Result<String, MemberError> {
+) -> Result<UserCardRecord, MemberError> {
     let card = state
         .storage
         .user_card(key)
@@ -321,6 +320,17 @@ pub(crate) async fn ask_points(
     if card.openid != openid {
         return Err(refused("the card is held by another user"));
     }
+    Ok(card)
+}
+
+/// The provider asks the brand for a member's points balance
+/// (`SYNC_USER_POINT`); the brand answers with a points sync.
+pub(crate) async fn ask_points(
+    state: &Arc<AppState>,
+    key: UserCardKey<'_>,
+    openid: &str,
+) -> Result<String, MemberError> {
+    let card = held_card(state, key, openid).await?;
     let content = notify::SyncUserPoint {
         brand_id: card.brand_id.clone(),
         card_id: card.card_id.clone(),
@@ -395,15 +405,7 @@ pub(crate) async fn request_point_exchange(
     deduct_points: i64,
 ) -> Result<String, MemberError> {
     let now = state.now_for(key.brand_id);
-    let card = state
-        .storage
-        .user_card(key)
-        .await
-        .map_err(storage)?
-        .ok_or_else(|| refused("no such card"))?;
-    if card.openid != openid {
-        return Err(refused("the card is held by another user"));
-    }
+    let card = held_card(state, key, openid).await?;
     if current_state(&card, now) != UserCardState::Effective {
         return Err(refused("only an effective card can trade points"));
     }
