@@ -14,7 +14,7 @@ use crate::helpers::{
     CODE, console_http as http, console_session as session, console_token as token, paced,
     spawn_app,
 };
-use crate::notifications::TestReceiver;
+use crate::notifications::{TestReceiver, notify_to};
 
 #[tokio::test]
 async fn the_console_needs_the_admin_token_and_every_form_its_csrf_token() {
@@ -222,14 +222,10 @@ async fn a_person_walks_the_console_in_a_real_browser() {
         .user_card(&app);
     app.get_card().await.user_card(&app);
     let receiver = TestReceiver::start(&[]).await;
-    let patch = serde_json::to_vec(&json!({"notify_url": receiver.url()})).unwrap();
-    paced(
+    notify_to(
         &app,
-        &app.signed(
-            "PATCH",
-            "/brand/card-member/cards/pDevSignUp000000000000000001",
-            &patch,
-        ),
+        card_member_server::DEV_SIGNUP_CARD_ID,
+        &receiver.url(),
     )
     .await;
     let body = serde_json::to_vec(

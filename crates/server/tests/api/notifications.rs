@@ -123,7 +123,7 @@ impl TestReceiver {
 }
 
 /// Points a template's notifications at `url`.
-async fn notify_to(app: &TestApp, card_id: &str, url: &str) {
+pub(crate) async fn notify_to(app: &TestApp, card_id: &str, url: &str) {
     let body = serde_json::to_vec(&json!({"notify_url": url})).unwrap();
     let answer = paced(
         app,

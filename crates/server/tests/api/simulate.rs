@@ -7,7 +7,7 @@ use card_member_server::{Application, DEV_SIGNUP_CARD_ID, Settings};
 use serde_json::{Value, json};
 
 use crate::helpers::{OPENID, TestApp, paced, spawn_app};
-use crate::notifications::TestReceiver;
+use crate::notifications::{TestReceiver, notify_to};
 
 async fn simulate(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     let response = reqwest::Client::new()
@@ -57,16 +57,7 @@ async fn read_card(app: &TestApp, card: &Value) -> Value {
 async fn a_user_opens_the_component_signs_up_and_the_brand_is_told() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start(&[]).await;
-    let patch = serde_json::to_vec(&json!({"notify_url": receiver.url()})).unwrap();
-    paced(
-        &app,
-        &app.signed(
-            "PATCH",
-            &format!("/brand/card-member/cards/{DEV_SIGNUP_CARD_ID}"),
-            &patch,
-        ),
-    )
-    .await;
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
     let token = token(&app, "oSimulated").await;
     let opened: Value = serde_json::from_slice(
         &reqwest::get(format!("http://{}/simulate/tokens/{token}", app.address))
