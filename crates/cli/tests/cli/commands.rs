@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::Value;
 
-use crate::helpers::{BIN, args, card_member, start_server, wait_healthy};
+use crate::helpers::{BIN, args, card_member, json_of, start_server, wait_healthy};
 
 #[test]
 fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm() {
@@ -544,20 +544,6 @@ async fn feeds_create_and_points_sync_print_what_was_recorded_and_repeat_the_fir
     .await;
     assert_eq!(conflict.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&conflict.stderr).contains("INVALID_REQUEST"));
-}
-
-/// Runs the binary with the development credentials; its JSON output.
-async fn json_of(server: &crate::helpers::Server, command: &[&str]) -> Value {
-    let mut full: Vec<&str> = command.to_vec();
-    let credentials = server.credentials.to_str().unwrap();
-    full.extend(["--credentials", credentials]);
-    let output = card_member(args(&full), server.dir.path()).await;
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,7 +12,8 @@ use card_member_server::DEV_SIGNUP_CARD_ID;
 use serde_json::Value;
 
 use crate::helpers::{
-    BIN, Server, args, card_member, free_port, start_on_a_free_port, start_server, wait_healthy,
+    BIN, Server, args, card_member, free_port, json_of, start_on_a_free_port, start_server,
+    wait_healthy,
 };
 
 /// `card-member listen` as a child, its stdout lines on a channel.
@@ -68,19 +69,6 @@ impl Drop for Listening {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-async fn json_of(server: &Server, command: &[&str]) -> Value {
-    let mut full: Vec<&str> = command.to_vec();
-    let credentials = server.credentials.to_str().unwrap();
-    full.extend(["--credentials", credentials]);
-    let output = card_member(args(&full), server.dir.path()).await;
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -88,6 +88,21 @@ pub(crate) async fn card_member(args: Vec<String>, cwd: &Path) -> Output {
     .unwrap()
 }
 
+/// Runs the binary with the server's development credentials; asserts it
+/// succeeded and returns its JSON output.
+pub(crate) async fn json_of(server: &Server, command: &[&str]) -> serde_json::Value {
+    let mut full: Vec<&str> = command.to_vec();
+    let credentials = server.credentials.to_str().unwrap();
+    full.extend(["--credentials", credentials]);
+    let output = card_member(args(&full), server.dir.path()).await;
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 pub(crate) fn args(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
