@@ -313,6 +313,17 @@ struct UpdateArgs {
     connect: ConnectArgs,
 }
 
+impl UpdateArgs {
+    /// The update these arguments describe: the JSON file's fields, the
+    /// flags over them, then `--card-id` and `--openid` over both.
+    fn update(&self) -> Result<card_member_client::UserCardUpdate, CliError> {
+        let mut input = card_input(self.json.as_ref(), &self.fields)?;
+        input.card_id = self.card_id.clone().or(input.card_id);
+        input.openid = self.openid.clone().or(input.openid);
+        Ok(input.into_update()?)
+    }
+}
+
 #[derive(Debug, Args)]
 struct GetArgs {
     /// The card's code.
@@ -453,30 +464,16 @@ enum ConfirmStateArg {
     CreateCardAlreadyExists,
 }
 
+/// A confirm: the outcome, and the card (its code from the
+/// USER_CARD.CREATE notification) with any fields to set, as `update` takes
+/// them.
 #[derive(Debug, Args)]
 struct ConfirmArgs {
-    /// The card's code (from the USER_CARD.CREATE notification).
-    user_card_code: String,
     /// The outcome of the sign-up.
     #[arg(long, value_enum)]
     state: ConfirmStateArg,
-    /// The card template ID.
-    #[arg(long)]
-    card_id: Option<String>,
-    /// The holder's openid.
-    #[arg(long)]
-    openid: Option<String>,
     #[command(flatten)]
-    fields: CardFlags,
-    /// Card fields to set with the confirm, as a JSON object; flags
-    /// override it.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Print sensitive fields decrypted.
-    #[arg(long)]
-    decrypt: bool,
-    #[command(flatten)]
-    connect: ConnectArgs,
+    card: UpdateArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -800,10 +797,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve(args),
         Command::Brands(command) => brands_command(command),
         Command::Update(args) => {
-            let mut input = card_input(args.json.as_ref(), &args.fields)?;
-            input.card_id = args.card_id.or(input.card_id);
-            input.openid = args.openid.or(input.openid);
-            let update = input.into_update()?;
+            let update = args.update()?;
             let client = args.connect.client(false)?;
             let card =
                 runtime()?.block_on(client.user_cards().update(&args.user_card_code, &update))?;
@@ -937,12 +931,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .collect::<Result<Vec<_>, _>>()?;
             print_json(&cards)
         }
-        Command::Confirm(args) => {
-            let mut input = card_input(args.json.as_ref(), &args.fields)?;
-            input.card_id = args.card_id.or(input.card_id);
-            input.openid = args.openid.or(input.openid);
-            let update = input.into_update()?;
-            let outcome = match args.state {
+        Command::Confirm(ConfirmArgs { state, card: args }) => {
+            let update = args.update()?;
+            let outcome = match state {
                 ConfirmStateArg::CreateCardSuccess => UserCardConfirmState::CreateCardSuccess,
                 ConfirmStateArg::CreateCardFail => UserCardConfirmState::CreateCardFail,
                 ConfirmStateArg::CreateCardAlreadyExists => {
