@@ -392,16 +392,16 @@ async fn send(
     }
 }
 
-/// The database histogram's sum (seconds) and count, from `/metrics`.
-async fn database_totals(http: &reqwest::Client, base_url: &str) -> (f64, f64) {
-    let text = metrics_text(http, base_url).await;
+/// The database histogram's sum (seconds) and count, from a `/metrics`
+/// text.
+fn database_totals(text: &str) -> (f64, f64) {
     (
-        metric_value(&text, "card_member_database_duration_seconds_sum").unwrap_or(0.0),
-        metric_value(&text, "card_member_database_duration_seconds_count").unwrap_or(0.0),
+        metric_value(text, "card_member_database_duration_seconds_sum").unwrap_or(0.0),
+        metric_value(text, "card_member_database_duration_seconds_count").unwrap_or(0.0),
     )
 }
 
-/// The server's private-key counters from `/metrics`: decryptions,
+/// The server's private-key counters from a `/metrics` text: decryptions,
 /// signatures, and their CPU and wall seconds.
 #[derive(Clone, Copy, Default)]
 struct PrivateKeyTotals {
@@ -412,9 +412,8 @@ struct PrivateKeyTotals {
 }
 
 impl PrivateKeyTotals {
-    async fn read(http: &reqwest::Client, base_url: &str) -> Self {
-        let text = metrics_text(http, base_url).await;
-        let value = |name: &str| metric_value(&text, name).unwrap_or(0.0);
+    fn read(text: &str) -> Self {
+        let value = |name: &str| metric_value(text, name).unwrap_or(0.0);
         Self {
             decryptions: value(
                 "card_member_rsa_private_key_operations_total{kind=\"oaep_decrypt\"}",
@@ -744,8 +743,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         };
         let requests = Arc::new(requests);
         let rss_before = peak_rss_mib(pid);
-        let database_before = database_totals(&http, &base_url).await;
-        let private_keys_before = PrivateKeyTotals::read(&http, &base_url).await;
+        let metrics_before = metrics_text(&http, &base_url).await;
+        let database_before = database_totals(&metrics_before);
+        let private_keys_before = PrivateKeyTotals::read(&metrics_before);
         let cpu_before = cpu_seconds(pid);
         let client_cpu_before = cpu_seconds(std::process::id());
         let steal_before = machine_steal_and_total();
@@ -818,8 +818,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             0.0
         };
         let rss = peak_rss_mib(pid);
-        let database_after = database_totals(&http, &base_url).await;
-        let private_keys = PrivateKeyTotals::read(&http, &base_url).await.since(
+        let metrics_after = metrics_text(&http, &base_url).await;
+        let database_after = database_totals(&metrics_after);
+        let private_keys = PrivateKeyTotals::read(&metrics_after).since(
             &private_keys_before,
             sign_time,
             decrypt_time,
