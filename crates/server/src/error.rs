@@ -1,11 +1,44 @@
 //! The one server error type: every failure is answered through it, with the
 //! API's error body, its HTTP status and a stable internal error number that
-//! ends the `Request-ID` (`…-1004`).
+//! ends the `Request-ID` (`…-1004`); and the error of starting the server
+//! or of an administrative command.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use card_member_protocol::error::{ErrorBody, ErrorCode, ErrorDetail, Location};
 use card_member_protocol::validation::Violation;
+
+use crate::storage::{OpenError, StorageError};
+
+/// The server could not start (or an administrative command failed).
+#[derive(Debug)]
+pub struct StartError(pub(crate) String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<OpenError> for StartError {
+    fn from(error: OpenError) -> Self {
+        StartError(error.0)
+    }
+}
+
+/// A storage failure no handler mapped itself: a database that cannot be
+/// reached or written right now is 503, anything else 500 (its cause
+/// logged, the body generic).
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Unavailable(_) => ApiError::unavailable(&error),
+            other => ApiError::internal(&other),
+        }
+    }
+}
 
 /// The internal error number of a response, read by the `Request-ID` layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

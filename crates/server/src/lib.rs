@@ -33,51 +33,28 @@
 //! # }
 //! ```
 
-mod app;
-mod auth;
-mod bootstrap;
-pub mod brands;
-mod connections;
-mod console;
+mod admin;
+mod application;
+mod clock;
 mod crypto;
+mod domain;
 mod error;
-mod layers;
-mod member;
-mod metrics;
-mod notifications;
-pub mod openapi;
-pub mod outbox;
-mod rate_limit;
-mod recent;
-mod replay;
-mod routes;
-mod sealing;
-pub mod settings;
+mod http;
+mod ops;
+mod state;
 mod storage;
-mod tls;
 
-use std::fmt;
-
-pub use app::{Application, ServerHandle, SignedUp};
-pub use bootstrap::{
+pub use admin::bootstrap::{
     DEV_BRAND_ID, DEV_CARD_ID, DEV_NOTIFY_URL, DEV_OPENID, DEV_SIGNUP_CARD_ID, DEV_USER_CARD_CODE,
     DevCredentials,
 };
-pub use member::{MemberError, SignUpForm};
-pub use settings::{Database, LogFormat, Settings};
+pub use admin::{brands, notifications as outbox};
+pub use application::{Application, ServerHandle, SignedUp};
+pub use domain::member::{MemberError, SignUpForm};
+pub use error::StartError;
+pub use http::openapi;
+pub use ops::settings::{self, Database, LogFormat, Settings};
 pub use storage::{AuditEntry, BrandCertificate, BrandRecord};
-
-/// The server could not start (or an administrative command failed).
-#[derive(Debug)]
-pub struct StartError(pub(crate) String);
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

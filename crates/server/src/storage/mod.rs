@@ -20,6 +20,8 @@
 
 mod migrations;
 mod postgres;
+mod rate_limit;
+mod replay;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,10 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use sqlite::SqliteStorage;
+
+use crate::clock::Clock;
+use crate::ops::metrics::Metrics;
+use crate::ops::settings::{Database, Settings};
 
 /// Stored JSON of a value (templates, validity, user information).
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -845,6 +851,50 @@ pub(crate) trait Storage: Send + Sync {
     ) -> Result<Result<(), std::time::Duration>, StorageError>;
 }
 
+/// Storage could not be opened: the database named cannot be reached,
+/// created or migrated.
+#[derive(Debug)]
+pub(crate) struct OpenError(pub(crate) String);
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Opens the storage `settings` name and applies its migrations; `true`
+/// when no brand is registered yet (a first start).
+pub(crate) async fn open(settings: &Settings, clock: &Clock) -> Result<(Backend, bool), OpenError> {
+    let backend = match settings
+        .database()
+        .map_err(|err| OpenError(err.to_string()))?
+    {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|err| {
+                    OpenError(format!("cannot create {}: {err}", parent.display()))
+                })?;
+            }
+            Backend::Sqlite(
+                SqliteStorage::open(&path, clock.clone())
+                    .await
+                    .map_err(|err| OpenError(format!("{}: {err}", path.display())))?,
+            )
+        }
+        Database::Postgres(url) => Backend::Postgres(
+            PostgresStorage::open(&url, settings.database_max_connections)
+                .await
+                .map_err(|err| OpenError(format!("PostgreSQL: {err}")))?,
+        ),
+    };
+    let fresh = TimedStorage::untimed(backend.clone())
+        .list_brands()
+        .await
+        .map_err(|err| OpenError(err.to_string()))?
+        .is_empty();
+    Ok((backend, fresh))
+}
+
 /// The backend a server runs on.
 #[derive(Clone)]
 pub(crate) enum Backend {
@@ -857,7 +907,7 @@ pub(crate) enum Backend {
 #[derive(Clone)]
 pub(crate) struct TimedStorage {
     pub(crate) backend: Backend,
-    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 /// Calls the backend's method, timing it.

@@ -24,9 +24,9 @@ use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
 };
 
-use crate::app::unix_now;
-use crate::rate_limit::RateLimiter;
-use crate::replay::{ReplayGuard, expiry};
+use super::rate_limit::RateLimiter;
+use super::replay::{ReplayGuard, expiry};
+use crate::clock::Clock;
 
 use super::{
     AttemptRecord, AuditEntry, BrandCertificate, BrandRecord, CardRecord, CardSearch, Change,
@@ -78,14 +78,15 @@ pub(crate) struct SqliteDb {
     limiter: RateLimiter,
     /// Where uploaded images are kept: `media/` beside the database file.
     media_dir: std::path::PathBuf,
+    clock: Clock,
 }
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and applies migrations
     /// (off the async workers).
-    pub(crate) async fn open(path: &Path) -> Result<Self, StorageError> {
+    pub(crate) async fn open(path: &Path, clock: Clock) -> Result<Self, StorageError> {
         let path = path.to_owned();
-        let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path))
+        let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path, clock))
             .await
             .map_err(|err| StorageError::Internal(err.to_string()))??;
         Ok(Self(Arc::new(db)))
@@ -106,7 +107,7 @@ impl SqliteStorage {
 
 impl SqliteDb {
     /// Opens (creating if needed) the database file and applies migrations.
-    fn open(path: &Path) -> Result<Self, StorageError> {
+    fn open(path: &Path, clock: Clock) -> Result<Self, StorageError> {
         let connection = Connection::open(path).map_err(classify)?;
         connection
             .busy_timeout(Duration::from_secs(5))
@@ -126,9 +127,10 @@ impl SqliteDb {
                 .parent()
                 .unwrap_or_else(|| Path::new("."))
                 .join("media"),
+            clock,
         };
         storage.migrate()?;
-        storage.load_nonces(unix_now())?;
+        storage.load_nonces(storage.clock.unix_now())?;
         // One process per file: leases a killed run held are void.
         storage
             .lock()
@@ -212,7 +214,7 @@ impl SqliteDb {
                     .map_err(classify)?;
             }
         }
-        let now = unix_now();
+        let now = self.clock.unix_now();
         if now - self.nonces_pruned_at.load(Ordering::Relaxed) >= NONCE_PRUNE_INTERVAL_SECS {
             tx.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])
                 .map_err(classify)?;
@@ -1607,7 +1609,7 @@ mod tests {
     #[test]
     fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
         for search in [
             CardSearch {
                 user_card_code: Some("BULK1".into()),
@@ -1642,8 +1644,8 @@ mod tests {
     #[test]
     fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
-        let now = unix_now();
+        let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+        let now = Clock::default().unix_now();
         assert_eq!(
             db.first_use_of_nonce("b", "n", now, now).unwrap(),
             NonceAdmission::Unsaved
@@ -1662,8 +1664,8 @@ mod tests {
     #[test]
     fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
-        let now = unix_now();
+        let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+        let now = Clock::default().unix_now();
         db.first_use_of_nonce("b", "n", now, now).unwrap();
         let failed: Result<(), _> = db.write(|_| Err(StorageError::NotFound));
         assert!(failed.is_err());

@@ -32,7 +32,7 @@ impl Backend {
 
 async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStorage::open(&dir.path().join("test.db"))
+    let sqlite = SqliteStorage::open(&dir.path().join("test.db"), Clock::default())
         .await
         .unwrap();
     let url = card_member_testkit::postgres().create_database();
@@ -517,14 +517,14 @@ async fn migrations_apply_once_and_reopening_keeps_the_data() {
     let again = PostgresStorage::open(&url, 2).await.unwrap();
     assert!(again.brand("b").await.unwrap().is_some());
     let dir = tempfile::tempdir().unwrap();
-    SqliteStorage::open(&dir.path().join("t.db"))
+    SqliteStorage::open(&dir.path().join("t.db"), Clock::default())
         .await
         .unwrap()
         .add_brand(&brand("b"), NOW)
         .await
         .unwrap();
     assert!(
-        SqliteStorage::open(&dir.path().join("t.db"))
+        SqliteStorage::open(&dir.path().join("t.db"), Clock::default())
             .await
             .unwrap()
             .brand("b")
@@ -536,7 +536,7 @@ async fn migrations_apply_once_and_reopening_keeps_the_data() {
 
 /// A nonce admitted now by `storage`, as the server admits it.
 async fn admit_now(storage: &impl Storage, nonce: &str) -> NonceAdmission {
-    let now = crate::app::unix_now();
+    let now = Clock::default().unix_now();
     storage
         .first_use_of_nonce("b", nonce, now, now)
         .await
@@ -548,7 +548,7 @@ async fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path).await.unwrap();
+        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
         storage.add_brand(&brand("b"), NOW).await.unwrap();
         assert_eq!(admit_now(&storage, "read").await, NonceAdmission::Unsaved);
         storage.record_nonce("b", "read").await.unwrap();
@@ -562,7 +562,7 @@ async fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change(
             NonceAdmission::Unsaved
         );
     }
-    let reopened = SqliteStorage::open(&path).await.unwrap();
+    let reopened = SqliteStorage::open(&path, Clock::default()).await.unwrap();
     assert_eq!(admit_now(&reopened, "read").await, NonceAdmission::Replayed);
     assert_eq!(
         admit_now(&reopened, "write").await,
@@ -580,7 +580,7 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path).await.unwrap();
+        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
         storage.add_brand(&brand("b"), NOW).await.unwrap();
         assert_eq!(admit_now(&storage, "n").await, NonceAdmission::Unsaved);
         let missing = UserCardKey {
@@ -599,7 +599,7 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
         assert!(matches!(failed, Err(StorageError::NotFound)));
         storage.record_nonce("b", "n").await.unwrap();
     }
-    let reopened = SqliteStorage::open(&path).await.unwrap();
+    let reopened = SqliteStorage::open(&path, Clock::default()).await.unwrap();
     assert_eq!(admit_now(&reopened, "n").await, NonceAdmission::Replayed);
 }
 
@@ -607,9 +607,9 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
 async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let now = crate::app::unix_now();
+    let now = Clock::default().unix_now();
     {
-        let storage = SqliteStorage::open(&path).await.unwrap();
+        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
         let stale = now - 2 * card_member_protocol::TIMESTAMP_WINDOW_SECS;
         storage
             .first_use_of_nonce("b", "old", stale, stale)
@@ -619,7 +619,7 @@ async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
         assert_eq!(admit_now(&storage, "fresh").await, NonceAdmission::Unsaved);
         storage.record_nonce("b", "fresh").await.unwrap();
     }
-    let reopened = SqliteStorage::open(&path).await.unwrap();
+    let reopened = SqliteStorage::open(&path, Clock::default()).await.unwrap();
     assert_eq!(
         reopened
             .first_use_of_nonce("b", "old", now, now)
@@ -658,7 +658,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     }
     for _ in 0..2 {
-        let storage = SqliteStorage::open(&path).await.unwrap();
+        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
         assert_eq!(storage.brand_ids().await.unwrap(), ["b"]);
     }
     let versions: Vec<i64> = rusqlite::Connection::open(&path)
@@ -722,7 +722,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
 async fn a_database_with_a_migration_this_build_lacks_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("newer.db");
-    drop(SqliteStorage::open(&path).await.unwrap());
+    drop(SqliteStorage::open(&path, Clock::default()).await.unwrap());
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute(
@@ -731,7 +731,10 @@ async fn a_database_with_a_migration_this_build_lacks_is_refused() {
             [],
         )
         .unwrap();
-    let refused = SqliteStorage::open(&path).await.err().expect("refused");
+    let refused = SqliteStorage::open(&path, Clock::default())
+        .await
+        .err()
+        .expect("refused");
     assert!(refused.to_string().contains("migration"), "{refused}");
 }
 
@@ -819,7 +822,7 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
     for backend in backends().await {
         seeded(&backend).await;
         let storage = &backend.storage;
-        let now = crate::app::unix_now();
+        let now = Clock::default().unix_now();
         let token = TokenRecord {
             token: "tok".into(),
             brand_id: "b".into(),
@@ -1056,7 +1059,7 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path).await.unwrap();
+        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
         storage.add_brand(&brand("b"), NOW).await.unwrap();
     }
     {
@@ -1068,7 +1071,7 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
             )
             .unwrap();
     }
-    let storage = SqliteStorage::open(&path).await.unwrap();
+    let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
     let card = storage.card("b", "old").await.unwrap().unwrap().card;
     assert_eq!(card.state, CardState::CardEffective);
     let (listed, _) = storage
@@ -1106,7 +1109,7 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
             continue;
         };
         let storage = &backend.storage;
-        let now = crate::app::unix_now();
+        let now = Clock::default().unix_now();
         for index in 0..30 {
             storage
                 .enqueue_notification(&OutboxRecord {

@@ -17,11 +17,12 @@ use card_member_protocol::model::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::user_cards::{card_request, change_fields, render};
-use crate::app::{AppState, storage_error};
-use crate::auth::Authenticated;
+use super::card_request;
+use crate::domain::user_cards::{change_fields, render};
 use crate::error::ApiError;
-use crate::layers::RequestId;
+use crate::http::auth::Authenticated;
+use crate::http::layers::RequestId;
+use crate::state::AppState;
 use crate::storage::{Storage, StorageError, TokenRecord, wire_name};
 
 /// A token like the provider's: 32 characters of `0-9a-zA-Z`, 190 bits of
@@ -58,7 +59,7 @@ pub(crate) async fn create_pre_auth_token(
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::template_not_found(),
             StorageError::TemplateInvalid => ApiError::template_invalid(),
-            other => storage_error(other),
+            other => other.into(),
         })?;
     Ok(super::json_ok(&PreAuthToken {
         token: token.token,
@@ -81,8 +82,8 @@ pub(crate) async fn confirm_user_card(
     )?;
     let record = change_fields(
         &state,
-        &auth,
-        &request_id,
+        &auth.brand_id,
+        &request_id.0,
         &request.update,
         Some(request.user_card_confirm_state),
     )
@@ -174,7 +175,7 @@ pub(crate) async fn confirm_point_exchange(
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::not_found("record_id"),
             StorageError::Refused(message) => ApiError::refused(message),
-            other => storage_error(other),
+            other => other.into(),
         })?;
     let answer: ExchangeCouponResult =
         serde_json::from_str(settled.answer.as_deref().unwrap_or(""))

@@ -39,7 +39,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// How long connections may take, and how many may be open.
 #[derive(Clone, Copy, Debug)]

@@ -10,15 +10,12 @@ use axum::response::{IntoResponse, Response};
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 use card_member_protocol::media::{ImageMeta, ImageType, MAX_IMAGE_BYTES, sha256_hex};
 use card_member_protocol::model::ImageUpload;
-use time::OffsetDateTime;
 
-use crate::app::{AppState, storage_error};
-use crate::auth::Authenticated;
+use crate::domain::media::store_image;
 use crate::error::ApiError;
-use crate::storage::{MediaRecord, Storage};
-
-/// Where images are served, below the server's public URL.
-pub(crate) const MEDIA_PATH: &str = "/media";
+use crate::http::auth::Authenticated;
+use crate::state::AppState;
+use crate::storage::Storage;
 
 /// Stores an image and answers its permanent URL. The signature covered
 /// `meta`; the file is bound to it by its digest. The type is read from
@@ -57,21 +54,16 @@ pub(crate) async fn upload_image(
             "file: only JPG, JPEG, PNG and BMP images are accepted (read from the content, not the name)",
         )
     })?;
-    let media_id = format!("{digest}.{}", kind.extension());
-    state
-        .storage
-        .save_image(&MediaRecord {
-            media_id: media_id.clone(),
-            brand_id: auth.brand_id.clone(),
-            content_type: kind.content_type().to_owned(),
-            bytes: file.to_vec(),
-            created_at: format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME),
-        })
-        .await
-        .map_err(storage_error)?;
-    Ok(super::json_ok(&ImageUpload {
-        media_url: format!("{}{MEDIA_PATH}/{media_id}", state.public_url),
-    }))
+    let media_url = store_image(
+        &state.storage,
+        &state.public_url,
+        &auth.brand_id,
+        kind,
+        file.to_vec(),
+        &format_rfc3339_millis(time::OffsetDateTime::now_utc(), CHINA_STANDARD_TIME),
+    )
+    .await?;
+    Ok(super::json_ok(&ImageUpload { media_url }))
 }
 
 /// An uploaded image, to anyone who has its URL (a card's picture is shown
@@ -102,6 +94,6 @@ pub(crate) async fn serve_image(
         )
             .into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(err) => storage_error(err).into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }

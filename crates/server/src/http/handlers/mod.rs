@@ -1,4 +1,6 @@
-//! Handlers, one file per resource, named after the URL.
+//! Handlers, one file per resource, named after the URL: each parses the
+//! request, calls the rules below (`domain`, `storage`) and renders the
+//! answer. What they share to read a request is here.
 
 pub(crate) mod activity;
 pub(crate) mod cards;
@@ -8,12 +10,15 @@ pub(crate) mod membership;
 pub(crate) mod simulate;
 pub(crate) mod user_cards;
 
-use axum::extract::Query;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use card_member_protocol::validation::Violation;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::http::auth::Authenticated;
 
 /// A 200 JSON answer; the signing layer signs these exact bytes.
 pub(crate) fn json_ok<T: Serialize>(value: &T) -> Response {
@@ -68,4 +73,28 @@ pub(crate) fn refuse_body(body: &[u8]) -> Result<(), ApiError> {
             "this endpoint takes no request body",
         ))
     }
+}
+
+/// A request on one card (`…/user-cards/{code}[/…]`) with a body that may
+/// take `card_id` from the query instead: `parse` gets the path's code, the
+/// body and `?card_id=`, the only query parameter allowed.
+pub(crate) fn card_request<R>(
+    code: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    auth: &Authenticated,
+    parse: impl FnOnce(&str, &[u8], Option<&str>) -> Result<R, Violation>,
+) -> Result<R, ApiError> {
+    let code = path_code(code)?;
+    let query = query_params(uri, &["card_id"])?;
+    parse(&code, &auth.body, query_value(&query, "card_id"))
+        .map_err(|violation| ApiError::violation(&violation))
+}
+
+pub(crate) fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    code.map(|Path(code)| code).map_err(|_| {
+        ApiError::invalid_path(
+            "user_card_code",
+            "is not valid UTF-8 after percent-decoding",
+        )
+    })
 }

@@ -15,9 +15,9 @@ use card_member_protocol::model::{
 use time::OffsetDateTime;
 
 use super::{query_params, refuse_body};
-use crate::app::{AppState, storage_error};
-use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::http::auth::Authenticated;
+use crate::state::AppState;
 use crate::storage::{Storage, StorageError};
 
 /// A template ID like the provider's: `p` and 27 characters of `0-9a-zA-Z`.
@@ -40,7 +40,7 @@ fn card_error(error: StorageError) -> ApiError {
     match error {
         StorageError::NotFound => ApiError::template_not_found(),
         StorageError::TemplateInvalid => ApiError::template_not_changeable(),
-        other => storage_error(other),
+        other => other.into(),
     }
 }
 
@@ -70,7 +70,7 @@ pub(crate) async fn create_card(
         .await
         .map_err(|err| match err {
             StorageError::OutRequestNoReused => ApiError::out_request_no_reused(),
-            other => storage_error(other),
+            other => other.into(),
         })?;
     Ok(super::json_ok(&record.card))
 }
@@ -84,8 +84,7 @@ pub(crate) async fn get_card(
     let record = state
         .storage
         .card(&auth.brand_id, &card_id)
-        .await
-        .map_err(storage_error)?
+        .await?
         .ok_or_else(ApiError::template_not_found)?;
     Ok(super::json_ok(&record.card))
 }
@@ -106,8 +105,7 @@ pub(crate) async fn list_cards(
             query.offset,
             query.limit,
         )
-        .await
-        .map_err(storage_error)?;
+        .await?;
     Ok(super::json_ok(&Page {
         data,
         total_count,

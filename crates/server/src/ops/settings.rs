@@ -432,8 +432,8 @@ mod tests {
 
     #[test]
     fn every_setting_is_in_the_configuration_reference() {
-        let reference = include_str!("../../../docs/configuration.md");
-        let example = include_str!("../../../examples/card-member.toml");
+        let reference = include_str!("../../../../docs/configuration.md");
+        let example = include_str!("../../../../examples/card-member.toml");
         for key in KEYS {
             let variable = format!("{ENV_PREFIX}{}", key.to_uppercase());
             assert!(

@@ -33,8 +33,8 @@ use card_member_protocol::response::HEADER_SERIAL;
 
 use card_member_protocol::media::MAX_IMAGE_BYTES;
 
-use crate::app::{AppState, storage_error};
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::storage::{BrandCertificate, NonceAdmission, Storage, TimedStorage};
 
 /// What authentication established about a request, for the handlers.
@@ -97,7 +97,7 @@ impl UnsavedNonce {
         self.storage
             .record_nonce(&self.brand_id, &self.nonce)
             .await
-            .map_err(storage_error)
+            .map_err(ApiError::from)
     }
 }
 
@@ -148,13 +148,18 @@ async fn verify(
     let brand_id = Some(authorization.brand_id.clone());
     let refuse = |error: ApiError| (error, brand_id.clone());
 
-    let now = crate::app::unix_now();
+    let now = state.clock.unix_now();
     if now.abs_diff(authorization.timestamp) >= TIMESTAMP_WINDOW_SECS.unsigned_abs() {
         return Err(refuse(ApiError::stale_timestamp()));
     }
 
     let brand = state
-        .brand(&authorization.brand_id, &authorization.serial_no)
+        .brands
+        .brand(
+            &state.storage,
+            &authorization.brand_id,
+            &authorization.serial_no,
+        )
         .await
         .map_err(refuse)?
         .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
@@ -214,7 +219,7 @@ async fn verify(
             now,
         )
         .await
-        .map_err(|err| refuse(storage_error(err)))?;
+        .map_err(|err| refuse(ApiError::from(err)))?;
     match admitted {
         NonceAdmission::Replayed => return Err(refuse(ApiError::replayed_nonce())),
         NonceAdmission::Recorded => {}
@@ -240,7 +245,7 @@ async fn verify(
         .storage
         .take_rate_slot(&authorization.brand_id, &endpoint, per_second)
         .await
-        .map_err(|err| refuse(storage_error(err)))?;
+        .map_err(|err| refuse(ApiError::from(err)))?;
     if let Err(wait) = slot {
         state.metrics.rate_limited(&authorization.brand_id);
         return Err(refuse(ApiError::rate_limited(

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 use card_member_protocol::keys::PrivateKey;
-use card_member_protocol::media::{ImageType, sha256_hex};
+use card_member_protocol::media::ImageType;
 use card_member_protocol::model::{
     Card, CardDefinition, CardState, CardType, CodeMode, CodeType, CommonFieldFlag,
     CustomFieldDefinition, CustomFieldType, DateInfo, DateType, JumpInformation, UserCardState,
@@ -21,10 +21,11 @@ use card_member_protocol::secret::SecretString;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::StartError;
-use crate::sealing::DataKey;
+use crate::crypto::sealing::DataKey;
+use crate::domain::media::store_image;
+use crate::error::StartError;
 use crate::storage::{
-    AuditEntry, BrandCertificate, BrandRecord, MediaRecord, Storage, TimedStorage, UserCardRecord,
+    AuditEntry, BrandCertificate, BrandRecord, Storage, TimedStorage, UserCardRecord,
 };
 
 /// The demo brand of the development setup (the seed page's brand ID).
@@ -38,7 +39,7 @@ pub const DEV_SIGNUP_CARD_ID: &str = "pDevSignUp000000000000000001";
 /// `card-member listen`.
 pub const DEV_NOTIFY_URL: &str = "http://127.0.0.1:9000/notify";
 /// The card image the development setup uploads.
-const DEV_CARD_PICTURE: &[u8] = include_bytes!("../assets/dev-card.png");
+const DEV_CARD_PICTURE: &[u8] = include_bytes!("../../assets/dev-card.png");
 /// The demo user card (the seed page's `user_card_code`).
 pub const DEV_USER_CARD_CODE: &str = "478515832665";
 /// The demo holder (the seed page's `openid`).
@@ -215,15 +216,23 @@ pub(crate) async fn create_dev_setup(
         .set_brand_api_v3_key(
             DEV_BRAND_ID,
             &crypto.seal(
-                crate::notifications::api_v3_key_context(DEV_BRAND_ID),
+                crate::domain::notifications::api_v3_key_context(DEV_BRAND_ID),
                 &SecretString::new(api_v3_key.clone()),
             ),
         )
         .await
         .map_err(storage_error)?;
-    let media_url = upload_dev_picture(storage, base_url, &now)
-        .await
-        .map_err(storage_error)?;
+    let kind = ImageType::sniff(DEV_CARD_PICTURE).expect("the demo picture is a PNG");
+    let media_url = store_image(
+        storage,
+        base_url,
+        DEV_BRAND_ID,
+        kind,
+        DEV_CARD_PICTURE.to_vec(),
+        &now,
+    )
+    .await
+    .map_err(storage_error)?;
     for card in dev_templates(&media_url, &now) {
         storage
             .create_card(&card, "")
@@ -311,29 +320,6 @@ fn expose_secret<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(secret.expose())
-}
-
-/// Stores the demo card image as an upload would; its URL.
-async fn upload_dev_picture(
-    storage: &TimedStorage,
-    base_url: &str,
-    now: &str,
-) -> Result<String, crate::storage::StorageError> {
-    let kind = ImageType::sniff(DEV_CARD_PICTURE).expect("the demo picture is a PNG");
-    let media_id = format!("{}.{}", sha256_hex(DEV_CARD_PICTURE), kind.extension());
-    storage
-        .save_image(&MediaRecord {
-            media_id: media_id.clone(),
-            brand_id: DEV_BRAND_ID.to_owned(),
-            content_type: kind.content_type().to_owned(),
-            bytes: DEV_CARD_PICTURE.to_vec(),
-            created_at: now.to_owned(),
-        })
-        .await?;
-    Ok(format!(
-        "{base_url}{}/{media_id}",
-        crate::routes::media::MEDIA_PATH
-    ))
 }
 
 /// The two demo templates: the seed page's (codes the brand allocates, no

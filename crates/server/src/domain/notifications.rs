@@ -27,10 +27,10 @@ use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis}
 use card_member_protocol::notify::{EVENTS, Envelope, RESOURCE_TYPE, seal_resource};
 use card_member_protocol::secret::SecretString;
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::app::{AppState, unix_now};
-use crate::sealing::SealContext;
+use crate::crypto::sealing::SealContext;
+use crate::state::AppState;
 use crate::storage::{AttemptRecord, DeliveryOutcome, OutboxRecord, Storage};
 
 /// Waits after each failed attempt: after the first, 15 s, then 15 s,
@@ -124,33 +124,8 @@ pub(crate) fn new_notification(
         create_time: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
         state: "PENDING".to_owned(),
         attempts: 0,
-        next_attempt_at: unix_now(),
+        next_attempt_at: state.clock.unix_now(),
         last_error: None,
-    }
-}
-
-/// The worker's handle: wakes it when a notification is made here.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    wake: Notify,
-    /// Set when the server stops: the worker takes no more work (attempts
-    /// in flight finish and are recorded).
-    stopped: std::sync::atomic::AtomicBool,
-    /// Divides the schedule's waits (a setting for sandboxes and tests).
-    pub(crate) speedup: std::sync::atomic::AtomicU64,
-}
-
-impl Outbox {
-    /// A notification was committed: look now.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// The server stops: so does the worker.
-    pub(crate) fn stop(&self) {
-        self.stopped
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.wake.notify_one();
     }
 }
 
@@ -167,14 +142,10 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
         let all = Arc::new(Semaphore::new(IN_FLIGHT));
         let brands: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
         loop {
-            if state
-                .outbox
-                .stopped
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            if state.outbox.is_stopped() {
                 return;
             }
-            let now = unix_now();
+            let now = state.clock.unix_now();
             let claimed = state
                 .storage
                 .claim_notifications(now, now + LEASE_SECS, IN_FLIGHT as i64)
@@ -205,7 +176,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                 Err(err) => tracing::warn!(%err, "could not read the outbox"),
             }
             tokio::select! {
-                () = state.outbox.wake.notified() => {}
+                () = state.outbox.woken() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }
@@ -226,11 +197,8 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, notification: 
         Err(error) => (None, Some(error)),
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let speedup = state
-        .outbox
-        .speedup
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let outcome = next_outcome(error.is_none(), attempt, speedup, unix_now());
+    let speedup = state.outbox.speedup();
+    let outcome = next_outcome(error.is_none(), attempt, speedup, state.clock.unix_now());
     let label = match outcome {
         DeliveryOutcome::Delivered => "delivered",
         DeliveryOutcome::RetryAt(_) => "retry",
@@ -343,7 +311,7 @@ async fn send(
     let body = serde_json::to_vec(&envelope).expect("envelopes serialise");
     // On this worker, like every private-key operation (see
     // `routes::user_cards::seal_sensitive`).
-    let signature = state.crypto.sign_response(unix_now(), &body);
+    let signature = state.crypto.sign_response(state.clock.unix_now(), &body);
     let mut request = client
         .post(&notify_url)
         .header("Content-Type", "application/json");

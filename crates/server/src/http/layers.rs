@@ -11,9 +11,9 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
-use crate::auth::BrandOfRequest;
 use crate::error::{ApiError, ErrorCodeOf, ErrorNumber};
+use crate::http::auth::BrandOfRequest;
+use crate::state::AppState;
 
 /// The request's ID, without the error-number suffix.
 #[derive(Clone, Debug)]
@@ -83,7 +83,7 @@ pub(crate) async fn request_id_and_log(
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        state.recent.record(crate::recent::RequestEntry {
+        state.recent.record(crate::state::recent::RequestEntry {
             at_ms,
             brand_id: brand.clone(),
             method: method.to_string(),
@@ -125,7 +125,7 @@ pub(crate) async fn sign_response(
         Ok(body) => body,
         Err(err) => return ApiError::internal(&err).into_response(),
     };
-    let signature = state.crypto.sign_response(crate::app::unix_now(), &body);
+    let signature = state.crypto.sign_response(state.clock.unix_now(), &body);
     for (name, value) in signature.headers() {
         let name =
             HeaderName::from_bytes(name.as_bytes()).expect("the protocol's header names are valid");

@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 
 use super::view::{chart, csrf_field, mask, mask_phone, page, refusal};
 use super::{Session, csrf_refusal};
-use crate::app::{AppState, unix_now};
-use crate::member::{self, SignUpForm};
-use crate::routes::user_cards::{base64_decode_sealed, current_state, seal_context};
+use crate::domain::member::{self, SignUpForm};
+use crate::domain::user_cards::{base64_decode_sealed, current_state, seal_context};
+use crate::state::AppState;
 use crate::storage::{CardSearch, NotificationFilter, Storage, UserCardKey, wire_name};
 
 /// A storage failure, as a page.
@@ -36,7 +36,9 @@ fn when(unix_ms: i64) -> String {
 }
 
 pub(crate) async fn overview(State(state): State<Arc<AppState>>) -> Response {
-    let hour = state.recent.last_hour(unix_now().div_euclid(60));
+    let hour = state
+        .recent
+        .last_hour(state.clock.unix_now().div_euclid(60));
     #[allow(clippy::cast_precision_loss)]
     let rates: Vec<f64> = hour.iter().map(|(_, m)| m.requests as f64 / 60.0).collect();
     let p99s: Vec<f64> = hour.iter().map(|(_, m)| m.p99()).collect();
@@ -472,7 +474,7 @@ pub(crate) async fn requests(
             input name="route" value=(route) placeholder="route contains";
             button type="submit" { "filter" }
         }
-        p.muted { "The last " (crate::recent::KEPT) " API requests of this instance, newest first (200 shown). Never bodies or personal data." }
+        p.muted { "The last " (crate::state::recent::KEPT) " API requests of this instance, newest first (200 shown). Never bodies or personal data." }
         div.scroll { table #requests {
             tr { th { "time" } th { "brand" } th { "method" } th { "route" } th { "status" } th { "code" } th { "ms" } th { "Request-ID" } }
             @for r in &shown {
@@ -565,7 +567,11 @@ pub(crate) async fn resend(
     if let Some(refused) = csrf_refusal(&state, &session, &form.csrf) {
         return refused;
     }
-    match state.storage.resend_notification(&id, unix_now()).await {
+    match state
+        .storage
+        .resend_notification(&id, state.clock.unix_now())
+        .await
+    {
         Ok(()) => {
             state.outbox.wake();
             Redirect::to(&format!("/console/notifications/{id}")).into_response()

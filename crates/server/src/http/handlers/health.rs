@@ -8,14 +8,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{AppState, storage_error};
-use crate::metrics::OPENMETRICS;
+use crate::error::ApiError;
+use crate::ops::metrics::OPENMETRICS;
+use crate::state::AppState;
 use crate::storage::Storage;
 
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.storage.brand("").await {
         Ok(_) => super::json_ok(&serde_json::json!({"status": "ok"})),
-        Err(error) => storage_error(error).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 
@@ -35,11 +36,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
     };
     (
         [(header::CONTENT_TYPE, content_type)],
-        state.metrics.render(state.brands_cached()),
+        state.metrics.render(state.brands.cached()),
     )
         .into_response()
 }
 
 pub(crate) async fn openapi() -> Response {
-    super::json_ok(&crate::openapi::document())
+    super::json_ok(&crate::http::openapi::document())
 }

@@ -6,9 +6,11 @@
 
 use serde::Serialize;
 
-use crate::settings::Settings;
+use super::brands;
+use crate::clock::Clock;
+use crate::error::StartError;
+use crate::ops::settings::Settings;
 use crate::storage::{AttemptRecord, NotificationFilter, OutboxRecord, Storage, StorageError};
-use crate::{StartError, brands};
 
 /// A notification, without its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -119,7 +121,7 @@ pub fn show(settings: &Settings, id: &str) -> Result<(Notification, Vec<Attempt>
 pub fn resend(settings: &Settings, id: &str) -> Result<(), StartError> {
     brands::administer(settings, async |storage| {
         storage
-            .resend_notification(id, crate::app::unix_now())
+            .resend_notification(id, Clock::default().unix_now())
             .await
             .map_err(|err| match err {
                 StorageError::NotFound => StartError(format!("no notification {id}")),

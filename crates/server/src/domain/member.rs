@@ -18,9 +18,9 @@ use card_member_protocol::secret::SecretString;
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::notify;
 
-use crate::app::AppState;
-use crate::notifications::new_notification;
-use crate::routes::user_cards::{base64_encode, current_state, render, seal_context};
+use crate::domain::notifications::new_notification;
+use crate::domain::user_cards::{base64_encode, current_state, render, seal_context};
+use crate::state::AppState;
 use crate::storage::{
     AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, Storage, StorageError,
     StoredCommonField, StoredUserInfo, UserCardKey, UserCardRecord,
@@ -374,7 +374,7 @@ pub(crate) async fn advance_clock(
     {
         return Err(refused(format!("no brand {brand_id}")));
     }
-    let offset = state.clock_offset(brand_id).saturating_add(seconds);
+    let offset = state.clock.offset(brand_id).saturating_add(seconds);
     state
         .set_clock(brand_id, offset)
         .await

@@ -9,6 +9,8 @@
 //! microseconds). Personal data at rest is sealed with AES-256-GCM, never
 //! RSA, so reads cost no decryption beyond the response signature.
 
+pub(crate) mod sealing;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +21,8 @@ use card_member_protocol::nonce::generate_nonce;
 use card_member_protocol::response::ResponseSignature;
 use card_member_protocol::secret::SecretString;
 
-use crate::metrics::{Metrics, PrivateKeyOperation};
-use crate::sealing::{DataKey, OpenError, SealContext};
+use crate::ops::metrics::{Metrics, PrivateKeyOperation};
+use sealing::{DataKey, OpenError, SealContext};
 
 /// The server's key material.
 #[derive(Debug)]

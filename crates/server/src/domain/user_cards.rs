@@ -1,87 +1,52 @@
-//! User cards: update (`PATCH /brand/card-member/user-cards/{code}`), read
-//! (`GET` on the same path), invalidate (`POST …/{code}/invalidate`) and
-//! import (`POST …/user-cards/import-by-openid`).
-//!
-//! Each handler validates first, then decrypts the request's ciphertexts
-//! on its async worker (one private-key operation each; none when there
-//! are none), awaits storage, and renders the answer (public-key
-//! operations and AES only).
+//! The user card's rules (FAMILY.md "The user card's life"): its state as
+//! read now, the template's form, sealing personal data at rest and
+//! rendering a card for its brand, and the changes an update, a confirm or
+//! an invalidation make under the card's lock. The handlers, the simulated
+//! member and the console all call down into these.
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::Uri;
-use axum::response::Response;
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis, parse_rfc3339};
 use card_member_protocol::error::Location;
 use card_member_protocol::keys::PublicKey;
-use card_member_protocol::membership::USER_CARD_STATES;
 use card_member_protocol::model::{
     Card, Ciphertext, CommonField, CustomFieldType, DateType, ImportUserCardRequest,
-    InvalidateUserCardRequest, ListQuery, Page, UpdateUserCardRequest, UserCard,
-    UserCardConfirmState, UserCardState, UserInfo,
+    InvalidateUserCardRequest, UpdateUserCardRequest, UserCard, UserCardConfirmState,
+    UserCardState, UserInfo,
 };
-use card_member_protocol::validation::{Violation, validate_user_card_code};
 use time::{Duration, OffsetDateTime};
 
-use super::{query_params, query_value};
-use crate::app::{AppState, storage_error};
-use crate::auth::Authenticated;
 use crate::crypto::Crypto;
+use crate::crypto::sealing::SealContext;
 use crate::error::ApiError;
-use crate::layers::RequestId;
-use crate::sealing::SealContext;
+use crate::state::AppState;
 use crate::storage::{
     AuditEntry, Change, HolderCheck, Storage, StorageError, StoredCommonField, StoredUserInfo,
-    UserCardKey, UserCardPatch, UserCardRecord,
+    UserCardKey, UserCardPatch, UserCardRecord, wire_name,
 };
 
-const PHONE_NUMBER: &str = "phone_number";
-
-pub(crate) async fn update_user_card(
-    State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    Extension(request_id): Extension<RequestId>,
-    code: Result<Path<String>, PathRejection>,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let request = card_request(code, &uri, &auth, UpdateUserCardRequest::from_request_parts)?;
-    let record = change_fields(&state, &auth, &request_id, &request, None).await?;
-    let card = render(
-        &state.crypto,
-        &record,
-        &auth.certificate.public_key,
-        state.now_for(&auth.brand_id),
-    )?;
-    Ok(super::json_ok(&card))
-}
+/// The field name a phone number is sealed under.
+pub(crate) const PHONE_NUMBER: &str = "phone_number";
 
 /// An update's or a confirm's change of a card's fields: checked against
 /// the template's form, sensitive fields sealed, applied under the card's
 /// lock to a card held by the request's openid that is usable (not
 /// invalid, not expired), or, for a confirm, awaiting confirmation.
 pub(crate) async fn change_fields(
-    state: &Arc<AppState>,
-    auth: &Authenticated,
-    request_id: &RequestId,
+    state: &AppState,
+    brand_id: &str,
+    request_id: &str,
     request: &UpdateUserCardRequest,
     confirm: Option<UserCardConfirmState>,
 ) -> Result<UserCardRecord, ApiError> {
     let key = UserCardKey {
-        brand_id: &auth.brand_id,
+        brand_id,
         card_id: &request.card_id,
         user_card_code: &request.user_card_code,
     };
     if let Some(info) = &request.user_information {
         // A template that is gone leaves the card's own 404 to the change.
-        if let Some(template) = state
-            .storage
-            .card(&auth.brand_id, &request.card_id)
-            .await
-            .map_err(storage_error)?
-        {
+        if let Some(template) = state.storage.card(brand_id, &request.card_id).await? {
             check_against_form(&template.card, info)?;
         }
     }
@@ -100,7 +65,7 @@ pub(crate) async fn change_fields(
         user_information,
         attach: request.attach.clone(),
     };
-    let now = state.now_for(&auth.brand_id);
+    let now = state.now_for(brand_id);
     let mut fields = patch.field_names();
     let action = if confirm.is_some() {
         fields.push("user_card_state");
@@ -154,8 +119,163 @@ pub(crate) async fn change_fields(
             StorageError::CardInvalid => ApiError::card_invalid(),
             StorageError::CardExpired => ApiError::card_expired(),
             StorageError::Refused(message) => ApiError::refused(message),
-            other => storage_error(other),
+            other => other.into(),
         })
+}
+
+/// Invalidates a card (FAMILY.md #3) held by the request's openid, as of
+/// `now`; a card invalid already is answered as it is.
+pub(crate) async fn invalidate(
+    state: &AppState,
+    brand_id: &str,
+    request_id: &str,
+    request: &InvalidateUserCardRequest,
+    now: OffsetDateTime,
+) -> Result<UserCardRecord, ApiError> {
+    let key = UserCardKey {
+        brand_id,
+        card_id: &request.card_id,
+        user_card_code: &request.user_card_code,
+    };
+    let audit = audit_entry(
+        key,
+        request_id,
+        now,
+        "invalidate",
+        vec!["user_card_state", "invalid_reason"],
+    );
+    let (openid, reason, at) = (
+        request.openid.clone(),
+        request.invalid_reason.clone(),
+        audit.clone(),
+    );
+    state
+        .storage
+        .change_user_card(
+            key,
+            Box::new(move |card| {
+                if card.openid != openid {
+                    return Err(StorageError::OpenidMismatch);
+                }
+                Ok(card.invalidate(reason.as_deref(), &at))
+            }),
+            &audit,
+            None,
+        )
+        .await
+        .map_err(|err| match err {
+            StorageError::NotFound => ApiError::card_not_found(),
+            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
+            other => other.into(),
+        })
+}
+
+/// Imports a card (FAMILY.md #4) for an effective template of the brand,
+/// its fields defaulting to the template's, unless the code is taken or
+/// the holder already has a usable card of the template.
+pub(crate) async fn import(
+    state: &AppState,
+    brand_id: &str,
+    request_id: &str,
+    request: &ImportUserCardRequest,
+    now: OffsetDateTime,
+) -> Result<UserCardRecord, ApiError> {
+    let key = UserCardKey {
+        brand_id,
+        card_id: &request.card_id,
+        user_card_code: &request.user_card_code,
+    };
+    let template = state
+        .storage
+        .card(brand_id, &request.card_id)
+        .await?
+        .ok_or_else(ApiError::template_not_found)?
+        .card;
+    if let Some(info) = &request.user_information {
+        check_against_form(&template, info)?;
+    }
+    let template = template.definition;
+    let (phone_number, user_information) = seal_sensitive(
+        &state.crypto,
+        key,
+        request.phone_number.as_ref(),
+        request.user_information.as_ref(),
+    )?;
+    let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
+    let record = UserCardRecord {
+        brand_id: brand_id.to_owned(),
+        card_id: request.card_id.clone(),
+        user_card_code: request.user_card_code.clone(),
+        openid: request.openid.clone(),
+        card_type: template.card_type,
+        card_color: request.card_color.clone().or(template.card_color),
+        card_picture_url: request
+            .card_picture_url
+            .clone()
+            .or(template.card_picture_url),
+        phone_number,
+        level: request.level.clone(),
+        valid_date_information: request
+            .valid_date_information
+            .clone()
+            .unwrap_or(template.valid_date_information),
+        pickup_time: request
+            .pickup_time
+            .clone()
+            .unwrap_or_else(|| now_text.clone()),
+        user_information,
+        attach: request.attach.clone(),
+        state: UserCardState::Effective,
+        invalid_reason: None,
+        invalid_time: None,
+        create_time: now_text.clone(),
+        modify_time: now_text,
+        version: 1,
+    };
+    let fields = imported_fields(request);
+    let audit = audit_entry(key, request_id, now, "import", fields);
+    let is_usable: HolderCheck = Arc::new(move |held: &UserCardRecord| {
+        matches!(
+            current_state(held, now),
+            UserCardState::Unactivated | UserCardState::Effective
+        )
+    });
+    state
+        .storage
+        .insert_user_card(&record, is_usable, &audit, None, None)
+        .await
+        .map_err(|err| match err {
+            StorageError::NotFound => ApiError::template_not_found(),
+            StorageError::TemplateInvalid => ApiError::template_invalid(),
+            StorageError::DuplicateCode => ApiError::duplicate_code(),
+            StorageError::HolderHasCard => ApiError::holder_has_card(),
+            other => other.into(),
+        })?;
+    Ok(record)
+}
+
+fn imported_fields(request: &ImportUserCardRequest) -> Vec<&'static str> {
+    let mut fields = vec!["card_id", "openid", "user_card_code"];
+    let optional = [
+        ("card_color", request.card_color.is_some()),
+        ("card_picture_url", request.card_picture_url.is_some()),
+        (PHONE_NUMBER, request.phone_number.is_some()),
+        ("level", request.level.is_some()),
+        (
+            "valid_date_information",
+            request.valid_date_information.is_some(),
+        ),
+        ("user_information", request.user_information.is_some()),
+        ("attach", request.attach.is_some()),
+        ("pickup_time", request.pickup_time.is_some()),
+    ];
+    fields.extend(
+        optional
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(name, _)| name),
+    );
+    fields
 }
 
 /// The reason a card refused by its brand's confirm is invalid with.
@@ -179,7 +299,7 @@ fn confirmed_before(
     } else {
         Err(StorageError::Refused(format!(
             "the card is {}: only a card awaiting confirmation (UNACTIVATED) can take this outcome",
-            crate::storage::wire_name(&card.state)
+            wire_name(&card.state)
         )))
     }
 }
@@ -233,259 +353,9 @@ pub(crate) fn check_against_form(template: &Card, info: &UserInfo) -> Result<(),
     Ok(())
 }
 
-pub(crate) async fn invalidate_user_card(
-    State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    Extension(request_id): Extension<RequestId>,
-    code: Result<Path<String>, PathRejection>,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let request = card_request(
-        code,
-        &uri,
-        &auth,
-        InvalidateUserCardRequest::from_request_parts,
-    )?;
-    let key = UserCardKey {
-        brand_id: &auth.brand_id,
-        card_id: &request.card_id,
-        user_card_code: &request.user_card_code,
-    };
-    let now = state.now_for(&auth.brand_id);
-    let audit = audit_entry(
-        key,
-        &request_id,
-        now,
-        "invalidate",
-        vec!["user_card_state", "invalid_reason"],
-    );
-    let (openid, reason, at) = (
-        request.openid.clone(),
-        request.invalid_reason.clone(),
-        audit.clone(),
-    );
-    let record = state
-        .storage
-        .change_user_card(
-            key,
-            Box::new(move |card| {
-                if card.openid != openid {
-                    return Err(StorageError::OpenidMismatch);
-                }
-                Ok(card.invalidate(reason.as_deref(), &at))
-            }),
-            &audit,
-            None,
-        )
-        .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::card_not_found(),
-            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
-            other => storage_error(other),
-        })?;
-    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
-    Ok(super::json_ok(&card))
-}
-
-/// A user's cards under the brand, newest first. **Decision**: the state
-/// filter applies to the state as read now (a card past its validity is
-/// `EXPIRED` without a write), so the filter runs over the holder's cards
-/// in memory: a user holds few cards of a brand (at most one usable per
-/// template). The order is the insertion order, so a card created while a
-/// client pages adds to the front: the SDK's stream skips the items the
-/// growth of `total_count` pushed back onto the next page.
-pub(crate) async fn list_user_cards(
-    State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let pairs = query_params(&uri, &["openid", "user_card_state", "offset", "limit"])?;
-    let openid = query_value(&pairs, "openid")
-        .filter(|openid| !openid.is_empty())
-        .ok_or_else(|| ApiError::invalid_query("openid", "is required"))?;
-    if openid.chars().count() > 128 {
-        return Err(ApiError::invalid_query("openid", "is too long"));
-    }
-    let query = ListQuery::from_pairs(&pairs, "user_card_state", USER_CARD_STATES)
-        .map_err(|v| ApiError::violation(&v))?;
-    let now = state.now_for(&auth.brand_id);
-    let cards = state
-        .storage
-        .list_user_cards(&auth.brand_id, openid)
-        .await
-        .map_err(storage_error)?;
-    let matching: Vec<&UserCardRecord> = cards
-        .iter()
-        .filter(|card| {
-            query
-                .state
-                .as_deref()
-                .is_none_or(|wanted| crate::storage::wire_name(&current_state(card, now)) == wanted)
-        })
-        .collect();
-    let data = matching
-        .iter()
-        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(query.limit).unwrap_or_default())
-        .map(|card| render(&state.crypto, card, &auth.certificate.public_key, now))
-        .collect::<Result<Vec<UserCard>, ApiError>>()?;
-    Ok(super::json_ok(&Page {
-        data,
-        total_count: i64::try_from(matching.len()).unwrap_or(i64::MAX),
-        offset: query.offset,
-        limit: query.limit,
-    }))
-}
-
-pub(crate) async fn get_user_card(
-    State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    code: Result<Path<String>, PathRejection>,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let code = path_code(code)?;
-    validate_user_card_code(&code).map_err(|violation| ApiError::violation(&violation))?;
-    let query = query_params(&uri, &["card_id", "openid"])?;
-    let card_id = query_value(&query, "card_id")
-        .ok_or_else(|| ApiError::invalid_query("card_id", "is required"))?
-        .to_owned();
-    let openid = query_value(&query, "openid")
-        .ok_or_else(|| ApiError::invalid_query("openid", "is required"))?
-        .to_owned();
-    let key = UserCardKey {
-        brand_id: &auth.brand_id,
-        card_id: &card_id,
-        user_card_code: &code,
-    };
-    let record = state
-        .storage
-        .user_card(key)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(ApiError::card_not_found)?;
-    if record.openid != openid {
-        return Err(ApiError::openid_mismatch(Location::Query));
-    }
-    let card = render(
-        &state.crypto,
-        &record,
-        &auth.certificate.public_key,
-        state.now_for(&auth.brand_id),
-    )?;
-    Ok(super::json_ok(&card))
-}
-
-pub(crate) async fn import_user_card(
-    State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    Extension(request_id): Extension<RequestId>,
-) -> Result<Response, ApiError> {
-    let request = ImportUserCardRequest::from_body(&auth.body)
-        .map_err(|violation| ApiError::violation(&violation))?;
-    let key = UserCardKey {
-        brand_id: &auth.brand_id,
-        card_id: &request.card_id,
-        user_card_code: &request.user_card_code,
-    };
-    let template = state
-        .storage
-        .card(&auth.brand_id, &request.card_id)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(ApiError::template_not_found)?
-        .card;
-    if let Some(info) = &request.user_information {
-        check_against_form(&template, info)?;
-    }
-    let template = template.definition;
-    let (phone_number, user_information) = seal_sensitive(
-        &state.crypto,
-        key,
-        request.phone_number.as_ref(),
-        request.user_information.as_ref(),
-    )?;
-    let now = state.now_for(&auth.brand_id);
-    let now_text = format_rfc3339_millis(now, CHINA_STANDARD_TIME);
-    let record = UserCardRecord {
-        brand_id: auth.brand_id.clone(),
-        card_id: request.card_id.clone(),
-        user_card_code: request.user_card_code.clone(),
-        openid: request.openid.clone(),
-        card_type: template.card_type,
-        card_color: request.card_color.clone().or(template.card_color),
-        card_picture_url: request
-            .card_picture_url
-            .clone()
-            .or(template.card_picture_url),
-        phone_number,
-        level: request.level.clone(),
-        valid_date_information: request
-            .valid_date_information
-            .clone()
-            .unwrap_or(template.valid_date_information),
-        pickup_time: request
-            .pickup_time
-            .clone()
-            .unwrap_or_else(|| now_text.clone()),
-        user_information,
-        attach: request.attach.clone(),
-        state: UserCardState::Effective,
-        invalid_reason: None,
-        invalid_time: None,
-        create_time: now_text.clone(),
-        modify_time: now_text,
-        version: 1,
-    };
-    let fields = imported_fields(&request);
-    let audit = audit_entry(key, &request_id, now, "import", fields);
-    let is_usable: HolderCheck = Arc::new(move |held: &UserCardRecord| {
-        matches!(
-            current_state(held, now),
-            UserCardState::Unactivated | UserCardState::Effective
-        )
-    });
-    state
-        .storage
-        .insert_user_card(&record, is_usable, &audit, None, None)
-        .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::template_not_found(),
-            StorageError::TemplateInvalid => ApiError::template_invalid(),
-            StorageError::DuplicateCode => ApiError::duplicate_code(),
-            StorageError::HolderHasCard => ApiError::holder_has_card(),
-            other => storage_error(other),
-        })?;
-    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
-    Ok(super::json_ok(&card))
-}
-
-/// A request on one card (`…/user-cards/{code}[/…]`) with a body that may
-/// take `card_id` from the query instead: `parse` gets the path's code, the
-/// body and `?card_id=`, the only query parameter allowed.
-pub(crate) fn card_request<R>(
-    code: Result<Path<String>, PathRejection>,
-    uri: &Uri,
-    auth: &Authenticated,
-    parse: impl FnOnce(&str, &[u8], Option<&str>) -> Result<R, Violation>,
-) -> Result<R, ApiError> {
-    let code = path_code(code)?;
-    let query = query_params(uri, &["card_id"])?;
-    parse(&code, &auth.body, query_value(&query, "card_id"))
-        .map_err(|violation| ApiError::violation(&violation))
-}
-
-fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    code.map(|Path(code)| code).map_err(|_| {
-        ApiError::invalid_path(
-            "user_card_code",
-            "is not valid UTF-8 after percent-decoding",
-        )
-    })
-}
-
 pub(crate) fn audit_entry(
     key: UserCardKey<'_>,
-    request_id: &RequestId,
+    request_id: &str,
     now: OffsetDateTime,
     action: &str,
     fields: Vec<&'static str>,
@@ -494,35 +364,11 @@ pub(crate) fn audit_entry(
         brand_id: key.brand_id.to_owned(),
         card_id: key.card_id.to_owned(),
         user_card_code: key.user_card_code.to_owned(),
-        request_id: request_id.0.clone(),
+        request_id: request_id.to_owned(),
         at: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
         action: action.to_owned(),
         fields: fields.into_iter().map(str::to_owned).collect(),
     }
-}
-
-fn imported_fields(request: &ImportUserCardRequest) -> Vec<&'static str> {
-    let mut fields = vec!["card_id", "openid", "user_card_code"];
-    let optional = [
-        ("card_color", request.card_color.is_some()),
-        ("card_picture_url", request.card_picture_url.is_some()),
-        (PHONE_NUMBER, request.phone_number.is_some()),
-        ("level", request.level.is_some()),
-        (
-            "valid_date_information",
-            request.valid_date_information.is_some(),
-        ),
-        ("user_information", request.user_information.is_some()),
-        ("attach", request.attach.is_some()),
-        ("pickup_time", request.pickup_time.is_some()),
-    ];
-    fields.extend(
-        optional
-            .into_iter()
-            .filter(|(_, present)| *present)
-            .map(|(name, _)| name),
-    );
-    fields
 }
 
 pub(crate) fn seal_context<'a>(key: UserCardKey<'a>, field: &'a str) -> SealContext<'a> {

@@ -15,9 +15,9 @@ use card_member_protocol::error::Location;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::app::{AppState, storage_error};
-use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::http::auth::Authenticated;
+use crate::state::AppState;
 use crate::storage::{MemberRecord, Recorded, Storage, StorageError};
 
 pub(crate) async fn create_user_feed(
@@ -120,7 +120,7 @@ async fn record_once<A: Serialize>(
             StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
             StorageError::CardInvalid => ApiError::card_invalid(),
             StorageError::RecordKeyReused => ApiError::record_key_reused(),
-            other => storage_error(other),
+            other => other.into(),
         })?;
     match recorded {
         Recorded::First => Ok(super::json_ok(answer)),

@@ -21,7 +21,6 @@ mod view;
 use std::path::Path;
 use std::sync::Arc;
 
-use aws_lc_rs::hmac;
 use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,83 +30,11 @@ use axum::routing::{get, post};
 use card_member_protocol::secret::SecretString;
 use serde::Deserialize;
 
-use crate::app::{AppState, unix_now};
-
-/// How long a console session lasts.
-const SESSION_SECS: i64 = 12 * 3600;
+use crate::state::AppState;
+use crate::state::console_access::SESSION_SECS;
 
 /// The session cookie's name.
 const COOKIE: &str = "cm_console";
-
-/// The console's secrets and switches.
-pub(crate) struct ConsoleAccess {
-    token: SecretString,
-    key: hmac::Key,
-    /// Served at all (on, and HTTPS or loopback or allowed insecure).
-    pub(crate) open: bool,
-    /// The cookie is `Secure` (HTTPS).
-    secure: bool,
-}
-
-impl std::fmt::Debug for ConsoleAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleAccess")
-            .field("token", &self.token)
-            .field("open", &self.open)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ConsoleAccess {
-    pub(crate) fn new(token: SecretString, open: bool, secure: bool) -> Self {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, token.expose().as_bytes());
-        Self {
-            token,
-            key,
-            open,
-            secure,
-        }
-    }
-
-    fn mac(&self, purpose: &str, value: &str) -> String {
-        let tag = hmac::sign(&self.key, format!("{purpose}:{value}").as_bytes());
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    fn session_cookie(&self, now: i64) -> String {
-        let expires = now + SESSION_SECS;
-        format!("{expires}.{}", self.mac("session", &expires.to_string()))
-    }
-
-    /// Whether `cookie` is a live session of this token.
-    fn valid_session(&self, cookie: &str, now: i64) -> bool {
-        let Some((expires, mac)) = cookie.split_once('.') else {
-            return false;
-        };
-        let Ok(expiry) = expires.parse::<i64>() else {
-            return false;
-        };
-        expiry > now
-            && aws_lc_rs::constant_time::verify_slices_are_equal(
-                mac.as_bytes(),
-                self.mac("session", expires).as_bytes(),
-            )
-            .is_ok()
-    }
-
-    /// The CSRF token of a session.
-    pub(crate) fn csrf(&self, session: &str) -> String {
-        self.mac("csrf", session)
-    }
-
-    fn token_matches(&self, given: &str) -> bool {
-        aws_lc_rs::constant_time::verify_slices_are_equal(
-            given.as_bytes(),
-            self.token.expose().as_bytes(),
-        )
-        .is_ok()
-    }
-}
 
 /// Whether the console is served: over HTTPS, to a loopback address, or
 /// where plain HTTP was allowed on purpose.
@@ -119,15 +46,16 @@ pub(crate) fn served(tls: bool, listen: std::net::IpAddr, allow_insecure: bool) 
 /// there is none; `true` when it was made now (to print it once).
 pub(crate) fn load_or_create_token(
     data_dir: &Path,
-) -> Result<(SecretString, bool), crate::StartError> {
+) -> Result<(SecretString, bool), crate::error::StartError> {
     let path = data_dir.join("console.token");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|err| crate::StartError(format!("cannot read {}: {err}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            crate::error::StartError(format!("cannot read {}: {err}", path.display()))
+        })?;
         return Ok((SecretString::new(text.trim().to_owned()), false));
     }
     let token: String = crate::crypto::random_nonce().chars().take(32).collect();
-    crate::bootstrap::write_file(&path, token.as_bytes(), true)?;
+    crate::admin::bootstrap::write_file(&path, token.as_bytes(), true)?;
     Ok((SecretString::new(token), true))
 }
 
@@ -168,7 +96,7 @@ async fn guard(
             "The console is not served over plain HTTP on this address: set tls_cert and tls_key, or console_allow_insecure = true.",
         );
     }
-    let now = unix_now();
+    let now = state.clock.unix_now();
     if let Some(token) = query.token {
         if !access.token_matches(&token) {
             return view::refusal(
@@ -274,17 +202,5 @@ mod tests {
         assert!(served(true, public, false));
         assert!(!served(false, public, false));
         assert!(served(false, public, true));
-    }
-
-    #[test]
-    fn a_session_is_good_until_it_expires_and_only_under_its_token() {
-        let access = ConsoleAccess::new(SecretString::new("t".repeat(32)), true, false);
-        let cookie = access.session_cookie(1_000);
-        assert!(access.valid_session(&cookie, 1_001));
-        assert!(!access.valid_session(&cookie, 1_000 + SESSION_SECS));
-        let other = ConsoleAccess::new(SecretString::new("u".repeat(32)), true, false);
-        assert!(!other.valid_session(&cookie, 1_001));
-        assert_ne!(access.csrf(&cookie), other.csrf(&cookie));
-        assert!(!access.valid_session("garbage", 1_001));
     }
 }

@@ -6,9 +6,11 @@ use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis}
 use card_member_protocol::keys::{Certificate, PublicKey};
 use time::OffsetDateTime;
 
-use crate::settings::Settings;
+use crate::clock::Clock;
+use crate::error::StartError;
+use crate::ops::settings::Settings;
+use crate::storage;
 use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError, TimedStorage};
-use crate::{StartError, app};
 
 /// A brand API certificate given to `brands add`.
 #[derive(Debug)]
@@ -120,8 +122,11 @@ pub fn set_api_v3_key(
         .data_key_file
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("data.key"));
-    let data_key = crate::bootstrap::data_key(&data_key_file, false)?;
-    let sealed = data_key.seal(crate::notifications::api_v3_key_context(brand_id), key);
+    let data_key = crate::admin::bootstrap::data_key(&data_key_file, false)?;
+    let sealed = data_key.seal(
+        crate::domain::notifications::api_v3_key_context(brand_id),
+        key,
+    );
     administer(settings, async |storage| {
         storage
             .set_brand_api_v3_key(brand_id, &sealed)
@@ -188,7 +193,7 @@ pub(crate) fn administer<T>(
         .build()
         .map_err(|err| StartError(format!("cannot start a runtime: {err}")))?;
     runtime.block_on(async {
-        let (backend, _) = app::open_storage(settings).await?;
+        let (backend, _) = storage::open(settings, &Clock::default()).await?;
         work(&TimedStorage::untimed(backend)).await
     })
 }

@@ -17,8 +17,8 @@ use card_member_protocol::secret::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::member::{self, MemberError, SignUpForm};
+use crate::domain::member::{self, MemberError, SignUpForm};
+use crate::state::AppState;
 use crate::storage::{Storage, UserCardKey, wire_name};
 
 /// Refuses the simulation where it is off or the client is not local.
