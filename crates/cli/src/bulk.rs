@@ -332,7 +332,10 @@ async fn send_row(
             user_card_code: row.code.clone(),
             status: api.map(|api| api.status),
             code: api.map_or_else(|| "TRANSPORT".to_owned(), |api| api.code.clone()),
-            message: api.map_or_else(|| crate::error_chain(error), |api| api.message.clone()),
+            message: api.map_or_else(
+                || card_member_client::error_chain(error),
+                |api| api.message.clone(),
+            ),
             request_id: error.request_id().map(str::to_owned),
         }
     };
@@ -388,7 +391,7 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
                 user_card_code: row.code.clone(),
                 status: None,
                 code: "PARAM_ERROR".into(),
-                message: crate::error_chain(&error),
+                message: card_member_client::error_chain(&error),
                 request_id: None,
             }),
         }
@@ -473,7 +476,7 @@ pub(crate) async fn run(client: &Client, options: &BulkOptions) -> Result<Summar
                 Some(request) => request,
                 None => client
                     .sign_update(&row.code, &row.update)
-                    .map_err(|err| crate::error_chain(&err))?,
+                    .map_err(|err| card_member_client::error_chain(&err))?,
             };
             let outcome = send_row(&client, &journal, &row, request, resend).await;
             progress.inc(1);

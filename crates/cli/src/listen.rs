@@ -21,7 +21,8 @@ use card_member_client::{
 use clap::Args;
 use serde_json::json;
 
-use crate::{CliError, ConnectArgs};
+use crate::CliError;
+use crate::args::ConnectArgs;
 
 /// Where `listen` listens by default: where the development templates'
 /// `notify_url` points.

@@ -5,7 +5,8 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::{CliError, ConnectArgs};
+use crate::CliError;
+use crate::args::ConnectArgs;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SimulateCommand {

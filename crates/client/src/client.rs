@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::builder::{ClientBuilder, RetryPolicy};
-use crate::error::{ApiError, BuildError, Error, TransportError};
+use crate::error::{ApiError, BuildError, Error, TransportError, error_chain};
 use crate::limiter::Limiter;
 use crate::sensitive::{CommonFieldValue, DecryptedFields, UserCardImport, UserCardUpdate};
 
@@ -472,17 +472,6 @@ fn transport_error(error: reqwest::Error) -> Error {
     let mut transport = TransportError::new(!never_sent, error_chain(&error));
     transport.unanswered = !never_sent && !error.is_timeout();
     Error::Transport(transport)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn api_error(

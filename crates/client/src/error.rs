@@ -191,3 +191,16 @@ impl ApiError {
         ErrorCode::from_wire(&self.code)
     }
 }
+
+/// An error and its causes, joined by `: ` (what a log line or a command
+/// line shows of an error whose `Display` does not repeat its source).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

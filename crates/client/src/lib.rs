@@ -70,7 +70,7 @@ pub use card_member_protocol::model::{
 };
 pub use card_member_protocol::secret::SecretString;
 pub use client::{Activity, Cards, Client, Media, SignedRequest, UserCards};
-pub use error::{ApiError, BuildError, Error, TransportError};
+pub use error::{ApiError, BuildError, Error, TransportError, error_chain};
 pub use sensitive::{
     CommonFieldValue, DecryptedFields, UserCardImport, UserCardUpdate, UserInformation,
 };

@@ -305,7 +305,8 @@ pub(crate) const CODE_TYPES: &[&str] = &[
     "BAR_CODE_AND_QR_CODE",
     "JUMP_MINI_PROGRAM",
 ];
-pub(crate) const CARD_STATES: &[&str] = &["CARD_EFFECTIVE", "CARD_INVALID"];
+/// A template's states, as the API names them.
+pub const CARD_STATES: &[&str] = &["CARD_EFFECTIVE", "CARD_INVALID"];
 const CUSTOM_FIELD_TYPES: &[&str] = &["CHECK_BOX", "RADIO"];
 
 /// The most choices a merchant field may offer.

@@ -144,7 +144,8 @@ const PRE_AUTH_TOKEN_ANSWER: &[Field] = &[
     required("expire_time", formatted(32, Format::Rfc3339)),
 ];
 
-const CONFIRM_STATES: &[&str] = &[
+/// The outcomes a brand's confirm may give, as the API names them.
+pub const CONFIRM_STATES: &[&str] = &[
     "CREATE_CARD_SUCCESS",
     "CREATE_CARD_FAIL",
     "CREATE_CARD_ALREADY_EXISTS",
