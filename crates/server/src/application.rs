@@ -24,7 +24,7 @@ use crate::http::{console, tls};
 use crate::ops::metrics::Metrics;
 use crate::ops::settings::Settings;
 use crate::state::{AppState, BrandDirectory, ConsoleAccess, Outbox, Recent};
-use crate::storage::{self, AuditEntry, NotificationFilter, Storage, TimedStorage, UserCardKey};
+use crate::storage::{self, AuditEntry, NotificationFilter, Storage, UserCardKey};
 
 /// A built server: its listener bound, its storage open, its keys loaded.
 pub struct Application {
@@ -324,7 +324,7 @@ async fn prepare(
     .map_err(|err| StartError(format!("loading keys: {err}")))?;
     let (data_key, wechatpay_key, key_id) = keys?;
     let metrics = Arc::new(Metrics::default());
-    let storage = TimedStorage {
+    let storage = Storage {
         backend,
         metrics: Some(Arc::clone(&metrics)),
     };

@@ -24,9 +24,7 @@ use time::OffsetDateTime;
 use crate::crypto::sealing::DataKey;
 use crate::domain::media::store_image;
 use crate::error::StartError;
-use crate::storage::{
-    AuditEntry, BrandCertificate, BrandRecord, Storage, TimedStorage, UserCardRecord,
-};
+use crate::storage::{AuditEntry, BrandCertificate, BrandRecord, Storage, UserCardRecord};
 
 /// The demo brand of the development setup (the seed page's brand ID).
 pub const DEV_BRAND_ID: &str = "1001622624";
@@ -175,7 +173,7 @@ pub(crate) fn new_public_key_id() -> String {
 /// Creates the demo brand, template and card, and writes the credentials
 /// file. Called once, on the first start in an empty data directory.
 pub(crate) async fn create_dev_setup(
-    storage: &TimedStorage,
+    storage: &Storage,
     crypto: &crate::crypto::Crypto,
     data_dir: &Path,
     base_url: &str,

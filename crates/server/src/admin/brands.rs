@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
 use crate::storage;
-use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError, TimedStorage};
+use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError};
 
 /// A brand API certificate given to `brands add`.
 #[derive(Debug)]
@@ -186,7 +186,7 @@ pub fn list(settings: &Settings) -> Result<Vec<BrandRecord>, StartError> {
 /// (the command line, or a test's blocking task).
 pub(crate) fn administer<T>(
     settings: &Settings,
-    work: impl AsyncFnOnce(&TimedStorage) -> Result<T, StartError>,
+    work: impl AsyncFnOnce(&Storage) -> Result<T, StartError>,
 ) -> Result<T, StartError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -194,7 +194,7 @@ pub(crate) fn administer<T>(
         .map_err(|err| StartError(format!("cannot start a runtime: {err}")))?;
     runtime.block_on(async {
         let (backend, _) = storage::open(settings, &Clock::default()).await?;
-        work(&TimedStorage::untimed(backend)).await
+        work(&Storage::untimed(backend)).await
     })
 }
 

@@ -10,7 +10,7 @@ use super::brands;
 use crate::clock::Clock;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
-use crate::storage::{AttemptRecord, NotificationFilter, OutboxRecord, Storage, StorageError};
+use crate::storage::{AttemptRecord, NotificationFilter, OutboxRecord, StorageError};
 
 /// A notification, without its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 
 use card_member_protocol::media::{ImageType, sha256_hex};
 
-use crate::storage::{MediaRecord, Storage, StorageError, TimedStorage};
+use crate::storage::{MediaRecord, Storage, StorageError};
 
 /// Where images are served, below the server's public URL.
 pub(crate) const MEDIA_PATH: &str = "/media";
@@ -13,7 +13,7 @@ pub(crate) const MEDIA_PATH: &str = "/media";
 /// `public_url`. Its ID is the bytes' SHA-256 with the type's extension,
 /// so the same upload again answers the same URL.
 pub(crate) async fn store_image(
-    storage: &TimedStorage,
+    storage: &Storage,
     public_url: &str,
     brand_id: &str,
     kind: ImageType,

@@ -22,8 +22,8 @@ use crate::domain::notifications::new_notification;
 use crate::domain::user_cards::{base64_encode, current_state, render, seal_context};
 use crate::state::AppState;
 use crate::storage::{
-    AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, Storage, StorageError,
-    StoredCommonField, StoredUserInfo, UserCardKey, UserCardRecord,
+    AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, StorageError, StoredCommonField,
+    StoredUserInfo, UserCardKey, UserCardRecord,
 };
 
 /// What a user fills in the sign-up form: the platform fields the template

@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 
 use crate::crypto::sealing::SealContext;
 use crate::state::AppState;
-use crate::storage::{AttemptRecord, DeliveryOutcome, OutboxRecord, Storage};
+use crate::storage::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
 /// Waits after each failed attempt: after the first, 15 s, then 15 s,
 /// 30 s, 3 min, 10 min, 20 min, 30 min, 30 min, 30 min, 60 min, 3 h, 3 h,

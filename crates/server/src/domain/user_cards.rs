@@ -21,8 +21,8 @@ use crate::crypto::sealing::SealContext;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::{
-    AuditEntry, Change, HolderCheck, Storage, StorageError, StoredCommonField, StoredUserInfo,
-    UserCardKey, UserCardPatch, UserCardRecord, wire_name,
+    AuditEntry, Change, HolderCheck, StorageError, StoredCommonField, StoredUserInfo, UserCardKey,
+    UserCardPatch, UserCardRecord, wire_name,
 };
 
 /// The field name a phone number is sealed under.

@@ -35,7 +35,7 @@ use card_member_protocol::media::MAX_IMAGE_BYTES;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::{BrandCertificate, NonceAdmission, Storage, TimedStorage};
+use crate::storage::{BrandCertificate, NonceAdmission, Storage};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]
@@ -85,7 +85,7 @@ pub(crate) async fn authenticate(
 /// request is abandoned first (its timeout, a client gone), it is saved
 /// in the background when dropped.
 struct UnsavedNonce {
-    storage: TimedStorage,
+    storage: Storage,
     brand_id: String,
     nonce: String,
     saved: bool,

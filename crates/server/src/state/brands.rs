@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
-use crate::storage::{BrandRecord, Storage, TimedStorage};
+use crate::storage::{BrandRecord, Storage};
 
 /// How long a brand read from the database is trusted before it is read
 /// again (to see suspensions and removed certificates).
@@ -80,7 +80,7 @@ impl BrandDirectory {
     /// looked up alone within the budget, else is refused.
     pub(crate) async fn brand(
         &self,
-        storage: &TimedStorage,
+        storage: &Storage,
         brand_id: &str,
         serial_no: &str,
     ) -> Result<Option<Arc<BrandRecord>>, ApiError> {
@@ -110,11 +110,7 @@ impl BrandDirectory {
     /// brand IDs (read again first if older than [`BRAND_RECHECK`], by one
     /// request while the others wait), or the budget of single lookups
     /// allows one.
-    async fn may_be_registered(
-        &self,
-        storage: &TimedStorage,
-        brand_id: &str,
-    ) -> Result<bool, ApiError> {
+    async fn may_be_registered(&self, storage: &Storage, brand_id: &str) -> Result<bool, ApiError> {
         let directory = self;
         let stale = |ids: &(Option<Instant>, HashSet<String>)| {
             ids.0.is_none_or(|at| at.elapsed() >= BRAND_RECHECK)

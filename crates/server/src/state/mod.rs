@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::crypto::Crypto;
 use crate::error::ApiError;
 use crate::ops::metrics::Metrics;
-use crate::storage::{Storage, TimedStorage};
+use crate::storage::Storage;
 
 pub(crate) use brands::BrandDirectory;
 pub(crate) use console_access::ConsoleAccess;
@@ -25,7 +25,7 @@ pub(crate) use recent::Recent;
 
 /// Everything a request handler needs.
 pub(crate) struct AppState {
-    pub(crate) storage: TimedStorage,
+    pub(crate) storage: Storage,
     pub(crate) crypto: Crypto,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) body_limit: usize,

@@ -13,7 +13,7 @@ use super::*;
 
 struct Backend {
     name: &'static str,
-    storage: TimedStorage,
+    storage: Storage,
     /// The database URL, where the backend is shared between processes (a
     /// second instance can be opened on it).
     shared_url: Option<String>,
@@ -22,9 +22,9 @@ struct Backend {
 
 impl Backend {
     /// A second instance on the same database, where the backend is shared.
-    async fn reopen(&self) -> Option<TimedStorage> {
+    async fn reopen(&self) -> Option<Storage> {
         let url = self.shared_url.as_ref()?;
-        Some(TimedStorage::untimed(crate::storage::Backend::Postgres(
+        Some(Storage::untimed(crate::storage::Backend::Postgres(
             PostgresStorage::open(url, 4).await.unwrap(),
         )))
     }
@@ -40,17 +40,31 @@ async fn backends() -> Vec<Backend> {
     vec![
         Backend {
             name: "sqlite",
-            storage: TimedStorage::untimed(crate::storage::Backend::Sqlite(sqlite)),
+            storage: Storage::untimed(crate::storage::Backend::Sqlite(sqlite)),
             shared_url: None,
             _dir: Some(dir),
         },
         Backend {
             name: "postgres",
-            storage: TimedStorage::untimed(crate::storage::Backend::Postgres(postgres)),
+            storage: Storage::untimed(crate::storage::Backend::Postgres(postgres)),
             shared_url: Some(url),
             _dir: None,
         },
     ]
+}
+
+/// Storage on a SQLite file (opened again where a test reopens it).
+async fn sqlite_at(path: &std::path::Path) -> Storage {
+    Storage::untimed(crate::storage::Backend::Sqlite(
+        SqliteStorage::open(path, Clock::default()).await.unwrap(),
+    ))
+}
+
+/// Storage on a PostgreSQL database (opened again where a test reopens it).
+async fn postgres_at(url: &str) -> Storage {
+    Storage::untimed(crate::storage::Backend::Postgres(
+        PostgresStorage::open(url, 2).await.unwrap(),
+    ))
 }
 
 const NOW: &str = "2026-01-01T00:00:00.000+08:00";
@@ -434,7 +448,7 @@ async fn concurrent_updates_of_different_fields_all_persist() {
 async fn a_nonce_is_accepted_once_by_every_instance() {
     for backend in backends().await {
         let storage = &backend.storage;
-        let admit = async |storage: &TimedStorage, brand: &str, at: i64| {
+        let admit = async |storage: &Storage, brand: &str, at: i64| {
             let admission = storage
                 .first_use_of_nonce(brand, "n1", at, at)
                 .await
@@ -508,25 +522,22 @@ async fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
 #[tokio::test]
 async fn migrations_apply_once_and_reopening_keeps_the_data() {
     let url = card_member_testkit::postgres().create_database();
-    PostgresStorage::open(&url, 2)
+    postgres_at(&url)
         .await
-        .unwrap()
         .add_brand(&brand("b"), NOW)
         .await
         .unwrap();
-    let again = PostgresStorage::open(&url, 2).await.unwrap();
+    let again = postgres_at(&url).await;
     assert!(again.brand("b").await.unwrap().is_some());
     let dir = tempfile::tempdir().unwrap();
-    SqliteStorage::open(&dir.path().join("t.db"), Clock::default())
+    sqlite_at(&dir.path().join("t.db"))
         .await
-        .unwrap()
         .add_brand(&brand("b"), NOW)
         .await
         .unwrap();
     assert!(
-        SqliteStorage::open(&dir.path().join("t.db"), Clock::default())
+        sqlite_at(&dir.path().join("t.db"))
             .await
-            .unwrap()
             .brand("b")
             .await
             .unwrap()
@@ -535,7 +546,7 @@ async fn migrations_apply_once_and_reopening_keeps_the_data() {
 }
 
 /// A nonce admitted now by `storage`, as the server admits it.
-async fn admit_now(storage: &impl Storage, nonce: &str) -> NonceAdmission {
+async fn admit_now(storage: &Storage, nonce: &str) -> NonceAdmission {
     let now = Clock::default().unix_now();
     storage
         .first_use_of_nonce("b", nonce, now, now)
@@ -548,7 +559,7 @@ async fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+        let storage = sqlite_at(&path).await;
         storage.add_brand(&brand("b"), NOW).await.unwrap();
         assert_eq!(admit_now(&storage, "read").await, NonceAdmission::Unsaved);
         storage.record_nonce("b", "read").await.unwrap();
@@ -562,7 +573,7 @@ async fn sqlite_nonces_survive_reopening_whether_written_alone_or_with_a_change(
             NonceAdmission::Unsaved
         );
     }
-    let reopened = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+    let reopened = sqlite_at(&path).await;
     assert_eq!(admit_now(&reopened, "read").await, NonceAdmission::Replayed);
     assert_eq!(
         admit_now(&reopened, "write").await,
@@ -580,7 +591,7 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+        let storage = sqlite_at(&path).await;
         storage.add_brand(&brand("b"), NOW).await.unwrap();
         assert_eq!(admit_now(&storage, "n").await, NonceAdmission::Unsaved);
         let missing = UserCardKey {
@@ -599,7 +610,7 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
         assert!(matches!(failed, Err(StorageError::NotFound)));
         storage.record_nonce("b", "n").await.unwrap();
     }
-    let reopened = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+    let reopened = sqlite_at(&path).await;
     assert_eq!(admit_now(&reopened, "n").await, NonceAdmission::Replayed);
 }
 
@@ -609,7 +620,7 @@ async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
     let path = dir.path().join("t.db");
     let now = Clock::default().unix_now();
     {
-        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+        let storage = sqlite_at(&path).await;
         let stale = now - 2 * card_member_protocol::TIMESTAMP_WINDOW_SECS;
         storage
             .first_use_of_nonce("b", "old", stale, stale)
@@ -619,7 +630,7 @@ async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
         assert_eq!(admit_now(&storage, "fresh").await, NonceAdmission::Unsaved);
         storage.record_nonce("b", "fresh").await.unwrap();
     }
-    let reopened = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+    let reopened = sqlite_at(&path).await;
     assert_eq!(
         reopened
             .first_use_of_nonce("b", "old", now, now)
@@ -658,7 +669,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     }
     for _ in 0..2 {
-        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+        let storage = sqlite_at(&path).await;
         assert_eq!(storage.brand_ids().await.unwrap(), ["b"]);
     }
     let versions: Vec<i64> = rusqlite::Connection::open(&path)
@@ -697,7 +708,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .await
         .unwrap();
     for _ in 0..2 {
-        let storage = PostgresStorage::open(&url, 2).await.unwrap();
+        let storage = postgres_at(&url).await;
         assert_eq!(storage.brand_ids().await.unwrap(), ["b"]);
     }
     let versions: Vec<i32> = client
@@ -722,7 +733,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
 async fn a_database_with_a_migration_this_build_lacks_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("newer.db");
-    drop(SqliteStorage::open(&path, Clock::default()).await.unwrap());
+    drop(sqlite_at(&path).await);
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute(
@@ -1059,7 +1070,7 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+        let storage = sqlite_at(&path).await;
         storage.add_brand(&brand("b"), NOW).await.unwrap();
     }
     {
@@ -1071,7 +1082,7 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
             )
             .unwrap();
     }
-    let storage = SqliteStorage::open(&path, Clock::default()).await.unwrap();
+    let storage = sqlite_at(&path).await;
     let card = storage.card("b", "old").await.unwrap().unwrap().card;
     assert_eq!(card.state, CardState::CardEffective);
     let (listed, _) = storage
@@ -1082,7 +1093,7 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
     // PostgreSQL: the same.
     let url = card_member_testkit::postgres().create_database();
     {
-        let storage = PostgresStorage::open(&url, 2).await.unwrap();
+        let storage = postgres_at(&url).await;
         storage.add_brand(&brand("b"), NOW).await.unwrap();
     }
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -1096,7 +1107,7 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
         )
         .await
         .unwrap();
-    let storage = PostgresStorage::open(&url, 2).await.unwrap();
+    let storage = postgres_at(&url).await;
     let card = storage.card("b", "old").await.unwrap().unwrap().card;
     assert_eq!(card.state, CardState::CardEffective);
     assert!(card.definition.user_information.is_some());

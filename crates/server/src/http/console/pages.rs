@@ -19,7 +19,7 @@ use super::{Session, csrf_refusal};
 use crate::domain::member::{self, SignUpForm};
 use crate::domain::user_cards::{base64_decode_sealed, current_state, seal_context};
 use crate::state::AppState;
-use crate::storage::{CardSearch, NotificationFilter, Storage, UserCardKey, wire_name};
+use crate::storage::{CardSearch, NotificationFilter, UserCardKey, wire_name};
 
 /// A storage failure, as a page.
 fn failed(error: impl std::fmt::Display) -> Response {

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
-use crate::storage::{MemberRecord, Recorded, Storage, StorageError};
+use crate::storage::{MemberRecord, Recorded, StorageError};
 
 pub(crate) async fn create_user_feed(
     State(state): State<Arc<AppState>>,

@@ -18,7 +18,7 @@ use super::{query_params, refuse_body};
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 
 /// A template ID like the provider's: `p` and 27 characters of `0-9a-zA-Z`.
 fn new_card_id() -> String {

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::ops::metrics::OPENMETRICS;
 use crate::state::AppState;
-use crate::storage::Storage;
 
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.storage.brand("").await {

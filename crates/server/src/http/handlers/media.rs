@@ -15,7 +15,6 @@ use crate::domain::media::store_image;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
-use crate::storage::Storage;
 
 /// Stores an image and answers its permanent URL. The signature covered
 /// `meta`; the file is bound to it by its digest. The type is read from

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::domain::member::{self, MemberError, SignUpForm};
 use crate::state::AppState;
-use crate::storage::{Storage, UserCardKey, wire_name};
+use crate::storage::{UserCardKey, wire_name};
 
 /// Refuses the simulation where it is off or the client is not local.
 fn allowed(state: &AppState, peer: Option<SocketAddr>) -> Result<(), Refusal> {

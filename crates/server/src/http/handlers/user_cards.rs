@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::http::layers::RequestId;
 use crate::state::AppState;
-use crate::storage::{Storage, UserCardKey, UserCardRecord, wire_name};
+use crate::storage::{UserCardKey, UserCardRecord, wire_name};
 
 pub(crate) async fn update_user_card(
     State(state): State<Arc<AppState>>,

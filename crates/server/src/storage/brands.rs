@@ -1,0 +1,229 @@
+//! Brands: who may call the API, their certificates, their APIv3 key and
+//! their simulated clock.
+
+use card_member_protocol::keys::PublicKey;
+
+use super::sql::{Exec, ExecExt, one_row, values};
+use super::{BrandCertificate, BrandRecord, Mode, Storage, StorageError};
+
+const INSERT_CERTIFICATE: &str = "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
+     SELECT brand_id, $2, $3, $4 FROM brands WHERE brand_id = $1";
+
+impl Storage {
+    /// Registers a brand with its certificates.
+    pub(crate) async fn add_brand(
+        &self,
+        brand: &BrandRecord,
+        now: &str,
+    ) -> Result<(), StorageError> {
+        let (brand, now) = (brand.clone(), now.to_owned());
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let inserted = db
+                    .execute(
+                        "INSERT INTO brands (brand_id, wechatpay_public_key_id, suspended, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        values![&brand.brand_id, &brand.wechatpay_public_key_id, brand.suspended, &now],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    return Err(StorageError::BrandExists);
+                }
+                for certificate in &brand.certificates {
+                    db.execute(
+                        INSERT_CERTIFICATE,
+                        values![
+                            &brand.brand_id,
+                            &certificate.serial_no,
+                            certificate.public_key.spki_der(),
+                            &now
+                        ],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Adds a certificate to a registered brand.
+    pub(crate) async fn add_brand_certificate(
+        &self,
+        brand_id: &str,
+        certificate: &BrandCertificate,
+        now: &str,
+    ) -> Result<(), StorageError> {
+        let (brand_id, certificate, now) =
+            (brand_id.to_owned(), certificate.clone(), now.to_owned());
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let inserted = db
+                    .execute(
+                        INSERT_CERTIFICATE,
+                        values![
+                            &brand_id,
+                            &certificate.serial_no,
+                            certificate.public_key.spki_der(),
+                            &now
+                        ],
+                    )
+                    .await?;
+                one_row(inserted)
+            })
+        })
+        .await
+    }
+
+    /// Suspends or resumes a brand.
+    pub(crate) async fn set_brand_suspended(
+        &self,
+        brand_id: &str,
+        suspended: bool,
+    ) -> Result<(), StorageError> {
+        let brand_id = brand_id.to_owned();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let changed = db
+                    .execute(
+                        "UPDATE brands SET suspended = $2 WHERE brand_id = $1",
+                        values![&brand_id, suspended],
+                    )
+                    .await?;
+                one_row(changed)
+            })
+        })
+        .await
+    }
+
+    /// Sets a brand's sealed APIv3 key.
+    pub(crate) async fn set_brand_api_v3_key(
+        &self,
+        brand_id: &str,
+        sealed: &[u8],
+    ) -> Result<(), StorageError> {
+        let (brand_id, sealed) = (brand_id.to_owned(), sealed.to_vec());
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let changed = db
+                    .execute(
+                        "UPDATE brands SET api_v3_key = $1 WHERE brand_id = $2",
+                        values![&sealed, &brand_id],
+                    )
+                    .await?;
+                one_row(changed)
+            })
+        })
+        .await
+    }
+
+    /// Every brand, by ID.
+    pub(crate) async fn list_brands(&self) -> Result<Vec<BrandRecord>, StorageError> {
+        self.run(Mode::Snapshot, move |db| {
+            Box::pin(async move {
+                let mut brands = Vec::new();
+                for id in select_brand_ids(db).await? {
+                    brands.extend(select_brand(db, &id).await?);
+                }
+                Ok(brands)
+            })
+        })
+        .await
+    }
+
+    /// One brand.
+    pub(crate) async fn brand(&self, brand_id: &str) -> Result<Option<BrandRecord>, StorageError> {
+        let brand_id = brand_id.to_owned();
+        self.run(Mode::Read, move |db| {
+            Box::pin(async move { select_brand(db, &brand_id).await })
+        })
+        .await
+    }
+
+    /// The ID of every registered brand.
+    pub(crate) async fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
+        self.run(Mode::Read, |db| Box::pin(select_brand_ids(db)))
+            .await
+    }
+
+    /// Every brand's simulated clock offset (seconds ahead of real time).
+    pub(crate) async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        self.run(Mode::Read, |db| {
+            Box::pin(async move {
+                db.query("SELECT brand_id, offset_secs FROM brand_clocks", &[])
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.text(0)?, row.int(1)?)))
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    /// Sets a brand's simulated clock offset.
+    pub(crate) async fn set_brand_clock(
+        &self,
+        brand_id: &str,
+        offset_secs: i64,
+    ) -> Result<(), StorageError> {
+        let brand_id = brand_id.to_owned();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES ($1, $2) \
+                     ON CONFLICT (brand_id) DO UPDATE SET offset_secs = excluded.offset_secs",
+                    values![&brand_id, offset_secs],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+async fn select_brand_ids(db: &mut dyn Exec) -> Result<Vec<String>, StorageError> {
+    db.query("SELECT brand_id FROM brands ORDER BY brand_id", &[])
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect()
+}
+
+async fn select_brand(
+    db: &mut dyn Exec,
+    brand_id: &str,
+) -> Result<Option<BrandRecord>, StorageError> {
+    let Some(row) = db
+        .query_opt(
+            "SELECT wechatpay_public_key_id, suspended, api_v3_key FROM brands WHERE brand_id = $1",
+            values![brand_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let certificates = db
+        .query(
+            "SELECT serial_no, public_key_spki FROM brand_certificates WHERE brand_id = $1 ORDER BY serial_no",
+            values![brand_id],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(BrandCertificate {
+                serial_no: row.text(0)?,
+                public_key: PublicKey::from_spki_der(&row.bytes(1)?).map_err(|err| {
+                    StorageError::Internal(format!("stored key of brand {brand_id}: {err}"))
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(Some(BrandRecord {
+        brand_id: brand_id.to_owned(),
+        wechatpay_public_key_id: row.text(0)?,
+        certificates,
+        suspended: row.bool(1)?,
+        api_v3_key: row.opt_bytes(2)?,
+    }))
+}

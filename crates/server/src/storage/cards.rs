@@ -1,0 +1,153 @@
+//! Card templates (FAMILY.md #1–5): stored as the provider's object (JSON),
+//! with their state and `out_request_no` beside it for the queries.
+
+use card_member_protocol::model::Card;
+
+use super::sql::{DbError, ExecExt, values};
+use super::{CardRecord, Change, Mode, Storage, StorageError, decode_json, to_json, wire_name};
+
+impl Storage {
+    /// Creates a template, or returns the one created before with the same
+    /// `out_request_no` and request digest (idempotent); the same key with
+    /// another digest is [`StorageError::OutRequestNoReused`]. Templates
+    /// stored without a digest match any.
+    pub(crate) async fn create_card(
+        &self,
+        card: &Card,
+        digest: &str,
+    ) -> Result<CardRecord, StorageError> {
+        let (card, digest) = (card.clone(), digest.to_owned());
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let out_request_no = &card.definition.out_request_no;
+                let inserted = db
+                    .execute(
+                        "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body, request_digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
+                        values![
+                            &card.brand_id,
+                            &card.card_id,
+                            out_request_no,
+                            wire_name(&card.state),
+                            to_json(&card),
+                            &digest
+                        ],
+                    )
+                    .await
+                    .map_err(|err| match err {
+                        // The card ID is taken by another request's template.
+                        DbError::Unique(_) => StorageError::OutRequestNoReused,
+                        other => other.into(),
+                    })?;
+                if inserted == 1 {
+                    return Ok(CardRecord { card });
+                }
+                let row = db
+                    .query_one(
+                        "SELECT body, request_digest FROM card_templates WHERE brand_id = $1 AND out_request_no = $2",
+                        values![&card.brand_id, out_request_no],
+                    )
+                    .await?;
+                if row.opt_text(1)?.is_some_and(|stored| stored != digest) {
+                    return Err(StorageError::OutRequestNoReused);
+                }
+                Ok(CardRecord {
+                    card: decode_json(&row.text(0)?)?,
+                })
+            })
+        })
+        .await
+    }
+
+    /// A page of a brand's templates, newest first, and how many match
+    /// (both from one snapshot).
+    pub(crate) async fn list_cards(
+        &self,
+        brand_id: &str,
+        state: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Card>, i64), StorageError> {
+        let (brand_id, state) = (brand_id.to_owned(), state.map(str::to_owned));
+        self.run(Mode::Snapshot, move |db| {
+            Box::pin(async move {
+                let total = db
+                    .query_one(
+                        "SELECT count(*) FROM card_templates WHERE brand_id = $1 \
+                         AND (CAST($2 AS TEXT) IS NULL OR state = $2)",
+                        values![&brand_id, &state],
+                    )
+                    .await?
+                    .int(0)?;
+                let cards = db
+                    .query(
+                        "SELECT body FROM card_templates WHERE brand_id = $1 \
+                         AND (CAST($2 AS TEXT) IS NULL OR state = $2) ORDER BY #seq DESC LIMIT $3 OFFSET $4",
+                        values![&brand_id, &state, limit, offset],
+                    )
+                    .await?
+                    .iter()
+                    .map(|row| decode_json(&row.text(0)?))
+                    .collect::<Result<Vec<Card>, StorageError>>()?;
+                Ok((cards, total))
+            })
+        })
+        .await
+    }
+
+    /// Changes a template under its lock; returns it as stored.
+    pub(crate) async fn change_card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+        change: Change<Card>,
+    ) -> Result<Card, StorageError> {
+        let (brand_id, card_id) = (brand_id.to_owned(), card_id.to_owned());
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let row = db
+                    .query_opt(
+                        "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2 #lock",
+                        values![&brand_id, &card_id],
+                    )
+                    .await?
+                    .ok_or(StorageError::NotFound)?;
+                let mut card: Card = decode_json(&row.text(0)?)?;
+                if change(&mut card)? {
+                    db.execute(
+                        "UPDATE card_templates SET state = $1, body = $2 WHERE brand_id = $3 AND card_id = $4",
+                        values![wire_name(&card.state), to_json(&card), &brand_id, &card_id],
+                    )
+                    .await?;
+                }
+                Ok(card)
+            })
+        })
+        .await
+    }
+
+    /// One template of a brand.
+    pub(crate) async fn card(
+        &self,
+        brand_id: &str,
+        card_id: &str,
+    ) -> Result<Option<CardRecord>, StorageError> {
+        let (brand_id, card_id) = (brand_id.to_owned(), card_id.to_owned());
+        self.run(Mode::Read, move |db| {
+            Box::pin(async move {
+                db.query_opt(
+                    "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2",
+                    values![&brand_id, &card_id],
+                )
+                .await?
+                .map(|row| {
+                    Ok(CardRecord {
+                        card: decode_json(&row.text(0)?)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+}

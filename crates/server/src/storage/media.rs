@@ -1,0 +1,63 @@
+//! Uploaded images, content-addressed (`<sha256>.<ext>`). Where they live
+//! differs on purpose: files under `DATA_DIR/media/` beside the SQLite
+//! database (`sqlite.rs` writes and reads them), a `media` table on
+//! PostgreSQL, which every instance shares.
+
+use super::sql::{ExecExt, values};
+use super::{Backend, MediaRecord, Mode, Storage, StorageError};
+
+impl Storage {
+    /// Stores an image (the same ID again is a no-op).
+    pub(crate) async fn save_image(&self, image: &MediaRecord) -> Result<(), StorageError> {
+        if let Backend::Sqlite(db) = &self.backend {
+            return self.timed(db.save_image(image.clone())).await;
+        }
+        let image = image.clone();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "INSERT INTO media (media_id, brand_id, content_type, bytes, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (media_id) DO NOTHING",
+                    values![
+                        &image.media_id,
+                        &image.brand_id,
+                        &image.content_type,
+                        &image.bytes,
+                        &image.created_at
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// An image.
+    pub(crate) async fn image(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError> {
+        if let Backend::Sqlite(db) = &self.backend {
+            return self.timed(db.image(media_id.to_owned())).await;
+        }
+        let media_id = media_id.to_owned();
+        self.run(Mode::Read, move |db| {
+            Box::pin(async move {
+                db.query_opt(
+                    "SELECT media_id, brand_id, content_type, bytes, created_at FROM media WHERE media_id = $1",
+                    values![&media_id],
+                )
+                .await?
+                .map(|row| {
+                    Ok(MediaRecord {
+                        media_id: row.text(0)?,
+                        brand_id: row.text(1)?,
+                        content_type: row.text(2)?,
+                        bytes: row.bytes(3)?,
+                        created_at: row.text(4)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,260 @@
+//! The notification outbox: rows written in the transaction of the change
+//! that causes them, leased by the delivery worker (instances claim
+//! disjoint rows), and each attempt recorded.
+
+use super::sql::{Exec, ExecExt, Row, one_row, values};
+use super::{
+    AttemptRecord, DeliveryOutcome, Mode, NotificationFilter, OutboxRecord, Storage, StorageError,
+};
+
+/// An outbox row's columns, in [`outbox_from_row`]'s order.
+macro_rules! outbox_columns {
+    () => {
+        "id, brand_id, card_id, user_card_code, event_type, original_type, summary, sealed_resource, \
+         create_time, state, attempts, next_attempt_at, last_error"
+    };
+}
+
+fn outbox_from_row(row: &Row) -> Result<OutboxRecord, StorageError> {
+    Ok(OutboxRecord {
+        id: row.text(0)?,
+        brand_id: row.text(1)?,
+        card_id: row.text(2)?,
+        user_card_code: row.text(3)?,
+        event_type: row.text(4)?,
+        original_type: row.text(5)?,
+        summary: row.text(6)?,
+        sealed_resource: row.bytes(7)?,
+        create_time: row.text(8)?,
+        state: row.text(9)?,
+        attempts: row.int(10)?,
+        next_attempt_at: row.int(11)?,
+        last_error: row.opt_text(12)?,
+    })
+}
+
+/// Puts a notification in the outbox, in the transaction at hand.
+pub(super) async fn insert_outbox(db: &mut dyn Exec, n: &OutboxRecord) -> Result<(), StorageError> {
+    db.execute(
+        concat!(
+            "INSERT INTO outbox (",
+            outbox_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ),
+        values![
+            &n.id,
+            &n.brand_id,
+            &n.card_id,
+            &n.user_card_code,
+            &n.event_type,
+            &n.original_type,
+            &n.summary,
+            &n.sealed_resource,
+            &n.create_time,
+            &n.state,
+            n.attempts,
+            n.next_attempt_at,
+            &n.last_error
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+impl Storage {
+    /// Puts a notification in the outbox (one that no change causes).
+    pub(crate) async fn enqueue_notification(
+        &self,
+        notification: &OutboxRecord,
+    ) -> Result<(), StorageError> {
+        let notification = notification.clone();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move { insert_outbox(db, &notification).await })
+        })
+        .await
+    }
+
+    /// Leases up to `limit` pending notifications due at `now` until
+    /// `lease_until` (so that no other instance sends them meanwhile: a row
+    /// another instance is claiming is skipped, one it leased is not due
+    /// until its lease ends). Earliest due first.
+    pub(crate) async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let mut claimed = db
+                    .query(
+                        concat!(
+                            "UPDATE outbox SET leased_until = $2 WHERE id IN (",
+                            "SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= $1 ",
+                            "AND leased_until < $1 ORDER BY next_attempt_at LIMIT $3 #skip_locked) ",
+                            "RETURNING ",
+                            outbox_columns!()
+                        ),
+                        values![now, lease_until, limit],
+                    )
+                    .await?
+                    .iter()
+                    .map(outbox_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                claimed.sort_by_key(|n| n.next_attempt_at);
+                Ok(claimed)
+            })
+        })
+        .await
+    }
+
+    /// Records an attempt and where the notification goes next, releasing
+    /// its lease.
+    pub(crate) async fn record_delivery(
+        &self,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StorageError> {
+        let attempt = attempt.clone();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO UPDATE SET \
+                     at = excluded.at, status = excluded.status, latency_ms = excluded.latency_ms, \
+                     error = excluded.error",
+                    values![
+                        &attempt.notification_id,
+                        attempt.attempt,
+                        &attempt.at,
+                        attempt.status,
+                        attempt.latency_ms,
+                        &attempt.error
+                    ],
+                )
+                .await?;
+                let (state, next) = outcome.columns();
+                db.execute(
+                    "UPDATE outbox SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), \
+                     attempts = $3, leased_until = 0, last_error = $4 WHERE id = $5",
+                    values![state, next, attempt.attempt, &attempt.error, &attempt.notification_id],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The latest notifications (of one brand, or all; of one user card,
+    /// or all), newest first.
+    pub(crate) async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        let filter = filter.clone();
+        self.run(Mode::Read, move |db| {
+            Box::pin(async move {
+                db.query(
+                    concat!(
+                        "SELECT ",
+                        outbox_columns!(),
+                        " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR brand_id = $1) ",
+                        "AND (CAST($2 AS TEXT) IS NULL OR card_id = $2) ",
+                        "AND (CAST($3 AS TEXT) IS NULL OR user_card_code = $3) ",
+                        "ORDER BY #outbox_order LIMIT $4"
+                    ),
+                    values![
+                        &filter.brand_id,
+                        &filter.card_id,
+                        &filter.user_card_code,
+                        limit
+                    ],
+                )
+                .await?
+                .iter()
+                .map(outbox_from_row)
+                .collect()
+            })
+        })
+        .await
+    }
+
+    /// How many notifications are in each state.
+    pub(crate) async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
+        self.run(Mode::Read, |db| {
+            Box::pin(async move {
+                db.query(
+                    "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|row| Ok((row.text(0)?, row.int(1)?)))
+                .collect()
+            })
+        })
+        .await
+    }
+
+    /// One notification and its attempts, oldest first.
+    pub(crate) async fn notification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OutboxRecord, Vec<AttemptRecord>)>, StorageError> {
+        let id = id.to_owned();
+        self.run(Mode::Snapshot, move |db| {
+            Box::pin(async move {
+                let Some(row) = db
+                    .query_opt(
+                        concat!("SELECT ", outbox_columns!(), " FROM outbox WHERE id = $1"),
+                        values![&id],
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let attempts = db
+                    .query(
+                        "SELECT notification_id, attempt, at, status, latency_ms, error FROM delivery_attempts \
+                         WHERE notification_id = $1 ORDER BY attempt",
+                        values![&id],
+                    )
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(AttemptRecord {
+                            notification_id: row.text(0)?,
+                            attempt: row.int(1)?,
+                            at: row.text(2)?,
+                            status: row.opt_int(3)?,
+                            latency_ms: row.int(4)?,
+                            error: row.opt_text(5)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StorageError>>()?;
+                Ok(Some((outbox_from_row(&row)?, attempts)))
+            })
+        })
+        .await
+    }
+
+    /// Sends a notification again from now (whatever its state), with the
+    /// same `id`.
+    pub(crate) async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
+        let id = id.to_owned();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let changed = db
+                    .execute(
+                        "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 WHERE id = $2",
+                        values![now, &id],
+                    )
+                    .await?;
+                one_row(changed)
+            })
+        })
+        .await
+    }
+}
