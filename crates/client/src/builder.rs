@@ -7,44 +7,12 @@ use std::time::Duration;
 use card_member_protocol::keys::{PrivateKey, PublicKey};
 use card_member_protocol::{BACKUP_BASE_URL, PRIMARY_BASE_URL};
 
+use serde::Deserialize;
+
 use crate::client::{Client, Inner};
 use crate::error::{BuildError, Error};
 use crate::limiter::Limiter;
-
-/// When and how often a call is sent again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included. Default 3.
-    pub max_attempts: u32,
-    /// The delay before the first retry; it doubles each time, with random
-    /// jitter of up to half. Default 200 ms.
-    pub initial_delay: Duration,
-    /// The longest delay between attempts. Default 5 s.
-    pub max_delay: Duration,
-    /// No retry starts later than this after the first attempt. Default 30 s.
-    pub max_elapsed: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            initial_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-            max_elapsed: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// One attempt, no retries.
-    pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-}
+use crate::retry::RetryPolicy;
 
 /// Builds a [`Client`]. Required: brand ID, brand certificate serial, brand
 /// private key, WeChat Pay public key ID and WeChat Pay public key.
@@ -297,5 +265,69 @@ mod tests {
         let error = ClientBuilder::default().brand_id("1").build().unwrap_err();
         assert!(error.to_string().contains("not sent"));
         assert!(format!("{error:?}").contains("brand_serial_no"));
+    }
+}
+
+/// The `credentials.json` a card-member server writes on its first start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    base_url: String,
+    brand_id: String,
+    brand_serial_no: String,
+    brand_private_key_file: String,
+    wechatpay_public_key_id: String,
+    wechatpay_public_key_file: String,
+    // The demo card's identity: part of the file's shape (so that a file of
+    // another shape is refused), not needed to build a client.
+    #[allow(dead_code)]
+    card_id: String,
+    #[allow(dead_code)]
+    user_card_code: String,
+    #[allow(dead_code)]
+    openid: String,
+    // Written by servers since the whole family (the second demo template,
+    // the demo image); absent from older files.
+    #[allow(dead_code)]
+    #[serde(default)]
+    signup_card_id: Option<String>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    media_url: Option<String>,
+    // The brand's APIv3 key, for `notify::Receiver`.
+    #[allow(dead_code)]
+    #[serde(default)]
+    api_v3_key: Option<String>,
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client for the server that wrote `credentials.json` (the
+    /// development setup of `card-member serve`): its base URL, brand and
+    /// keys, no backup host.
+    pub fn from_credentials_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::builder_from_credentials_file(path)?.build()
+    }
+
+    /// [`Client::from_credentials_file`], as a builder to adjust further.
+    pub fn builder_from_credentials_file(path: impl AsRef<Path>) -> Result<ClientBuilder, Error> {
+        let path = path.as_ref();
+        let config = |message: String| Error::build(BuildError::Config(message));
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| config(format!("cannot read {}: {err}", path.display())))?;
+        let file: CredentialsFile = serde_json::from_str(&text)
+            .map_err(|err| config(format!("{}: {err}", path.display())))?;
+        Ok(Self::builder()
+            .base_url(file.base_url)
+            .backup_url(None)
+            .brand_id(file.brand_id)
+            .brand_serial_no(file.brand_serial_no)
+            .brand_private_key_file(file.brand_private_key_file)
+            .wechatpay_public_key_id(file.wechatpay_public_key_id)
+            .wechatpay_public_key_file(file.wechatpay_public_key_file))
     }
 }

@@ -54,9 +54,11 @@ mod error;
 mod limiter;
 pub mod notify;
 pub mod pages;
+mod resources;
+mod retry;
 mod sensitive;
 
-pub use builder::{ClientBuilder, RetryPolicy};
+pub use builder::ClientBuilder;
 pub use card_member_protocol as protocol;
 pub use card_member_protocol::activity::{
     PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest,
@@ -69,8 +71,10 @@ pub use card_member_protocol::model::{
     UserCard, UserCardConfirmState, UserCardState, UserInformationForm,
 };
 pub use card_member_protocol::secret::SecretString;
-pub use client::{Activity, Cards, Client, Media, SignedRequest, UserCards};
+pub use client::{Client, SignedRequest};
 pub use error::{ApiError, BuildError, Error, TransportError, error_chain};
+pub use resources::{Activity, Cards, Media, UserCards};
+pub use retry::RetryPolicy;
 pub use sensitive::{
     CommonFieldValue, DecryptedFields, UserCardImport, UserCardUpdate, UserInformation,
 };

@@ -3,11 +3,13 @@
 //! runs on), the fields that travel as RSA-OAEP ciphertexts, the per-brand
 //! rate limit and a summary.
 //!
-//! The server's router and rate limiter, the OpenAPI document, the SDK's
-//! request path and the CLI all read [`ENDPOINTS`]; the server has a test
-//! that every route it serves is described here and every endpoint here is
-//! served. Adding an endpoint: its description here, its types and rules in
-//! its resource module, its handler, one SDK method, one CLI command.
+//! Each request type is bound to its description by
+//! [`crate::request::ApiRequest`]: the server's router attaches the
+//! endpoint to the handler of its request type, the SDK's one generic send
+//! reads it (method, path, rate limit, whether it may be sent again), and
+//! the OpenAPI document and the CLI read [`ENDPOINTS`]. The server has a
+//! test that every route it serves is described here and every endpoint
+//! here is served. Adding an endpoint: docs/architecture.md.
 
 use crate::shared::MAX_PAGE_SIZE;
 use crate::validation::{BodyRules, Field, Kind, no_relations, required};
@@ -509,14 +511,6 @@ pub fn is_multipart(endpoint: &Endpoint) -> bool {
     endpoint.name == UPLOAD_IMAGE.name
 }
 
-/// The endpoint of a method and path template (as a router matched it).
-pub fn find(method: &str, path: &str) -> Option<&'static Endpoint> {
-    ENDPOINTS
-        .iter()
-        .copied()
-        .find(|endpoint| endpoint.method.eq_ignore_ascii_case(method) && endpoint.path == path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,10 +556,6 @@ mod tests {
         assert_eq!(
             UPDATE_USER_CARD.target(&["A B/1"]),
             "/brand/card-member/user-cards/A%20B%2F1"
-        );
-        assert_eq!(
-            find("patch", "/brand/card-member/user-cards/{user_card_code}").map(|e| e.name),
-            Some("update_user_card")
         );
     }
 }

@@ -67,6 +67,7 @@ pub mod membership;
 pub mod model;
 pub mod nonce;
 pub mod notify;
+pub mod request;
 pub mod response;
 pub mod secret;
 pub mod shared;

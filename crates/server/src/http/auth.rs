@@ -22,13 +22,13 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use card_member_protocol::auth::Authorization;
-use card_member_protocol::endpoints;
+use card_member_protocol::endpoints::{self, Endpoint};
 use card_member_protocol::response::HEADER_SERIAL;
 
 use card_member_protocol::media::MAX_IMAGE_BYTES;
@@ -170,13 +170,13 @@ async fn verify(
         .cloned()
         .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
 
-    let route = parts
+    // The router attached each API route's endpoint when it built it.
+    let endpoint: &'static Endpoint = parts
         .extensions
-        .get::<MatchedPath>()
-        .map_or("", MatchedPath::as_str)
-        .to_owned();
-    let endpoint = endpoints::find(parts.method.as_str(), &route);
-    let multipart = endpoint.is_some_and(endpoints::is_multipart);
+        .get::<&'static Endpoint>()
+        .copied()
+        .ok_or_else(|| refuse(ApiError::internal(&"an API route without its endpoint")))?;
+    let multipart = endpoints::is_multipart(endpoint);
     let (body, mut upload) = if multipart {
         // Only the `meta` part (what the signature covers) is read before
         // the signature, the nonce and the rate limit are checked; the
@@ -237,13 +237,10 @@ async fn verify(
         return Err(refuse(ApiError::brand_suspended()));
     }
 
-    let per_second = endpoint.map_or(card_member_protocol::RATE_LIMIT_PER_SECOND, |endpoint| {
-        endpoint.per_second
-    });
-    let endpoint = format!("{} {route}", parts.method);
+    let bucket = format!("{} {}", endpoint.method, endpoint.path);
     let slot = state
         .storage
-        .take_rate_slot(&authorization.brand_id, &endpoint, per_second)
+        .take_rate_slot(&authorization.brand_id, &bucket, endpoint.per_second)
         .await
         .map_err(|err| refuse(ApiError::from(err)))?;
     if let Err(wait) = slot {

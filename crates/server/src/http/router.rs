@@ -4,53 +4,50 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
-use card_member_protocol::endpoints::{self, Endpoint};
+use axum::{Extension, Router};
+use card_member_protocol::activity::{PointsSyncRequest, UserFeedRequest};
+use card_member_protocol::endpoints::Endpoint;
+use card_member_protocol::model::{
+    ConfirmUserCardRequest, CreateCardRequest, ExchangeCouponConfirmRequest, ImageMeta,
+    ImportUserCardRequest, InvalidateUserCardRequest, PreAuthTokenRequest, UpdateCardRequest,
+    UpdateUserCardRequest,
+};
+use card_member_protocol::request::{
+    ApiRequest, GetCardRequest, GetUserCardRequest, InvalidateCardRequest, ListCardsRequest,
+    ListUserCardsRequest,
+};
 
 use super::handlers::{activity, cards, health, media, membership, simulate, user_cards};
 use super::{auth, console, layers};
 use crate::domain::media::MEDIA_PATH;
 use crate::state::AppState;
 
-/// The handler of an endpoint of the table, on its method.
-fn handler(endpoint: &Endpoint) -> MethodRouter<Arc<AppState>> {
+/// An API route: the handler of the endpoint whose request `R` it parses,
+/// on the endpoint's method.
+fn api<R: ApiRequest, H: Handler<T, Arc<AppState>>, T: 'static>(
+    handler: H,
+) -> (&'static Endpoint, MethodRouter<Arc<AppState>>) {
     let method = MethodFilter::try_from(
-        axum::http::Method::from_bytes(endpoint.method.as_bytes())
+        axum::http::Method::from_bytes(R::ENDPOINT.method.as_bytes())
             .expect("the table's methods are valid"),
     )
     .expect("the table's methods are routable");
-    match endpoint.name {
-        "update_user_card" => on(method, user_cards::update_user_card),
-        "get_user_card" => on(method, user_cards::get_user_card),
-        "invalidate_user_card" => on(method, user_cards::invalidate_user_card),
-        "import_user_card" => on(method, user_cards::import_user_card),
-        "create_card" => on(method, cards::create_card),
-        "get_card" => on(method, cards::get_card),
-        "list_cards" => on(method, cards::list_cards),
-        "update_card" => on(method, cards::update_card),
-        "invalidate_card" => on(method, cards::invalidate_card),
-        "list_user_cards" => on(method, user_cards::list_user_cards),
-        "create_pre_auth_token" => on(method, membership::create_pre_auth_token),
-        "confirm_user_card" => on(method, membership::confirm_user_card),
-        "confirm_point_exchange" => on(method, membership::confirm_point_exchange),
-        "upload_image" => on(method, media::upload_image),
-        "create_user_feed" => on(method, activity::create_user_feed),
-        "sync_user_points" => on(method, activity::sync_user_points),
-        other => panic!("the endpoint {other} has no handler"),
-    }
+    (R::ENDPOINT, on(method, handler))
 }
 
 /// The router: API routes behind authentication and response signing, and
 /// the unauthenticated health check; the request ID, log and timeout
-/// around everything. The API routes are the endpoint table's
-/// ([`card_member_protocol::endpoints::ENDPOINTS`]). Unknown paths answer 404 and wrong methods 405, both
-/// with an empty body, before authentication.
+/// around everything. Each API route is the handler of one request type,
+/// on its endpoint's path and method, with the endpoint attached (what
+/// authentication and the rate limiter read). Unknown paths answer 404 and
+/// wrong methods 405, both with an empty body, before authentication.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     // Layers go on each method router's matched routes, so that a wrong
     // method is answered 405 before authentication.
-    let api = |methods: MethodRouter<Arc<AppState>>| {
+    let with_api_layers = |methods: MethodRouter<Arc<AppState>>| {
         methods
             .route_layer(from_fn_with_state(
                 Arc::clone(&state),
@@ -62,8 +59,29 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     if state.console_enabled {
         router = router.merge(console::routes(&state));
     }
-    for endpoint in endpoints::ENDPOINTS {
-        router = router.route(endpoint.path, api(handler(endpoint)));
+    let routes = [
+        api::<UpdateUserCardRequest, _, _>(user_cards::update_user_card),
+        api::<GetUserCardRequest, _, _>(user_cards::get_user_card),
+        api::<InvalidateUserCardRequest, _, _>(user_cards::invalidate_user_card),
+        api::<ImportUserCardRequest, _, _>(user_cards::import_user_card),
+        api::<ListUserCardsRequest, _, _>(user_cards::list_user_cards),
+        api::<CreateCardRequest, _, _>(cards::create_card),
+        api::<GetCardRequest, _, _>(cards::get_card),
+        api::<ListCardsRequest, _, _>(cards::list_cards),
+        api::<UpdateCardRequest, _, _>(cards::update_card),
+        api::<InvalidateCardRequest, _, _>(cards::invalidate_card),
+        api::<PreAuthTokenRequest, _, _>(membership::create_pre_auth_token),
+        api::<ConfirmUserCardRequest, _, _>(membership::confirm_user_card),
+        api::<ExchangeCouponConfirmRequest, _, _>(membership::confirm_point_exchange),
+        api::<ImageMeta, _, _>(media::upload_image),
+        api::<UserFeedRequest, _, _>(activity::create_user_feed),
+        api::<PointsSyncRequest, _, _>(activity::sync_user_points),
+    ];
+    for (endpoint, methods) in routes {
+        router = router.route(
+            endpoint.path,
+            with_api_layers(methods).route_layer(Extension(endpoint)),
+        );
     }
     router
         .route(

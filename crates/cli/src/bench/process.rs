@@ -1,0 +1,188 @@
+//! The server under test as a child process: started (pinned if asked), its CPU time, memory and the machine's steal time read from `/proc`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use card_member_client::protocol::nonce::generate_nonce;
+
+use crate::CliError;
+
+/// Pins every thread of `pid` to `cpus` with `taskset`.
+pub(super) fn pin(pid: u32, cpus: &str) -> Result<(), CliError> {
+    let status = Command::new("taskset")
+        .args(["-a", "-pc", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|err| CliError::from(format!("taskset: {err}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CliError::from(format!(
+            "taskset could not pin {pid} to {cpus}"
+        )))
+    }
+}
+
+/// How many CPUs a `taskset` list names (`0`, `0,2`, `1-3`).
+pub(super) fn cpus_in(list: &str) -> usize {
+    list.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                b.trim()
+                    .parse::<usize>()
+                    .unwrap_or(0)
+                    .saturating_sub(a.trim().parse().unwrap_or(0))
+                    + 1
+            }
+            None => 1,
+        })
+        .sum()
+}
+
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base_url: String,
+    pub(crate) data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Seconds of CPU the process has used (user + system).
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The machine's CPU time stolen by the hypervisor and its total, in
+/// ticks (`/proc/stat`): a run whose cores were partly taken by other
+/// guests shows it, and its CPU figures are then not the server's alone.
+pub(super) fn machine_steal_and_total() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice;
+    // guest time is already counted in user.
+    let total = ticks.iter().take(8).sum();
+    (ticks.get(7).copied().unwrap_or(0.0), total)
+}
+
+/// The process's peak resident set, in MiB.
+pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
+    rss_mib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in MiB.
+pub(crate) fn rss_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Starts `card-member serve` (this binary, or `binary`) on a fresh data
+/// directory and waits until it answers; on `cpus` (a `taskset` list) it
+/// starts already pinned, so that it sizes its async workers and blocking
+/// pool to those CPUs.
+pub(crate) fn start_server(
+    database_url: Option<&str>,
+    binary: Option<&std::path::Path>,
+    cpus: Option<&str>,
+) -> Result<Server, CliError> {
+    let dir = tempfile::tempdir().map_err(|err| CliError::from(err.to_string()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|err| CliError::from(err.to_string()))?
+        .port();
+    let data_dir = dir.path().join("data");
+    let program = match binary {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe().map_err(|err| CliError::from(err.to_string()))?,
+    };
+    let mut command = match cpus {
+        // taskset execs the program: the child's pid is the server's.
+        Some(list) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", list]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
+    command
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        command.env("CARD_MEMBER_DATABASE_URL", url);
+    }
+    let child = command
+        .spawn()
+        .map_err(|err| CliError::from(format!("cannot start the server: {err}")))?;
+    let server = Server {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+        data_dir,
+        _dir: dir,
+    };
+    let started = Instant::now();
+    while !server.data_dir.join("dev/credentials.json").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(CliError::from("the server did not start".to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(server)
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub(crate) fn random_nonce() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let rng = SystemRandom::new();
+    generate_nonce(|buffer| rng.fill(buffer).expect("the system RNG works"))
+}
