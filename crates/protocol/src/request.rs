@@ -10,19 +10,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::activity::{PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest};
-use crate::cards::{Card, CardDefinition, CardState, UpdateCardRequest};
+use crate::cards::{Card, CardState};
 use crate::endpoints::{self, Endpoint, encode_component};
-use crate::media::{ImageMeta, ImageUpload};
-use crate::membership::{
-    ConfirmUserCardRequest, ExchangeCouponConfirmRequest, ExchangeCouponResult, PreAuthToken,
-    PreAuthTokenRequest,
-};
 use crate::shared::{ListQuery, Page};
-use crate::user_cards::{
-    ImportUserCardRequest, InvalidateUserCardRequest, UpdateUserCardRequest, UserCard,
-    UserCardState, validate_user_card_code,
-};
+use crate::user_cards::{UserCard, UserCardState, validate_user_card_code};
 use crate::validation::Violation;
 
 /// A request of one endpoint of the family.
@@ -62,12 +53,12 @@ pub trait ApiRequest {
 }
 
 /// A request's JSON body.
-fn json<T: Serialize>(request: &T) -> Vec<u8> {
+pub(crate) fn json<T: Serialize>(request: &T) -> Vec<u8> {
     serde_json::to_vec(request).expect("request types always serialise")
 }
 
 /// Checks a body against its endpoint's rule table.
-fn check_body<T: Serialize>(endpoint: &Endpoint, request: &T) -> Result<(), Violation> {
+pub(crate) fn check_body<T: Serialize>(endpoint: &Endpoint, request: &T) -> Result<(), Violation> {
     match endpoint.request {
         Some(rules) => {
             rules.validate(&serde_json::to_value(request).expect("request types serialise"))
@@ -76,11 +67,13 @@ fn check_body<T: Serialize>(endpoint: &Endpoint, request: &T) -> Result<(), Viol
     }
 }
 
-/// Implements [`ApiRequest`] for a request with a JSON body.
+/// Implements [`ApiRequest`] for a request with a JSON body: its type,
+/// endpoint, answer, path values and check. Each resource module binds its
+/// requests with it, beside their types.
 macro_rules! with_body {
     ($request:ty, $endpoint:expr, $response:ty, |$this:ident| $path:expr, $check:expr) => {
-        impl ApiRequest for $request {
-            const ENDPOINT: &'static Endpoint = &$endpoint;
+        impl $crate::request::ApiRequest for $request {
+            const ENDPOINT: &'static $crate::endpoints::Endpoint = &$endpoint;
             type Response = $response;
 
             fn path_values(&self) -> Vec<&str> {
@@ -88,96 +81,19 @@ macro_rules! with_body {
                 $path
             }
 
-            fn check(&self) -> Result<(), Violation> {
-                let check: fn(&Self) -> Result<(), Violation> = $check;
+            fn check(&self) -> Result<(), $crate::validation::Violation> {
+                let check: fn(&Self) -> Result<(), $crate::validation::Violation> = $check;
                 check(self)
             }
 
             fn body(&self) -> Vec<u8> {
-                json(self)
+                $crate::request::json(self)
             }
         }
     };
 }
 
-with_body!(
-    UpdateUserCardRequest,
-    endpoints::UPDATE_USER_CARD,
-    UserCard,
-    |r| vec![&r.user_card_code],
-    UpdateUserCardRequest::validate
-);
-with_body!(
-    InvalidateUserCardRequest,
-    endpoints::INVALIDATE_USER_CARD,
-    UserCard,
-    |r| vec![&r.user_card_code],
-    InvalidateUserCardRequest::validate
-);
-with_body!(
-    ImportUserCardRequest,
-    endpoints::IMPORT_USER_CARD,
-    UserCard,
-    |_r| Vec::new(),
-    ImportUserCardRequest::validate
-);
-with_body!(
-    ConfirmUserCardRequest,
-    endpoints::CONFIRM_USER_CARD,
-    UserCard,
-    |r| vec![&r.update.user_card_code],
-    ConfirmUserCardRequest::validate
-);
-with_body!(
-    CardDefinition,
-    endpoints::CREATE_CARD,
-    Card,
-    |_r| Vec::new(),
-    CardDefinition::validate
-);
-with_body!(
-    UpdateCardRequest,
-    endpoints::UPDATE_CARD,
-    Card,
-    |r| vec![&r.card_id],
-    UpdateCardRequest::validate
-);
-with_body!(
-    PreAuthTokenRequest,
-    endpoints::CREATE_PRE_AUTH_TOKEN,
-    PreAuthToken,
-    |_r| Vec::new(),
-    |r| check_body(&endpoints::CREATE_PRE_AUTH_TOKEN, r)
-);
-with_body!(
-    ExchangeCouponConfirmRequest,
-    endpoints::CONFIRM_POINT_EXCHANGE,
-    ExchangeCouponResult,
-    |_r| Vec::new(),
-    |r| check_body(&endpoints::CONFIRM_POINT_EXCHANGE, r)
-);
-with_body!(
-    UserFeedRequest,
-    endpoints::CREATE_USER_FEED,
-    UserFeed,
-    |_r| Vec::new(),
-    UserFeedRequest::validate
-);
-with_body!(
-    PointsSyncRequest,
-    endpoints::SYNC_USER_POINTS,
-    PointsSync,
-    |_r| Vec::new(),
-    PointsSyncRequest::validate
-);
-// The upload's signed body is its `meta` part; the file travels beside it.
-with_body!(
-    ImageMeta,
-    endpoints::UPLOAD_IMAGE,
-    ImageUpload,
-    |_r| Vec::new(),
-    |r| check_body(&endpoints::UPLOAD_IMAGE, r)
-);
+pub(crate) use with_body;
 
 /// `GET /brand/card-member/user-cards/{user_card_code}?card_id=&openid=`.
 #[derive(Clone, Debug, PartialEq, Eq)]
