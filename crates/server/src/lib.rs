@@ -6,19 +6,25 @@
 //!
 //! # Layout
 //!
-//! - [`Application`]: build from [`Settings`], then `run_until(shutdown)`.
-//! - `app`: state and the router (every layer listed in one place).
-//! - `auth`: request authentication, in the spec's order.
-//! - `connections`, `tls`: the accept loop (connection cap, header and
-//!   idle timeouts) and HTTPS.
-//! - `layers`: `Request-ID`, request log, timeout, response signing.
-//! - `routes`: handlers, one file per resource.
-//! - `storage`: the storage trait and its SQLite backend.
-//! - `crypto`, `sealing`: RSA work (counted) and AES-GCM at rest.
-//! - `rate_limit`, `replay`: GCRA per brand, nonce replay guard.
-//! - [`settings`], `bootstrap`: settings, keys on disk, the first-start
-//!   development setup.
-//! - [`brands`]: registering brands (the `card-member brands` command).
+//! Floors, top down; imports only run down (docs/architecture.md draws
+//! them):
+//!
+//! - [`Application`] (`application`): build from [`Settings`], then
+//!   `run_until(shutdown)`; [`ServerHandle`] inspects a running server.
+//! - `http`: the router (every route and layer in one place), connections
+//!   and TLS, layers (`Request-ID`, log, timeout, response signing),
+//!   authentication in the spec's order, the handlers (one file per
+//!   resource) and the console.
+//! - `admin`: [`brands`] and [`outbox`] (what the `card-member brands` and
+//!   `notifications` commands do), the first start's keys and development
+//!   setup.
+//! - `domain`: the card's rules, the member's side, the notifications and
+//!   their delivery, images.
+//! - `state`: what requests share (storage, keys, metrics, the clock, the
+//!   brand directory).
+//! - `error`: the API's error type, [`StartError`].
+//! - `storage`: each query written once for SQLite and PostgreSQL.
+//! - `crypto`, `ops` ([`settings`], metrics), `clock`: the ground floor.
 //!
 //! # Example
 //!

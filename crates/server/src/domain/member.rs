@@ -4,8 +4,8 @@
 //! (a card `UNACTIVATED` until the brand confirms); a member asks to trade
 //! points for a coupon (a request the brand decides with endpoint 15).
 //!
-//! Reached through [`crate::ServerHandle`]: by the tests today, by the
-//! simulation (`card-member simulate`) next.
+//! Reached through the server handle (the tests), the simulation's routes
+//! (`/simulate/…`, `card-member simulate`) and the console's simulator.
 
 use std::sync::Arc;
 

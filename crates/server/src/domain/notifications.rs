@@ -310,7 +310,7 @@ async fn send(
     };
     let body = serde_json::to_vec(&envelope).expect("envelopes serialise");
     // On this worker, like every private-key operation (see
-    // `routes::user_cards::seal_sensitive`).
+    // `user_cards::seal_sensitive`).
     let signature = state.crypto.sign_response(state.clock.unix_now(), &body);
     let mut request = client
         .post(&notify_url)
