@@ -54,25 +54,13 @@ impl Storage {
         certificate: &BrandCertificate,
         now: &str,
     ) -> Result<(), StorageError> {
-        let (brand_id, certificate, now) =
-            (brand_id.to_owned(), certificate.clone(), now.to_owned());
-        self.run(Mode::Write, move |db| {
-            Box::pin(async move {
-                let inserted = db
-                    .execute(
-                        INSERT_CERTIFICATE,
-                        values![
-                            &brand_id,
-                            &certificate.serial_no,
-                            certificate.public_key.spki_der(),
-                            &now
-                        ],
-                    )
-                    .await?;
-                one_row(inserted)
-            })
-        })
-        .await
+        let values = values![
+            brand_id,
+            &certificate.serial_no,
+            certificate.public_key.spki_der(),
+            now
+        ];
+        one_row(self.change(INSERT_CERTIFICATE, values.to_vec()).await?)
     }
 
     /// Suspends or resumes a brand.
@@ -81,19 +69,11 @@ impl Storage {
         brand_id: &str,
         suspended: bool,
     ) -> Result<(), StorageError> {
-        let brand_id = brand_id.to_owned();
-        self.run(Mode::Write, move |db| {
-            Box::pin(async move {
-                let changed = db
-                    .execute(
-                        "UPDATE brands SET suspended = $2 WHERE brand_id = $1",
-                        values![&brand_id, suspended],
-                    )
-                    .await?;
-                one_row(changed)
-            })
-        })
-        .await
+        let sql = "UPDATE brands SET suspended = $2 WHERE brand_id = $1";
+        one_row(
+            self.change(sql, values![brand_id, suspended].to_vec())
+                .await?,
+        )
     }
 
     /// Sets a brand's sealed APIv3 key.
@@ -102,19 +82,8 @@ impl Storage {
         brand_id: &str,
         sealed: &[u8],
     ) -> Result<(), StorageError> {
-        let (brand_id, sealed) = (brand_id.to_owned(), sealed.to_vec());
-        self.run(Mode::Write, move |db| {
-            Box::pin(async move {
-                let changed = db
-                    .execute(
-                        "UPDATE brands SET api_v3_key = $1 WHERE brand_id = $2",
-                        values![&sealed, &brand_id],
-                    )
-                    .await?;
-                one_row(changed)
-            })
-        })
-        .await
+        let sql = "UPDATE brands SET api_v3_key = $1 WHERE brand_id = $2";
+        one_row(self.change(sql, values![sealed, brand_id].to_vec()).await?)
     }
 
     /// Every brand, by ID.
@@ -142,22 +111,14 @@ impl Storage {
 
     /// The ID of every registered brand.
     pub(crate) async fn brand_ids(&self) -> Result<Vec<String>, StorageError> {
-        self.run(Mode::Read, |db| Box::pin(select_brand_ids(db)))
-            .await
+        self.rows(BRAND_IDS, Vec::new(), |row| row.text(0)).await
     }
 
     /// Every brand's simulated clock offset (seconds ahead of real time).
     pub(crate) async fn brand_clocks(&self) -> Result<Vec<(String, i64)>, StorageError> {
-        self.run(Mode::Read, |db| {
-            Box::pin(async move {
-                db.query("SELECT brand_id, offset_secs FROM brand_clocks", &[])
-                    .await?
-                    .iter()
-                    .map(|row| Ok((row.text(0)?, row.int(1)?)))
-                    .collect()
-            })
-        })
-        .await
+        let sql = "SELECT brand_id, offset_secs FROM brand_clocks";
+        self.rows(sql, Vec::new(), |row| Ok((row.text(0)?, row.int(1)?)))
+            .await
     }
 
     /// Sets a brand's simulated clock offset.
@@ -166,24 +127,18 @@ impl Storage {
         brand_id: &str,
         offset_secs: i64,
     ) -> Result<(), StorageError> {
-        let brand_id = brand_id.to_owned();
-        self.run(Mode::Write, move |db| {
-            Box::pin(async move {
-                db.execute(
-                    "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES ($1, $2) \
-                     ON CONFLICT (brand_id) DO UPDATE SET offset_secs = excluded.offset_secs",
-                    values![&brand_id, offset_secs],
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await
+        let sql = "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES ($1, $2) \
+                   ON CONFLICT (brand_id) DO UPDATE SET offset_secs = excluded.offset_secs";
+        self.change(sql, values![brand_id, offset_secs].to_vec())
+            .await
+            .map(drop)
     }
 }
 
+const BRAND_IDS: &str = "SELECT brand_id FROM brands ORDER BY brand_id";
+
 async fn select_brand_ids(db: &mut dyn Exec) -> Result<Vec<String>, StorageError> {
-    db.query("SELECT brand_id FROM brands ORDER BY brand_id", &[])
+    db.query(BRAND_IDS, &[])
         .await?
         .iter()
         .map(|row| row.text(0))

@@ -132,20 +132,10 @@ impl Storage {
         brand_id: &str,
         card_id: &str,
     ) -> Result<Option<CardRecord>, StorageError> {
-        let (brand_id, card_id) = (brand_id.to_owned(), card_id.to_owned());
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move {
-                db.query_opt(
-                    "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2",
-                    values![&brand_id, &card_id],
-                )
-                .await?
-                .map(|row| {
-                    Ok(CardRecord {
-                        card: decode_json(&row.text(0)?)?,
-                    })
-                })
-                .transpose()
+        let sql = "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2";
+        self.row(sql, values![brand_id, card_id].to_vec(), |row| {
+            Ok(CardRecord {
+                card: decode_json(&row.text(0)?)?,
             })
         })
         .await

@@ -3,8 +3,8 @@
 //! database (`sqlite.rs` writes and reads them), a `media` table on
 //! PostgreSQL, which every instance shares.
 
-use super::sql::{ExecExt, values};
-use super::{Backend, MediaRecord, Mode, Storage, StorageError};
+use super::sql::values;
+use super::{Backend, MediaRecord, Storage, StorageError};
 
 impl Storage {
     /// Stores an image (the same ID again is a no-op).
@@ -12,25 +12,16 @@ impl Storage {
         if let Backend::Sqlite(db) = &self.backend {
             return self.timed(db.save_image(image.clone())).await;
         }
-        let image = image.clone();
-        self.run(Mode::Write, move |db| {
-            Box::pin(async move {
-                db.execute(
-                    "INSERT INTO media (media_id, brand_id, content_type, bytes, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (media_id) DO NOTHING",
-                    values![
-                        &image.media_id,
-                        &image.brand_id,
-                        &image.content_type,
-                        &image.bytes,
-                        &image.created_at
-                    ],
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await
+        let sql = "INSERT INTO media (media_id, brand_id, content_type, bytes, created_at) \
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (media_id) DO NOTHING";
+        let image = values![
+            &image.media_id,
+            &image.brand_id,
+            &image.content_type,
+            &image.bytes,
+            &image.created_at
+        ];
+        self.change(sql, image.to_vec()).await.map(drop)
     }
 
     /// An image.
@@ -38,24 +29,14 @@ impl Storage {
         if let Backend::Sqlite(db) = &self.backend {
             return self.timed(db.image(media_id.to_owned())).await;
         }
-        let media_id = media_id.to_owned();
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move {
-                db.query_opt(
-                    "SELECT media_id, brand_id, content_type, bytes, created_at FROM media WHERE media_id = $1",
-                    values![&media_id],
-                )
-                .await?
-                .map(|row| {
-                    Ok(MediaRecord {
-                        media_id: row.text(0)?,
-                        brand_id: row.text(1)?,
-                        content_type: row.text(2)?,
-                        bytes: row.bytes(3)?,
-                        created_at: row.text(4)?,
-                    })
-                })
-                .transpose()
+        let sql = "SELECT media_id, brand_id, content_type, bytes, created_at FROM media WHERE media_id = $1";
+        self.row(sql, values![media_id].to_vec(), |row| {
+            Ok(MediaRecord {
+                media_id: row.text(0)?,
+                brand_id: row.text(1)?,
+                content_type: row.text(2)?,
+                bytes: row.bytes(3)?,
+                created_at: row.text(4)?,
             })
         })
         .await

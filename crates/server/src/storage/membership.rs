@@ -3,7 +3,7 @@
 //! `out_request_no` (#13, #14), and points-for-coupon requests (#15).
 
 use super::outbox::insert_outbox;
-use super::sql::{Exec, ExecExt, unique_means, values};
+use super::sql::{Exec, ExecExt, Row, unique_means, values};
 use super::user_cards::select_user_card;
 use super::{
     Change, MemberRecord, Mode, OutboxRecord, PointExchangeRecord, Recorded, Storage, StorageError,
@@ -17,26 +17,35 @@ pub(super) async fn select_token(
     lock: bool,
 ) -> Result<Option<TokenRecord>, StorageError> {
     let sql = if lock {
-        "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens \
-         WHERE token = $1 #lock"
+        concat!(token_query!(), " #lock")
     } else {
-        "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens \
-         WHERE token = $1"
+        token_query!()
     };
     db.query_opt(sql, values![token])
         .await?
-        .map(|row| {
-            Ok(TokenRecord {
-                token: row.text(0)?,
-                brand_id: row.text(1)?,
-                card_id: row.text(2)?,
-                openid: row.text(3)?,
-                expires_at: row.int(4)?,
-                created_at: row.text(5)?,
-                used_at: row.opt_text(6)?,
-            })
-        })
+        .map(|row| token_from_row(&row))
         .transpose()
+}
+
+/// A token by its value.
+macro_rules! token_query {
+    () => {
+        "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens \
+         WHERE token = $1"
+    };
+}
+use token_query;
+
+fn token_from_row(row: &Row) -> Result<TokenRecord, StorageError> {
+    Ok(TokenRecord {
+        token: row.text(0)?,
+        brand_id: row.text(1)?,
+        card_id: row.text(2)?,
+        openid: row.text(3)?,
+        expires_at: row.int(4)?,
+        created_at: row.text(5)?,
+        used_at: row.opt_text(6)?,
+    })
 }
 
 impl Storage {
@@ -75,11 +84,8 @@ impl Storage {
 
     /// A token.
     pub(crate) async fn token(&self, token: &str) -> Result<Option<TokenRecord>, StorageError> {
-        let token = token.to_owned();
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move { select_token(db, &token, false).await })
-        })
-        .await
+        self.row(token_query!(), values![token].to_vec(), token_from_row)
+            .await
     }
 
     /// Records a member activity entry or points sync once per

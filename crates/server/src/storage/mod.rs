@@ -48,7 +48,7 @@ use serde::Serialize;
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use records::*;
 pub use records::{AuditEntry, BrandCertificate, BrandRecord};
-use sql::Exec;
+use sql::{Exec, Row, Value};
 pub(crate) use sqlite::SqliteStorage;
 
 use crate::clock::Clock;
@@ -137,6 +137,14 @@ impl std::error::Error for StorageError {}
 /// both backends. Its future borrows the executor.
 pub(crate) type Script<'e, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'e>>;
 
+/// A script: work on a connection or a transaction, for either backend.
+pub(crate) trait Work<T>:
+    for<'e> FnOnce(&'e mut dyn Exec) -> Script<'e, T> + Send + 'static
+{
+}
+
+impl<T, W> Work<T> for W where W: for<'e> FnOnce(&'e mut dyn Exec) -> Script<'e, T> + Send + 'static {}
+
 /// How a script runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -176,16 +184,51 @@ impl Storage {
 
     /// Runs `work` on the backend, timed: the one place every query goes
     /// through.
-    pub(crate) async fn run<T, W>(&self, mode: Mode, work: W) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        W: for<'e> FnOnce(&'e mut dyn Exec) -> Script<'e, T> + Send + 'static,
-    {
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        mode: Mode,
+        work: impl Work<T>,
+    ) -> Result<T, StorageError> {
         self.timed(async {
             match &self.backend {
                 Backend::Sqlite(db) => db.run(mode, work).await,
                 Backend::Postgres(db) => db.run(mode, work).await,
             }
+        })
+        .await
+    }
+
+    /// The rows of one query, each made a `T` by `each`.
+    pub(crate) async fn rows<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        values: Vec<Value>,
+        each: fn(&Row) -> Result<T, StorageError>,
+    ) -> Result<Vec<T>, StorageError> {
+        self.run(Mode::Read, move |db| {
+            Box::pin(async move { db.query(sql, &values).await?.iter().map(each).collect() })
+        })
+        .await
+    }
+
+    /// The row of one query, if any, made a `T` by `each`.
+    pub(crate) async fn row<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        values: Vec<Value>,
+        each: fn(&Row) -> Result<T, StorageError>,
+    ) -> Result<Option<T>, StorageError> {
+        Ok(self.rows(sql, values, each).await?.into_iter().next())
+    }
+
+    /// One statement in a transaction of its own; how many rows it changed.
+    pub(crate) async fn change(
+        &self,
+        sql: &'static str,
+        values: Vec<Value>,
+    ) -> Result<u64, StorageError> {
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move { Ok(db.execute(sql, &values).await?) })
         })
         .await
     }

@@ -153,49 +153,28 @@ impl Storage {
         filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
-        let filter = filter.clone();
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move {
-                db.query(
-                    concat!(
-                        "SELECT ",
-                        outbox_columns!(),
-                        " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR brand_id = $1) ",
-                        "AND (CAST($2 AS TEXT) IS NULL OR card_id = $2) ",
-                        "AND (CAST($3 AS TEXT) IS NULL OR user_card_code = $3) ",
-                        "ORDER BY #outbox_order LIMIT $4"
-                    ),
-                    values![
-                        &filter.brand_id,
-                        &filter.card_id,
-                        &filter.user_card_code,
-                        limit
-                    ],
-                )
-                .await?
-                .iter()
-                .map(outbox_from_row)
-                .collect()
-            })
-        })
-        .await
+        let sql = concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR brand_id = $1) ",
+            "AND (CAST($2 AS TEXT) IS NULL OR card_id = $2) ",
+            "AND (CAST($3 AS TEXT) IS NULL OR user_card_code = $3) ",
+            "ORDER BY #outbox_order LIMIT $4"
+        );
+        let filter = values![
+            &filter.brand_id,
+            &filter.card_id,
+            &filter.user_card_code,
+            limit
+        ];
+        self.rows(sql, filter.to_vec(), outbox_from_row).await
     }
 
     /// How many notifications are in each state.
     pub(crate) async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
-        self.run(Mode::Read, |db| {
-            Box::pin(async move {
-                db.query(
-                    "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state",
-                    &[],
-                )
-                .await?
-                .iter()
-                .map(|row| Ok((row.text(0)?, row.int(1)?)))
-                .collect()
-            })
-        })
-        .await
+        let sql = "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state";
+        self.rows(sql, Vec::new(), |row| Ok((row.text(0)?, row.int(1)?)))
+            .await
     }
 
     /// One notification and its attempts, oldest first.
@@ -243,18 +222,7 @@ impl Storage {
     /// Sends a notification again from now (whatever its state), with the
     /// same `id`.
     pub(crate) async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
-        let id = id.to_owned();
-        self.run(Mode::Write, move |db| {
-            Box::pin(async move {
-                let changed = db
-                    .execute(
-                        "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 WHERE id = $2",
-                        values![now, &id],
-                    )
-                    .await?;
-                one_row(changed)
-            })
-        })
-        .await
+        let sql = "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 WHERE id = $2";
+        one_row(self.change(sql, values![now, id].to_vec()).await?)
     }
 }

@@ -27,7 +27,7 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{Mode, NonceAdmission, Script, StorageError};
+use super::{Mode, NonceAdmission, StorageError, Work};
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
 #[derive(Clone)]
@@ -120,11 +120,11 @@ impl PostgresStorage {
     /// Runs `work` on a pooled connection: statements on their own, in a
     /// read-only `REPEATABLE READ` transaction (one snapshot), or in a
     /// transaction committed when the script succeeds.
-    pub(super) async fn run<T, W>(&self, mode: Mode, work: W) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        W: for<'e> FnOnce(&'e mut dyn Exec) -> Script<'e, T> + Send + 'static,
-    {
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        mode: Mode,
+        work: impl Work<T>,
+    ) -> Result<T, StorageError> {
         let mut client = self.client().await?;
         if mode == Mode::Read {
             return work(&mut PgExec::Client(&client)).await;

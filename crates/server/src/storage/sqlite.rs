@@ -26,7 +26,7 @@ use rusqlite::{Connection, ErrorCode, params};
 use super::rate_limit::RateLimiter;
 use super::replay::{ReplayGuard, expiry};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{MediaRecord, Mode, NonceAdmission, Script, StorageError};
+use super::{MediaRecord, Mode, NonceAdmission, Script, StorageError, Work};
 use crate::clock::Clock;
 
 /// How often expired nonces are deleted, in seconds.
@@ -88,11 +88,11 @@ impl SqliteStorage {
     /// The one place SQLite work leaves the async workers: `work` runs on
     /// the blocking pool with the connection, its statements answered at
     /// once (so its future is finished in one poll).
-    pub(super) async fn run<T, W>(&self, mode: Mode, work: W) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        W: for<'e> FnOnce(&'e mut dyn Exec) -> Script<'e, T> + Send + 'static,
-    {
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        mode: Mode,
+        work: impl Work<T>,
+    ) -> Result<T, StorageError> {
         self.blocking(move |db| match mode {
             Mode::Write => db.write(|exec| finish(work(exec))),
             // One connection: nothing writes between a read's statements.

@@ -215,11 +215,13 @@ impl Storage {
         &self,
         key: UserCardKey<'_>,
     ) -> Result<Option<UserCardRecord>, StorageError> {
-        let key = key.to_id();
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move { select_user_card(db, key.key(), false).await })
-        })
-        .await
+        let sql = concat!(
+            "SELECT ",
+            user_card_columns!(),
+            " FROM user_cards WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3"
+        );
+        let key = values![key.brand_id, key.card_id, key.user_card_code];
+        self.row(sql, key.to_vec(), user_card_from_row).await
     }
 
     /// Changes a user card under its lock, atomically with its audit record
@@ -258,24 +260,13 @@ impl Storage {
         brand_id: &str,
         openid: &str,
     ) -> Result<Vec<UserCardRecord>, StorageError> {
-        let (brand_id, openid) = (brand_id.to_owned(), openid.to_owned());
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move {
-                db.query(
-                    concat!(
-                        "SELECT ",
-                        user_card_columns!(),
-                        " FROM user_cards WHERE brand_id = $1 AND openid = $2 ORDER BY #seq DESC"
-                    ),
-                    values![&brand_id, &openid],
-                )
-                .await?
-                .iter()
-                .map(user_card_from_row)
-                .collect()
-            })
-        })
-        .await
+        let sql = concat!(
+            "SELECT ",
+            user_card_columns!(),
+            " FROM user_cards WHERE brand_id = $1 AND openid = $2 ORDER BY #seq DESC"
+        );
+        self.rows(sql, values![brand_id, openid].to_vec(), user_card_from_row)
+            .await
     }
 
     /// A page of user cards matching `search` (any brand), newest first,
@@ -321,33 +312,23 @@ impl Storage {
         &self,
         key: UserCardKey<'_>,
     ) -> Result<Vec<AuditEntry>, StorageError> {
-        let key = key.to_id();
-        self.run(Mode::Read, move |db| {
-            Box::pin(async move {
-                db.query(
-                    "SELECT brand_id, card_id, user_card_code, request_id, at, action, fields FROM audit_log \
-                     WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3 ORDER BY id",
-                    values![&key.brand_id, &key.card_id, &key.user_card_code],
-                )
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(AuditEntry {
-                        brand_id: row.text(0)?,
-                        card_id: row.text(1)?,
-                        user_card_code: row.text(2)?,
-                        request_id: row.text(3)?,
-                        at: row.text(4)?,
-                        action: row.text(5)?,
-                        fields: row
-                            .text(6)?
-                            .split(',')
-                            .filter(|f| !f.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                    })
-                })
-                .collect()
+        let sql = "SELECT brand_id, card_id, user_card_code, request_id, at, action, fields FROM audit_log \
+                   WHERE brand_id = $1 AND card_id = $2 AND user_card_code = $3 ORDER BY id";
+        let key = values![key.brand_id, key.card_id, key.user_card_code];
+        self.rows(sql, key.to_vec(), |row| {
+            Ok(AuditEntry {
+                brand_id: row.text(0)?,
+                card_id: row.text(1)?,
+                user_card_code: row.text(2)?,
+                request_id: row.text(3)?,
+                at: row.text(4)?,
+                action: row.text(5)?,
+                fields: row
+                    .text(6)?
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             })
         })
         .await
