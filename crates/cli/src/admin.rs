@@ -7,7 +7,7 @@ use card_member_server::brands::{self, CertificateSource};
 use card_member_server::{Application, LogFormat, Settings, outbox};
 
 use crate::args::{BrandsCommand, LogFormatArg, NotificationsCommand, ServeArgs};
-use crate::{CliError, load_settings, print_json, read, runtime_with};
+use crate::{CliError, emit, load_settings, print_json, read, runtime_with};
 
 /// Starts logging to stderr: `RUST_LOG` if set, else `level`.
 pub(crate) fn init_tracing(level: &str, format: LogFormat) {
@@ -113,7 +113,7 @@ pub(crate) fn brands(command: BrandsCommand) -> Result<(), CliError> {
                     .map_err(|err| err.to_string())?;
                 brand.api_v3_key = Some(Vec::new());
             }
-            print_brand(&brand);
+            print_brand(&brand)?;
             Ok(())
         }
         BrandsCommand::SetApiV3Key { brand, api_v3_key } => {
@@ -126,7 +126,7 @@ pub(crate) fn brands(command: BrandsCommand) -> Result<(), CliError> {
         BrandsCommand::List(args) => {
             let settings = load_settings(&args)?;
             for brand in brands::list(&settings).map_err(|err| err.to_string())? {
-                print_brand(&brand);
+                print_brand(&brand)?;
             }
             Ok(())
         }
@@ -143,13 +143,13 @@ pub(crate) fn brands(command: BrandsCommand) -> Result<(), CliError> {
     }
 }
 
-fn print_brand(brand: &card_member_server::BrandRecord) {
+fn print_brand(brand: &card_member_server::BrandRecord) -> Result<(), CliError> {
     let serials: Vec<&str> = brand
         .certificates
         .iter()
         .map(|c| c.serial_no.as_str())
         .collect();
-    println!(
+    emit(format_args!(
         "{}\twechatpay_public_key_id={}\tserials={}\tapi_v3_key={}{}",
         brand.brand_id,
         brand.wechatpay_public_key_id,
@@ -160,5 +160,5 @@ fn print_brand(brand: &card_member_server::BrandRecord) {
             "not set"
         },
         if brand.suspended { "\tSUSPENDED" } else { "" }
-    );
+    ))
 }

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use futures_util::TryStreamExt as _;
 use serde::de::DeserializeOwned;
 
-use crate::args::ConnectArgs;
+use crate::connect::ConnectArgs;
 use crate::input::{self, CardFlags, CardInput};
 use crate::{CliError, print_json, read, runtime};
 
@@ -415,21 +415,11 @@ pub(crate) fn run(command: ApiCommand) -> Result<(), CliError> {
             let request: CreateCardRequest = serde_json::from_str(&read(&json)?)
                 .map_err(|err| CliError::from(format!("{}: {err}", json.display())))?;
             let client = connect.client(false)?;
-            let card = runtime()?.block_on(client.cards().create(&request))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&card).expect("cards serialise")
-            );
-            Ok(())
+            print_json(&runtime()?.block_on(client.cards().create(&request))?)
         }
         ApiCommand::Cards(CardsCommand::Get { card_id, connect }) => {
             let client = connect.client(false)?;
-            let card = runtime()?.block_on(client.cards().get(&card_id))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&card).expect("cards serialise")
-            );
-            Ok(())
+            print_json(&runtime()?.block_on(client.cards().get(&card_id))?)
         }
         ApiCommand::Cards(CardsCommand::List { state, connect }) => {
             let client = connect.client(true)?;

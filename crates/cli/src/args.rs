@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use card_member_client::Client;
+use crate::connect::ConnectArgs;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{CliError, api, bench, flood, listen, simulate};
+use crate::{api, bench, flood, listen, simulate};
 
 /// Run the card-member service (the WeChat Pay brand card-member API) and
 /// drive it.
@@ -50,6 +50,20 @@ pub(crate) enum Command {
     /// Print the OpenAPI 3.1 document of the API (as the server serves it at
     /// /openapi.json).
     Openapi,
+    /// Print a shell's completion script: `source <(card-member completions
+    /// bash)`, or save it where the shell looks (see the README).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for every command (`card-member.1`,
+    /// `card-member-cards-list.1`, …) into a directory.
+    Man {
+        /// Where to write them [created if missing].
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Load benchmark: start a server, drive the seed update (or another
     /// workload) over loopback, report throughput, latency, CPU per request,
     /// peak RSS and the ratio to the RSA floor. See BENCHMARKS.md.
@@ -180,38 +194,6 @@ pub(crate) enum NotificationsCommand {
         #[command(flatten)]
         settings: SettingsArgs,
     },
-}
-
-/// How to reach the API.
-#[derive(Debug, Args)]
-pub(crate) struct ConnectArgs {
-    /// The credentials file (the shape `card-member serve` writes).
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "card-member-data/dev/credentials.json"
-    )]
-    pub(crate) credentials: PathBuf,
-    /// Override the credentials' base URL.
-    #[arg(long, value_name = "URL")]
-    pub(crate) base_url: Option<String>,
-    /// Trust this root certificate (PEM) for HTTPS too, e.g. the `cert.pem`
-    /// that `card-member keys tls` wrote.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) tls_root_cert: Option<PathBuf>,
-}
-
-impl ConnectArgs {
-    pub(crate) fn client(&self, rate_limit: bool) -> Result<Client, CliError> {
-        let mut builder = Client::builder_from_credentials_file(&self.credentials)?;
-        if let Some(url) = &self.base_url {
-            builder = builder.base_url(url.clone());
-        }
-        if let Some(path) = &self.tls_root_cert {
-            builder = builder.trust_root_certificate_file(path);
-        }
-        Ok(builder.rate_limit(rate_limit).build()?)
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -280,9 +280,9 @@ pub(crate) async fn run(args: FloodArgs) -> Result<(), CliError> {
         "brands_cached_after": metric(&http, &server.base_url, "card_member_brands_cached").await,
         "legitimate_updates_4_per_s": {"alone": baseline.report(), "during_flood": during.report()},
     });
-    println!(
+    crate::emit(format_args!(
         "{}",
         serde_json::to_string_pretty(&report).expect("JSON values serialise")
-    );
+    ))?;
     Ok(())
 }

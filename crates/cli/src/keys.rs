@@ -20,11 +20,11 @@ pub(crate) fn generate(out: &Path) -> Result<(), CliError> {
     write_private(&out.join("brand_private_key.pem"), &key.to_pkcs8_pem())?;
     std::fs::write(out.join("brand_public_key.pem"), public.to_spki_pem()).map_err(fail)?;
     std::fs::write(out.join("serial_no"), format!("{serial}\n")).map_err(fail)?;
-    println!("serial_no {serial}");
-    println!(
+    crate::emit(format_args!("serial_no {serial}"))?;
+    crate::emit(format_args!(
         "register it with: card-member brands add --brand-id <BRAND_ID> --public-key {} --serial {serial}",
         out.join("brand_public_key.pem").display()
-    );
+    ))?;
     Ok(())
 }
 
@@ -59,21 +59,21 @@ pub(crate) fn tls(out: &Path, hosts: Vec<String>) -> Result<(), CliError> {
     let (cert_path, key_path) = (out.join("cert.pem"), out.join("key.pem"));
     write_private(&key_path, &certified.signing_key.serialize_pem())?;
     std::fs::write(&cert_path, certified.cert.pem()).map_err(fail)?;
-    println!(
+    crate::emit(format_args!(
         "wrote {} and {} for {}",
         cert_path.display(),
         key_path.display(),
         hosts.join(", ")
-    );
-    println!(
+    ))?;
+    crate::emit(format_args!(
         "serve with: CARD_MEMBER_TLS_CERT={} CARD_MEMBER_TLS_KEY={} card-member serve",
         cert_path.display(),
         key_path.display()
-    );
-    println!(
+    ))?;
+    crate::emit(format_args!(
         "call with: card-member get ... --base-url https://{}:8080 --tls-root-cert {}",
         hosts.first().map_or("localhost", String::as_str),
         cert_path.display()
-    );
+    ))?;
     Ok(())
 }

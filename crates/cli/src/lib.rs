@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`Cli`] (`args`): the commands and flags (clap); [`run`] executes them.
-//! - `api`: the API commands, one SDK call each.
+//! - `api`: the API commands, one SDK call each; `connect`: how they reach
+//!   the API.
 //! - `admin`: `serve`, `brands`, `notifications` (on the data directory).
 //! - `simulate`, `listen`: the member's side and a notification receiver.
 //! - `input`: card fields from flags, JSON files and bulk rows.
@@ -25,6 +26,7 @@ mod api;
 mod args;
 mod bench;
 mod bulk;
+mod connect;
 mod flood;
 mod input;
 mod keys;
@@ -36,6 +38,7 @@ use std::path::PathBuf;
 
 use card_member_client::{Error, error_chain};
 use card_member_server::{LogFormat, Settings};
+use clap::CommandFactory as _;
 
 pub use args::Cli;
 pub use bulk::{BulkOptions, Summary};
@@ -50,11 +53,22 @@ pub struct CliError {
     exit_code: u8,
 }
 
+/// The exit code when standard output was closed before the command
+/// finished writing (`card-member … | head -1`): 128 + SIGPIPE, as a shell
+/// reports a process a closed pipe ended. Nothing is printed for it.
+pub const EXIT_CLOSED_PIPE: u8 = 141;
+
 impl CliError {
     /// The process exit code: 1 for most failures, 3 when the API refused
     /// the request.
     pub fn exit_code(&self) -> u8 {
         self.exit_code
+    }
+
+    /// Whether this is standard output closed early: the reader has gone,
+    /// and there is nobody to tell (exit [`EXIT_CLOSED_PIPE`], no message).
+    pub fn is_closed_pipe(&self) -> bool {
+        self.exit_code == EXIT_CLOSED_PIPE
     }
 
     /// A refusal by the server (exit 3), like the API's.
@@ -157,13 +171,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Flood(args) => runtime()?.block_on(flood::run(args)),
-        Command::Openapi => {
-            let document = card_member_server::openapi::document();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&document).expect("JSON values serialise")
-            );
-            Ok(())
+        Command::Openapi => print_json(&card_member_server::openapi::document()),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "card-member", &mut script);
+            emit(String::from_utf8_lossy(&script).trim_end())
+        }
+        Command::Man { out } => {
+            let written = man_pages(&out)?;
+            emit(format_args!(
+                "wrote {written} man pages to {}",
+                out.display()
+            ))
         }
         Command::Bulk(BulkCommand::Update {
             input,
@@ -189,10 +208,58 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Writes a man page for the command line and each of its subcommands,
+/// named after their path (`card-member-cards-list.1`); how many.
+fn man_pages(out: &std::path::Path) -> Result<usize, CliError> {
+    fn write(
+        command: &clap::Command,
+        name: &str,
+        out: &std::path::Path,
+    ) -> Result<usize, CliError> {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command.clone().name(name.to_owned()))
+            .render(&mut page)
+            .map_err(|err| CliError::from(format!("cannot render {name}.1: {err}")))?;
+        let path = out.join(format!("{name}.1"));
+        std::fs::write(&path, page)
+            .map_err(|err| CliError::from(format!("cannot write {}: {err}", path.display())))?;
+        let mut written = 1;
+        for sub in command
+            .get_subcommands()
+            .filter(|sub| sub.get_name() != "help")
+        {
+            written += write(sub, &format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(written)
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|err| CliError::from(format!("cannot create {}: {err}", out.display())))?;
+    let mut command = Cli::command();
+    command.build();
+    write(&command, "card-member", out)
+}
+
+/// Writes `value` as pretty JSON, one line per field, to standard output.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("answers serialise")
-    );
-    Ok(())
+    emit(serde_json::to_string_pretty(value).expect("answers serialise"))
+}
+
+/// Writes a line to standard output. A reader that went away (a closed
+/// pipe) ends the command quietly with [`EXIT_CLOSED_PIPE`]; `println!`
+/// would panic there.
+pub(crate) fn emit(line: impl fmt::Display) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                CliError {
+                    message: String::new(),
+                    exit_code: EXIT_CLOSED_PIPE,
+                }
+            } else {
+                CliError::from(format!("cannot write to standard output: {err}"))
+            }
+        })
 }

@@ -22,7 +22,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::CliError;
-use crate::args::ConnectArgs;
+use crate::connect::ConnectArgs;
 
 /// Where `listen` listens by default: where the development templates'
 /// `notify_url` points.
@@ -142,11 +142,16 @@ fn event_json(event: &Event) -> serde_json::Value {
     }
 }
 
+/// Prints a notification's line. Once the reader of standard output has
+/// gone (`listen | head -3`), the listener has nobody to report to: it
+/// ends, quietly, with the closed pipe's exit code.
 fn print_line(value: &serde_json::Value) {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{value}");
-    let _ = stdout.flush();
+    if let Err(error) = crate::emit(value) {
+        if !error.is_closed_pipe() {
+            eprintln!("card-member: error: {error}");
+        }
+        std::process::exit(i32::from(error.exit_code()));
+    }
 }
 
 /// What a brand answers, through the API.

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     match card_member_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("card-member: error: {error}");
+            // A closed standard output has no reader left to tell.
+            if !error.is_closed_pipe() {
+                eprintln!("card-member: error: {error}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

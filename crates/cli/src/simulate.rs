@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::CliError;
-use crate::args::ConnectArgs;
+use crate::connect::ConnectArgs;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SimulateCommand {

@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::with_body;
 use crate::validation::{
     BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
     parse_json, required,
@@ -188,22 +187,6 @@ impl PointsSyncRequest {
             .validate(&serde_json::to_value(self).expect("request types always serialise"))
     }
 }
-
-// Each request bound to its endpoint (`crate::request::ApiRequest`).
-with_body!(
-    UserFeedRequest,
-    crate::endpoints::CREATE_USER_FEED,
-    UserFeed,
-    |_r| Vec::new(),
-    UserFeedRequest::validate
-);
-with_body!(
-    PointsSyncRequest,
-    crate::endpoints::SYNC_USER_POINTS,
-    PointsSync,
-    |_r| Vec::new(),
-    PointsSyncRequest::validate
-);
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Location;
-use crate::request::with_body;
 use crate::shared::{
     CARD_TYPES, COMMON_FIELD_FLAGS, CardType, CommonFieldFlag, DATE_INFO, DateInfo, check_validity,
 };
@@ -605,22 +604,6 @@ impl UpdateCardRequest {
             .validate(&serde_json::to_value(self).expect("request types always serialise"))
     }
 }
-
-// Each request bound to its endpoint (`crate::request::ApiRequest`).
-with_body!(
-    CardDefinition,
-    crate::endpoints::CREATE_CARD,
-    Card,
-    |_r| Vec::new(),
-    CardDefinition::validate
-);
-with_body!(
-    UpdateCardRequest,
-    crate::endpoints::UPDATE_CARD,
-    Card,
-    |r| vec![&r.card_id],
-    UpdateCardRequest::validate
-);
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,31 @@
 //! One description per endpoint: method, path template, parameters with
 //! their rules, request and response bodies (the rule tables validation
 //! runs on), the fields that travel as RSA-OAEP ciphertexts, the per-brand
-//! rate limit and a summary.
+//! rate limit and a summary; and, beside each, its request type bound to it
+//! ([`ApiRequest`]: the type of its answer, its path values, its check).
 //!
-//! Each request type is bound to its description by
-//! [`crate::request::ApiRequest`]: the server's router attaches the
+//! The server's router attaches the
 //! endpoint to the handler of its request type, the SDK's one generic send
 //! reads it (method, path, rate limit, whether it may be sent again), and
 //! the OpenAPI document and the CLI read [`ENDPOINTS`]. The server has a
 //! test that every route it serves is described here and every endpoint
 //! here is served. Adding an endpoint: docs/architecture.md.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::activity::{PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest};
+use crate::cards::{Card, CardDefinition, UpdateCardRequest};
+use crate::media::{ImageMeta, ImageUpload};
+use crate::membership::{
+    ConfirmUserCardRequest, ExchangeCouponConfirmRequest, ExchangeCouponResult, PreAuthToken,
+    PreAuthTokenRequest,
+};
 use crate::shared::MAX_PAGE_SIZE;
-use crate::validation::{BodyRules, Field, Kind, no_relations, required};
+use crate::user_cards::{
+    ImportUserCardRequest, InvalidateUserCardRequest, UpdateUserCardRequest, UserCard,
+};
+use crate::validation::{BodyRules, Field, Kind, Violation, no_relations, required};
 use crate::{
     IMPORT_RATE_LIMIT_PER_SECOND, RATE_LIMIT_PER_SECOND, activity, cards, media, membership,
     user_cards,
@@ -98,6 +111,83 @@ pub fn encode_component(value: &str) -> String {
         }
     }
     encoded
+}
+
+/// A request of one endpoint of the family.
+pub trait ApiRequest {
+    /// The endpoint it is sent to.
+    const ENDPOINT: &'static Endpoint;
+    /// What a 2xx answer's body decodes to.
+    type Response: DeserializeOwned;
+
+    /// The path's values, in the template's order (percent-encoded by
+    /// [`ApiRequest::target`]).
+    fn path_values(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// The query string, without its `?`, where the request has one.
+    fn query(&self) -> Option<String> {
+        None
+    }
+
+    /// Checks the request against every rule the server applies, so that
+    /// a client refuses it before signing or sending it.
+    fn check(&self) -> Result<(), Violation>;
+
+    /// The body's bytes (JSON; empty for an endpoint without a body).
+    fn body(&self) -> Vec<u8>;
+
+    /// The request target: the path with its values, and the query.
+    fn target(&self) -> String {
+        let mut target = Self::ENDPOINT.target(&self.path_values());
+        if let Some(query) = self.query() {
+            target.push('?');
+            target.push_str(&query);
+        }
+        target
+    }
+}
+
+/// A request's JSON body.
+pub(crate) fn json<T: Serialize>(request: &T) -> Vec<u8> {
+    serde_json::to_vec(request).expect("request types always serialise")
+}
+
+/// Checks a body against its endpoint's rule table.
+pub(crate) fn check_body<T: Serialize>(endpoint: &Endpoint, request: &T) -> Result<(), Violation> {
+    match endpoint.request {
+        Some(rules) => {
+            rules.validate(&serde_json::to_value(request).expect("request types serialise"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Implements [`ApiRequest`] for a request with a JSON body: its type,
+/// endpoint, answer, path values and check. Each resource module binds its
+/// requests with it, beside their types.
+macro_rules! with_body {
+    ($request:ty, $endpoint:expr, $response:ty, |$this:ident| $path:expr, $check:expr) => {
+        impl $crate::endpoints::ApiRequest for $request {
+            const ENDPOINT: &'static $crate::endpoints::Endpoint = &$endpoint;
+            type Response = $response;
+
+            fn path_values(&self) -> Vec<&str> {
+                let $this = self;
+                $path
+            }
+
+            fn check(&self) -> Result<(), $crate::validation::Violation> {
+                let check: fn(&Self) -> Result<(), $crate::validation::Violation> = $check;
+                check(self)
+            }
+
+            fn body(&self) -> Vec<u8> {
+                $crate::endpoints::json(self)
+            }
+        }
+    };
 }
 
 const USER_CARD_CODE: Param = Param {
@@ -213,6 +303,13 @@ pub const UPDATE_USER_CARD: Endpoint = Endpoint {
     idempotent: true,
     summary: "Update a user's membership card (only the fields sent change)",
 };
+with_body!(
+    UpdateUserCardRequest,
+    UPDATE_USER_CARD,
+    UserCard,
+    |r| vec![&r.user_card_code],
+    UpdateUserCardRequest::validate
+);
 
 /// `GET /brand/card-member/user-cards/{user_card_code}`.
 pub const GET_USER_CARD: Endpoint = Endpoint {
@@ -258,6 +355,13 @@ pub const INVALIDATE_USER_CARD: Endpoint = Endpoint {
     idempotent: true,
     summary: "Invalidate a user's membership card (final; answers the card)",
 };
+with_body!(
+    InvalidateUserCardRequest,
+    INVALIDATE_USER_CARD,
+    UserCard,
+    |r| vec![&r.user_card_code],
+    InvalidateUserCardRequest::validate
+);
 
 /// `POST /brand/card-member/user-cards/import-by-openid`.
 pub const IMPORT_USER_CARD: Endpoint = Endpoint {
@@ -273,6 +377,13 @@ pub const IMPORT_USER_CARD: Endpoint = Endpoint {
     idempotent: false,
     summary: "Import a user card (10 requests/s per brand)",
 };
+with_body!(
+    ImportUserCardRequest,
+    IMPORT_USER_CARD,
+    UserCard,
+    |_r| Vec::new(),
+    ImportUserCardRequest::validate
+);
 
 /// `POST /brand/card-member/cards`.
 pub const CREATE_CARD: Endpoint = Endpoint {
@@ -288,6 +399,13 @@ pub const CREATE_CARD: Endpoint = Endpoint {
     idempotent: true,
     summary: "Create a card template (idempotent on out_request_no)",
 };
+with_body!(
+    CardDefinition,
+    CREATE_CARD,
+    Card,
+    |_r| Vec::new(),
+    CardDefinition::validate
+);
 
 /// `GET /brand/card-member/cards/{card_id}`.
 pub const GET_CARD: Endpoint = Endpoint {
@@ -343,6 +461,13 @@ pub const UPDATE_CARD: Endpoint = Endpoint {
     idempotent: true,
     summary: "Change a card template (only the fields sent change)",
 };
+with_body!(
+    UpdateCardRequest,
+    UPDATE_CARD,
+    Card,
+    |r| vec![&r.card_id],
+    UpdateCardRequest::validate
+);
 
 /// `POST /brand/card-member/cards/{card_id}/invalidate` (no body).
 pub const INVALIDATE_CARD: Endpoint = Endpoint {
@@ -408,6 +533,13 @@ pub const CREATE_PRE_AUTH_TOKEN: Endpoint = Endpoint {
     idempotent: true,
     summary: "Get a one-hour token that opens the membership component for a user",
 };
+with_body!(
+    PreAuthTokenRequest,
+    CREATE_PRE_AUTH_TOKEN,
+    PreAuthToken,
+    |_r| Vec::new(),
+    |r| check_body(&CREATE_PRE_AUTH_TOKEN, r)
+);
 
 /// `POST /brand/card-member/user-cards/{user_card_code}/confirm`.
 pub const CONFIRM_USER_CARD: Endpoint = Endpoint {
@@ -423,6 +555,13 @@ pub const CONFIRM_USER_CARD: Endpoint = Endpoint {
     idempotent: true,
     summary: "Report the outcome of a sign-up (the card turns EFFECTIVE or INVALID)",
 };
+with_body!(
+    ConfirmUserCardRequest,
+    CONFIRM_USER_CARD,
+    UserCard,
+    |r| vec![&r.update.user_card_code],
+    ConfirmUserCardRequest::validate
+);
 
 /// `POST /brand/card-member/user-points/exchange-coupon/confirm`.
 pub const CONFIRM_POINT_EXCHANGE: Endpoint = Endpoint {
@@ -438,6 +577,13 @@ pub const CONFIRM_POINT_EXCHANGE: Endpoint = Endpoint {
     idempotent: true,
     summary: "Allow or reject a member's points-for-coupon request",
 };
+with_body!(
+    ExchangeCouponConfirmRequest,
+    CONFIRM_POINT_EXCHANGE,
+    ExchangeCouponResult,
+    |_r| Vec::new(),
+    |r| check_body(&CONFIRM_POINT_EXCHANGE, r)
+);
 
 /// `POST /brand/card-member/media/image-upload` (multipart; the signature
 /// covers the `meta` part).
@@ -454,6 +600,9 @@ pub const UPLOAD_IMAGE: Endpoint = Endpoint {
     idempotent: true,
     summary: "Upload a card image (JPG, PNG or BMP, at most 2 MiB); answers its permanent URL",
 };
+with_body!(ImageMeta, UPLOAD_IMAGE, ImageUpload, |_r| Vec::new(), |r| {
+    check_body(&UPLOAD_IMAGE, r)
+});
 
 /// `POST /brand/card-member/user-feeds` (no limit stated for brands: 5/s).
 pub const CREATE_USER_FEED: Endpoint = Endpoint {
@@ -469,6 +618,13 @@ pub const CREATE_USER_FEED: Endpoint = Endpoint {
     idempotent: true,
     summary: "Post a member activity entry (idempotent on out_request_no)",
 };
+with_body!(
+    UserFeedRequest,
+    CREATE_USER_FEED,
+    UserFeed,
+    |_r| Vec::new(),
+    UserFeedRequest::validate
+);
 
 /// `POST /brand/card-member/user-points/sync` (10/s, doc 4015897319).
 pub const SYNC_USER_POINTS: Endpoint = Endpoint {
@@ -484,6 +640,13 @@ pub const SYNC_USER_POINTS: Endpoint = Endpoint {
     idempotent: true,
     summary: "Sync a member's points balance (10 requests/s per brand; idempotent on out_request_no)",
 };
+with_body!(
+    PointsSyncRequest,
+    SYNC_USER_POINTS,
+    PointsSync,
+    |_r| Vec::new(),
+    PointsSyncRequest::validate
+);
 
 /// Every endpoint, in the order the OpenAPI document lists them.
 pub const ENDPOINTS: &[&Endpoint] = &[

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Location;
-use crate::request::with_body;
 use crate::validation::{
     BodyRules, Field, Format, Violation, deserialize_validated, formatted, id, no_relations,
     optional, parse_json, required,
@@ -169,15 +168,6 @@ pub const IMAGE_UPLOAD_BODY: BodyRules = BodyRules {
     fields: IMAGE_UPLOAD,
     relations: no_relations,
 };
-
-// Each request bound to its endpoint (`crate::request::ApiRequest`).
-with_body!(
-    ImageMeta,
-    crate::endpoints::UPLOAD_IMAGE,
-    ImageUpload,
-    |_r| Vec::new(),
-    |r| crate::request::check_body(&crate::endpoints::UPLOAD_IMAGE, r)
-);
 
 #[cfg(test)]
 mod tests {

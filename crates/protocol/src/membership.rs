@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::with_body;
 use crate::shared::{DATE_INFO, USER_INFO, check_relations};
 use crate::user_cards::{UpdateUserCardRequest, body_with_query_card_id, validate_user_card_code};
 use crate::validation::{
@@ -281,29 +280,6 @@ impl ExchangeCouponConfirmRequest {
         deserialize_validated(value)
     }
 }
-
-// Each request bound to its endpoint (`crate::request::ApiRequest`).
-with_body!(
-    ConfirmUserCardRequest,
-    crate::endpoints::CONFIRM_USER_CARD,
-    crate::user_cards::UserCard,
-    |r| vec![&r.update.user_card_code],
-    ConfirmUserCardRequest::validate
-);
-with_body!(
-    PreAuthTokenRequest,
-    crate::endpoints::CREATE_PRE_AUTH_TOKEN,
-    PreAuthToken,
-    |_r| Vec::new(),
-    |r| crate::request::check_body(&crate::endpoints::CREATE_PRE_AUTH_TOKEN, r)
-);
-with_body!(
-    ExchangeCouponConfirmRequest,
-    crate::endpoints::CONFIRM_POINT_EXCHANGE,
-    ExchangeCouponResult,
-    |_r| Vec::new(),
-    |r| crate::request::check_body(&crate::endpoints::CONFIRM_POINT_EXCHANGE, r)
-);
 
 #[cfg(test)]
 mod tests {

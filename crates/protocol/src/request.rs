@@ -1,99 +1,15 @@
-//! Every endpoint's request, typed: each request type knows its
-//! [`Endpoint`], the type of its answer, its path values and query, and
-//! how it is checked before it is sent. The SDK has one generic send over
-//! [`ApiRequest`]; the server's router attaches each handler to the
-//! endpoint of the request it parses.
-//!
-//! Endpoints without a body (reads, a template's invalidation) have a
-//! request type here too, holding what travels in the path and the query.
+//! The requests of the endpoints without a body (reads, a template's
+//! invalidation): what travels in their path and query, bound to their
+//! endpoint like every request ([`ApiRequest`]).
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::cards::{Card, CardState};
+pub use crate::endpoints::ApiRequest;
 use crate::endpoints::{self, Endpoint, encode_component};
 use crate::shared::{ListQuery, Page};
 use crate::user_cards::{UserCard, UserCardState, validate_user_card_code};
 use crate::validation::Violation;
-
-/// A request of one endpoint of the family.
-pub trait ApiRequest {
-    /// The endpoint it is sent to.
-    const ENDPOINT: &'static Endpoint;
-    /// What a 2xx answer's body decodes to.
-    type Response: DeserializeOwned;
-
-    /// The path's values, in the template's order (percent-encoded by
-    /// [`ApiRequest::target`]).
-    fn path_values(&self) -> Vec<&str> {
-        Vec::new()
-    }
-
-    /// The query string, without its `?`, where the request has one.
-    fn query(&self) -> Option<String> {
-        None
-    }
-
-    /// Checks the request against every rule the server applies, so that
-    /// a client refuses it before signing or sending it.
-    fn check(&self) -> Result<(), Violation>;
-
-    /// The body's bytes (JSON; empty for an endpoint without a body).
-    fn body(&self) -> Vec<u8>;
-
-    /// The request target: the path with its values, and the query.
-    fn target(&self) -> String {
-        let mut target = Self::ENDPOINT.target(&self.path_values());
-        if let Some(query) = self.query() {
-            target.push('?');
-            target.push_str(&query);
-        }
-        target
-    }
-}
-
-/// A request's JSON body.
-pub(crate) fn json<T: Serialize>(request: &T) -> Vec<u8> {
-    serde_json::to_vec(request).expect("request types always serialise")
-}
-
-/// Checks a body against its endpoint's rule table.
-pub(crate) fn check_body<T: Serialize>(endpoint: &Endpoint, request: &T) -> Result<(), Violation> {
-    match endpoint.request {
-        Some(rules) => {
-            rules.validate(&serde_json::to_value(request).expect("request types serialise"))
-        }
-        None => Ok(()),
-    }
-}
-
-/// Implements [`ApiRequest`] for a request with a JSON body: its type,
-/// endpoint, answer, path values and check. Each resource module binds its
-/// requests with it, beside their types.
-macro_rules! with_body {
-    ($request:ty, $endpoint:expr, $response:ty, |$this:ident| $path:expr, $check:expr) => {
-        impl $crate::request::ApiRequest for $request {
-            const ENDPOINT: &'static $crate::endpoints::Endpoint = &$endpoint;
-            type Response = $response;
-
-            fn path_values(&self) -> Vec<&str> {
-                let $this = self;
-                $path
-            }
-
-            fn check(&self) -> Result<(), $crate::validation::Violation> {
-                let check: fn(&Self) -> Result<(), $crate::validation::Violation> = $check;
-                check(self)
-            }
-
-            fn body(&self) -> Vec<u8> {
-                $crate::request::json(self)
-            }
-        }
-    };
-}
-
-pub(crate) use with_body;
 
 /// `GET /brand/card-member/user-cards/{user_card_code}?card_id=&openid=`.
 #[derive(Clone, Debug, PartialEq, Eq)]

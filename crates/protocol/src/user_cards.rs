@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Location;
-use crate::request::with_body;
 use crate::shared::{
     CARD_TYPES, CardType, Ciphertext, DATE_INFO, DateInfo, USER_INFO, UserInfo, check_relations,
 };
@@ -403,29 +402,6 @@ impl ImportUserCardRequest {
         validate_import_body(&serde_json::to_value(self).expect("request types always serialise"))
     }
 }
-
-// Each request bound to its endpoint (`crate::request::ApiRequest`).
-with_body!(
-    UpdateUserCardRequest,
-    crate::endpoints::UPDATE_USER_CARD,
-    UserCard,
-    |r| vec![&r.user_card_code],
-    UpdateUserCardRequest::validate
-);
-with_body!(
-    InvalidateUserCardRequest,
-    crate::endpoints::INVALIDATE_USER_CARD,
-    UserCard,
-    |r| vec![&r.user_card_code],
-    InvalidateUserCardRequest::validate
-);
-with_body!(
-    ImportUserCardRequest,
-    crate::endpoints::IMPORT_USER_CARD,
-    UserCard,
-    |_r| Vec::new(),
-    ImportUserCardRequest::validate
-);
 
 #[cfg(test)]
 mod tests {

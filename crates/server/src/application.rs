@@ -371,8 +371,14 @@ async fn prepare(
         let (token, created) = console::load_or_create_token(&settings.data_dir)?;
         let open = console::served(tls, address.ip(), settings.console_allow_insecure);
         if created {
-            // Printed once, to the terminal, never to the log.
-            println!("console: {public_url}/console/?token={}", token.expose());
+            // Printed once, to the terminal, never to the log (and not a
+            // panic if nobody reads standard output).
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout(),
+                "console: {public_url}/console/?token={}",
+                token.expose()
+            );
         }
         if !open {
             tracing::warn!(

@@ -535,9 +535,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             "server_private_key_cpu_to_parallel_floor": spread(&mut private_key_ratios),
         }
     });
-    println!(
+    crate::emit(format_args!(
         "{}",
         serde_json::to_string_pretty(&report).expect("JSON values serialise")
-    );
+    ))?;
     Ok(())
 }

@@ -689,3 +689,114 @@ async fn the_family_commands_print_json_from_upload_to_sign_up_confirm_and_excha
     assert_eq!(output.status.code(), Some(3), "an API error exits 3");
     assert!(String::from_utf8_lossy(&output.stderr).contains("INVALID_REQUEST"));
 }
+
+/// Runs `card-member` with `arguments`, reads its first line, closes the
+/// pipe and waits: the exit status and what it wrote to standard error.
+fn after_the_reader_leaves(arguments: &[&str], cwd: &std::path::Path) -> (Option<i32>, String) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(BIN)
+        .args(arguments)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader (and with it the pipe) is gone here, as after `| head -1`.
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly_with_status_141_or_0() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_string_lossy().into_owned();
+    let cases: [&[&str]; 4] = [
+        // More than a pipe holds: the write after the reader left fails.
+        &["openapi"],
+        &["--help"],
+        &["cards", "list", "--credentials", &credentials],
+        &[
+            "get",
+            DEV_USER_CARD_CODE,
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            DEV_OPENID,
+            "--credentials",
+            &credentials,
+        ],
+    ];
+    for arguments in cases {
+        let cwd = server.dir.path().to_owned();
+        let arguments: Vec<String> = arguments.iter().map(|a| (*a).to_owned()).collect();
+        let (status, stderr) = tokio::task::spawn_blocking(move || {
+            let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+            after_the_reader_leaves(&arguments, &cwd)
+        })
+        .await
+        .unwrap();
+        assert!(
+            matches!(status, Some(0 | 141)),
+            "{status:?} after the reader left; stderr: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{stderr}"
+        );
+    }
+    let size = card_member(args(&["openapi"]), server.dir.path())
+        .await
+        .stdout
+        .len();
+    assert!(
+        size > 65_536,
+        "the openapi case must outgrow a pipe ({size} bytes)"
+    );
+}
+
+#[test]
+fn completions_are_printed_for_every_shell_and_know_the_subcommands() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let output = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        for word in ["card-member", "import", "simulate", "credentials"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+}
+
+#[test]
+fn man_writes_a_page_for_every_command_and_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    for page in [
+        "card-member.1",
+        "card-member-update.1",
+        "card-member-cards-list.1",
+        "card-member-simulate-sign-up.1",
+        "card-member-man.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|err| panic!("{page}: {err}"));
+        let name = page.trim_end_matches(".1");
+        assert!(text.contains(&format!(".TH {name}")), "{page}");
+    }
+    let pages = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(pages >= 40, "{pages} pages");
+}

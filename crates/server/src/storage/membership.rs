@@ -3,50 +3,12 @@
 //! `out_request_no` (#13, #14), and points-for-coupon requests (#15).
 
 use super::outbox::insert_outbox;
-use super::sql::{Exec, ExecExt, Row, unique_means, values};
-use super::user_cards::select_user_card;
+use super::sql::{ExecExt, unique_means, values};
+use super::user_cards::{select_user_card, token_from_row, token_query};
 use super::{
     Change, MemberRecord, Mode, OutboxRecord, PointExchangeRecord, Recorded, Storage, StorageError,
     TokenRecord, UserCardKey, card_takes_records, template_takes_cards,
 };
-
-/// A token; with `lock`, locked for the rest of the transaction.
-pub(super) async fn select_token(
-    db: &mut dyn Exec,
-    token: &str,
-    lock: bool,
-) -> Result<Option<TokenRecord>, StorageError> {
-    let sql = if lock {
-        concat!(token_query!(), " #lock")
-    } else {
-        token_query!()
-    };
-    db.query_opt(sql, values![token])
-        .await?
-        .map(|row| token_from_row(&row))
-        .transpose()
-}
-
-/// A token by its value.
-macro_rules! token_query {
-    () => {
-        "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens \
-         WHERE token = $1"
-    };
-}
-use token_query;
-
-fn token_from_row(row: &Row) -> Result<TokenRecord, StorageError> {
-    Ok(TokenRecord {
-        token: row.text(0)?,
-        brand_id: row.text(1)?,
-        card_id: row.text(2)?,
-        openid: row.text(3)?,
-        expires_at: row.int(4)?,
-        created_at: row.text(5)?,
-        used_at: row.opt_text(6)?,
-    })
-}
 
 impl Storage {
     /// Records a token, for an effective template of the brand.

@@ -2,13 +2,12 @@
 //! it, and the transaction scripts that insert (import, sign-up) and
 //! change (update, confirm, invalidate, a member's deletion) a card.
 
-use super::membership::select_token;
 use super::outbox::insert_outbox;
 use super::sql::{DbError, Exec, ExecExt, Row, values};
 use super::{
     AuditEntry, CardSearch, Change, HolderCheck, Mode, NotifyFn, OutboxRecord, SpentToken, Storage,
-    StorageError, UserCardKey, UserCardRecord, decode_json, decode_wire, template_takes_cards,
-    to_json, token_spendable, wire_name,
+    StorageError, TokenRecord, UserCardKey, UserCardRecord, decode_json, decode_wire,
+    template_takes_cards, to_json, token_spendable, wire_name,
 };
 
 /// A user card's columns, in [`user_card_from_row`]'s order.
@@ -145,6 +144,44 @@ async fn insert_audit(db: &mut dyn Exec, audit: &AuditEntry) -> Result<(), Stora
     )
     .await?;
     Ok(())
+}
+
+/// A token; with `lock`, locked for the rest of the transaction.
+async fn select_token(
+    db: &mut dyn Exec,
+    token: &str,
+    lock: bool,
+) -> Result<Option<TokenRecord>, StorageError> {
+    let sql = if lock {
+        concat!(token_query!(), " #lock")
+    } else {
+        token_query!()
+    };
+    db.query_opt(sql, values![token])
+        .await?
+        .map(|row| token_from_row(&row))
+        .transpose()
+}
+
+/// A token by its value.
+macro_rules! token_query {
+    () => {
+        "SELECT token, brand_id, card_id, openid, expires_at, created_at, used_at FROM pre_auth_tokens \
+         WHERE token = $1"
+    };
+}
+pub(super) use token_query;
+
+pub(super) fn token_from_row(row: &Row) -> Result<TokenRecord, StorageError> {
+    Ok(TokenRecord {
+        token: row.text(0)?,
+        brand_id: row.text(1)?,
+        card_id: row.text(2)?,
+        openid: row.text(3)?,
+        expires_at: row.int(4)?,
+        created_at: row.text(5)?,
+        used_at: row.opt_text(6)?,
+    })
 }
 
 impl Storage {
