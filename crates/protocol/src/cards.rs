@@ -12,8 +12,8 @@ use crate::shared::{
     CARD_TYPES, COMMON_FIELD_FLAGS, CardType, CommonFieldFlag, DATE_INFO, DateInfo, check_validity,
 };
 use crate::validation::{
-    BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
-    optional, parse_json, required, text,
+    BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, multiline,
+    no_relations, optional, parse_json, required, text,
 };
 
 /// How user card codes are allocated for a template.
@@ -375,7 +375,7 @@ macro_rules! settings {
             optional("need_display_level", Kind::Bool),
             optional("init_level", id(10, true)),
             optional("service_phone", id(32, true)),
-            optional("legal_agreement", text(20_480, false)),
+            optional("legal_agreement", multiline(20_480)),
             required("valid_date_information", Kind::Obj(DATE_INFO)),
             optional("member_information", Kind::Obj(JUMP_INFORMATION)),
             optional("points_information", Kind::Obj(JUMP_INFORMATION)),

@@ -366,7 +366,8 @@ impl ListQuery {
         let offset = number("offset", 0, i64::from(i32::MAX), 0)?;
         let limit = number("limit", 1, MAX_PAGE_SIZE, MAX_PAGE_SIZE)?;
         let state = match get(state_name) {
-            None | Some("") => None,
+            None => None,
+            // `?state=` is refused like any value not allowed.
             Some(value) if states.contains(&value) => Some(value.to_owned()),
             Some(value) => {
                 return Err(Violation::param(

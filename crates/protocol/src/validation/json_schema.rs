@@ -14,9 +14,13 @@ pub(super) fn kind_schema(of: &Kind) -> Value {
             max,
             non_empty,
             format,
+            lines,
             ..
         } => {
-            let mut schema = json!({"type": "string", "maxLength": max});
+            // Every text refuses control characters (a format's own pattern
+            // below is stricter still, or keeps this one beside it).
+            let mut schema =
+                json!({"type": "string", "maxLength": max, "pattern": lines.pattern()});
             if non_empty {
                 schema["minLength"] = json!(1);
             }
@@ -25,7 +29,9 @@ pub(super) fn kind_schema(of: &Kind) -> Value {
                 Some(Format::Rfc3339) => schema["format"] = json!("date-time"),
                 Some(Format::HttpUrl) => {
                     schema["format"] = json!("uri");
-                    schema["pattern"] = json!("^https?://[^/?#\\s]+");
+                    schema["pattern"] = json!(
+                        "^https?://[^/?#\\s\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]+[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+                    );
                 }
                 Some(Format::CardCode) => schema["pattern"] = json!("^[!-~]+$"),
                 Some(Format::RequestNo) => schema["pattern"] = json!("^[0-9A-Za-z_-]+$"),
@@ -33,7 +39,7 @@ pub(super) fn kind_schema(of: &Kind) -> Value {
                 Some(Format::NotifyUrl) => {
                     schema["format"] = json!("uri");
                     schema["pattern"] = json!(
-                        "^(https://[^/?#\\s]+|http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)([:/?#]|$))"
+                        "^(https://[^/?#\\s]+|http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)([:/?#]|$))[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
                     );
                 }
                 None => {}

@@ -131,6 +131,36 @@ pub(crate) enum Format {
     Sha256Hex,
 }
 
+/// Which line breaks a text may hold. No text of the family may hold a
+/// control character (C0 `U+0000`–`U+001F`, `U+007F`, C1 `U+0080`–`U+009F`)
+/// or a Unicode line or paragraph separator (`U+2028`, `U+2029`), except
+/// that a multi-line text (`legal_agreement`) may break lines with `\n` and
+/// `\r` and indent with `\t`. Identifiers and single-line texts (openids,
+/// IDs, codes, titles, levels, reasons, phone numbers, …) may hold none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lines {
+    Single,
+    Multi,
+}
+
+impl Lines {
+    /// Whether `c` may stand in such a text.
+    pub(crate) fn allows(self, c: char) -> bool {
+        let hostile = c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+        !hostile || (self == Lines::Multi && matches!(c, '\n' | '\r' | '\t'))
+    }
+
+    /// The JSON Schema pattern every such text matches.
+    pub(crate) fn pattern(self) -> &'static str {
+        match self {
+            Lines::Single => "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
+            Lines::Multi => {
+                "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     Str {
@@ -138,6 +168,7 @@ pub(crate) enum Kind {
         non_empty: bool,
         format: Option<Format>,
         echo: bool,
+        lines: Lines,
     },
     Int {
         min: i64,
@@ -165,6 +196,18 @@ pub(crate) const fn text(max: usize, echo: bool) -> Kind {
         non_empty: false,
         format: None,
         echo,
+        lines: Lines::Single,
+    }
+}
+
+/// A text that may break lines (`\n`, `\r`) and hold tabs.
+pub(crate) const fn multiline(max: usize) -> Kind {
+    Kind::Str {
+        max,
+        non_empty: false,
+        format: None,
+        echo: false,
+        lines: Lines::Multi,
     }
 }
 
@@ -174,6 +217,7 @@ pub(crate) const fn id(max: usize, echo: bool) -> Kind {
         non_empty: true,
         format: None,
         echo,
+        lines: Lines::Single,
     }
 }
 
@@ -183,6 +227,7 @@ pub(crate) const fn formatted(max: usize, format: Format) -> Kind {
         non_empty: true,
         format: Some(format),
         echo: true,
+        lines: Lines::Single,
     }
 }
 

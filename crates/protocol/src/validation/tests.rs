@@ -616,3 +616,146 @@ fn create_card_requires_title_type_and_validity() {
         assert_eq!(validate_create_card_body(&body).unwrap_err().field, field);
     }
 }
+
+/// Control characters and the Unicode line separators, each a way to forge
+/// a line in a log, a CSV export or a terminal.
+const HOSTILE: [(&str, char); 8] = [
+    ("NUL", '\u{0}'),
+    ("BEL", '\u{7}'),
+    ("LF", '\n'),
+    ("ESC", '\u{1b}'),
+    ("DEL", '\u{7f}'),
+    ("C1 NEL", '\u{85}'),
+    ("LINE SEPARATOR", '\u{2028}'),
+    ("PARAGRAPH SEPARATOR", '\u{2029}'),
+];
+
+#[test]
+fn control_characters_and_line_separators_are_refused_in_identifiers_and_single_line_texts() {
+    let create = json!({"out_request_no": "r1", "appid": "wx1", "card_type": "NORMAL", "card_title": "会员卡",
+        "card_color": "#FF0000", "card_picture_url": "https://example.com/p.png",
+        "code_mode": "SYSTEM_ALLOCATE", "code_type": "BAR_CODE", "notify_url": "https://example.com/n",
+        "valid_date_information": {"type": "PERMANENT"}, "benefits": "9折", "service_phone": "400-100",
+        "legal_agreement": "第一条\n第二条",
+        "user_information": {"common_field_list": ["USER_FORM_FLAG_BIRTHDAY"]}});
+    let import = json!({"card_id": "p1", "openid": "o1", "user_card_code": "A1", "level": "金卡",
+        "attach": "x", "card_picture_url": "https://example.com/p.png"});
+    // (rules, a valid body, the field, its valid value)
+    let cases: [(&BodyRules, &Value, &str, &str); 11] = [
+        (
+            &crate::user_cards::IMPORT_USER_CARD_BODY,
+            &import,
+            "/openid",
+            "o1",
+        ),
+        (
+            &crate::user_cards::IMPORT_USER_CARD_BODY,
+            &import,
+            "/card_id",
+            "p1",
+        ),
+        (
+            &crate::user_cards::IMPORT_USER_CARD_BODY,
+            &import,
+            "/level",
+            "金卡",
+        ),
+        (
+            &crate::user_cards::IMPORT_USER_CARD_BODY,
+            &import,
+            "/attach",
+            "x",
+        ),
+        (
+            &crate::user_cards::IMPORT_USER_CARD_BODY,
+            &import,
+            "/card_picture_url",
+            "https://example.com/p.png",
+        ),
+        (
+            &crate::cards::CREATE_CARD_BODY,
+            &create,
+            "/card_title",
+            "会员卡",
+        ),
+        (
+            &crate::cards::CREATE_CARD_BODY,
+            &create,
+            "/out_request_no",
+            "r1",
+        ),
+        (&crate::cards::CREATE_CARD_BODY, &create, "/benefits", "9折"),
+        (
+            &crate::cards::CREATE_CARD_BODY,
+            &create,
+            "/service_phone",
+            "400-100",
+        ),
+        (&crate::cards::CREATE_CARD_BODY, &create, "/appid", "wx1"),
+        (
+            &crate::cards::CREATE_CARD_BODY,
+            &create,
+            "/notify_url",
+            "https://example.com/n",
+        ),
+    ];
+    for (rules, body, pointer, valid) in cases {
+        assert_eq!(rules.validate(body), Ok(()), "{pointer}: the valid body");
+        for (what, c) in HOSTILE {
+            // In the middle: a value that is otherwise fine.
+            let first = valid.chars().next().unwrap().len_utf8();
+            let (head, tail) = valid.split_at(first);
+            let hostile = with(body.clone(), pointer, json!(format!("{head}{c}{tail}")));
+            let violation = rules
+                .validate(&hostile)
+                .expect_err(&format!("{pointer} with {what}"));
+            assert_eq!(violation.field, pointer, "{what}");
+            assert_eq!(
+                violation.code,
+                crate::error::ErrorCode::ParamError,
+                "{what}"
+            );
+            assert!(
+                violation.message.contains(&pointer[1..]),
+                "the message names the field: {}",
+                violation.message
+            );
+        }
+    }
+}
+
+#[test]
+fn a_multi_line_text_takes_line_breaks_and_tabs_and_refuses_every_other_control_character() {
+    let ok = json!({"out_request_no": "r1", "appid": "wx1", "card_type": "NORMAL", "card_title": "会员卡",
+        "card_color": "#FF0000", "card_picture_url": "https://example.com/p.png",
+        "code_mode": "SYSTEM_ALLOCATE", "code_type": "BAR_CODE", "notify_url": "https://example.com/n",
+        "valid_date_information": {"type": "PERMANENT"},
+        "user_information": {"common_field_list": ["USER_FORM_FLAG_BIRTHDAY"]}});
+    let rules = &crate::cards::CREATE_CARD_BODY;
+    for allowed in ["第一条\n第二条", "a\r\nb", "\t缩进"] {
+        let body = with(ok.clone(), "/legal_agreement", json!(allowed));
+        assert_eq!(rules.validate(&body), Ok(()), "{allowed:?}");
+    }
+    for (what, c) in HOSTILE.iter().filter(|(_, c)| *c != '\n') {
+        let body = with(ok.clone(), "/legal_agreement", json!(format!("a{c}b")));
+        let violation = rules.validate(&body).expect_err(what);
+        assert_eq!(violation.field, "/legal_agreement", "{what}");
+    }
+}
+
+#[test]
+fn the_published_schema_states_the_rule_as_a_pattern() {
+    let schema = crate::user_cards::IMPORT_USER_CARD_BODY.json_schema();
+    let openid = &schema["properties"]["openid"];
+    let pattern = openid["pattern"].as_str().unwrap();
+    assert!(pattern.contains("\\u0000-\\u001f"), "{pattern}");
+    assert!(pattern.contains("\\u2028"), "{pattern}");
+    let create = crate::cards::CREATE_CARD_BODY.json_schema();
+    let legal = create["properties"]["legal_agreement"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !legal.contains("\\u0000-\\u001f"),
+        "line breaks are allowed: {legal}"
+    );
+}

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::{Field, Format, Kind, Violation};
+use super::{Field, Format, Kind, Lines, Violation};
 use crate::datetime::parse_rfc3339;
 use crate::error::Location;
 
@@ -108,6 +108,7 @@ impl Walker {
                 non_empty,
                 format,
                 echo,
+                lines,
             } => {
                 let Value::String(text) = value else {
                     return Err(
@@ -115,7 +116,7 @@ impl Walker {
                     );
                 };
                 let echoed = echo.then(|| Value::String(text.chars().take(64).collect()));
-                check_string(text, max, non_empty, &name)
+                check_string(text, max, non_empty, lines, &name)
                     .and_then(|()| {
                         format.map_or(Ok(()), |format| check_format(text, format, &name))
                     })
@@ -182,10 +183,28 @@ fn check_string(
     text: &str,
     max: usize,
     non_empty: bool,
+    lines: Lines,
     name: &str,
 ) -> Result<(), (&'static str, String)> {
     if non_empty && text.is_empty() {
         return Err(("must not be empty", format!("{name} must not be empty")));
+    }
+    if let Some(hostile) = text.chars().find(|&c| !lines.allows(c)) {
+        let allowed = match lines {
+            Lines::Single => {
+                "a single line of text: no control characters, line breaks or U+2028/U+2029"
+            }
+            Lines::Multi => {
+                "text whose only control characters are line breaks (\\n, \\r) and tabs"
+            }
+        };
+        return Err((
+            "contains a control character",
+            format!(
+                "{name} must be {allowed} (found U+{:04X})",
+                u32::from(hostile)
+            ),
+        ));
     }
     if text.chars().any(|c| c.len_utf8() > 3) {
         return Err((

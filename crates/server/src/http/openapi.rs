@@ -14,13 +14,15 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-/// A parameter's JSON Schema: a string, with its limits where it has them
-/// (a path parameter is never empty).
+/// Every path and query value: one line, no control character or line
+/// separator (`handlers::query_params`, `handlers::path_id`).
+const SINGLE_LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$";
+
+/// A parameter's JSON Schema: a string, never empty (a parameter given has
+/// a value: `?state=` is refused), one line, with its limits where it has
+/// them.
 fn parameter(param: &Param, location: &str) -> Value {
-    let mut schema = json!({"type": "string"});
-    if location == "path" {
-        schema["minLength"] = json!(1);
-    }
+    let mut schema = json!({"type": "string", "minLength": 1, "pattern": SINGLE_LINE});
     if let Some(max) = param.max_chars {
         schema["maxLength"] = json!(max);
     }

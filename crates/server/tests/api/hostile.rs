@@ -431,3 +431,104 @@ async fn a_flood_of_bad_signatures_for_a_real_brand_costs_no_database_and_spends
         .await
         .user_card(&app);
 }
+
+/// (what, method, target, body, the field the answer names)
+type TextCase = (&'static str, &'static str, String, Vec<u8>, &'static str);
+
+#[tokio::test]
+async fn control_characters_are_refused_in_bodies_queries_and_paths_with_the_field_named() {
+    let app = spawn_app().await;
+    let import = |openid: &str| {
+        body(&json!({"card_id": CARD_ID, "openid": openid, "user_card_code": "HOSTILE1"}))
+    };
+    let cases: Vec<TextCase> = vec![
+        // The finding: an openid with a C1 control character was imported.
+        (
+            "openid with C1 NEL",
+            "POST",
+            "/brand/card-member/user-cards/import-by-openid".into(),
+            import("\u{b4}\u{80}N\u{d1}#"),
+            "/openid",
+        ),
+        (
+            "openid with a line separator",
+            "POST",
+            "/brand/card-member/user-cards/import-by-openid".into(),
+            import("o\u{2028}1"),
+            "/openid",
+        ),
+        (
+            "level with ESC",
+            "PATCH",
+            UPDATE_TARGET.into(),
+            level("金\u{1b}[2J"),
+            "/level",
+        ),
+        (
+            "invalid_reason with LF",
+            "POST",
+            format!("/brand/card-member/user-cards/{CODE}/invalidate"),
+            body(&json!({"card_id": CARD_ID, "openid": OPENID, "invalid_reason": "a\nb"})),
+            "/invalid_reason",
+        ),
+        (
+            "empty state filter",
+            "GET",
+            "/brand/card-member/cards?state=".into(),
+            Vec::new(),
+            "/state",
+        ),
+        (
+            "empty user_card_state filter",
+            "GET",
+            format!("/brand/card-member/user-cards?openid={OPENID}&user_card_state="),
+            Vec::new(),
+            "/user_card_state",
+        ),
+        (
+            "openid query with a control character",
+            "GET",
+            "/brand/card-member/user-cards?openid=o%01x".into(),
+            Vec::new(),
+            "/openid",
+        ),
+        (
+            "card_id query with C1",
+            "GET",
+            format!("/brand/card-member/user-cards/{CODE}?card_id=p%C2%85&openid={OPENID}"),
+            Vec::new(),
+            "/card_id",
+        ),
+        (
+            "card_id path with a control character",
+            "GET",
+            "/brand/card-member/cards/p%07x".into(),
+            Vec::new(),
+            "/card_id",
+        ),
+    ];
+    for (what, method, target, payload, field) in cases {
+        let answer = app.send(&app.signed(method, &target, &payload)).await;
+        assert_eq!(
+            answer.status,
+            400,
+            "{what}: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let error = answer.json();
+        assert_eq!(error["code"], "PARAM_ERROR", "{what}: {error}");
+        assert_eq!(error["detail"]["field"], field, "{what}: {error}");
+    }
+    // Nothing was imported.
+    let listed = app
+        .send(&app.signed(
+            "GET",
+            "/brand/card-member/user-cards?openid=o%E2%80%A81",
+            &[],
+        ))
+        .await;
+    assert_eq!(
+        listed.status, 400,
+        "the separator is refused in the query too"
+    );
+}

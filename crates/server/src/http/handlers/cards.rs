@@ -31,9 +31,7 @@ fn now_text() -> String {
 }
 
 fn path_card_id(card_id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    card_id
-        .map(|Path(card_id)| card_id)
-        .map_err(|_| ApiError::invalid_path("card_id", "is not valid UTF-8"))
+    super::path_id(card_id, "card_id")
 }
 
 fn card_error(error: StorageError) -> ApiError {

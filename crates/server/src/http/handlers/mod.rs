@@ -51,7 +51,28 @@ pub(crate) fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, S
             return Err(ApiError::invalid_query(name, "is given more than once"));
         }
     }
+    for (name, value) in &pairs {
+        // `?state=` is not an absent filter: a parameter given has a value.
+        if value.is_empty() {
+            return Err(ApiError::invalid_query(
+                name,
+                "is empty: give a value or leave the parameter out",
+            ));
+        }
+        if value.chars().any(hostile) {
+            return Err(ApiError::invalid_query(
+                name,
+                "contains a control character or a line separator",
+            ));
+        }
+    }
     Ok(pairs)
+}
+
+/// A character no identifier or single-line text of the family may hold
+/// (the protocol's rule for bodies, applied to path and query values).
+fn hostile(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 /// The value of a query parameter.
@@ -88,6 +109,23 @@ pub(crate) fn card_request<R>(
     let query = query_params(uri, &["card_id"])?;
     parse(&code, &auth.body, query_value(&query, "card_id"))
         .map_err(|violation| ApiError::violation(&violation))
+}
+
+/// A path value as an identifier: valid UTF-8 after percent-decoding, and
+/// no control character (`%01`, `%C2%85`) or line separator in it.
+pub(crate) fn path_id(
+    value: Result<Path<String>, PathRejection>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let Path(value) = value
+        .map_err(|_| ApiError::invalid_path(name, "is not valid UTF-8 after percent-decoding"))?;
+    if value.chars().any(hostile) {
+        return Err(ApiError::invalid_path(
+            name,
+            "contains a control character or a line separator",
+        ));
+    }
+    Ok(value)
 }
 
 pub(crate) fn path_code(code: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
