@@ -55,6 +55,10 @@ impl Application {
             max_connections,
             max_draining,
             header_timeout: Duration::from_secs(settings.header_timeout_secs.max(1)),
+            max_unfinished_per_address: settings.max_unfinished_per_address.max(1),
+            header_timeout_under_pressure: Duration::from_secs(
+                settings.header_timeout_under_pressure_secs.max(1),
+            ),
             idle_timeout: Duration::from_secs(settings.idle_timeout_secs.max(1)),
         };
         tracing::info!(
@@ -65,7 +69,7 @@ impl Application {
             tls = tls.is_some(),
             "connection limits"
         );
-        let listener = TcpListener::bind(&settings.listen)
+        let listener = connections::listen(&settings.listen)
             .await
             .map_err(|err| StartError(format!("cannot listen on {}: {err}", settings.listen)))?;
         let address = listener

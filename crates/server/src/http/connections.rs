@@ -14,6 +14,22 @@
 //! - **An idle timeout** (`idle_timeout_secs`): a kept-alive connection
 //!   with no request in flight and nothing read or written for that long is
 //!   closed; so is one whose peer stops reading an answer.
+//! - **A per-address allowance** (`max_unfinished_per_address`): one IP
+//!   address may hold that many connections that have not yet delivered a
+//!   whole request head; a quarter as many while the server is under
+//!   pressure (more than three quarters of the cap open) or for
+//!   [`PENALTY`] after the address was refused. Beyond it a new connection
+//!   from that address is closed at once, unanswered (it costs the server
+//!   an accept and a close). One address reopening what the server closes
+//!   holds a few slots, never the cap. The last eighth of the cap is a
+//!   reserve: a connection from an address already waiting on the server
+//!   meets the cap there (the `503` below), so a client that is not can
+//!   still connect while many addresses reopen as fast as they can.
+//! - **A header timeout that shortens under pressure**
+//!   (`header_timeout_under_pressure_secs`): while more than three quarters
+//!   of the cap is open, a connection still owing its head has that long
+//!   (like Apache's `mod_reqtimeout` minimum rate), so slots held by many
+//!   addresses turn over fast.
 //! - **TLS** when `tls_cert` and `tls_key` are set (rustls on aws-lc-rs),
 //!   the handshake within the header timeout. Plain HTTP sent to the TLS
 //!   port is answered with a plain `400` saying so, not a hang.
@@ -25,7 +41,7 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -49,6 +65,111 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_draining: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    /// Connections one address may hold before they deliver a head.
+    pub(crate) max_unfinished_per_address: usize,
+    /// The header timeout while more than 3/4 of the cap is open.
+    pub(crate) header_timeout_under_pressure: Duration,
+}
+
+/// How long an address refused for holding too many unfinished connections
+/// keeps the lower allowance.
+pub(crate) const PENALTY: Duration = Duration::from_secs(10);
+
+/// Addresses remembered at most (those holding unfinished connections, or
+/// refused within [`PENALTY`]); past it, penalties are forgotten first.
+const ADDRESSES_REMEMBERED: usize = 65_536;
+
+/// How often a connection that owes its head looks whether the server came
+/// under pressure.
+const PRESSURE_CHECK: Duration = Duration::from_millis(250);
+
+/// What each address holds of the connections that owe their request head.
+#[derive(Default)]
+struct Addresses {
+    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Held>>,
+}
+
+#[derive(Default)]
+struct Held {
+    unfinished: usize,
+    refused_at: Option<Instant>,
+}
+
+impl Addresses {
+    /// A new connection from `ip`, if its allowance has room (a quarter of
+    /// it when `pressured` or the address was refused lately): the guard
+    /// gives its place back when the head arrives or the connection ends.
+    fn admit(
+        self: &Arc<Self>,
+        ip: std::net::IpAddr,
+        allowance: usize,
+        pressured: bool,
+    ) -> Option<Unfinished> {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.len() >= ADDRESSES_REMEMBERED {
+            held.retain(|_, entry| entry.unfinished > 0);
+        }
+        let entry = held.entry(ip).or_default();
+        let penalised = entry.refused_at.is_some_and(|at| at.elapsed() < PENALTY);
+        let allowance = if penalised || pressured {
+            (allowance / 4).max(1)
+        } else {
+            allowance
+        };
+        if entry.unfinished >= allowance {
+            entry.refused_at = Some(Instant::now());
+            return None;
+        }
+        let waiting_before = entry.unfinished;
+        entry.unfinished += 1;
+        Some(Unfinished {
+            addresses: Arc::clone(self),
+            ip,
+            done: AtomicBool::new(false),
+            waiting_before,
+        })
+    }
+
+    fn release(&self, ip: std::net::IpAddr) {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = held.get_mut(&ip) {
+            entry.unfinished = entry.unfinished.saturating_sub(1);
+            let penalised = entry.refused_at.is_some_and(|at| at.elapsed() < PENALTY);
+            if entry.unfinished == 0 && !penalised {
+                held.remove(&ip);
+            }
+        }
+    }
+}
+
+/// A connection's place in its address's allowance, until its first
+/// request head arrives (or it ends without one).
+struct Unfinished {
+    addresses: Arc<Addresses>,
+    ip: std::net::IpAddr,
+    done: AtomicBool,
+    /// How many the address held before this one.
+    waiting_before: usize,
+}
+
+impl Unfinished {
+    fn finish(&self) {
+        if !self.done.swap(true, Ordering::AcqRel) {
+            self.addresses.release(self.ip);
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// How often the cap's warning may be logged.
@@ -73,6 +194,34 @@ const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 64\r\n\r\n\
 This port speaks HTTPS: send the request with https:// instead.\n";
 
+/// Connections the kernel may hold for the accept loop (capped by
+/// `net.core.somaxconn`). Under a flood of connection attempts a short
+/// queue overflows, and a client whose SYN is dropped retries a whole
+/// second later (RELIABILITY.md, "One address, or many, reopening").
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` (`host:port`), with a long accept queue.
+pub(crate) async fn listen(address: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for address in tokio::net::lookup_host(address).await? {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(address)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")))
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops
 /// accepting, lets every connection finish its request in flight, and
 /// returns once all are closed.
@@ -86,6 +235,7 @@ pub(crate) async fn serve(
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals_draining = Arc::new(Semaphore::new(limits.max_draining));
+    let addresses = Arc::new(Addresses::default());
     let (closing, closing_seen) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     let mut refusals = CapWarning::default();
@@ -100,7 +250,26 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        // One address's connections owing their head: beyond its
+        // allowance, closed at once, before it takes a slot.
+        let pressured = under_pressure(&slots, limits.max_connections);
+        let Some(unfinished) =
+            addresses.admit(peer.ip(), limits.max_unfinished_per_address, pressured)
+        else {
+            metrics.connection_refused();
+            drop(stream);
+            continue;
+        };
+        // The last eighth of the cap is a reserve for addresses not already
+        // waiting on the server: others meet the cap there.
+        let reserved = unfinished.waiting_before > 0
+            && slots.available_permits() <= limits.max_connections / 8;
+        let slot = if reserved {
+            None
+        } else {
+            Arc::clone(&slots).try_acquire_owned().ok()
+        };
+        let Some(slot) = slot else {
             metrics.connection_refused();
             refusals.refused(limits.max_connections);
             if tls.is_none() {
@@ -115,6 +284,8 @@ pub(crate) async fn serve(
             limits,
             closing: closing_seen.clone(),
             metrics: Arc::clone(&metrics),
+            unfinished: Arc::new(unfinished),
+            slots: Arc::clone(&slots),
         };
         let tls = tls.clone();
         let metrics = Arc::clone(&metrics);
@@ -213,14 +384,34 @@ struct Connection {
     limits: ConnectionLimits,
     closing: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    /// Its place in its address's allowance until its first head arrives.
+    unfinished: Arc<Unfinished>,
+    /// The open connections' slots, to see the pressure.
+    slots: Arc<Semaphore>,
 }
 
 impl Connection {
+    /// Whether more than three quarters of the cap is open.
+    fn under_pressure(&self) -> bool {
+        under_pressure(&self.slots, self.limits.max_connections)
+    }
+
+    /// How long a head may take now.
+    fn header_timeout(&self) -> Duration {
+        if self.under_pressure() {
+            self.limits
+                .header_timeout
+                .min(self.limits.header_timeout_under_pressure)
+        } else {
+            self.limits.header_timeout
+        }
+    }
+
     /// TLS first: plain HTTP is told to use HTTPS; the handshake must end
     /// within the header timeout.
     async fn serve_tls(self, mut stream: TcpStream, acceptor: TlsAcceptor) {
         let mut first = [0_u8; 1];
-        let deadline = self.limits.header_timeout;
+        let deadline = self.header_timeout();
         match tokio::time::timeout(deadline, stream.peek(&mut first)).await {
             Ok(Ok(1)) if first[0] != TLS_HANDSHAKE_RECORD => {
                 let _ = tokio::time::timeout(deadline, async {
@@ -257,7 +448,10 @@ impl Connection {
         let router = self.router.clone();
         let service_clock = Arc::clone(&clock);
         let peer = axum::extract::ConnectInfo(self.peer);
+        let unfinished = Arc::clone(&self.unfinished);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            // A whole head arrived: the address's allowance has its place back.
+            unfinished.finish();
             let in_flight = InFlight::begin(Arc::clone(&service_clock));
             let router = router.clone();
             let mut request = request.map(Body::new);
@@ -274,6 +468,8 @@ impl Connection {
         if closing {
             connection.as_mut().graceful_shutdown();
         }
+        let (slots, cap) = (Arc::clone(&self.slots), self.limits.max_connections);
+        let pressured = move || under_pressure(&slots, cap);
         loop {
             tokio::select! {
                 result = connection.as_mut() => {
@@ -282,7 +478,7 @@ impl Connection {
                     }
                     return;
                 }
-                () = clock.expired(self.limits) => {
+                () = clock.expired(self.limits, &pressured) => {
                     self.metrics.connection_timed_out();
                     return;
                 }
@@ -295,6 +491,12 @@ impl Connection {
             }
         }
     }
+}
+
+/// Whether more than three quarters of `max_connections` are open.
+fn under_pressure(slots: &Semaphore, max_connections: usize) -> bool {
+    let open = max_connections.saturating_sub(slots.available_permits());
+    open * 4 > max_connections * 3
 }
 
 /// The first byte of every TLS connection: a handshake record.
@@ -356,33 +558,50 @@ impl ConnectionClock {
     }
 
     /// When the connection must be closed, in milliseconds since it opened;
-    /// `None` while a request is in flight.
-    fn deadline(&self, limits: ConnectionLimits) -> Option<u64> {
+    /// `None` while a request is in flight. `pressured`: the server is
+    /// under pressure, and a head is owed within the shorter timeout.
+    fn deadline(&self, limits: ConnectionLimits, pressured: bool) -> Option<u64> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let head_since = self.head_since.load(Ordering::Acquire);
         let waiting_since = self.waiting_since.load(Ordering::Acquire);
+        let header_timeout = if pressured {
+            limits
+                .header_timeout
+                .min(limits.header_timeout_under_pressure)
+        } else {
+            limits.header_timeout
+        };
         if head_since > 0 {
-            return Some(head_since - 1 + millis(limits.header_timeout));
+            return Some(head_since - 1 + millis(header_timeout));
         }
         if self.answered.load(Ordering::Acquire) == 0 {
             // A new connection owes a whole head within the header timeout.
-            return Some(waiting_since + millis(limits.header_timeout));
+            return Some(waiting_since + millis(header_timeout));
         }
         let quiet_since = waiting_since.max(self.last_io.load(Ordering::Relaxed));
         Some(quiet_since + millis(limits.idle_timeout))
     }
 
-    /// Completes when the connection has overstayed a limit.
-    async fn expired(&self, limits: ConnectionLimits) {
+    /// Completes when the connection has overstayed a limit. A connection
+    /// owing a head looks at the pressure every [`PRESSURE_CHECK`].
+    async fn expired(&self, limits: ConnectionLimits, pressured: impl Fn() -> bool) {
         loop {
             let now = self.now();
-            let wait = match self.deadline(limits) {
+            let owes_head = self.in_flight.load(Ordering::Acquire) == 0
+                && (self.head_since.load(Ordering::Acquire) > 0
+                    || self.answered.load(Ordering::Acquire) == 0);
+            let wait = match self.deadline(limits, owes_head && pressured()) {
                 Some(deadline) if deadline <= now => return,
                 Some(deadline) => Duration::from_millis(deadline - now),
                 None => Duration::MAX,
+            };
+            let wait = if owes_head {
+                wait.min(PRESSURE_CHECK)
+            } else {
+                wait
             };
             tokio::select! {
                 () = tokio::time::sleep(wait.min(Duration::from_secs(3600))) => {}
@@ -529,21 +748,94 @@ mod tests {
         max_draining: 10,
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
+        max_unfinished_per_address: 4,
+        header_timeout_under_pressure: Duration::from_secs(2),
     };
+
+    #[test]
+    fn under_pressure_a_head_is_owed_within_the_shorter_timeout() {
+        let clock = ConnectionClock::new();
+        assert_eq!(clock.deadline(LIMITS, true), Some(2_000));
+        clock.read();
+        let partial = clock.deadline(LIMITS, true).unwrap();
+        assert!(
+            partial <= 2_000 + clock.now(),
+            "a head that started is held to it too"
+        );
+    }
+
+    #[test]
+    fn one_address_holds_its_allowance_of_unfinished_connections_and_a_quarter_after_a_refusal() {
+        let addresses = Arc::new(Addresses::default());
+        let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let other: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let held: Vec<Unfinished> = (0..8)
+            .map(|_| {
+                addresses
+                    .admit(attacker, 8, false)
+                    .expect("within the allowance")
+            })
+            .collect();
+        assert!(
+            addresses.admit(attacker, 8, false).is_none(),
+            "the ninth is refused"
+        );
+        assert!(
+            addresses.admit(other, 8, false).is_some(),
+            "another address is not"
+        );
+        drop(held);
+        let again: Vec<Unfinished> = (0..2)
+            .map(|_| {
+                addresses
+                    .admit(attacker, 8, false)
+                    .expect("within the penalised allowance")
+            })
+            .collect();
+        assert!(
+            addresses.admit(attacker, 8, false).is_none(),
+            "a refused address may hold a quarter for the next 10 s"
+        );
+        again[0].finish();
+        assert!(
+            addresses.admit(attacker, 8, false).is_some(),
+            "a head that arrived frees its place"
+        );
+        let third: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+        let _pressured: Vec<Unfinished> = (0..2)
+            .map(|_| {
+                addresses
+                    .admit(third, 8, true)
+                    .expect("a quarter under pressure")
+            })
+            .collect();
+        assert!(
+            addresses.admit(third, 8, true).is_none(),
+            "under pressure every address may hold a quarter"
+        );
+        let newcomer: std::net::IpAddr = "127.0.0.4".parse().unwrap();
+        let first = addresses.admit(newcomer, 8, false).unwrap();
+        let second = addresses.admit(newcomer, 8, false).unwrap();
+        assert_eq!(
+            (first.waiting_before, second.waiting_before),
+            (0, 1),
+            "the reserve tells an address already waiting from one that is not"
+        );
+    }
 
     #[test]
     fn a_new_connection_owes_its_head_within_the_header_timeout() {
         let clock = ConnectionClock::new();
-        assert_eq!(clock.deadline(LIMITS), Some(10_000));
+        assert_eq!(clock.deadline(LIMITS, false), Some(10_000));
     }
 
     #[test]
     fn a_request_in_flight_has_no_connection_deadline() {
         let clock = Arc::new(ConnectionClock::new());
         let in_flight = InFlight::begin(Arc::clone(&clock));
-        assert_eq!(clock.deadline(LIMITS), None);
+        assert_eq!(clock.deadline(LIMITS, false), None);
         drop(in_flight);
-        let deadline = clock.deadline(LIMITS).unwrap();
+        let deadline = clock.deadline(LIMITS, false).unwrap();
         assert!(
             (30_000..31_000).contains(&deadline),
             "idle after an answer: {deadline}"
@@ -555,7 +847,7 @@ mod tests {
         let clock = Arc::new(ConnectionClock::new());
         drop(InFlight::begin(Arc::clone(&clock)));
         clock.read();
-        let deadline = clock.deadline(LIMITS).unwrap();
+        let deadline = clock.deadline(LIMITS, false).unwrap();
         assert!((10_000..11_000).contains(&deadline), "{deadline}");
     }
 

@@ -82,6 +82,18 @@ pub struct Settings {
     /// and nothing read or written. Default 30; env
     /// `CARD_MEMBER_IDLE_TIMEOUT_SECS`.
     pub idle_timeout_secs: u64,
+    /// Connections one IP address may hold that have not yet delivered a
+    /// whole request head; a quarter as many (at least 1) while more than
+    /// 3/4 of `max_connections` are open, and for 10 s after the address
+    /// was refused. Beyond it a new connection from that address is closed
+    /// at once, unanswered. Default 32; env
+    /// `CARD_MEMBER_MAX_UNFINISHED_PER_ADDRESS`.
+    pub max_unfinished_per_address: usize,
+    /// Seconds a connection has to deliver its request head while more than
+    /// three quarters of `max_connections` are open (the header timeout
+    /// shortens under pressure). Default 2; env
+    /// `CARD_MEMBER_HEADER_TIMEOUT_UNDER_PRESSURE_SECS`.
+    pub header_timeout_under_pressure_secs: u64,
     /// The server's TLS certificate chain (PEM). With `tls_key`, the server
     /// speaks HTTPS only. Default none (plain HTTP); env
     /// `CARD_MEMBER_TLS_CERT`. `card-member keys tls` writes a development
@@ -133,6 +145,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             max_connections: 1000,
             header_timeout_secs: 10,
+            max_unfinished_per_address: 32,
+            header_timeout_under_pressure_secs: 2,
             idle_timeout_secs: 30,
             tls_cert: None,
             tls_key: None,
@@ -186,6 +200,14 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("max_connections", &self.max_connections)
             .field("header_timeout_secs", &self.header_timeout_secs)
+            .field(
+                "max_unfinished_per_address",
+                &self.max_unfinished_per_address,
+            )
+            .field(
+                "header_timeout_under_pressure_secs",
+                &self.header_timeout_under_pressure_secs,
+            )
             .field("idle_timeout_secs", &self.idle_timeout_secs)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
@@ -238,6 +260,8 @@ const KEYS: &[&str] = &[
     "max_connections",
     "header_timeout_secs",
     "idle_timeout_secs",
+    "max_unfinished_per_address",
+    "header_timeout_under_pressure_secs",
     "tls_cert",
     "tls_key",
     "dev_bootstrap",
@@ -340,6 +364,8 @@ const NUMBERS: &[&str] = &[
     "max_connections",
     "header_timeout_secs",
     "idle_timeout_secs",
+    "max_unfinished_per_address",
+    "header_timeout_under_pressure_secs",
     "notification_retry_speedup",
 ];
 
