@@ -133,6 +133,25 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// Every table of the page fits its box: no column hidden behind a
+/// horizontal scrollbar.
+async fn assert_tables_fit(browser: &Client, page: &str) {
+    let overflowing = browser
+        .execute(
+            "return [...document.querySelectorAll('.scroll, table')]\
+               .filter(e => e.scrollWidth > e.clientWidth + 1)\
+               .map(e => e.tagName + ' ' + e.scrollWidth + '>' + e.clientWidth);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflowing,
+        json!([]),
+        "{page}: a table is wider than its box"
+    );
+}
+
 /// A full-page screenshot: the window grown to the page's height first.
 async fn shoot(browser: &Client, name: &str, width: u32) {
     let height = browser
@@ -244,7 +263,18 @@ async fn a_person_walks_the_console_in_a_real_browser() {
 
     let driver = Driver::start();
     let base = format!("http://{}", app.address);
-    for (width, suffix) in [(1280, ""), (375, "-375")] {
+    // Chinese text renders with a CJK font, not as boxes, in the
+    // screenshots (.ci/run installs Debian's fonts-noto-cjk).
+    let fonts = std::process::Command::new("fc-list")
+        .arg(":lang=zh")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        !fonts.trim().is_empty(),
+        "no CJK font (fc-list :lang=zh): install fonts-noto-cjk"
+    );
+    for (width, suffix) in [(1280, ""), (800, "-800"), (375, "-375")] {
         let browser = browser(&driver, width).await;
         browser
             .goto(&format!("{base}/console/?token={}", token(&app)))
@@ -263,7 +293,19 @@ async fn a_person_walks_the_console_in_a_real_browser() {
             browser.goto(&format!("{base}{path}")).await.unwrap();
             assert_eq!(browser.current_url().await.unwrap().path(), path);
             shoot(&browser, &format!("{name}{suffix}"), width).await;
+            if width >= 800 {
+                assert_tables_fit(&browser, &format!("{name} at {width} px")).await;
+            }
         }
+        browser
+            .goto(&format!("{base}/console/templates"))
+            .await
+            .unwrap();
+        let templates = text_of(&browser, "body").await;
+        assert!(
+            templates.contains("会员"),
+            "the templates page shows its Chinese titles: {templates}"
+        );
         let requests = text_of(&browser, "body").await;
         assert!(!requests.contains("13800138000"));
         if !suffix.is_empty() {

@@ -4,7 +4,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-/// The console's style: readable at 375 px and on a desktop.
+/// The console's style: readable at 375 px and on a desktop. Table cells
+/// wrap, long IDs anywhere (`overflow-wrap: anywhere`), so every column of
+/// every table fits the window from 800 px up; narrower, a table scrolls
+/// within its box.
 const STYLE: &str = "
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1c2430;background:#f5f7fa}
 header{background:#1c2430;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center}
@@ -12,7 +15,7 @@ header a{color:#cfe0ff;text-decoration:none}header a.here{color:#fff;font-weight
 main{padding:1rem;max-width:1200px;margin:0 auto}h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
 .cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:.7rem .9rem;min-width:10rem;flex:1}
 .card b{display:block;font-size:1.4rem}.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff}
-th,td{border-bottom:1px solid #e3e8ee;padding:.35rem .5rem;text-align:left;white-space:nowrap;font-size:.9rem}th{background:#eef2f6}
+th,td{border-bottom:1px solid #e3e8ee;padding:.35rem .5rem;text-align:left;font-size:.9rem;overflow-wrap:anywhere}th{background:#eef2f6;white-space:nowrap}
 table.kv td{white-space:normal;word-break:break-word}table.kv th{width:1%}
 form.inline{display:inline}input,select,button{font:inherit;padding:.3rem .5rem;margin:.15rem 0}button{cursor:pointer}
 form.stack{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:.7rem;margin:.5rem 0;display:flex;flex-wrap:wrap;gap:.4rem;align-items:center}
