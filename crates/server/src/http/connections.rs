@@ -18,7 +18,7 @@
 //!   address may hold that many connections that have not yet delivered a
 //!   whole request head; a quarter as many while the server is under
 //!   pressure (more than three quarters of the cap open) or for
-//!   [`PENALTY`] after the address was refused. Beyond it a new connection
+//!   10 s after the address was refused (`addresses.rs`). Beyond it a new connection
 //!   from that address is closed at once, unanswered (it costs the server
 //!   an accept and a close). One address reopening what the server closes
 //!   holds a few slots, never the cap. The last eighth of the cap is a
@@ -41,7 +41,7 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::addresses::{Addresses, Unfinished};
 use crate::ops::metrics::Metrics;
 
 /// How long connections may take, and how many may be open.
@@ -71,106 +72,9 @@ pub(crate) struct ConnectionLimits {
     pub(crate) header_timeout_under_pressure: Duration,
 }
 
-/// How long an address refused for holding too many unfinished connections
-/// keeps the lower allowance.
-pub(crate) const PENALTY: Duration = Duration::from_secs(10);
-
-/// Addresses remembered at most (those holding unfinished connections, or
-/// refused within [`PENALTY`]); past it, penalties are forgotten first.
-const ADDRESSES_REMEMBERED: usize = 65_536;
-
 /// How often a connection that owes its head looks whether the server came
 /// under pressure.
 const PRESSURE_CHECK: Duration = Duration::from_millis(250);
-
-/// What each address holds of the connections that owe their request head.
-#[derive(Default)]
-struct Addresses {
-    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Held>>,
-}
-
-#[derive(Default)]
-struct Held {
-    unfinished: usize,
-    refused_at: Option<Instant>,
-}
-
-impl Addresses {
-    /// A new connection from `ip`, if its allowance has room (a quarter of
-    /// it when `pressured` or the address was refused lately): the guard
-    /// gives its place back when the head arrives or the connection ends.
-    fn admit(
-        self: &Arc<Self>,
-        ip: std::net::IpAddr,
-        allowance: usize,
-        pressured: bool,
-    ) -> Option<Unfinished> {
-        let mut held = self
-            .held
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if held.len() >= ADDRESSES_REMEMBERED {
-            held.retain(|_, entry| entry.unfinished > 0);
-        }
-        let entry = held.entry(ip).or_default();
-        let penalised = entry.refused_at.is_some_and(|at| at.elapsed() < PENALTY);
-        let allowance = if penalised || pressured {
-            (allowance / 4).max(1)
-        } else {
-            allowance
-        };
-        if entry.unfinished >= allowance {
-            entry.refused_at = Some(Instant::now());
-            return None;
-        }
-        let waiting_before = entry.unfinished;
-        entry.unfinished += 1;
-        Some(Unfinished {
-            addresses: Arc::clone(self),
-            ip,
-            done: AtomicBool::new(false),
-            waiting_before,
-        })
-    }
-
-    fn release(&self, ip: std::net::IpAddr) {
-        let mut held = self
-            .held
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(entry) = held.get_mut(&ip) {
-            entry.unfinished = entry.unfinished.saturating_sub(1);
-            let penalised = entry.refused_at.is_some_and(|at| at.elapsed() < PENALTY);
-            if entry.unfinished == 0 && !penalised {
-                held.remove(&ip);
-            }
-        }
-    }
-}
-
-/// A connection's place in its address's allowance, until its first
-/// request head arrives (or it ends without one).
-struct Unfinished {
-    addresses: Arc<Addresses>,
-    ip: std::net::IpAddr,
-    done: AtomicBool,
-    /// How many the address held before this one.
-    waiting_before: usize,
-}
-
-impl Unfinished {
-    fn finish(&self) {
-        if !self.done.swap(true, Ordering::AcqRel) {
-            self.addresses.release(self.ip);
-        }
-    }
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
 
 /// How often the cap's warning may be logged.
 const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
@@ -761,65 +665,6 @@ mod tests {
         assert!(
             partial <= 2_000 + clock.now(),
             "a head that started is held to it too"
-        );
-    }
-
-    #[test]
-    fn one_address_holds_its_allowance_of_unfinished_connections_and_a_quarter_after_a_refusal() {
-        let addresses = Arc::new(Addresses::default());
-        let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
-        let other: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-        let held: Vec<Unfinished> = (0..8)
-            .map(|_| {
-                addresses
-                    .admit(attacker, 8, false)
-                    .expect("within the allowance")
-            })
-            .collect();
-        assert!(
-            addresses.admit(attacker, 8, false).is_none(),
-            "the ninth is refused"
-        );
-        assert!(
-            addresses.admit(other, 8, false).is_some(),
-            "another address is not"
-        );
-        drop(held);
-        let again: Vec<Unfinished> = (0..2)
-            .map(|_| {
-                addresses
-                    .admit(attacker, 8, false)
-                    .expect("within the penalised allowance")
-            })
-            .collect();
-        assert!(
-            addresses.admit(attacker, 8, false).is_none(),
-            "a refused address may hold a quarter for the next 10 s"
-        );
-        again[0].finish();
-        assert!(
-            addresses.admit(attacker, 8, false).is_some(),
-            "a head that arrived frees its place"
-        );
-        let third: std::net::IpAddr = "127.0.0.3".parse().unwrap();
-        let _pressured: Vec<Unfinished> = (0..2)
-            .map(|_| {
-                addresses
-                    .admit(third, 8, true)
-                    .expect("a quarter under pressure")
-            })
-            .collect();
-        assert!(
-            addresses.admit(third, 8, true).is_none(),
-            "under pressure every address may hold a quarter"
-        );
-        let newcomer: std::net::IpAddr = "127.0.0.4".parse().unwrap();
-        let first = addresses.admit(newcomer, 8, false).unwrap();
-        let second = addresses.admit(newcomer, 8, false).unwrap();
-        assert_eq!(
-            (first.waiting_before, second.waiting_before),
-            (0, 1),
-            "the reserve tells an address already waiting from one that is not"
         );
     }
 

@@ -2,6 +2,7 @@
 //! the handlers (parse, call the rules, render) and the console. Nothing
 //! below this floor knows HTTP but the error type it answers with.
 
+pub(crate) mod addresses;
 pub(crate) mod auth;
 pub(crate) mod connections;
 pub(crate) mod console;
