@@ -18,7 +18,7 @@ use card_member_protocol::model::{
 use time::{Duration, OffsetDateTime};
 
 use super::card_request;
-use crate::domain::user_cards::{change_fields, render};
+use crate::domain::user_cards::change_fields;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::http::layers::RequestId;
@@ -88,13 +88,7 @@ pub(crate) async fn confirm_user_card(
         Some(request.user_card_confirm_state),
     )
     .await?;
-    let card = render(
-        &state.crypto,
-        &record,
-        &auth.certificate.public_key,
-        state.now_for(&auth.brand_id),
-    )?;
-    Ok(super::json_ok(&card))
+    super::card_answer(&state, &auth, &record, state.now_for(&auth.brand_id))
 }
 
 /// The brand's decision on a member's points-for-coupon request. The

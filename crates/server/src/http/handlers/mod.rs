@@ -17,8 +17,24 @@ use axum::response::{IntoResponse, Response};
 use card_member_protocol::validation::Violation;
 use serde::Serialize;
 
+use crate::domain::user_cards::render;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
+use crate::state::AppState;
+use crate::storage::UserCardRecord;
+
+/// A user card answered to the brand that asked, as read at `now`: its
+/// sensitive fields encrypted for the key of the certificate that signed
+/// the request.
+pub(crate) fn card_answer(
+    state: &AppState,
+    auth: &Authenticated,
+    record: &UserCardRecord,
+    now: time::OffsetDateTime,
+) -> Result<Response, ApiError> {
+    let card = render(&state.crypto, record, &auth.certificate.public_key, now)?;
+    Ok(json_ok(&card))
+}
 
 /// A 200 JSON answer; the signing layer signs these exact bytes.
 pub(crate) fn json_ok<T: Serialize>(value: &T) -> Response {

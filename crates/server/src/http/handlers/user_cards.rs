@@ -39,13 +39,7 @@ pub(crate) async fn update_user_card(
 ) -> Result<Response, ApiError> {
     let request = card_request(code, &uri, &auth, UpdateUserCardRequest::from_request_parts)?;
     let record = change_fields(&state, &auth.brand_id, &request_id.0, &request, None).await?;
-    let card = render(
-        &state.crypto,
-        &record,
-        &auth.certificate.public_key,
-        state.now_for(&auth.brand_id),
-    )?;
-    Ok(super::json_ok(&card))
+    super::card_answer(&state, &auth, &record, state.now_for(&auth.brand_id))
 }
 
 pub(crate) async fn invalidate_user_card(
@@ -64,8 +58,7 @@ pub(crate) async fn invalidate_user_card(
     let now = state.now_for(&auth.brand_id);
     let record =
         user_cards::invalidate(&state, &auth.brand_id, &request_id.0, &request, now).await?;
-    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
-    Ok(super::json_ok(&card))
+    super::card_answer(&state, &auth, &record, now)
 }
 
 /// A user's cards under the brand, newest first. **Decision**: the state
@@ -145,13 +138,7 @@ pub(crate) async fn get_user_card(
     if record.openid != openid {
         return Err(ApiError::openid_mismatch(Location::Query));
     }
-    let card = render(
-        &state.crypto,
-        &record,
-        &auth.certificate.public_key,
-        state.now_for(&auth.brand_id),
-    )?;
-    Ok(super::json_ok(&card))
+    super::card_answer(&state, &auth, &record, state.now_for(&auth.brand_id))
 }
 
 pub(crate) async fn import_user_card(
@@ -163,6 +150,5 @@ pub(crate) async fn import_user_card(
         .map_err(|violation| ApiError::violation(&violation))?;
     let now = state.now_for(&auth.brand_id);
     let record = user_cards::import(&state, &auth.brand_id, &request_id.0, &request, now).await?;
-    let card = render(&state.crypto, &record, &auth.certificate.public_key, now)?;
-    Ok(super::json_ok(&card))
+    super::card_answer(&state, &auth, &record, now)
 }

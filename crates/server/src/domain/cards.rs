@@ -1,0 +1,127 @@
+//! Card templates' rules (FAMILY.md #1–5): only `NORMAL` cards are made,
+//! a template is created once per `out_request_no` (the same request again
+//! answers the same template), an invalid template takes no change, and
+//! invalidating is final (an invalid template is answered as it is).
+
+use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
+use card_member_protocol::media::sha256_hex;
+use card_member_protocol::model::{
+    Card, CardState, CardType, CreateCardRequest, UpdateCardRequest,
+};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::{Change, StorageError};
+
+/// A template ID like the provider's: `p` and 27 characters of `0-9a-zA-Z`.
+fn new_card_id() -> String {
+    let nonce = crate::crypto::random_nonce();
+    format!("p{}", &nonce[..27])
+}
+
+fn now_text() -> String {
+    format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME)
+}
+
+/// Creates a template of the brand (idempotent on `out_request_no` with the
+/// same request).
+pub(crate) async fn create(
+    state: &AppState,
+    brand_id: &str,
+    request: CreateCardRequest,
+) -> Result<Card, ApiError> {
+    if request.card_type != CardType::Normal {
+        return Err(ApiError::unsupported_card_type());
+    }
+    // The request as parsed: the same fields in another order or spacing
+    // are the same request.
+    let digest = sha256_hex(&serde_json::to_vec(&request).expect("requests serialise"));
+    let now = now_text();
+    let card = Card {
+        card_id: new_card_id(),
+        brand_id: brand_id.to_owned(),
+        definition: request,
+        state: CardState::CardEffective,
+        create_time: now.clone(),
+        modify_time: now,
+    };
+    let record = state
+        .storage
+        .create_card(&card, &digest)
+        .await
+        .map_err(|err| match err {
+            StorageError::OutRequestNoReused => ApiError::out_request_no_reused(),
+            other => other.into(),
+        })?;
+    Ok(record.card)
+}
+
+/// Changes the fields `request` sets, on an effective template.
+pub(crate) async fn change(
+    state: &AppState,
+    brand_id: &str,
+    card_id: &str,
+    request: UpdateCardRequest,
+) -> Result<Card, ApiError> {
+    let now = now_text();
+    change_template(
+        state,
+        brand_id,
+        card_id,
+        Box::new(move |card| {
+            if card.state == CardState::CardInvalid {
+                return Err(StorageError::TemplateInvalid);
+            }
+            if request.field_names().is_empty() {
+                return Ok(false);
+            }
+            request.apply(&mut card.definition);
+            card.modify_time = now;
+            Ok(true)
+        }),
+    )
+    .await
+}
+
+/// Invalidates a template (final; **Decision**: idempotent, like the user
+/// card's invalidation).
+pub(crate) async fn invalidate(
+    state: &AppState,
+    brand_id: &str,
+    card_id: &str,
+) -> Result<Card, ApiError> {
+    let now = now_text();
+    change_template(
+        state,
+        brand_id,
+        card_id,
+        Box::new(move |card| {
+            if card.state == CardState::CardInvalid {
+                return Ok(false);
+            }
+            card.state = CardState::CardInvalid;
+            card.modify_time = now;
+            Ok(true)
+        }),
+    )
+    .await
+}
+
+/// A change of a template under its lock, refusals answered as the API's.
+async fn change_template(
+    state: &AppState,
+    brand_id: &str,
+    card_id: &str,
+    change: Change<Card>,
+) -> Result<Card, ApiError> {
+    state
+        .storage
+        .change_card(brand_id, card_id, change)
+        .await
+        .map_err(|error| match error {
+            StorageError::NotFound => ApiError::template_not_found(),
+            StorageError::TemplateInvalid => ApiError::template_not_changeable(),
+            other => other.into(),
+        })
+}
