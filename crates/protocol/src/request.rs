@@ -2,12 +2,11 @@
 //! invalidation): what travels in their path and query, bound to their
 //! endpoint like every request ([`ApiRequest`]).
 
-use serde::Serialize;
 
 use crate::cards::{Card, CardState};
 pub use crate::endpoints::ApiRequest;
 use crate::endpoints::{self, Endpoint, encode_component};
-use crate::shared::{ListQuery, Page};
+use crate::shared::{ListQuery, Page, wire_name};
 use crate::user_cards::{UserCard, UserCardState, validate_user_card_code};
 use crate::validation::Violation;
 
@@ -156,14 +155,6 @@ impl ApiRequest for ListCardsRequest {
     fn body(&self) -> Vec<u8> {
         Vec::new()
     }
-}
-
-/// An enum's wire name (`CARD_EFFECTIVE`, `EXPIRED`).
-fn wire_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

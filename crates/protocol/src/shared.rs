@@ -396,3 +396,11 @@ impl ListQuery {
         query
     }
 }
+/// An enum's wire name (`CARD_EFFECTIVE`, `EXPIRED`), as the API spells it
+/// (empty for a value that is not a unit variant).
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

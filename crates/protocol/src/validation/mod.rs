@@ -137,6 +137,17 @@ pub(crate) enum Format {
 /// that a multi-line text (`legal_agreement`) may break lines with `\n` and
 /// `\r` and indent with `\t`. Identifiers and single-line texts (openids,
 /// IDs, codes, titles, levels, reasons, phone numbers, …) may hold none.
+/// Whether `c` may not stand in an identifier or a single-line text: a C0
+/// or C1 control character, `U+007F`, or a Unicode line or paragraph
+/// separator. Path and query values follow the same rule.
+pub fn breaks_a_single_line(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// The JSON Schema pattern of an identifier or a single-line text
+/// (`breaks_a_single_line` as a regular expression).
+pub const SINGLE_LINE_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lines {
     Single,
@@ -146,14 +157,13 @@ pub(crate) enum Lines {
 impl Lines {
     /// Whether `c` may stand in such a text.
     pub(crate) fn allows(self, c: char) -> bool {
-        let hostile = c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-        !hostile || (self == Lines::Multi && matches!(c, '\n' | '\r' | '\t'))
+        !breaks_a_single_line(c) || (self == Lines::Multi && matches!(c, '\n' | '\r' | '\t'))
     }
 
     /// The JSON Schema pattern every such text matches.
     pub(crate) fn pattern(self) -> &'static str {
         match self {
-            Lines::Single => "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
+            Lines::Single => SINGLE_LINE_PATTERN,
             Lines::Multi => {
                 "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
             }

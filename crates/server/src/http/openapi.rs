@@ -3,7 +3,7 @@
 //! served at `GET /openapi.json` and printed by `card-member openapi`.
 
 use card_member_protocol::endpoints::{self, ENDPOINTS, Endpoint, Param};
-use card_member_protocol::validation::schema;
+use card_member_protocol::validation::{SINGLE_LINE_PATTERN, schema};
 use serde_json::{Value, json};
 
 fn error_response(description: &str) -> Value {
@@ -14,15 +14,11 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-/// Every path and query value: one line, no control character or line
-/// separator (`handlers::query_params`, `handlers::path_id`).
-const SINGLE_LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$";
-
 /// A parameter's JSON Schema: a string, never empty (a parameter given has
 /// a value: `?state=` is refused), one line, with its limits where it has
 /// them.
 fn parameter(param: &Param, location: &str) -> Value {
-    let mut schema = json!({"type": "string", "minLength": 1, "pattern": SINGLE_LINE});
+    let mut schema = json!({"type": "string", "minLength": 1, "pattern": SINGLE_LINE_PATTERN});
     if let Some(max) = param.max_chars {
         schema["maxLength"] = json!(max);
     }

@@ -43,6 +43,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub(crate) use card_member_protocol::shared::wire_name;
 use serde::Serialize;
 
 pub(crate) use postgres::PostgresStorage;
@@ -58,11 +59,6 @@ use crate::ops::settings::{Database, Settings};
 /// Stored JSON of a value (templates, validity, user information).
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("stored types always serialise")
-}
-
-/// The wire name of an enum value, as stored (`NORMAL`, `EFFECTIVE`, ...).
-pub(crate) fn wire_name<T: Serialize>(value: &T) -> String {
-    to_json(value).trim_matches('"').to_owned()
 }
 
 /// Reads stored JSON back.

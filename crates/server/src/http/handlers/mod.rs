@@ -14,7 +14,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use card_member_protocol::validation::Violation;
+use card_member_protocol::validation::{Violation, breaks_a_single_line};
 use serde::Serialize;
 
 use crate::domain::user_cards::render;
@@ -75,7 +75,7 @@ pub(crate) fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, S
                 "is empty: give a value or leave the parameter out",
             ));
         }
-        if value.chars().any(hostile) {
+        if value.chars().any(breaks_a_single_line) {
             return Err(ApiError::invalid_query(
                 name,
                 "contains a control character or a line separator",
@@ -83,12 +83,6 @@ pub(crate) fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, S
         }
     }
     Ok(pairs)
-}
-
-/// A character no identifier or single-line text of the family may hold
-/// (the protocol's rule for bodies, applied to path and query values).
-fn hostile(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 /// The value of a query parameter.
@@ -135,7 +129,7 @@ pub(crate) fn path_id(
 ) -> Result<String, ApiError> {
     let Path(value) = value
         .map_err(|_| ApiError::invalid_path(name, "is not valid UTF-8 after percent-decoding"))?;
-    if value.chars().any(hostile) {
+    if value.chars().any(breaks_a_single_line) {
         return Err(ApiError::invalid_path(
             name,
             "contains a control character or a line separator",
