@@ -2,7 +2,6 @@
 //! invalidation): what travels in their path and query, bound to their
 //! endpoint like every request ([`ApiRequest`]).
 
-
 use crate::cards::{Card, CardState};
 pub use crate::endpoints::ApiRequest;
 use crate::endpoints::{self, Endpoint, encode_component};
