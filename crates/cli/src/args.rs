@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::connect::ConnectArgs;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{api, bench, flood, listen, simulate};
+use crate::{api, bench, explain, flood, listen, simulate};
 
 /// Run the card-member service (the WeChat Pay brand card-member API) and
 /// drive it.
@@ -34,6 +34,11 @@ pub(crate) enum Command {
     /// trade points, move the clock.
     #[command(subcommand)]
     Simulate(simulate::SimulateCommand),
+    /// Why a running server refused a request for its signature,
+    /// certificate serial, timestamp, nonce or a ciphertext: the step, the
+    /// exact message it verified, and which known mistake matches (the
+    /// server's setting `explain`, on with the development setup).
+    Explain(explain::ExplainArgs),
     /// Receive notifications: verify, decrypt and print each as a JSON line
     /// (and, with --auto-confirm, answer as the brand).
     Listen(listen::ListenArgs),

@@ -8,6 +8,7 @@
 //!   the API.
 //! - `admin`: `serve`, `brands`, `notifications` (on the data directory).
 //! - `simulate`, `listen`: the member's side and a notification receiver.
+//! - `explain`: why a server refused a request.
 //! - `input`: card fields from flags, JSON files and bulk rows.
 //! - `bulk`: resumable bulk updates at the brand's rate limit.
 //! - `keys`: key generation for trying things out.
@@ -27,6 +28,7 @@ mod args;
 mod bench;
 mod bulk;
 mod connect;
+mod explain;
 mod flood;
 mod input;
 mod keys;
@@ -102,7 +104,7 @@ impl From<Error> for CliError {
         match error.api() {
             Some(api) => Self {
                 message: format!(
-                    "{} {}: {}{}{}",
+                    "{} {}: {}{}{}{}",
                     api.status,
                     api.code,
                     api.message,
@@ -114,7 +116,8 @@ impl From<Error> for CliError {
                     api.request_id
                         .as_ref()
                         .map(|id| format!(" [Request-ID {id}]"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    explain_hint(api)
                 ),
                 exit_code: 3,
             },
@@ -123,6 +126,19 @@ impl From<Error> for CliError {
                 exit_code: 1,
             },
         }
+    }
+}
+
+/// For a refusal a server explains (signature, serial, timestamp, nonce, a
+/// ciphertext), the command that says why.
+fn explain_hint(api: &card_member_client::ApiError) -> String {
+    let issue = api.detail.as_ref().and_then(|d| d.issue.as_deref());
+    let explained = api.status == 401
+        || issue == Some("could not be decrypted")
+        || api.message.contains("Wechatpay-Serial");
+    match (&api.request_id, explained) {
+        (Some(id), true) => format!("\nwhy: card-member explain {id}"),
+        _ => String::new(),
     }
 }
 
@@ -165,6 +181,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Brands(command) => admin::brands(command),
         Command::Api(command) => api::run(*command),
         Command::Simulate(command) => runtime()?.block_on(simulate::run(command)),
+        Command::Explain(args) => runtime()?.block_on(explain::run(args)),
         Command::Listen(args) => runtime()?.block_on(listen::run(args)),
         Command::Notifications(command) => admin::notifications(command),
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),

@@ -101,7 +101,7 @@ impl CardArgs {
 }
 
 /// The credentials' base URL and brand.
-fn target(connect: &ConnectArgs) -> Result<(String, String), CliError> {
+pub(crate) fn target(connect: &ConnectArgs) -> Result<(String, String), CliError> {
     let text = std::fs::read_to_string(&connect.credentials).map_err(|err| {
         CliError::from(format!(
             "cannot read {}: {err}",
@@ -129,10 +129,22 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, CliError> {
+    call_local(base, method, &format!("/simulate/{path}"), body).await
+}
+
+/// One call to what a server answers loopback clients only (the
+/// simulation, the explanations): its JSON, or its refusal as an error.
+pub(crate) async fn call_local(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, CliError> {
     let client = reqwest::Client::new();
-    let url = format!("{base}/simulate/{path}");
+    let url = format!("{base}{path}");
     let request = match (method, body) {
         ("GET", _) => client.get(&url),
+        ("DELETE", _) => client.delete(&url),
         (_, Some(body)) => client
             .post(&url)
             .header("Content-Type", "application/json")

@@ -155,6 +155,32 @@ impl PrivateKey {
     pub(crate) fn oaep(&self) -> &OaepPrivateDecryptingKey {
         &self.decrypting
     }
+
+    /// The PKCS#8 DER document, for the rare operations that need another
+    /// parsed form (the diagnosis of a ciphertext that did not open).
+    pub(crate) fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// Signs with another scheme than the protocol's: what a mistaken
+    /// client does, for the diagnosis's tests.
+    #[cfg(test)]
+    pub(crate) fn sign_as(
+        &self,
+        scheme: &'static dyn signature::RsaEncoding,
+        message: &[u8],
+    ) -> Vec<u8> {
+        let mut signature = vec![0; self.signing.public_modulus_len()];
+        self.signing
+            .sign(
+                scheme,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .expect("signing with a valid key and a right-sized buffer cannot fail");
+        signature
+    }
 }
 
 impl fmt::Debug for PrivateKey {
@@ -234,6 +260,12 @@ impl PublicKey {
             Ok(raw) => self.verify(message, &raw),
             Err(_) => false,
         }
+    }
+
+    /// The key's size in bytes: the length of its signatures and
+    /// ciphertexts.
+    pub fn modulus_len(&self) -> usize {
+        self.encrypting.key_size_bytes()
     }
 
     pub(crate) fn oaep(&self) -> &OaepPublicEncryptingKey {

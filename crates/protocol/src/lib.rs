@@ -56,6 +56,7 @@ pub mod activity;
 pub mod auth;
 pub mod cards;
 pub mod datetime;
+pub mod diagnosis;
 pub mod encryption;
 pub mod endpoints;
 pub mod error;

@@ -23,7 +23,7 @@ use crate::http::router::router;
 use crate::http::{console, tls};
 use crate::ops::metrics::Metrics;
 use crate::ops::settings::Settings;
-use crate::state::{AppState, BrandDirectory, ConsoleAccess, Outbox, Recent};
+use crate::state::{AppState, BrandDirectory, ConsoleAccess, Explanations, Outbox, Recent};
 use crate::storage::{self, AuditEntry, NotificationFilter, Storage, UserCardKey};
 
 /// A built server: its listener bound, its storage open, its keys loaded.
@@ -398,6 +398,14 @@ async fn prepare(
     let simulation = settings.simulation.unwrap_or_else(|| {
         settings.dev_bootstrap && settings.data_dir.join("dev/credentials.json").exists()
     });
+    // Refusals are explained where the development setup was made, unless
+    // the settings say otherwise.
+    let developing =
+        settings.dev_bootstrap && settings.data_dir.join("dev/credentials.json").exists();
+    let explanations = Explanations::new(
+        settings.explain.unwrap_or(developing),
+        settings.explain_per_brand_per_second,
+    );
     let state = AppState {
         storage,
         crypto,
@@ -408,6 +416,7 @@ async fn prepare(
         outbox: Outbox::with_speedup(settings.notification_retry_speedup),
         simulation,
         recent: Recent::default(),
+        explanations,
         console,
         console_enabled: settings.console,
         clock,

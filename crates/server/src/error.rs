@@ -48,6 +48,16 @@ pub(crate) struct ErrorNumber(pub(crate) u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ErrorCodeOf(pub(crate) ErrorCode);
 
+/// A sensitive field that did not decrypt, on its refusal's response, for
+/// authentication to explain (never on the wire).
+#[derive(Clone, Debug)]
+pub(crate) struct UndecryptedField {
+    /// The field, as a JSON pointer.
+    pub(crate) pointer: String,
+    /// Its ciphertext as sent.
+    pub(crate) ciphertext: String,
+}
+
 /// An error answered to the caller.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -56,6 +66,7 @@ pub(crate) struct ApiError {
     number: u32,
     body: Box<ErrorBody>,
     retry_after: Option<u64>,
+    undecrypted: Option<Box<UndecryptedField>>,
 }
 
 impl ApiError {
@@ -66,6 +77,7 @@ impl ApiError {
             number,
             body: Box::new(ErrorBody::new(code, message)),
             retry_after: None,
+            undecrypted: None,
         }
     }
 
@@ -316,9 +328,11 @@ impl ApiError {
         error
     }
 
-    pub(crate) fn undecryptable(pointer: &str) -> Self {
-        // One answer for every cause, so that it cannot be used as a padding oracle.
-        Self::new(
+    /// A sensitive field that did not decrypt. The answer is one for
+    /// every cause, so that it cannot be used as a padding oracle; the
+    /// ciphertext rides along (never on the wire) for the explanation.
+    pub(crate) fn undecryptable(pointer: &str, ciphertext: &str) -> Self {
+        let mut error = Self::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::ParamError,
             4002,
@@ -329,7 +343,12 @@ impl ApiError {
             issue: Some("could not be decrypted".into()),
             location: Some(Location::Body),
             value: None,
-        })
+        });
+        error.undecrypted = Some(Box::new(UndecryptedField {
+            pointer: pointer.to_owned(),
+            ciphertext: ciphertext.to_owned(),
+        }));
+        error
     }
 
     pub(crate) fn body_too_large(limit: usize) -> Self {
@@ -477,6 +496,9 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(ErrorNumber(self.number));
         response.extensions_mut().insert(ErrorCodeOf(self.code));
+        if let Some(field) = self.undecrypted {
+            response.extensions_mut().insert(*field);
+        }
         response
     }
 }

@@ -3,6 +3,7 @@
 mod attacks;
 mod bulk;
 mod commands;
+mod debugging;
 mod flow;
 mod helpers;
 mod reliability;

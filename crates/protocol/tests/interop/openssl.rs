@@ -149,3 +149,38 @@ fn certificate_serial_matches_openssl_x509_serial() {
         );
     }
 }
+
+#[test]
+fn a_sha1_signature_made_by_openssl_is_diagnosed_as_sha1() {
+    use card_member_protocol::auth::{Authorization, string_to_sign};
+    use card_member_protocol::diagnosis::{ArrivedRequest, signature};
+
+    let target = "/brand/card-member/user-cards/1?card_id=c&openid=o";
+    let message = string_to_sign("GET", target, 1_700_000_000, "n", b"");
+    let (ok, sha1) = openssl(
+        &[
+            "dgst",
+            "-sha1",
+            "-sign",
+            &fixture_path("test_brand_private.pem"),
+        ],
+        &message,
+    );
+    assert!(ok, "openssl did not sign");
+    let authorization = Authorization {
+        brand_id: "1001".into(),
+        nonce_str: "n".into(),
+        signature: STANDARD.encode(sha1),
+        timestamp: 1_700_000_000,
+        serial_no: "S".into(),
+    };
+    let request = ArrivedRequest {
+        method: "GET",
+        target,
+        host: None,
+        body: b"",
+        authorization: &authorization,
+    };
+    let diagnosis = signature(&request, &brand_public(), &[]);
+    assert_eq!(diagnosis.finding.unwrap().mistake, "sha1_not_sha256");
+}

@@ -14,6 +14,7 @@ pub(crate) mod sealing;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use card_member_protocol::diagnosis::{self, Diagnosis};
 use card_member_protocol::encryption::{DecryptError, EncryptError, decrypt_field, encrypt_field};
 use card_member_protocol::keys::{PrivateKey, PublicKey};
 use card_member_protocol::model::Ciphertext;
@@ -62,6 +63,19 @@ impl Crypto {
     pub(crate) fn decrypt(&self, ciphertext: &Ciphertext) -> Result<SecretString, DecryptError> {
         self.private_key_operation(PrivateKeyOperation::OaepDecrypt, || {
             decrypt_field(&self.wechatpay_key, ciphertext.as_str())
+        })
+    }
+
+    /// Why a request field did not decrypt: the known mistakes tried
+    /// (up to three private-key decryptions, counted as `diagnosis`; what
+    /// they open is thrown away unread).
+    pub(crate) fn diagnose_ciphertext(&self, ciphertext: &str) -> Diagnosis {
+        self.private_key_operation(PrivateKeyOperation::Diagnosis, || {
+            diagnosis::ciphertext(
+                &self.wechatpay_key,
+                &self.wechatpay_public_key_id,
+                ciphertext,
+            )
         })
     }
 

@@ -400,7 +400,7 @@ pub(crate) fn seal_sensitive(
         .map(|ciphertext| {
             let plaintext = crypto
                 .decrypt(ciphertext)
-                .map_err(|_| ApiError::undecryptable("/phone_number"))?;
+                .map_err(|_| ApiError::undecryptable("/phone_number", ciphertext.as_str()))?;
             Ok::<_, ApiError>(crypto.seal(seal_context(key, PHONE_NUMBER), &plaintext))
         })
         .transpose()?;
@@ -415,9 +415,10 @@ pub(crate) fn seal_sensitive(
                         .enumerate()
                         .map(|(index, field)| {
                             let plaintext = crypto.decrypt(&field.value).map_err(|_| {
-                                ApiError::undecryptable(&format!(
-                                    "/user_information/common_field_list/{index}/value"
-                                ))
+                                ApiError::undecryptable(
+                                    &format!("/user_information/common_field_list/{index}/value"),
+                                    field.value.as_str(),
+                                )
                             })?;
                             let sealed =
                                 crypto.seal(seal_context(key, field.name.as_str()), &plaintext);

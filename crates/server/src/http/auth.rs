@@ -33,9 +33,11 @@ use card_member_protocol::response::HEADER_SERIAL;
 
 use card_member_protocol::media::MAX_IMAGE_BYTES;
 
-use crate::error::ApiError;
+use super::explain;
+use crate::error::{ApiError, UndecryptedField};
 use crate::state::AppState;
-use crate::storage::{BrandCertificate, NonceAdmission, Storage};
+use crate::state::explanations::Explanation;
+use crate::storage::{BrandCertificate, BrandRecord, NonceAdmission, Storage};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]
@@ -59,7 +61,15 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let mut unsaved = None;
-    let (mut response, brand_id) = match verify(&state, request, &mut unsaved).await {
+    let mut explained = None;
+    // Kept only while explanations are on (the development setup): a
+    // ciphertext refused by the handler is explained with them.
+    let requested = state
+        .explanations
+        .enabled()
+        .then(|| (request.method().to_string(), target_of(request.uri())));
+    let (mut response, brand_id) = match verify(&state, request, &mut unsaved, &mut explained).await
+    {
         Ok(request) => {
             let brand_id = request
                 .extensions()
@@ -74,10 +84,33 @@ pub(crate) async fn authenticate(
     {
         response = error.into_response();
     }
+    if let (Some(field), Some(brand_id), Some((method, target))) = (
+        response.extensions_mut().remove::<UndecryptedField>(),
+        brand_id.as_deref(),
+        requested,
+    ) && state.explanations.admit(brand_id)
+    {
+        explained = Some(explain::ciphertext(
+            &state.crypto,
+            brand_id,
+            &method,
+            &target,
+            &field,
+        ));
+    }
+    if let Some(explanation) = explained {
+        response.extensions_mut().insert(explanation);
+    }
     if let Some(brand_id) = brand_id {
         response.extensions_mut().insert(BrandOfRequest(brand_id));
     }
     response
+}
+
+fn target_of(uri: &axum::http::Uri) -> String {
+    uri.path_and_query()
+        .map_or("/", |target| target.as_str())
+        .to_owned()
 }
 
 /// A nonce admitted but perhaps not yet durable. It is saved before the
@@ -124,10 +157,17 @@ impl Drop for UnsavedNonce {
 
 type Refusal = (ApiError, Option<String>);
 
+/// Whether a refusal of a registered brand's request is explained: on, and
+/// within the brand's budget.
+fn explaining(state: &AppState, brand: &BrandRecord) -> bool {
+    state.explanations.admit(&brand.brand_id)
+}
+
 async fn verify(
     state: &AppState,
     request: Request,
     unsaved: &mut Option<UnsavedNonce>,
+    explained: &mut Option<Explanation>,
 ) -> Result<Request, Refusal> {
     let (mut parts, body) = request.into_parts();
     let authorization = parts
@@ -147,9 +187,37 @@ async fn verify(
         })?;
     let brand_id = Some(authorization.brand_id.clone());
     let refuse = |error: ApiError| (error, brand_id.clone());
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    let arrived = explain::Arrived {
+        method: parts.method.as_str(),
+        target,
+        host,
+        body: b"",
+        authorization: &authorization,
+    };
 
     let now = state.clock.unix_now();
     if now.abs_diff(authorization.timestamp) >= TIMESTAMP_WINDOW_SECS.unsigned_abs() {
+        if state.explanations.enabled()
+            && let Ok(Some(brand)) = state
+                .brands
+                .brand(
+                    &state.storage,
+                    &authorization.brand_id,
+                    &authorization.serial_no,
+                )
+                .await
+            && explaining(state, &brand)
+        {
+            *explained = Some(explain::timestamp(arrived, now));
+        }
         return Err(refuse(ApiError::stale_timestamp()));
     }
 
@@ -163,12 +231,6 @@ async fn verify(
         .await
         .map_err(refuse)?
         .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
-    let certificate = brand
-        .certificates
-        .iter()
-        .find(|certificate| certificate.serial_no == authorization.serial_no)
-        .cloned()
-        .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
 
     // The router attached each API route's endpoint when it built it.
     let endpoint: &'static Endpoint = parts
@@ -176,29 +238,44 @@ async fn verify(
         .get::<&'static Endpoint>()
         .copied()
         .ok_or_else(|| refuse(ApiError::internal(&"an API route without its endpoint")))?;
-    let multipart = endpoints::is_multipart(endpoint);
-    let (body, mut upload) = if multipart {
-        // Only the `meta` part (what the signature covers) is read before
-        // the signature, the nonce and the rate limit are checked; the
-        // image after them.
-        let (meta, rest) = read_meta(&parts.headers, body).await.map_err(refuse)?;
-        (meta, Some(rest))
-    } else {
-        let body = axum::body::to_bytes(body, state.body_limit)
-            .await
-            .map_err(|_| refuse(ApiError::body_too_large(state.body_limit)))?;
-        (body, None)
+    let certificate = brand
+        .certificates
+        .iter()
+        .find(|certificate| certificate.serial_no == authorization.serial_no)
+        .cloned();
+    let Some(certificate) = certificate else {
+        if explaining(state, &brand)
+            && let Ok((body, _)) = read_signed(state, endpoint, &parts.headers, body).await
+        {
+            *explained = Some(explain::certificate(
+                explain::Arrived {
+                    body: &body,
+                    ..arrived
+                },
+                &brand,
+            ));
+        }
+        return Err(refuse(ApiError::unknown_brand_or_serial()));
     };
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
+    let (body, mut upload) = read_signed(state, endpoint, &parts.headers, body)
+        .await
+        .map_err(refuse)?;
     if !authorization.verify(
         &certificate.public_key,
         parts.method.as_str(),
         target,
         &body,
     ) {
+        if explaining(state, &brand) {
+            *explained = Some(explain::signature(
+                explain::Arrived {
+                    body: &body,
+                    ..arrived
+                },
+                &brand,
+                &certificate,
+            ));
+        }
         return Err(refuse(ApiError::bad_signature()));
     }
 
@@ -207,6 +284,16 @@ async fn verify(
         .get(HEADER_SERIAL)
         .and_then(|value| value.to_str().ok());
     if serial != Some(brand.wechatpay_public_key_id.as_str()) {
+        if explaining(state, &brand) {
+            *explained = Some(explain::wechatpay_serial(
+                explain::Arrived {
+                    body: &body,
+                    ..arrived
+                },
+                &brand,
+                serial,
+            ));
+        }
         return Err(refuse(ApiError::wrong_wechatpay_serial()));
     }
 
@@ -221,7 +308,15 @@ async fn verify(
         .await
         .map_err(|err| refuse(ApiError::from(err)))?;
     match admitted {
-        NonceAdmission::Replayed => return Err(refuse(ApiError::replayed_nonce())),
+        NonceAdmission::Replayed => {
+            if explaining(state, &brand) {
+                *explained = Some(explain::nonce(explain::Arrived {
+                    body: &body,
+                    ..arrived
+                }));
+            }
+            return Err(refuse(ApiError::replayed_nonce()));
+        }
         NonceAdmission::Recorded => {}
         NonceAdmission::Unsaved => {
             *unsaved = Some(UnsavedNonce {
@@ -265,6 +360,26 @@ async fn verify(
         upload: file,
     });
     Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+/// What the signature covers: the body, or an upload's `meta` part (only
+/// that is read before the signature, the nonce and the rate limit are
+/// checked; the image after them).
+async fn read_signed(
+    state: &AppState,
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Option<RestOfUpload>), ApiError> {
+    if endpoints::is_multipart(endpoint) {
+        let (meta, rest) = read_meta(headers, body).await?;
+        Ok((meta, Some(rest)))
+    } else {
+        let body = axum::body::to_bytes(body, state.body_limit)
+            .await
+            .map_err(|_| ApiError::body_too_large(state.body_limit))?;
+        Ok((body, None))
+    }
 }
 
 fn check_content_headers(

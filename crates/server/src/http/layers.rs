@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{ApiError, ErrorCodeOf, ErrorNumber};
 use crate::http::auth::BrandOfRequest;
 use crate::state::AppState;
+use crate::state::explanations::Explanation;
 
 /// The request's ID, without the error-number suffix.
 #[derive(Clone, Debug)]
@@ -77,6 +78,20 @@ pub(crate) async fn request_id_and_log(
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    if let Some(explanation) = response.extensions_mut().remove::<Explanation>() {
+        // The step and the mistake's name only: the diagnosis may quote the
+        // request's target, whose values this log never holds.
+        tracing::debug!(
+            target: "card_member::explain",
+            request_id = %id,
+            brand_id = %explanation.brand_id,
+            step = explanation.step.as_str(),
+            mistake = explanation.mistake.unwrap_or("none found"),
+            serial_no = explanation.serial_no.as_deref().unwrap_or("-"),
+            "refusal explained: card-member explain {id}"
+        );
+        state.explanations.keep(&id, explanation);
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if route.starts_with(card_member_protocol::API_PREFIX) {

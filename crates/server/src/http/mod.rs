@@ -6,6 +6,7 @@ pub(crate) mod addresses;
 pub(crate) mod auth;
 pub(crate) mod connections;
 pub(crate) mod console;
+mod explain;
 pub(crate) mod handlers;
 pub(crate) mod layers;
 pub mod openapi;

@@ -20,7 +20,7 @@ use card_member_protocol::request::{
     ListUserCardsRequest,
 };
 
-use super::handlers::{activity, cards, health, media, membership, simulate, user_cards};
+use super::handlers::{activity, cards, explain, health, media, membership, simulate, user_cards};
 use super::{auth, console, layers};
 use crate::domain::media::MEDIA_PATH;
 use crate::state::AppState;
@@ -94,6 +94,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/simulate/ask-points", post(simulate::ask_points))
         .route("/simulate/exchange-points", post(simulate::exchange_points))
         .route("/simulate/advance-clock", post(simulate::advance_clock))
+        .route("/explanations/{request_id}", get(explain::explanation))
         .route("/healthz", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))

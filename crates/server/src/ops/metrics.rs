@@ -57,6 +57,9 @@ pub(crate) enum PrivateKeyOperation {
     OaepDecrypt,
     /// The signature of a 2xx response or of a notification.
     ResponseSignature,
+    /// The decryptions (up to three, counted once) tried to explain a
+    /// ciphertext that did not open (within the explanations' budget).
+    Diagnosis,
 }
 
 const OAEP_DECRYPT: KindLabels = KindLabels {
@@ -65,6 +68,7 @@ const OAEP_DECRYPT: KindLabels = KindLabels {
 const RESPONSE_SIGNATURE: KindLabels = KindLabels {
     kind: "response_signature",
 };
+const DIAGNOSIS: KindLabels = KindLabels { kind: "diagnosis" };
 
 fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
@@ -134,7 +138,7 @@ impl Default for Metrics {
             rate_limited_brands.clone(),
         );
         let rsa_private_key_operations = Family::<KindLabels, Counter>::default();
-        for kind in [OAEP_DECRYPT, RESPONSE_SIGNATURE] {
+        for kind in [OAEP_DECRYPT, RESPONSE_SIGNATURE, DIAGNOSIS] {
             drop(rsa_private_key_operations.get_or_create(&kind));
         }
         registry.register(
@@ -286,13 +290,15 @@ impl Metrics {
         let labels = match kind {
             PrivateKeyOperation::OaepDecrypt => &OAEP_DECRYPT,
             PrivateKeyOperation::ResponseSignature => &RESPONSE_SIGNATURE,
+            PrivateKeyOperation::Diagnosis => &DIAGNOSIS,
         };
         self.rsa_private_key_operations.get_or_create(labels).inc();
         self.rsa_private_key_cpu.inc_by(cpu.as_secs_f64());
         self.rsa_private_key_wall.inc_by(wall.as_secs_f64());
     }
 
-    /// RSA private-key operations so far.
+    /// RSA private-key operations so far, the API's own (diagnoses left
+    /// out: they are not the cost of a request that succeeds).
     pub(crate) fn private_key_operations(&self) -> u64 {
         [OAEP_DECRYPT, RESPONSE_SIGNATURE]
             .iter()

@@ -116,6 +116,14 @@ pub struct Settings {
     /// development setup was made in, off otherwise. Env
     /// `CARD_MEMBER_SIMULATION`.
     pub simulation: Option<bool>,
+    /// Whether requests refused for their signature, certificate serial,
+    /// timestamp, nonce or a ciphertext are explained (`card-member
+    /// explain`). Default: on in a data directory the development setup was
+    /// made in, off otherwise. Env `CARD_MEMBER_EXPLAIN`.
+    pub explain: Option<bool>,
+    /// At most this many refusals explained per brand per second. Default
+    /// 5; env `CARD_MEMBER_EXPLAIN_PER_BRAND_PER_SECOND`.
+    pub explain_per_brand_per_second: u32,
     /// Divides the waits between notification retries (for sandboxes and
     /// tests: 1000 makes 15 s 15 ms). Default 1; env
     /// `CARD_MEMBER_NOTIFICATION_RETRY_SPEEDUP`.
@@ -153,6 +161,8 @@ impl Default for Settings {
             dev_bootstrap: true,
             public_url: None,
             simulation: None,
+            explain: None,
+            explain_per_brand_per_second: 5,
             notification_retry_speedup: 1,
             console: true,
             console_allow_insecure: false,
@@ -214,6 +224,11 @@ impl fmt::Debug for Settings {
             .field("dev_bootstrap", &self.dev_bootstrap)
             .field("public_url", &self.public_url)
             .field("simulation", &self.simulation)
+            .field("explain", &self.explain)
+            .field(
+                "explain_per_brand_per_second",
+                &self.explain_per_brand_per_second,
+            )
             .field(
                 "notification_retry_speedup",
                 &self.notification_retry_speedup,
@@ -267,6 +282,8 @@ const KEYS: &[&str] = &[
     "dev_bootstrap",
     "public_url",
     "simulation",
+    "explain",
+    "explain_per_brand_per_second",
     "notification_retry_speedup",
     "console",
     "console_allow_insecure",
@@ -366,6 +383,7 @@ const NUMBERS: &[&str] = &[
     "idle_timeout_secs",
     "max_unfinished_per_address",
     "header_timeout_under_pressure_secs",
+    "explain_per_brand_per_second",
     "notification_retry_speedup",
 ];
 
@@ -376,7 +394,7 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         toml::Value::Integer(number)
     } else if matches!(
         key,
-        "dev_bootstrap" | "simulation" | "console" | "console_allow_insecure"
+        "dev_bootstrap" | "simulation" | "explain" | "console" | "console_allow_insecure"
     ) && let Ok(flag) = value.parse::<bool>()
     {
         toml::Value::Boolean(flag)

@@ -5,6 +5,7 @@
 
 mod brands;
 pub(crate) mod console_access;
+pub(crate) mod explanations;
 pub(crate) mod recent;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::storage::Storage;
 
 pub(crate) use brands::BrandDirectory;
 pub(crate) use console_access::ConsoleAccess;
+pub(crate) use explanations::Explanations;
 pub(crate) use recent::Recent;
 
 /// Everything a request handler needs.
@@ -39,6 +41,9 @@ pub(crate) struct AppState {
     pub(crate) simulation: bool,
     /// The recent API traffic, for the console.
     pub(crate) recent: Recent,
+    /// Why requests were refused for their signature, serial, timestamp,
+    /// nonce or a ciphertext (`card-member explain`).
+    pub(crate) explanations: Explanations,
     /// The console's token and switches.
     pub(crate) console: ConsoleAccess,
     /// Whether the console is served at all (`console`).

@@ -239,6 +239,22 @@ pub(crate) async fn spawn_app_with_database(database_url: &str) -> TestApp {
     .await
 }
 
+/// Starts a server on a fresh data directory (SQLite) whose settings
+/// `change` has changed.
+#[allow(dead_code)]
+pub(crate) async fn spawn_app_with_settings(change: impl FnOnce(&mut Settings)) -> TestApp {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".to_owned(),
+        notification_retry_speedup: 1000,
+        ..Settings::default()
+    };
+    change(&mut settings);
+    start(dir, settings, None).await
+}
+
 /// Starts a server (SQLite) with its data directory at `data_dir`.
 #[allow(dead_code)]
 pub(crate) async fn spawn_app_in_dir(data_dir: &std::path::Path) -> TestApp {
@@ -453,6 +469,24 @@ impl TestApp {
     /// PATCH the development card with `body`.
     /// A metric's value in the server's `/metrics` text.
     #[allow(dead_code)]
+    /// The explanation of a refused request (`/explanations/{id}`), by
+    /// the Request-ID its answer carried: status and JSON.
+    pub(crate) async fn explanation(&self, response: &Incoming) -> (u16, Value) {
+        let id = response
+            .header("request-id")
+            .expect("a Request-ID")
+            .to_owned();
+        let answer = self
+            .http
+            .get(format!("http://{}/explanations/{id}", self.address))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let body = answer.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
     pub(crate) async fn metric(&self, name: &str) -> f64 {
         let response = self
             .send(&Outgoing {

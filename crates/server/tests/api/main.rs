@@ -7,6 +7,7 @@ mod cards;
 mod console;
 mod disk_full;
 mod durability;
+mod explain;
 mod faults;
 mod helpers;
 mod hostile;

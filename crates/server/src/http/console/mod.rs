@@ -16,6 +16,7 @@
 //! unless `console_allow_insecure = true`. Personal data is shown masked.
 
 mod pages;
+mod requests;
 mod view;
 
 use std::path::Path;
@@ -170,7 +171,8 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             "/console/cards/{brand_id}/{card_id}/{code}",
             get(pages::card),
         )
-        .route("/console/requests", get(pages::requests))
+        .route("/console/requests", get(requests::requests))
+        .route("/console/requests/{request_id}", get(requests::request))
         .route("/console/notifications", get(pages::notifications))
         .route("/console/notifications/{id}", get(pages::notification))
         .route("/console/notifications/{id}/resend", post(pages::resend))

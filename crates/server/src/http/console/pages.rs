@@ -7,7 +7,6 @@ use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 use card_member_protocol::model::CommonFieldFlag;
 use card_member_protocol::secret::SecretString;
 use maud::{Markup, html};
@@ -27,12 +26,6 @@ fn failed(error: impl std::fmt::Display) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         &format!("The storage failed: {error}"),
     )
-}
-
-fn when(unix_ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .map(|at| format_rfc3339_millis(at, CHINA_STANDARD_TIME))
-        .unwrap_or_default()
 }
 
 pub(crate) async fn overview(State(state): State<Arc<AppState>>) -> Response {
@@ -442,56 +435,6 @@ fn notification_table(list: &[crate::storage::OutboxRecord]) -> Markup {
             }
         } }
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct RequestsQuery {
-    brand: Option<String>,
-    status: Option<String>,
-    route: Option<String>,
-}
-
-pub(crate) async fn requests(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<RequestsQuery>,
-) -> Response {
-    let brand = query.brand.unwrap_or_default();
-    let status = query.status.unwrap_or_default();
-    let route = query.route.unwrap_or_default();
-    let shown: Vec<_> = state
-        .recent
-        .requests()
-        .into_iter()
-        .filter(|r| brand.is_empty() || r.brand_id.as_deref() == Some(brand.as_str()))
-        .filter(|r| status.is_empty() || r.status.to_string().starts_with(&status))
-        .filter(|r| route.is_empty() || r.route.contains(&route))
-        .take(200)
-        .collect();
-    let body = html! {
-        form.stack method="get" {
-            input name="brand" value=(brand) placeholder="brand";
-            input name="status" value=(status) placeholder="status (4, 429…)";
-            input name="route" value=(route) placeholder="route contains";
-            button type="submit" { "filter" }
-        }
-        p.muted { "The last " (crate::state::recent::KEPT) " API requests of this instance, newest first (200 shown). Never bodies or personal data." }
-        div.scroll { table #requests {
-            tr { th { "time" } th { "brand" } th { "method" } th { "route" } th { "status" } th { "code" } th { "ms" } th { "Request-ID" } }
-            @for r in &shown {
-                tr {
-                    td { (when(r.at_ms)) }
-                    td { (r.brand_id.clone().unwrap_or_else(|| "-".into())) }
-                    td { (r.method) }
-                    td { (r.route) }
-                    td class=(if r.status < 400 { "ok" } else { "bad" }) { (r.status) }
-                    td { (r.code) }
-                    td { (format!("{:.1}", r.latency_ms)) }
-                    td { (r.request_id) }
-                }
-            }
-        } }
-    };
-    page("Requests", "requests", state.simulation, Some(10), body)
 }
 
 pub(crate) async fn notifications(State(state): State<Arc<AppState>>) -> Response {

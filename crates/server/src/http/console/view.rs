@@ -87,6 +87,18 @@ pub(crate) fn refusal(status: StatusCode, message: &str) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// A Unix millisecond time as shown: RFC 3339 in China Standard Time.
+pub(crate) fn when(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .map(|at| {
+            card_member_protocol::datetime::format_rfc3339_millis(
+                at,
+                card_member_protocol::datetime::CHINA_STANDARD_TIME,
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// A hidden CSRF field.
 pub(crate) fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }

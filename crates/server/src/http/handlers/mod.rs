@@ -4,7 +4,9 @@
 
 pub(crate) mod activity;
 pub(crate) mod cards;
+pub(crate) mod explain;
 pub(crate) mod health;
+pub(crate) mod local;
 pub(crate) mod media;
 pub(crate) mod membership;
 pub(crate) mod simulate;

@@ -8,65 +8,26 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use card_member_protocol::model::CommonFieldFlag;
 use card_member_protocol::secret::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::local::{Peer, Refusal, local_only, peer, refusal};
 use crate::domain::member::{self, MemberError, SignUpForm};
 use crate::state::AppState;
 use crate::storage::{UserCardKey, wire_name};
 
 /// Refuses the simulation where it is off or the client is not local.
 fn allowed(state: &AppState, peer: Option<SocketAddr>) -> Result<(), Refusal> {
-    allowed_for(state.simulation, peer)
-}
-
-fn allowed_for(simulation: bool, peer: Option<SocketAddr>) -> Result<(), Refusal> {
-    if !simulation {
-        return Err(refusal(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "the simulation is off (setting simulation = true)",
-        ));
-    }
-    if !peer.is_some_and(|peer| peer.ip().is_loopback()) {
-        return Err(refusal(
-            StatusCode::FORBIDDEN,
-            "NO_AUTH",
-            "the simulation answers loopback clients only",
-        ));
-    }
-    Ok(())
-}
-
-/// A refusal: its status, code and message.
-#[derive(Debug)]
-pub(crate) struct Refusal(StatusCode, &'static str, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"code": self.1, "message": self.2}))).into_response()
-    }
-}
-
-fn refusal(status: StatusCode, code: &'static str, message: &str) -> Refusal {
-    Refusal(status, code, message.to_owned())
+    local_only(state.simulation, "the simulation", "simulation", peer)
 }
 
 fn refused(error: MemberError) -> Refusal {
     Refusal(StatusCode::BAD_REQUEST, "INVALID_REQUEST", error.0)
-}
-
-/// The client's address, which the accept loop puts on every request.
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
-
-fn peer(info: Peer) -> Option<SocketAddr> {
-    info.map(|Extension(ConnectInfo(address))| address)
 }
 
 /// A body that does not parse is a refusal naming what is wrong.
@@ -289,30 +250,4 @@ pub(crate) async fn advance_clock(
             card_member_protocol::datetime::CHINA_STANDARD_TIME,
         ),
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_clients_may_simulate_and_only_when_it_is_on() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let local6: SocketAddr = "[::1]:5000".parse().unwrap();
-        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
-        assert!(allowed_for(true, Some(local)).is_ok());
-        assert!(allowed_for(true, Some(local6)).is_ok());
-        assert_eq!(
-            allowed_for(true, Some(remote)).unwrap_err().0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            allowed_for(true, None).unwrap_err().0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            allowed_for(false, Some(local)).unwrap_err().0,
-            StatusCode::NOT_FOUND
-        );
-    }
 }

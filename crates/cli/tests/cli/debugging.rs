@@ -1,0 +1,71 @@
+//! The commands that answer "what went wrong": `explain`, run as a person
+//! runs them, against a real server.
+
+use serde_json::Value;
+
+use crate::helpers::{args, card_member, json_of, start_server};
+
+#[tokio::test]
+async fn a_refused_signature_points_to_explain_and_explain_names_the_mistake() {
+    let server = start_server().await;
+    // Credentials that send another serial than the key that signs.
+    let mut credentials: Value =
+        serde_json::from_str(&std::fs::read_to_string(&server.credentials).unwrap()).unwrap();
+    let real_serial = credentials["brand_serial_no"].as_str().unwrap().to_owned();
+    credentials["brand_serial_no"] = "0123456789ABCDEF".into();
+    let wrong = server.dir.path().join("wrong-serial.json");
+    std::fs::write(&wrong, credentials.to_string()).unwrap();
+
+    let output = card_member(
+        args(&["cards", "list", "--credentials", wrong.to_str().unwrap()]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let hint = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("why: "))
+        .unwrap_or_else(|| panic!("no explain hint: {stderr}"));
+    let id = hint.strip_prefix("card-member explain ").unwrap();
+
+    let explained = card_member(
+        args(&[
+            "explain",
+            id,
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(explained.status.success(), "{explained:?}");
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(text.contains("refused at: certificate"), "{text}");
+    assert!(text.contains("mistake:    other_certificate"), "{text}");
+    assert!(text.contains(&real_serial), "{text}");
+
+    let json = json_of(&server, &["explain", id, "--json"]).await;
+    assert_eq!(json["mistake"], "other_certificate");
+}
+
+#[tokio::test]
+async fn explain_of_an_unknown_request_id_exits_3_and_says_why_on_stderr() {
+    let server = start_server().await;
+    let output = card_member(
+        args(&[
+            "explain",
+            "00000000000000000000000000000000000000000000-1004",
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3));
+    assert!(output.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no explanation for this Request-ID"),
+        "{output:?}"
+    );
+}
