@@ -8,7 +8,8 @@
 //!   the API.
 //! - `admin`: `serve`, `brands`, `notifications` (on the data directory).
 //! - `simulate`, `listen`: the member's side and a notification receiver.
-//! - `explain`: why a server refused a request.
+//! - `explain`: why a server refused a request; `faults`: failures
+//!   injected on purpose (`simulate fault`).
 //! - `input`: card fields from flags, JSON files and bulk rows.
 //! - `bulk`: resumable bulk updates at the brand's rate limit.
 //! - `keys`: key generation for trying things out.
@@ -29,6 +30,7 @@ mod bench;
 mod bulk;
 mod connect;
 mod explain;
+mod faults;
 mod flood;
 mod input;
 mod keys;

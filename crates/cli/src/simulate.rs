@@ -38,6 +38,12 @@ pub(crate) enum SimulateCommand {
         #[arg(long, default_value_t = 100)]
         points: i64,
     },
+    /// Inject the provider's failures into this server's answers and
+    /// notifications: an error before or after the change, a delay, a
+    /// dropped connection, a broken signature, a notification twice or out
+    /// of order (see `simulate fault add --help`).
+    #[command(subcommand)]
+    Fault(crate::faults::FaultCommand),
     /// Move one brand's clock forward (its cards expire as if time passed).
     AdvanceClock {
         /// Days forward.
@@ -183,6 +189,7 @@ fn sample(flag: &str) -> &'static str {
 /// Runs a simulate command and prints its JSON.
 pub(crate) async fn run(command: SimulateCommand) -> Result<(), CliError> {
     let answer = match command {
+        SimulateCommand::Fault(command) => return crate::faults::run(command).await,
         SimulateCommand::Open { token, connect } => {
             let (base, _) = target(&connect)?;
             call(&base, "GET", &format!("tokens/{token}"), None).await?

@@ -74,8 +74,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(error) => {
             eprintln!(
-                "request failed: {error} (retryable: {})",
-                error.is_retryable()
+                "request failed: {error} (may be sent again: {})",
+                error.is_retryable_when_idempotent()
             );
             Err(error.into())
         }

@@ -46,11 +46,13 @@ impl Error {
         Error::Api(Box::new(error))
     }
 
-    /// Whether sending the same call again may succeed: rate limits, server
-    /// errors, and connections that never reached the server.
+    /// Whether any call, an import too, may be sent again after this error
+    /// without the risk of applying it twice: a rate limit (429: the
+    /// request was not processed) or a connection that never reached the
+    /// server.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Api(api) => api.status == 429 || api.status >= 500,
+            Error::Api(api) => api.status == 429,
             Error::Transport(transport) => !transport.may_have_been_applied,
             _ => false,
         }
@@ -58,17 +60,27 @@ impl Error {
 
     /// Whether an idempotent call (a read, an update that sets fields) may
     /// be sent again after this error: what [`Error::is_retryable`] allows,
-    /// and a connection closed or reset before any answer (a server at its
-    /// connection cap, a proxy restarting): sent twice, such a call leaves
-    /// the card as once.
-    pub(crate) fn is_retryable_when_idempotent(&self) -> bool {
-        self.is_retryable() || matches!(self, Error::Transport(transport) if transport.unanswered)
+    /// a server error (5xx), and a connection closed or reset before any
+    /// answer (a server at its connection cap, a proxy restarting): sent
+    /// twice, such a call leaves the card as once.
+    pub fn is_retryable_when_idempotent(&self) -> bool {
+        self.is_retryable()
+            || matches!(self, Error::Api(api) if api.status >= 500)
+            || matches!(self, Error::Transport(transport) if transport.unanswered)
     }
 
     /// Whether the server may have applied the request although the call
-    /// failed (a connection lost after the request was sent).
+    /// failed: a connection lost after the request was sent, or a server
+    /// error (5xx), which says the server failed but not when; after its
+    /// change was committed, the answer lost, is one of the ways (inject
+    /// it with `card-member simulate fault add --kind error-after-commit`).
+    /// Such a failed import is not sent again: read the card to find out.
     pub fn may_have_been_applied(&self) -> bool {
-        matches!(self, Error::Transport(transport) if transport.may_have_been_applied)
+        match self {
+            Error::Transport(transport) => transport.may_have_been_applied,
+            Error::Api(api) => api.status >= 500,
+            _ => false,
+        }
     }
 
     /// The API error, if the API refused the request.

@@ -23,7 +23,7 @@ use crate::http::router::router;
 use crate::http::{console, tls};
 use crate::ops::metrics::Metrics;
 use crate::ops::settings::Settings;
-use crate::state::{AppState, BrandDirectory, ConsoleAccess, Explanations, Outbox, Recent};
+use crate::state::{AppState, BrandDirectory, ConsoleAccess, Explanations, Faults, Outbox, Recent};
 use crate::storage::{self, AuditEntry, NotificationFilter, Storage, UserCardKey};
 
 /// A built server: its listener bound, its storage open, its keys loaded.
@@ -406,6 +406,16 @@ async fn prepare(
         settings.explain.unwrap_or(developing),
         settings.explain_per_brand_per_second,
     );
+    // Injected failures, kept across restarts, act only with the simulation.
+    let faults = if simulation {
+        let stored = storage
+            .faults()
+            .await
+            .map_err(|err| StartError(format!("cannot read the injected faults: {err}")))?;
+        Faults::load(stored)
+    } else {
+        Faults::default()
+    };
     let state = AppState {
         storage,
         crypto,
@@ -417,6 +427,7 @@ async fn prepare(
         simulation,
         recent: Recent::default(),
         explanations,
+        faults,
         console,
         console_enabled: settings.console,
         clock,

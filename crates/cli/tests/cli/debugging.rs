@@ -69,3 +69,70 @@ async fn explain_of_an_unknown_request_id_exits_3_and_says_why_on_stderr() {
         "{output:?}"
     );
 }
+
+#[tokio::test]
+async fn simulate_fault_adds_lists_and_clears_a_failure_the_next_call_meets() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_str().unwrap();
+    let added = json_of(
+        &server,
+        &[
+            "simulate",
+            "fault",
+            "add",
+            "--endpoint",
+            "list_cards",
+            "--kind",
+            "error",
+            "--status",
+            "503",
+            "--every",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(added["code"], "SERVICE_UNAVAILABLE");
+    let listed = card_member(
+        args(&["simulate", "fault", "list", "--credentials", credentials]),
+        server.dir.path(),
+    )
+    .await;
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        table.contains("list_cards\terror\t503 SERVICE_UNAVAILABLE\tevery 1"),
+        "{table}"
+    );
+    let failed = card_member(
+        args(&["cards", "list", "--credentials", credentials]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(failed.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("503 SERVICE_UNAVAILABLE"));
+
+    let cleared = card_member(
+        args(&["simulate", "fault", "clear", "--credentials", credentials]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&cleared.stdout).trim(), "cleared 1");
+    let _ = json_of(&server, &["cards", "list"]).await;
+
+    let refused = card_member(
+        args(&[
+            "simulate",
+            "fault",
+            "add",
+            "--endpoint",
+            "nope",
+            "--kind",
+            "drop",
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("endpoint:"));
+}

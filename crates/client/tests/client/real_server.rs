@@ -13,13 +13,13 @@ use card_member_server::{
 use futures_util::TryStreamExt as _;
 use tempfile::TempDir;
 
-struct Server {
-    _dir: TempDir,
-    credentials: std::path::PathBuf,
-    handle: ServerHandle,
+pub(crate) struct Server {
+    pub(crate) _dir: TempDir,
+    pub(crate) credentials: std::path::PathBuf,
+    pub(crate) handle: ServerHandle,
 }
 
-async fn start_server() -> Server {
+pub(crate) async fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         data_dir: dir.path().join("data"),
@@ -418,78 +418,6 @@ async fn the_client_side_limiter_keeps_a_burst_of_updates_under_the_limit() {
     for call in calls {
         call.await.unwrap().expect("no call provoked a 429");
     }
-}
-
-/// A proxy to the real server that reads the first connection's request
-/// and closes it without an answer (what a server at its connection cap,
-/// or a proxy restarting, does), and forwards every later connection.
-async fn dropping_first_connection(server: &Server) -> String {
-    let credentials: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&server.credentials).unwrap()).unwrap();
-    let upstream = credentials["base_url"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut first = true;
-        loop {
-            let (mut inbound, _) = listener.accept().await.unwrap();
-            if std::mem::take(&mut first) {
-                let mut head = [0_u8; 64];
-                let _ = tokio::io::AsyncReadExt::read(&mut inbound, &mut head).await;
-                continue;
-            }
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let mut outbound = tokio::net::TcpStream::connect(upstream).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            });
-        }
-    });
-    format!("http://{address}")
-}
-
-#[tokio::test]
-async fn an_update_is_sent_again_after_a_connection_closed_before_any_answer() {
-    let server = start_server().await;
-    let client = Client::builder_from_credentials_file(&server.credentials)
-        .unwrap()
-        .base_url(dropping_first_connection(&server).await)
-        .build()
-        .unwrap();
-    let mut update = UserCardUpdate::new(DEV_CARD_ID, DEV_OPENID);
-    update.level = Some("retried".into());
-    let card = client
-        .user_cards()
-        .update(DEV_USER_CARD_CODE, &update)
-        .await
-        .expect("an update sets fields: sending it again is safe");
-    assert_eq!(card.level.as_deref(), Some("retried"));
-}
-
-#[tokio::test]
-async fn an_import_is_not_sent_again_after_a_connection_closed_before_any_answer() {
-    let server = start_server().await;
-    let client = Client::builder_from_credentials_file(&server.credentials)
-        .unwrap()
-        .base_url(dropping_first_connection(&server).await)
-        .build()
-        .unwrap();
-    let error = client
-        .user_cards()
-        .import(&UserCardImport {
-            card_id: DEV_CARD_ID.into(),
-            openid: "oOnce".into(),
-            user_card_code: "ONCE-1".into(),
-            ..UserCardImport::default()
-        })
-        .await
-        .unwrap_err();
-    assert!(error.may_have_been_applied(), "{error}");
-    assert!(!error.is_retryable(), "{error}");
 }
 
 #[tokio::test]

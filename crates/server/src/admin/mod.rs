@@ -1,8 +1,9 @@
 //! Administration: what the `card-member` command does to a data
 //! directory or a database besides serving it (registering brands, the
-//! notifications' shell commands), and the key material and development
-//! setup a first start makes.
+//! notifications' shell commands, the injected failures), and the key
+//! material and development setup a first start makes.
 
 pub(crate) mod bootstrap;
 pub mod brands;
+pub(crate) mod faults;
 pub mod notifications;

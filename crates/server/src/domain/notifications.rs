@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 
 use crate::crypto::sealing::SealContext;
 use crate::state::AppState;
+use crate::state::faults::FaultKind;
 use crate::storage::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
 /// Waits after each failed attempt: after the first, 15 s, then 15 s,
@@ -163,13 +164,27 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                         let (state, client, all) =
                             (Arc::clone(&state), client.clone(), Arc::clone(&all));
                         tokio::spawn(async move {
+                            let fault = state.fire_fault(
+                                &notification.brand_id,
+                                &notification.event_type,
+                                true,
+                            );
+                            let kind = fault.as_ref().map(|fault| fault.kind);
+                            if let Some(fault) = &fault
+                                && kind != Some(FaultKind::NotifyTwice)
+                            {
+                                // Held back before taking a slot: the
+                                // brand's later notifications go ahead.
+                                tokio::time::sleep(fault.delay()).await;
+                            }
                             let Ok(_brand_slot) = brand.acquire_owned().await else {
                                 return;
                             };
                             let Ok(_slot) = all.acquire_owned().await else {
                                 return;
                             };
-                            deliver(&state, &client, notification).await;
+                            let twice = kind == Some(FaultKind::NotifyTwice);
+                            deliver(&state, &client, notification, twice).await;
                         });
                     }
                 }
@@ -183,13 +198,31 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
     });
 }
 
-/// One attempt at one notification, recorded.
-async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, notification: OutboxRecord) {
+/// One attempt at one notification, recorded; `twice` (an injected
+/// failure), a delivered one is sent once more, with the same `id`.
+async fn deliver(
+    state: &Arc<AppState>,
+    client: &reqwest::Client,
+    notification: OutboxRecord,
+    twice: bool,
+) {
     let attempt = notification.attempts + 1;
     let started = Instant::now();
     let at = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
     let (status, error) = match send(state, client, &notification).await {
-        Ok(status) if (200..300).contains(&status) => (Some(status), None),
+        Ok(status) if (200..300).contains(&status) => {
+            if twice {
+                let again = send(state, client, &notification).await;
+                tracing::info!(
+                    id = notification.id,
+                    brand_id = notification.brand_id,
+                    injected = "notify-twice",
+                    answer = ?again,
+                    "notification delivered a second time on purpose"
+                );
+            }
+            (Some(status), None)
+        }
         Ok(status) => (
             Some(status),
             Some(format!("the receiver answered {status}")),

@@ -56,6 +56,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::addresses::{Addresses, Unfinished};
+use super::faults::DropConnection;
 use crate::ops::metrics::Metrics;
 
 /// How long connections may take, and how many may be open.
@@ -361,9 +362,14 @@ impl Connection {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(peer);
             async move {
-                let response = router.oneshot(request).await;
+                let Ok(response) = router.oneshot(request).await;
                 drop(in_flight);
-                response
+                // An injected `drop`: hyper closes the connection on a
+                // service error, with no answer.
+                if response.extensions().get::<DropConnection>().is_some() {
+                    return Err(DroppedOnPurpose);
+                }
+                Ok(response)
             }
         });
         let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
@@ -396,6 +402,19 @@ impl Connection {
         }
     }
 }
+
+/// Why a connection was closed with no answer: a failure injected on
+/// purpose (`card-member simulate fault add --kind drop`).
+#[derive(Debug)]
+struct DroppedOnPurpose;
+
+impl std::fmt::Display for DroppedOnPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed with no answer: an injected failure")
+    }
+}
+
+impl std::error::Error for DroppedOnPurpose {}
 
 /// Whether more than three quarters of `max_connections` are open.
 fn under_pressure(slots: &Semaphore, max_connections: usize) -> bool {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, ErrorCodeOf, ErrorNumber};
 use crate::http::auth::BrandOfRequest;
+use crate::http::faults::Injected;
 use crate::state::AppState;
 use crate::state::explanations::Explanation;
 
@@ -63,13 +64,18 @@ pub(crate) async fn request_id_and_log(
         .extensions()
         .get::<ErrorCodeOf>()
         .map_or("", |code| code.0.as_str());
+    let injected = response.extensions().get::<Injected>().cloned();
+    let counted_code = injected
+        .as_ref()
+        .map(|injected| injected.metrics_code(code));
     state.metrics.request(
         method.as_str(),
         &route,
         status.as_u16(),
-        code,
+        counted_code.as_deref().unwrap_or(code),
         started.elapsed(),
     );
+    let injected = injected.map(|injected| injected.kind.name());
     let brand = response
         .extensions()
         .get::<BrandOfRequest>()
@@ -107,6 +113,7 @@ pub(crate) async fn request_id_and_log(
             code,
             latency_ms,
             request_id: id.clone(),
+            injected,
         });
     }
     tracing::info!(
@@ -119,6 +126,7 @@ pub(crate) async fn request_id_and_log(
         latency_ms = format!("{latency_ms:.2}"),
         request_id = %id,
         brand_id = brand.as_deref().unwrap_or("-"),
+        injected = injected.unwrap_or("-"),
         "request"
     );
     response

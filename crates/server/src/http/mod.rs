@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod connections;
 pub(crate) mod console;
 mod explain;
+pub(crate) mod faults;
 pub(crate) mod handlers;
 pub(crate) mod layers;
 pub mod openapi;

@@ -20,8 +20,11 @@ use card_member_protocol::request::{
     ListUserCardsRequest,
 };
 
-use super::handlers::{activity, cards, explain, health, media, membership, simulate, user_cards};
-use super::{auth, console, layers};
+use super::handlers::{
+    activity, cards, explain, faults as injected_faults, health, media, membership, simulate,
+    user_cards,
+};
+use super::{auth, console, faults, layers};
 use crate::domain::media::MEDIA_PATH;
 use crate::state::AppState;
 
@@ -53,6 +56,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 Arc::clone(&state),
                 layers::sign_response,
             ))
+            .route_layer(from_fn_with_state(Arc::clone(&state), faults::inject))
             .route_layer(from_fn_with_state(Arc::clone(&state), auth::authenticate))
     };
     let mut router = Router::new();
@@ -94,6 +98,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/simulate/ask-points", post(simulate::ask_points))
         .route("/simulate/exchange-points", post(simulate::exchange_points))
         .route("/simulate/advance-clock", post(simulate::advance_clock))
+        .route(
+            "/simulate/faults",
+            post(injected_faults::add)
+                .get(injected_faults::list)
+                .delete(injected_faults::clear),
+        )
         .route("/explanations/{request_id}", get(explain::explanation))
         .route("/healthz", get(health::health))
         .route("/metrics", get(health::metrics))

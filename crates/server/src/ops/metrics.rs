@@ -92,6 +92,15 @@ pub(crate) struct Metrics {
     connections_timed_out: Counter,
     brands_cached: Gauge,
     deliveries: Family<DeliveryLabels, Counter>,
+    injected: Family<InjectedLabels, Counter>,
+}
+
+/// An injected failure's labels: its kind and what it acted on (an
+/// endpoint's name or a notification's event type).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InjectedLabels {
+    kind: &'static str,
+    target: String,
 }
 
 /// A notification delivery's labels: its event and how the attempt ended
@@ -177,6 +186,12 @@ impl Default for Metrics {
             "Notification delivery attempts, by event and outcome (delivered, retry, failed)",
             deliveries.clone(),
         );
+        let injected = Family::<InjectedLabels, Counter>::default();
+        registry.register(
+            "card_member_injected_faults",
+            "Failures injected on purpose (card-member simulate fault), by kind and endpoint or event: never real ones",
+            injected.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "card_member_connections_open",
@@ -217,6 +232,7 @@ impl Default for Metrics {
             connections_timed_out,
             brands_cached,
             deliveries,
+            injected,
         }
     }
 }
@@ -258,6 +274,16 @@ impl Metrics {
             .get_or_create(&DeliveryLabels {
                 event: event.to_owned(),
                 outcome,
+            })
+            .inc();
+    }
+
+    /// A failure injected on purpose.
+    pub(crate) fn injected(&self, kind: &'static str, target: &str) {
+        self.injected
+            .get_or_create(&InjectedLabels {
+                kind,
+                target: target.to_owned(),
             })
             .inc();
     }

@@ -6,6 +6,7 @@
 mod brands;
 pub(crate) mod console_access;
 pub(crate) mod explanations;
+pub(crate) mod faults;
 pub(crate) mod recent;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::storage::Storage;
 pub(crate) use brands::BrandDirectory;
 pub(crate) use console_access::ConsoleAccess;
 pub(crate) use explanations::Explanations;
+pub(crate) use faults::Faults;
 pub(crate) use recent::Recent;
 
 /// Everything a request handler needs.
@@ -44,6 +46,8 @@ pub(crate) struct AppState {
     /// Why requests were refused for their signature, serial, timestamp,
     /// nonce or a ciphertext (`card-member explain`).
     pub(crate) explanations: Explanations,
+    /// Failures injected on purpose (the simulation's faults).
+    pub(crate) faults: Faults,
     /// The console's token and switches.
     pub(crate) console: ConsoleAccess,
     /// Whether the console is served at all (`console`).
@@ -60,6 +64,34 @@ impl AppState {
     /// otherwise).
     pub(crate) fn now_for(&self, brand_id: &str) -> time::OffsetDateTime {
         self.clock.now_for(brand_id)
+    }
+
+    /// The injected failure that fires for a request of `brand_id` to
+    /// `target` (an endpoint's name, or a notification's event type when
+    /// `notification`), if one does: counted in `/metrics` and, in the
+    /// background, in storage.
+    pub(crate) fn fire_fault(
+        &self,
+        brand_id: &str,
+        target: &str,
+        notification: bool,
+    ) -> Option<faults::Fault> {
+        let fault = self.faults.fire(brand_id, target, notification)?;
+        self.metrics.injected(fault.kind.name(), target);
+        tracing::info!(
+            fault = fault.id,
+            kind = fault.kind.name(),
+            brand_id,
+            target,
+            "injected failure"
+        );
+        let (storage, id) = (self.storage.clone(), fault.id);
+        tokio::spawn(async move {
+            if let Err(err) = storage.fault_fired(id).await {
+                tracing::warn!(%err, fault = id, "could not record an injected failure's firing");
+            }
+        });
+        Some(fault)
     }
 
     /// Moves a brand's clock to `offset_secs` ahead of real time, durably.

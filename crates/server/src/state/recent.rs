@@ -25,6 +25,8 @@ pub(crate) struct RequestEntry {
     pub(crate) code: &'static str,
     pub(crate) latency_ms: f64,
     pub(crate) request_id: String,
+    /// The kind of failure injected into it, if one was.
+    pub(crate) injected: Option<&'static str>,
 }
 
 /// One minute's figures.
@@ -136,6 +138,7 @@ mod tests {
             code,
             latency_ms,
             request_id: "id".into(),
+            injected: None,
         }
     }
 

@@ -23,6 +23,7 @@
 
 mod brands;
 mod cards;
+mod faults;
 mod media;
 mod membership;
 mod migrations;
@@ -46,6 +47,7 @@ use std::time::Instant;
 pub(crate) use card_member_protocol::shared::wire_name;
 use serde::Serialize;
 
+pub(crate) use faults::FaultRecord;
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use records::*;
 pub use records::{AuditEntry, BrandCertificate, BrandRecord};

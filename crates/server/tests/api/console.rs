@@ -289,6 +289,7 @@ async fn a_person_walks_the_console_in_a_real_browser() {
             ("/console/requests", "requests"),
             ("/console/notifications", "notifications"),
             ("/console/simulator", "simulator"),
+            ("/console/faults", "faults"),
         ] {
             browser.goto(&format!("{base}{path}")).await.unwrap();
             assert_eq!(browser.current_url().await.unwrap().path(), path);
@@ -402,6 +403,36 @@ async fn a_person_walks_the_console_in_a_real_browser() {
             receiver.received()[1].envelope().id,
             id,
             "resent with the same id"
+        );
+
+        // Inject a failure; the next read meets it, marked as injected.
+        browser
+            .goto(&format!("{base}/console/faults"))
+            .await
+            .unwrap();
+        let form = browser.form(Locator::Css("form#add-fault")).await.unwrap();
+        form.set_by_name("brand_id", &app.brand.brand_id)
+            .await
+            .unwrap();
+        form.set_by_name("endpoint", "get_user_card").await.unwrap();
+        form.set_by_name("kind", "error").await.unwrap();
+        form.set_by_name("count", "1").await.unwrap();
+        click(&browser, Locator::Id("add")).await;
+        wait_text(&browser, "#faults", "get_user_card").await;
+        shoot(&browser, "faults-added", width).await;
+        app.get_card().await.assert_error(500, "SYSTEM_ERROR");
+        browser
+            .goto(&format!("{base}/console/requests"))
+            .await
+            .unwrap();
+        wait_text(&browser, "#requests", "injected: error").await;
+        browser
+            .goto(&format!("{base}/console/faults"))
+            .await
+            .unwrap();
+        assert!(
+            !text_of(&browser, "#faults").await.contains("get_user_card"),
+            "a fault of count 1 is spent"
         );
 
         // Suspend the brand, see the API refuse it, resume.

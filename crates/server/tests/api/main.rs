@@ -11,6 +11,7 @@ mod explain;
 mod faults;
 mod helpers;
 mod hostile;
+mod injected_faults;
 mod media;
 mod membership;
 mod notifications;

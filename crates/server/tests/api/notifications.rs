@@ -158,7 +158,7 @@ fn form() -> SignUpForm {
     }
 }
 
-async fn sign_up(app: &TestApp, openid: &str) -> SignedUp {
+pub(crate) async fn sign_up(app: &TestApp, openid: &str) -> SignedUp {
     let body =
         serde_json::to_vec(&json!({"card_id": DEV_SIGNUP_CARD_ID, "openid": openid})).unwrap();
     let answer = paced(
@@ -171,7 +171,7 @@ async fn sign_up(app: &TestApp, openid: &str) -> SignedUp {
 }
 
 /// Verifies a notification as a receiver must and opens it.
-fn open(app: &TestApp, received: &Received, api_v3_key: &str) -> (Envelope, Event) {
+pub(crate) fn open(app: &TestApp, received: &Received, api_v3_key: &str) -> (Envelope, Event) {
     let signature = ResponseSignature::from_headers(|name| received.header(name)).unwrap();
     signature
         .verify(

@@ -16,6 +16,8 @@ mod faults;
 mod helpers;
 #[path = "../api/hostile.rs"]
 mod hostile;
+#[path = "../api/injected_faults.rs"]
+mod injected_faults;
 #[path = "../api/media.rs"]
 mod media;
 #[path = "../api/membership.rs"]

@@ -15,6 +15,7 @@
 //! non-loopback address without TLS the console is refused altogether
 //! unless `console_allow_insecure = true`. Personal data is shown masked.
 
+mod faults;
 mod pages;
 mod requests;
 mod view;
@@ -177,6 +178,8 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/notifications/{id}", get(pages::notification))
         .route("/console/notifications/{id}/resend", post(pages::resend))
         .route("/console/simulator", get(pages::simulator))
+        .route("/console/faults", get(faults::faults).post(faults::add))
+        .route("/console/faults/{id}/clear", post(faults::clear))
         .route("/console/simulator/{action}", post(pages::simulate))
         .route_layer(from_fn_with_state(Arc::clone(state), guard))
         .route(

@@ -53,7 +53,10 @@ pub(crate) async fn requests(
                     td { (r.method) }
                     td { (r.route) }
                     td class=(if r.status < 400 { "ok" } else { "bad" }) { (r.status) }
-                    td { (r.code) }
+                    td {
+                        (r.code)
+                        @if let Some(kind) = r.injected { " " span.bad { "injected: " (kind) } }
+                    }
                     td { (format!("{:.1}", r.latency_ms)) }
                     td { a href=(format!("/console/requests/{}", r.request_id)) { (r.request_id) } }
                 }
@@ -88,6 +91,9 @@ pub(crate) async fn request(
                 tr { th { "brand" } td { (r.brand_id.clone().unwrap_or_else(|| "-".into())) } }
                 tr { th { "route" } td { (r.method) " " (r.route) } }
                 tr { th { "status" } td { (r.status) " " (r.code) } }
+                @if let Some(kind) = r.injected {
+                    tr { th { "injected" } td.bad { (kind) " (card-member simulate fault: not a real failure)" } }
+                }
                 tr { th { "Request-ID" } td { (r.request_id) } }
             }
         }

@@ -24,7 +24,7 @@ svg{background:#fff;border:1px solid #dde3ea;border-radius:6px;width:100%;height
 ";
 
 /// The pages, for the navigation.
-const PAGES: [(&str, &str); 7] = [
+const PAGES: [(&str, &str); 8] = [
     ("overview", "/console/"),
     ("brands", "/console/brands"),
     ("templates", "/console/templates"),
@@ -32,6 +32,7 @@ const PAGES: [(&str, &str); 7] = [
     ("requests", "/console/requests"),
     ("notifications", "/console/notifications"),
     ("simulator", "/console/simulator"),
+    ("faults", "/console/faults"),
 ];
 
 /// A page: the navigation (the simulator only when the simulation is on),
@@ -60,7 +61,7 @@ pub(crate) fn page(
                 header {
                     strong { "card-member" }
                     @for (name, href) in PAGES {
-                        @if name != "simulator" || simulation {
+                        @if !matches!(name, "simulator" | "faults") || simulation {
                             a href=(href) class=[(name == here).then_some("here")] { (name) }
                         }
                     }

@@ -5,6 +5,7 @@
 pub(crate) mod activity;
 pub(crate) mod cards;
 pub(crate) mod explain;
+pub(crate) mod faults;
 pub(crate) mod health;
 pub(crate) mod local;
 pub(crate) mod media;

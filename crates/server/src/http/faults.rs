@@ -1,0 +1,154 @@
+//! Injecting the failures `state/faults.rs` describes into API answers.
+//! Runs after authentication (the brand is known, the nonce recorded) and
+//! outside response signing, so that an error comes before anything is
+//! applied, a lost response after the change is committed, and a broken
+//! signature over a real answer. Every injected answer is marked, so that
+//! the request log, the console and `/metrics` never take it for a real
+//! failure.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use card_member_protocol::endpoints::Endpoint;
+use card_member_protocol::response::HEADER_SIGNATURE;
+use serde_json::json;
+
+use super::auth::Authenticated;
+use crate::state::AppState;
+use crate::state::faults::{Fault, FaultKind};
+
+/// On a response whose failure was injected: its kind and, for an
+/// injected error answer, its code.
+#[derive(Clone, Debug)]
+pub(crate) struct Injected {
+    pub(crate) kind: FaultKind,
+    pub(crate) code: Option<String>,
+}
+
+impl Injected {
+    /// The code the metrics count the answer under: its own where only a
+    /// delay was injected (the answer is real), else `INJECTED_…`.
+    pub(crate) fn metrics_code(&self, real: &str) -> String {
+        match (&self.kind, &self.code) {
+            (FaultKind::Delay, _) => real.to_owned(),
+            (_, Some(code)) => format!("INJECTED_{code}"),
+            (kind, None) => format!(
+                "INJECTED_{}",
+                kind.name().to_ascii_uppercase().replace('-', "_")
+            ),
+        }
+    }
+}
+
+/// On a response the connection must not deliver: it is closed instead.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DropConnection;
+
+pub(crate) async fn inject(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.faults.any() {
+        return next.run(request).await;
+    }
+    let brand = request
+        .extensions()
+        .get::<Authenticated>()
+        .map(|auth| auth.brand_id.clone());
+    let endpoint = request.extensions().get::<&'static Endpoint>().copied();
+    let (Some(brand), Some(endpoint)) = (brand, endpoint) else {
+        return next.run(request).await;
+    };
+    let Some(fault) = state.fire_fault(&brand, endpoint.name, false) else {
+        return next.run(request).await;
+    };
+    let mut response = match fault.kind {
+        FaultKind::Error => error_answer(&fault),
+        FaultKind::ErrorAfterCommit => {
+            let real = next.run(request).await;
+            // A refused request committed nothing: there is no response to
+            // lose, and it is answered as it is.
+            if real.status().is_success() {
+                error_answer(&fault)
+            } else {
+                real
+            }
+        }
+        FaultKind::Delay => {
+            tokio::time::sleep(fault.delay()).await;
+            next.run(request).await
+        }
+        FaultKind::Drop => {
+            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            response.extensions_mut().insert(DropConnection);
+            response
+        }
+        FaultKind::BadSignature => {
+            let mut response = next.run(request).await;
+            break_signature(&mut response);
+            response
+        }
+        FaultKind::NotifyTwice | FaultKind::NotifyOutOfOrder | FaultKind::NotifyDelay => {
+            next.run(request).await
+        }
+    };
+    response.extensions_mut().insert(Injected {
+        kind: fault.kind,
+        code: fault.code.clone(),
+    });
+    response
+}
+
+/// The provider's error answer: the fault's status and code, a message
+/// that says it was injected.
+fn error_answer(fault: &Fault) -> Response {
+    let status = fault
+        .status
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = fault.code.as_deref().unwrap_or("SYSTEM_ERROR");
+    let body = json!({
+        "code": code,
+        "message": format!("an injected failure (card-member simulate fault, id {})", fault.id),
+    });
+    let mut response = (status, Body::from(body.to_string())).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+    }
+    response
+}
+
+/// Flips one bit of the answer's `Wechatpay-Signature`: still base64 of
+/// the right length, but no longer a signature of the answer.
+fn break_signature(response: &mut Response) {
+    let headers = response.headers_mut();
+    let Some(signature) = headers
+        .get(HEADER_SIGNATURE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| STANDARD.decode(value).ok())
+    else {
+        return;
+    };
+    let mut broken = signature;
+    if let Some(first) = broken.first_mut() {
+        *first ^= 0x01;
+    }
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(HEADER_SIGNATURE.as_bytes()),
+        HeaderValue::from_str(&STANDARD.encode(broken)),
+    ) {
+        headers.insert(name, value);
+    }
+}
