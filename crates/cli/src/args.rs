@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::connect::ConnectArgs;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{api, bench, explain, flood, listen, simulate};
+use crate::{api, bench, explain, flood, listen, notify_test, simulate};
 
 /// Run the card-member service (the WeChat Pay brand card-member API) and
 /// drive it.
@@ -42,6 +42,13 @@ pub(crate) enum Command {
     /// Receive notifications: verify, decrypt and print each as a JSON line
     /// (and, with --auto-confirm, answer as the brand).
     Listen(listen::ListenArgs),
+    /// Put a notification receiver to the test through a running server:
+    /// genuine notifications (expect 2xx), the same id again, a forged
+    /// signature, a wrong Wechatpay-Serial, timestamps 6 minutes off, a
+    /// tampered ciphertext or associated_data, another APIv3 key (expect
+    /// refusals), an unknown event type (expect 2xx). Exit 1 if it failed
+    /// a check.
+    NotifyTest(notify_test::NotifyTestArgs),
     /// Notifications sent to brands: list, show one with its attempts, send
     /// one again (works on the data directory).
     #[command(subcommand)]

@@ -139,6 +139,7 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::UserCardCreate(card) | Event::UserCardDelete(card) => json!(card),
         Event::PointExchangeCoupon(exchange) => json!(exchange),
         Event::SyncUserPoint(sync) => json!(sync),
+        Event::Other { content, .. } => content.clone(),
     }
 }
 
@@ -190,7 +191,7 @@ async fn answer(client: &Client, notification: &Notification, balance: i64) {
             })
             .await
             .map(|synced| json!({"synced": synced.user_card_code, "point_balance": synced.point_balance})),
-        Event::UserCardDelete(_) => return,
+        Event::UserCardDelete(_) | Event::Other { .. } => return,
     };
     match answered {
         Ok(line) => print_line(&line),

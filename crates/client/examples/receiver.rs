@@ -28,6 +28,13 @@ async fn notify(
     }
 }
 
+/// The receiver's routes: `POST /notify`.
+pub fn app(receiver: Arc<Receiver>) -> axum::Router {
+    axum::Router::new()
+        .route("/notify", post(notify))
+        .with_state(receiver)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -36,9 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "card-member-data/dev/credentials.json".into());
     let port = args.next().unwrap_or_else(|| "9000".into());
     let receiver = Arc::new(Receiver::from_credentials_file(credentials)?);
-    let app = axum::Router::new()
-        .route("/notify", post(notify))
-        .with_state(receiver);
+    let app = app(receiver);
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     axum::serve(listener, app).await?;
     Ok(())

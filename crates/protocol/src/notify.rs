@@ -216,16 +216,26 @@ pub enum Event {
     PointExchangeCoupon(PointExchangeCoupon),
     /// The provider asks for a member's balance.
     SyncUserPoint(SyncUserPoint),
+    /// An event this version does not know. The provider adds events: a
+    /// receiver acknowledges one (2xx) rather than refuse it, or the
+    /// provider retries it for a day.
+    Other {
+        /// Its `event_type`.
+        event_type: String,
+        /// Its content, as JSON.
+        content: serde_json::Value,
+    },
 }
 
 impl Event {
     /// The event's `event_type`.
-    pub fn event_type(&self) -> &'static str {
+    pub fn event_type(&self) -> &str {
         match self {
             Self::UserCardCreate(_) => USER_CARD_CREATE,
             Self::UserCardDelete(_) => USER_CARD_DELETE,
             Self::PointExchangeCoupon(_) => POINT_EXCHANGE_COUPON,
             Self::SyncUserPoint(_) => SYNC_USER_POINT,
+            Self::Other { event_type, .. } => event_type,
         }
     }
 
@@ -245,7 +255,10 @@ impl Event {
             SYNC_USER_POINT => {
                 Self::SyncUserPoint(serde_json::from_slice(plaintext).map_err(read)?)
             }
-            other => return Err(format!("unknown event_type {other:?}")),
+            other => Self::Other {
+                event_type: other.to_owned(),
+                content: serde_json::from_slice(plaintext).map_err(read)?,
+            },
         })
     }
 }
@@ -255,6 +268,17 @@ mod tests {
     use super::*;
 
     const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_unknown_event_type_is_read_as_other_not_refused() {
+        let event = Event::from_plaintext("BRAND_MEMBER_CARD.NEW", b"{\"x\":1}").unwrap();
+        assert_eq!(event.event_type(), "BRAND_MEMBER_CARD.NEW");
+        assert!(matches!(event, Event::Other { content, .. } if content["x"] == 1));
+        assert!(
+            Event::from_plaintext(SYNC_USER_POINT, b"{}").is_err(),
+            "a known one is checked"
+        );
+    }
 
     #[test]
     fn a_sealed_resource_opens_with_the_same_key_only() {

@@ -1,9 +1,11 @@
-//! The commands that answer "what went wrong": `explain`, run as a person
-//! runs them, against a real server.
+//! The commands that answer "what went wrong": `explain`, `simulate
+//! fault`, `notify-test`, run as a person runs them, against a real
+//! server.
 
 use serde_json::Value;
 
-use crate::helpers::{args, card_member, json_of, start_server};
+use crate::flow::Listening;
+use crate::helpers::{args, card_member, free_port, json_of, start_server};
 
 #[tokio::test]
 async fn a_refused_signature_points_to_explain_and_explain_names_the_mistake() {
@@ -135,4 +137,56 @@ async fn simulate_fault_adds_lists_and_clears_a_failure_the_next_call_meets() {
     .await;
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("endpoint:"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_test_passes_card_member_listen_and_flags_a_receiver_that_acknowledges_anything() {
+    let server = start_server().await;
+    let credentials = server.credentials.to_str().unwrap();
+    let port = free_port();
+    let _listening = Listening::start(&server, port, false);
+    let passed = card_member(
+        args(&[
+            "notify-test",
+            "--url",
+            &format!("http://127.0.0.1:{port}/notify"),
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    let table = String::from_utf8_lossy(&passed.stdout);
+    assert!(
+        passed.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    assert!(table.contains("a forged signature"), "{table}");
+    assert!(table.contains("passed (deadline 5 s)"), "{table}");
+
+    // A receiver that answers 204 to anything.
+    let naive = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = naive.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+    );
+    tokio::spawn(async move { axum::serve(naive, app).await });
+    let flagged = card_member(
+        args(&[
+            "notify-test",
+            "--url",
+            &format!("http://{address}/notify"),
+            "--json",
+            "--credentials",
+            credentials,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(flagged.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&flagged.stdout).unwrap();
+    assert_eq!(report["accepted_forgeries"], 7);
+    assert!(String::from_utf8_lossy(&flagged.stderr).contains("7 notification(s)"));
 }

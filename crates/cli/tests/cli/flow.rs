@@ -17,13 +17,13 @@ use crate::helpers::{
 };
 
 /// `card-member listen` as a child, its stdout lines on a channel.
-struct Listening {
+pub(crate) struct Listening {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Listening {
-    fn start(server: &Server, port: u16, auto_confirm: bool) -> Self {
+    pub(crate) fn start(server: &Server, port: u16, auto_confirm: bool) -> Self {
         let mut command = Command::new(BIN);
         command
             .args(["listen", "--port", &port.to_string(), "--credentials"])

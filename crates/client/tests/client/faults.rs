@@ -259,3 +259,30 @@ async fn a_refused_connection_fails_over_to_the_backup_host() {
         .unwrap();
     assert_eq!(card.level.as_deref(), Some("via backup"));
 }
+
+#[path = "../../examples/receiver.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod receiver_example;
+
+#[tokio::test]
+async fn the_receiver_example_passes_the_servers_notify_test() {
+    let server = start_server().await;
+    let receiver =
+        card_member_client::notify::Receiver::from_credentials_file(&server.credentials).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = receiver_example::app(std::sync::Arc::new(receiver));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let response = reqwest::Client::new()
+        .post(format!("{}/simulate/notify-test", base_url(&server)))
+        .header("Content-Type", "application/json")
+        .body(
+            json!({"brand_id": brand_id(&server), "url": format!("http://{address}/notify")})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+}

@@ -79,7 +79,7 @@ pub(crate) fn api_v3_key_context(brand_id: &str) -> SealContext<'_> {
 }
 
 /// A notification ID: 32 hexadecimal digits in UUID form.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let bytes = crate::crypto::random_bytes::<16>();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
@@ -287,6 +287,23 @@ pub(crate) fn next_outcome(
     }
 }
 
+/// A brand's APIv3 key, opened with the data key, or why not.
+pub(crate) async fn api_v3_key(state: &AppState, brand_id: &str) -> Result<SecretString, String> {
+    let brand = state
+        .storage
+        .brand(brand_id)
+        .await
+        .map_err(|err| format!("reading the brand: {err}"))?
+        .ok_or("the brand no longer exists")?;
+    let sealed_key = brand
+        .api_v3_key
+        .ok_or("the brand has no APIv3 key (card-member brands set-api-v3-key)")?;
+    state
+        .crypto
+        .open(api_v3_key_context(&brand.brand_id), &sealed_key)
+        .map_err(|_| "the brand's APIv3 key does not open with this data key".to_owned())
+}
+
 /// Builds, signs and sends one attempt: the receiver's status, or why
 /// there was none.
 async fn send(
@@ -305,19 +322,7 @@ async fn send(
         .definition
         .notify_url
         .ok_or("the template has no notify_url")?;
-    let brand = state
-        .storage
-        .brand(&notification.brand_id)
-        .await
-        .map_err(|err| format!("reading the brand: {err}"))?
-        .ok_or("the brand no longer exists")?;
-    let sealed_key = brand
-        .api_v3_key
-        .ok_or("the brand has no APIv3 key (card-member brands set-api-v3-key)")?;
-    let api_v3_key = state
-        .crypto
-        .open(api_v3_key_context(&brand.brand_id), &sealed_key)
-        .map_err(|_| "the brand's APIv3 key does not open with this data key")?;
+    let api_v3_key = api_v3_key(state, &notification.brand_id).await?;
     let plaintext = state
         .crypto
         .open(

@@ -17,6 +17,7 @@ mod membership;
 mod notifications;
 mod operability;
 mod personal_data;
+mod receivers;
 mod simulate;
 mod update_user_card;
 mod user_cards;

@@ -262,6 +262,7 @@ async fn every_event_reaches_the_notify_url_signed_and_encrypted_with_the_brands
                 assert_eq!(deleted.invalid_reason.as_deref(), Some("USER_DELETE"));
             }
             Event::UserCardCreate(_) => {}
+            Event::Other { event_type, .. } => panic!("the server sent an unknown {event_type}"),
         }
         events.push(envelope.event_type);
     }

@@ -1,0 +1,168 @@
+//! Receivers put to the test (`/simulate/notify-test`, what `card-member
+//! notify-test` calls): a receiver that verifies, checks the time and
+//! decrypts passes; one that acknowledges anything is flagged, each
+//! forgery it accepted named.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use card_member_protocol::keys::PublicKey;
+use card_member_protocol::notify::{Envelope, open_resource};
+use card_member_protocol::response::ResponseSignature;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, unix_now};
+use crate::notifications::TestReceiver;
+
+/// A receiver written as the spec asks: the signature under the WeChat
+/// Pay key whose ID the serial names, the timestamp within 5 minutes, the
+/// resource opened with the APIv3 key; a 2xx for any event type.
+struct Careful {
+    key_id: String,
+    key: PublicKey,
+    api_v3_key: String,
+}
+
+async fn careful(
+    State(receiver): State<Arc<Careful>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |name: &str| headers.get(name)?.to_str().ok();
+    let Ok(signature) = ResponseSignature::from_headers(header) else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    if signature
+        .verify(&receiver.key_id, &receiver.key, &body, unix_now())
+        .is_err()
+    {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    match open_resource(receiver.api_v3_key.as_bytes(), &envelope.resource) {
+        Ok(_) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn start_careful(app: &TestApp) -> SocketAddr {
+    let receiver = Arc::new(Careful {
+        key_id: app.wechatpay_public_key_id.clone(),
+        key: app.wechatpay_public_key.clone(),
+        api_v3_key: app.api_v3_key.clone(),
+    });
+    let router = axum::Router::new()
+        .route("/notify", axum::routing::post(careful))
+        .with_state(receiver);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+async fn notify_test(app: &TestApp, url: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/simulate/notify-test", app.address))
+        .header("Content-Type", "application/json")
+        .body(json!({"brand_id": app.brand.brand_id, "url": url}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+fn verdicts(report: &Value) -> Vec<(String, bool)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| {
+            (
+                check["name"].as_str().unwrap().to_owned(),
+                check["passed"] == true,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_receiver_that_verifies_checks_the_time_and_decrypts_passes_every_check() {
+    let app = spawn_app().await;
+    let address = start_careful(&app).await;
+    let (status, report) = notify_test(&app, &format!("http://{address}/notify")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["passed"], true, "{report:#}");
+    let names: Vec<String> = verdicts(&report)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for wanted in [
+        "genuine USER_CARD.CREATE",
+        "genuine USER_CARD.DELETE",
+        "genuine POINT_EXCHANGE_COUPON",
+        "genuine SYNC_USER_POINT",
+        "the same id again",
+        "a forged signature",
+        "a wrong Wechatpay-Serial",
+        "a timestamp 6 minutes old",
+        "a timestamp 6 minutes ahead",
+        "a tampered ciphertext",
+        "an altered associated_data",
+        "sealed with another APIv3 key",
+        "an unknown event_type",
+    ] {
+        assert!(
+            names.iter().any(|name| name == wanted),
+            "{wanted}: {names:?}"
+        );
+    }
+    let again = &report["checks"][4];
+    assert!(
+        again["note"]
+            .as_str()
+            .unwrap()
+            .contains("deduplicate by id")
+    );
+    assert!(report["checks"][0]["latency_ms"].as_u64().unwrap() < 5000);
+}
+
+#[tokio::test]
+async fn a_receiver_that_acknowledges_anything_is_flagged_for_each_forgery_it_accepted() {
+    let app = spawn_app().await;
+    let naive = TestReceiver::start(&[]).await;
+    let (_, report) = notify_test(&app, &naive.url()).await;
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["accepted_forgeries"], 7, "{report:#}");
+    for (name, passed) in verdicts(&report) {
+        let should_refuse = !(name.starts_with("genuine")
+            || name == "the same id again"
+            || name == "an unknown event_type");
+        assert_eq!(passed, !should_refuse, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_not_there_fails_and_a_bad_target_is_refused() {
+    let app = spawn_app().await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", closed.local_addr().unwrap());
+    drop(closed);
+    let (_, report) = notify_test(&app, &url).await;
+    assert_eq!(report["passed"], false);
+    assert_eq!(
+        report["accepted_forgeries"], 0,
+        "no answer is not acceptance"
+    );
+    let (status, refused) = notify_test(&app, "ftp://example.com/notify").await;
+    assert_eq!(status, 400);
+    assert!(refused["message"].as_str().unwrap().starts_with("url:"));
+}
