@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::connect::ConnectArgs;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{api, bench, explain, flood, listen, notify_test, simulate};
+use crate::{api, bench, explain, flood, listen, receiver_battery, simulate};
 
 /// Run the card-member service (the WeChat Pay brand card-member API) and
 /// drive it.
@@ -48,7 +48,7 @@ pub(crate) enum Command {
     /// tampered ciphertext or associated_data, another APIv3 key (expect
     /// refusals), an unknown event type (expect 2xx). Exit 1 if it failed
     /// a check.
-    NotifyTest(notify_test::NotifyTestArgs),
+    NotifyTest(receiver_battery::NotifyTestArgs),
     /// Notifications sent to brands: list, show one with its attempts, send
     /// one again (works on the data directory).
     #[command(subcommand)]

@@ -5,8 +5,7 @@
 use clap::Args;
 use serde_json::Value;
 
-use crate::connect::ConnectArgs;
-use crate::simulate::{call_local, target};
+use crate::connect::{ConnectArgs, call_local, target};
 use crate::{CliError, emit};
 
 #[derive(Debug, Args)]

@@ -6,8 +6,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::connect::ConnectArgs;
-use crate::simulate::{call_local, target};
+use crate::connect::{ConnectArgs, call_local, target};
 use crate::{CliError, emit, print_json};
 
 /// The kinds of failure, as the server names them.

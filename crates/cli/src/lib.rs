@@ -9,7 +9,7 @@
 //! - `admin`: `serve`, `brands`, `notifications` (on the data directory).
 //! - `simulate`, `listen`: the member's side and a notification receiver.
 //! - `explain`: why a server refused a request; `faults`: failures
-//!   injected on purpose (`simulate fault`); `notify_test`: a receiver
+//!   injected on purpose (`simulate fault`); `receiver_battery`: a receiver
 //!   put to the test.
 //! - `input`: card fields from flags, JSON files and bulk rows.
 //! - `bulk`: resumable bulk updates at the brand's rate limit.
@@ -36,7 +36,7 @@ mod flood;
 mod input;
 mod keys;
 mod listen;
-mod notify_test;
+mod receiver_battery;
 mod simulate;
 
 use std::fmt;
@@ -187,7 +187,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Simulate(command) => runtime()?.block_on(simulate::run(command)),
         Command::Explain(args) => runtime()?.block_on(explain::run(args)),
         Command::Listen(args) => runtime()?.block_on(listen::run(args)),
-        Command::NotifyTest(args) => runtime()?.block_on(notify_test::run(args)),
+        Command::NotifyTest(args) => runtime()?.block_on(receiver_battery::run(args)),
         Command::Notifications(command) => admin::notifications(command),
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::CliError;
-use crate::connect::ConnectArgs;
+use crate::connect::{ConnectArgs, call_local, target};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SimulateCommand {
@@ -106,28 +106,6 @@ impl CardArgs {
     }
 }
 
-/// The credentials' base URL and brand.
-pub(crate) fn target(connect: &ConnectArgs) -> Result<(String, String), CliError> {
-    let text = std::fs::read_to_string(&connect.credentials).map_err(|err| {
-        CliError::from(format!(
-            "cannot read {}: {err}",
-            connect.credentials.display()
-        ))
-    })?;
-    let credentials: Value = serde_json::from_str(&text)
-        .map_err(|err| CliError::from(format!("{}: {err}", connect.credentials.display())))?;
-    let base = connect
-        .base_url
-        .clone()
-        .or_else(|| credentials["base_url"].as_str().map(str::to_owned))
-        .ok_or_else(|| CliError::from("the credentials have no base_url".to_owned()))?;
-    let brand = credentials["brand_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    Ok((base, brand))
-}
-
 /// One call to the simulation: its JSON, or its refusal as an error.
 async fn call(
     base: &str,
@@ -136,42 +114,6 @@ async fn call(
     body: Option<Value>,
 ) -> Result<Value, CliError> {
     call_local(base, method, &format!("/simulate/{path}"), body).await
-}
-
-/// One call to what a server answers loopback clients only (the
-/// simulation, the explanations): its JSON, or its refusal as an error.
-pub(crate) async fn call_local(
-    base: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value, CliError> {
-    let client = reqwest::Client::new();
-    let url = format!("{base}{path}");
-    let request = match (method, body) {
-        ("GET", _) => client.get(&url),
-        ("DELETE", _) => client.delete(&url),
-        (_, Some(body)) => client
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .body(body.to_string()),
-        (_, None) => client.post(&url),
-    };
-    let response = request
-        .send()
-        .await
-        .map_err(|err| CliError::from(format!("{url}: {err}")))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).unwrap_or(json!({"message": text}));
-    if status.is_success() {
-        Ok(value)
-    } else {
-        Err(CliError::api(format!(
-            "{status}: {}",
-            value["message"].as_str().unwrap_or("refused")
-        )))
-    }
 }
 
 /// Sample values for a form's platform fields.

@@ -51,6 +51,14 @@ async fn fired(server: &Server, id: i64) -> i64 {
     listed["data"][0]["injected"].as_i64().unwrap_or(-1)
 }
 
+/// Reads the development card.
+async fn read_card(client: &Client) -> Result<card_member_client::UserCard, Error> {
+    client
+        .user_cards()
+        .get(DEV_USER_CARD_CODE, DEV_CARD_ID, DEV_OPENID)
+        .await
+}
+
 fn level(level: &str) -> UserCardUpdate {
     UserCardUpdate {
         level: Some(level.into()),
@@ -99,11 +107,7 @@ async fn a_429_is_retried_after_its_retry_after() {
     )
     .await;
     let started = Instant::now();
-    client
-        .user_cards()
-        .get(DEV_USER_CARD_CODE, DEV_CARD_ID, DEV_OPENID)
-        .await
-        .unwrap();
+    read_card(&client).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "{:?}",
@@ -120,11 +124,7 @@ async fn retries_stop_after_the_policys_attempts_and_a_400_is_not_retried() {
         json!({"endpoint": "get_user_card", "kind": "error", "status": 503}),
     )
     .await;
-    let error = client
-        .user_cards()
-        .get(DEV_USER_CARD_CODE, DEV_CARD_ID, DEV_OPENID)
-        .await
-        .unwrap_err();
+    let error = read_card(&client).await.unwrap_err();
     assert_eq!(error.api().unwrap().status, 503);
     assert_eq!(
         fired(&server, unavailable).await,
@@ -232,11 +232,7 @@ async fn an_answer_whose_signature_does_not_verify_is_rejected_not_returned() {
         json!({"endpoint": "get_user_card", "kind": "bad-signature", "count": 1}),
     )
     .await;
-    let error = client
-        .user_cards()
-        .get(DEV_USER_CARD_CODE, DEV_CARD_ID, DEV_OPENID)
-        .await
-        .unwrap_err();
+    let error = read_card(&client).await.unwrap_err();
     assert!(matches!(error, Error::InvalidSignature { .. }), "{error:?}");
 }
 

@@ -33,6 +33,17 @@ fn message(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
     )
 }
 
+/// The PATCH of [`TARGET`] and [`BODY`] with `authorization`.
+fn patch(authorization: &Authorization) -> ArrivedRequest<'_> {
+    ArrivedRequest {
+        method: "PATCH",
+        target: TARGET,
+        host: None,
+        body: BODY,
+        authorization,
+    }
+}
+
 /// What the diagnosis finds for a PATCH of [`TARGET`] and [`BODY`] whose
 /// signature is `signature`.
 fn finding(signature: Vec<u8>, others: &[(&str, &PublicKey)]) -> Option<&'static str> {
@@ -116,13 +127,7 @@ fn a_signature_by_another_certificate_of_the_brand_names_that_certificate() {
         Some("other_certificate")
     );
     let authorization = authorization(signature);
-    let request = ArrivedRequest {
-        method: "PATCH",
-        target: TARGET,
-        host: None,
-        body: BODY,
-        authorization: &authorization,
-    };
+    let request = patch(&authorization);
     let diagnosis = unknown_serial(&request, &[("BBBB", &other_public)]);
     let advice = diagnosis.finding.unwrap().advice;
     assert!(
@@ -136,13 +141,7 @@ fn a_signature_of_something_else_or_not_base64_or_of_another_size_is_said_so() {
     assert_eq!(finding(key().sign(b"something else"), &[]), None);
     let mut authorization = authorization(vec![]);
     authorization.signature = "not base64!".into();
-    let request = ArrivedRequest {
-        method: "PATCH",
-        target: TARGET,
-        host: None,
-        body: BODY,
-        authorization: &authorization,
-    };
+    let request = patch(&authorization);
     let named = key().public_key();
     let diagnosis = super::signature(&request, &named, &[]);
     assert_eq!(diagnosis.finding.unwrap().mistake, "signature_not_base64");

@@ -7,4 +7,4 @@ pub(crate) mod bootstrap;
 pub mod brands;
 pub(crate) mod faults;
 pub mod notifications;
-pub(crate) mod notify_test;
+pub(crate) mod receiver_battery;

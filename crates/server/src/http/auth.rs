@@ -203,17 +203,19 @@ async fn verify(
         authorization: &authorization,
     };
 
+    let brand_of_request = || {
+        state.brands.brand(
+            &state.storage,
+            &authorization.brand_id,
+            &authorization.serial_no,
+        )
+    };
     let now = state.clock.unix_now();
     if now.abs_diff(authorization.timestamp) >= TIMESTAMP_WINDOW_SECS.unsigned_abs() {
+        // Looked up only to explain: a stale request otherwise costs no
+        // brand lookup.
         if state.explanations.enabled()
-            && let Ok(Some(brand)) = state
-                .brands
-                .brand(
-                    &state.storage,
-                    &authorization.brand_id,
-                    &authorization.serial_no,
-                )
-                .await
+            && let Ok(Some(brand)) = brand_of_request().await
             && explaining(state, &brand)
         {
             *explained = Some(explain::timestamp(arrived, now));
@@ -221,13 +223,7 @@ async fn verify(
         return Err(refuse(ApiError::stale_timestamp()));
     }
 
-    let brand = state
-        .brands
-        .brand(
-            &state.storage,
-            &authorization.brand_id,
-            &authorization.serial_no,
-        )
+    let brand = brand_of_request()
         .await
         .map_err(refuse)?
         .ok_or_else(|| refuse(ApiError::unknown_brand_or_serial()))?;
@@ -291,6 +287,7 @@ async fn verify(
                     ..arrived
                 },
                 &brand,
+                &certificate,
                 serial,
             ));
         }
@@ -310,10 +307,13 @@ async fn verify(
     match admitted {
         NonceAdmission::Replayed => {
             if explaining(state, &brand) {
-                *explained = Some(explain::nonce(explain::Arrived {
-                    body: &body,
-                    ..arrived
-                }));
+                *explained = Some(explain::nonce(
+                    explain::Arrived {
+                        body: &body,
+                        ..arrived
+                    },
+                    &certificate,
+                ));
             }
             return Err(refuse(ApiError::replayed_nonce()));
         }

@@ -77,6 +77,19 @@ impl Arrived<'_> {
     }
 }
 
+/// The message that verified (the signature was fine; a later step
+/// refused), with the certificate whose key verified it.
+fn with_verified(
+    mut explanation: Explanation,
+    arrived: &Arrived<'_>,
+    certificate: &BrandCertificate,
+) -> Explanation {
+    explanation.verified_message = Some(arrived.shown_message());
+    explanation.serial_no = Some(certificate.serial_no.clone());
+    explanation.key_fingerprint = Some(certificate.public_key.derived_serial());
+    explanation
+}
+
 fn with_diagnosis(mut explanation: Explanation, diagnosis: Diagnosis) -> Explanation {
     explanation.tried = diagnosis.tried;
     if let Some(finding) = diagnosis.finding {
@@ -158,11 +171,8 @@ pub(super) fn signature(
         certificate.serial_no,
         diagnosis.tried.len()
     );
-    let mut explanation = with_diagnosis(arrived.explanation(Step::Signature, fallback), diagnosis);
-    explanation.verified_message = Some(arrived.shown_message());
-    explanation.serial_no = Some(certificate.serial_no.clone());
-    explanation.key_fingerprint = Some(certificate.public_key.derived_serial());
-    explanation
+    let explanation = with_diagnosis(arrived.explanation(Step::Signature, fallback), diagnosis);
+    with_verified(explanation, &arrived, certificate)
 }
 
 /// `Wechatpay-Serial` is missing or not the brand's WeChat Pay public key
@@ -170,6 +180,7 @@ pub(super) fn signature(
 pub(super) fn wechatpay_serial(
     arrived: Arrived<'_>,
     brand: &BrandRecord,
+    certificate: &BrandCertificate,
     sent: Option<&str>,
 ) -> Explanation {
     let expected = &brand.wechatpay_public_key_id;
@@ -200,11 +211,11 @@ pub(super) fn wechatpay_serial(
     };
     explanation.mistake = Some(mistake);
     explanation.diagnosis = diagnosis;
-    explanation
+    with_verified(explanation, &arrived, certificate)
 }
 
 /// The nonce was used before.
-pub(super) fn nonce(arrived: Arrived<'_>) -> Explanation {
+pub(super) fn nonce(arrived: Arrived<'_>, certificate: &BrandCertificate) -> Explanation {
     let mut explanation = arrived.explanation(
         Step::Nonce,
         format!(
@@ -216,7 +227,7 @@ pub(super) fn nonce(arrived: Arrived<'_>) -> Explanation {
     );
     explanation.tried = vec!["nonce_reused"];
     explanation.mistake = Some("nonce_reused");
-    explanation
+    with_verified(explanation, &arrived, certificate)
 }
 
 /// A sensitive field did not decrypt under the server's WeChat Pay key.

@@ -21,8 +21,8 @@ use card_member_protocol::request::{
 };
 
 use super::handlers::{
-    activity, cards, explain, faults as injected_faults, health, media, membership, notify_test,
-    simulate, user_cards,
+    activity, cards, explain, faults as injected_faults, health, media, membership,
+    receiver_battery, simulate, user_cards,
 };
 use super::{auth, console, faults, layers};
 use crate::domain::media::MEDIA_PATH;
@@ -98,7 +98,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/simulate/ask-points", post(simulate::ask_points))
         .route("/simulate/exchange-points", post(simulate::exchange_points))
         .route("/simulate/advance-clock", post(simulate::advance_clock))
-        .route("/simulate/notify-test", post(notify_test::notify_test))
+        .route("/simulate/notify-test", post(receiver_battery::notify_test))
         .route(
             "/simulate/faults",
             post(injected_faults::add)

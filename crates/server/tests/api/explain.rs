@@ -12,8 +12,7 @@ use card_member_protocol::auth::Authorization;
 use serde_json::json;
 
 use crate::helpers::{
-    CARD_ID, CODE, OPENID, TestApp, console_http, console_session, random_nonce, spawn_app,
-    spawn_app_with_settings, unix_now,
+    CARD_ID, CODE, OPENID, TestApp, random_nonce, spawn_app, spawn_app_with_settings, unix_now,
 };
 
 fn get_target() -> String {
@@ -69,16 +68,7 @@ async fn the_console_request_page_shows_the_explanation() {
         .next()
         .unwrap()
         .to_owned();
-    let cookie = console_session(&app).await;
-    let page = console_http()
-        .get(format!("http://{}/console/requests/{id}", app.address))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.console_page(&format!("/console/requests/{id}")).await;
     assert!(page.contains("query_not_signed"), "{page}");
     assert!(
         page.contains("sign the path with its query string"),
@@ -110,6 +100,13 @@ async fn a_wrong_wechatpay_serial_a_replayed_nonce_and_a_millisecond_timestamp_a
     replay.assert_error(401, "SIGN_ERROR");
     let (_, explanation) = app.explanation(&replay).await;
     assert_eq!(explanation["mistake"], "nonce_reused");
+    assert!(
+        explanation["verified_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET\\n\n"),
+        "the signature verified; the message is shown: {explanation}"
+    );
 
     let millis = app.sign_with(
         &app.brand,

@@ -469,22 +469,47 @@ impl TestApp {
     /// PATCH the development card with `body`.
     /// A metric's value in the server's `/metrics` text.
     #[allow(dead_code)]
-    /// The explanation of a refused request (`/explanations/{id}`), by
-    /// the Request-ID its answer carried: status and JSON.
-    pub(crate) async fn explanation(&self, response: &Incoming) -> (u16, Value) {
-        let id = response
-            .header("request-id")
-            .expect("a Request-ID")
-            .to_owned();
-        let answer = self
-            .http
-            .get(format!("http://{}/explanations/{id}", self.address))
-            .send()
-            .await
-            .unwrap();
+    /// A call to what the server answers loopback clients only
+    /// (`/simulate/…`, `/explanations/…`): its status and JSON.
+    pub(crate) async fn local(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.address);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        let answer = request.send().await.unwrap();
         let status = answer.status().as_u16();
         let body = answer.bytes().await.unwrap();
         (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// The explanation of a refused request (`/explanations/{id}`), by
+    /// the Request-ID its answer carried: status and JSON.
+    pub(crate) async fn explanation(&self, response: &Incoming) -> (u16, Value) {
+        let id = response.header("request-id").expect("a Request-ID");
+        self.local("GET", &format!("/explanations/{id}"), None)
+            .await
+    }
+
+    /// A console page's HTML, in a fresh session.
+    pub(crate) async fn console_page(&self, path: &str) -> String {
+        console_http()
+            .get(format!("http://{}{path}", self.address))
+            .header("Cookie", console_session(self).await)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub(crate) async fn metric(&self, name: &str) -> f64 {

@@ -8,8 +8,7 @@ use card_member_server::DEV_SIGNUP_CARD_ID;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    CARD_ID, OPENID, TestApp, console_http, console_session, paced, spawn_app, spawn_app_in,
-    spawn_app_with_settings,
+    CARD_ID, OPENID, TestApp, paced, spawn_app, spawn_app_in, spawn_app_with_settings,
 };
 use card_member_protocol::notify::Event;
 
@@ -17,22 +16,8 @@ use crate::notifications::{TestReceiver, notify_to, open, sign_up};
 
 /// Calls `/simulate/faults`: status and JSON.
 async fn faults(app: &TestApp, method: &str, query: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("http://{}/simulate/faults{query}", app.address);
-    let client = reqwest::Client::new();
-    let request = match method {
-        "POST" => client
-            .post(url)
-            .header("Content-Type", "application/json")
-            .body(body.unwrap_or_default().to_string()),
-        "DELETE" => client.delete(url),
-        _ => client.get(url),
-    };
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
-    )
+    app.local(method, &format!("/simulate/faults{query}"), body.as_ref())
+        .await
 }
 
 /// Adds a fault for the development brand; asserts it was added.
@@ -107,15 +92,7 @@ async fn an_injected_error_answers_before_anything_is_applied_and_is_marked_inje
         !metrics.contains("status=\"500\",code=\"SYSTEM_ERROR\""),
         "never counted as a real failure"
     );
-    let page = console_http()
-        .get(format!("http://{}/console/requests", app.address))
-        .header("cookie", console_session(&app).await)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.console_page("/console/requests").await;
     assert!(page.contains("injected: error"), "{page}");
 }
 

@@ -66,18 +66,9 @@ async fn start_careful(app: &TestApp) -> SocketAddr {
 }
 
 async fn notify_test(app: &TestApp, url: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/simulate/notify-test", app.address))
-        .header("Content-Type", "application/json")
-        .body(json!({"brand_id": app.brand.brand_id, "url": url}).to_string())
-        .send()
+    let target = json!({"brand_id": app.brand.brand_id, "url": url});
+    app.local("POST", "/simulate/notify-test", Some(&target))
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
-    )
 }
 
 fn verdicts(report: &Value) -> Vec<(String, bool)> {

@@ -10,18 +10,8 @@ use crate::helpers::{OPENID, TestApp, paced, spawn_app};
 use crate::notifications::{TestReceiver, notify_to};
 
 async fn simulate(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/simulate/{path}", app.address))
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
+    app.local("POST", &format!("/simulate/{path}"), Some(body))
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
-    )
 }
 
 async fn token(app: &TestApp, openid: &str) -> String {
@@ -59,15 +49,9 @@ async fn a_user_opens_the_component_signs_up_and_the_brand_is_told() {
     let receiver = TestReceiver::start(&[]).await;
     notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
     let token = token(&app, "oSimulated").await;
-    let opened: Value = serde_json::from_slice(
-        &reqwest::get(format!("http://{}/simulate/tokens/{token}", app.address))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let (_, opened) = app
+        .local("GET", &format!("/simulate/tokens/{token}"), None)
+        .await;
     assert_eq!(
         opened["user_information"]["common_field_list"],
         json!(["USER_FORM_FLAG_NAME", "USER_FORM_FLAG_BIRTHDAY"])
@@ -163,20 +147,12 @@ async fn moving_one_brands_clock_expires_its_cards_only() {
     );
     // The console's card list reads it at the brand's time too, as the
     // API and the card's own page do.
-    let cookie = crate::helpers::console_session(&app).await;
-    let list = crate::helpers::console_http()
-        .get(format!(
-            "http://{}/console/cards?q={}",
-            app.address,
+    let list = app
+        .console_page(&format!(
+            "/console/cards?q={}",
             card["user_card_code"].as_str().unwrap()
         ))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .await;
     assert!(list.contains("<td>EXPIRED</td>"), "{list}");
     let (status, _) = simulate(
         &app,

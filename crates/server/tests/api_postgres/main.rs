@@ -10,6 +10,8 @@ mod cards;
 mod database_down;
 #[path = "../api/durability.rs"]
 mod durability;
+#[path = "../api/explain.rs"]
+mod explain;
 #[path = "../api/faults.rs"]
 mod faults;
 #[path = "../api/helpers.rs"]

@@ -10,7 +10,7 @@ pub(crate) mod health;
 pub(crate) mod local;
 pub(crate) mod media;
 pub(crate) mod membership;
-pub(crate) mod notify_test;
+pub(crate) mod receiver_battery;
 pub(crate) mod simulate;
 pub(crate) mod user_cards;
 

@@ -1,5 +1,5 @@
 //! `POST /simulate/notify-test` `{"brand_id", "url"}`: puts a brand's
-//! notification receiver to the test (`admin/notify_test.rs`) and answers
+//! notification receiver to the test (`admin/receiver_battery.rs`) and answers
 //! the report. Part of the simulation: loopback clients only.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::local::{Peer, Refusal, local_only, peer};
-use crate::admin::notify_test;
+use crate::admin::receiver_battery;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -45,7 +45,7 @@ pub(crate) async fn notify_test(
         {
             return Err(bad(format!("brand_id: no brand {:?}", target.brand_id)));
         }
-        notify_test::run(&state, &target.brand_id, url.as_str())
+        receiver_battery::run(&state, &target.brand_id, url.as_str())
             .await
             .map_err(|why| bad(format!("brand_id: {why}")))
     };

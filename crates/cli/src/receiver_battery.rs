@@ -8,8 +8,7 @@
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::connect::ConnectArgs;
-use crate::simulate::{call_local, target};
+use crate::connect::{ConnectArgs, call_local, target};
 use crate::{CliError, emit, print_json};
 
 #[derive(Debug, Args)]
@@ -67,7 +66,7 @@ fn table(report: &Value) -> String {
             check["name"].as_str().unwrap_or_default(),
             check["expect"].as_str().unwrap_or_default(),
             status,
-            check["latency_ms"]
+            check["latency_ms"].as_u64().unwrap_or_default()
         ));
         if let Some(note) = check["note"].as_str() {
             out.push_str(&format!(": {note}"));
