@@ -15,12 +15,19 @@
 //! deduplicates by `id`. A success recorded is never sent again.
 //!
 //! **Isolation.** Each delivery is its own task with a 5-second deadline;
-//! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, so a
-//! receiver that hangs, crawls or refuses connections costs its own brand
-//! its slots and nobody else anything.
+//! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, and
+//! the worker claims only what a brand may hold (`HELD`: its running ones
+//! and a few waiting for its slots), brands taken in turn
+//! (`Storage::claim_notifications`), and claims again as soon as a
+//! delivery ends. So a receiver
+//! that hangs, crawls or refuses connections costs its own brand its slots
+//! and nobody else anything, a backlog of any length takes no other
+//! brand's turn, and a claimed notification never waits for a slot past
+//! its lease (which would let it be claimed and sent a second time at
+//! once).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
@@ -32,7 +39,7 @@ use tokio::sync::Semaphore;
 use crate::crypto::sealing::SealContext;
 use crate::state::AppState;
 use crate::state::faults::FaultKind;
-use crate::storage::{AttemptRecord, DeliveryOutcome, OutboxRecord};
+use crate::storage::{AttemptRecord, Claim, DeliveryOutcome, OutboxRecord};
 
 /// Waits after each failed attempt: after the first, 15 s, then 15 s,
 /// 30 s, 3 min, 10 min, 20 min, 30 min, 30 min, 30 min, 60 min, 3 h, 3 h,
@@ -50,6 +57,30 @@ pub(crate) const PER_BRAND: usize = 4;
 
 /// Deliveries in flight in all.
 pub(crate) const IN_FLIGHT: usize = 64;
+
+/// Notifications one brand may have claimed, running or waiting for one of
+/// its slots: one waits at most `HELD / PER_BRAND` deadlines (20 s), well
+/// within its lease.
+const HELD: usize = 4 * PER_BRAND;
+
+/// Notifications claimed in all (waiting at most `HELD_IN_ALL /
+/// IN_FLIGHT` deadlines for a slot).
+const HELD_IN_ALL: usize = 4 * IN_FLIGHT;
+
+/// One brand's slots: running, and claimed.
+struct BrandSlots {
+    running: Arc<Semaphore>,
+    held: Arc<Semaphore>,
+}
+
+impl BrandSlots {
+    fn new() -> Self {
+        Self {
+            running: Arc::new(Semaphore::new(PER_BRAND)),
+            held: Arc::new(Semaphore::new(HELD)),
+        }
+    }
+}
 
 /// How long a claimed notification is this instance's to send.
 const LEASE_SECS: i64 = 60;
@@ -140,30 +171,56 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
             .user_agent(concat!("card-member/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the notification client builds");
-        let all = Arc::new(Semaphore::new(IN_FLIGHT));
-        let brands: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
+        // Running: at most PER_BRAND per brand, IN_FLIGHT in all. Held
+        // (claimed, running or waiting to): at most HELD per brand and
+        // HELD_IN_ALL in all, so that what waits never waits past its lease.
+        let running = Arc::new(Semaphore::new(IN_FLIGHT));
+        let held = Arc::new(Semaphore::new(HELD_IN_ALL));
+        let mut brands: HashMap<String, BrandSlots> = HashMap::new();
+        let mut last_brand: Option<String> = None;
         loop {
             if state.outbox.is_stopped() {
                 return;
             }
+            // Only what each brand may hold is claimed: one brand's backlog
+            // takes no other brand's turn, and a claimed notification waits
+            // for a slot at most HELD / PER_BRAND deliveries.
+            let free: HashMap<String, usize> = brands
+                .iter()
+                .map(|(brand, slots)| (brand.clone(), slots.held.available_permits()))
+                .collect();
             let now = state.clock.unix_now();
             let claimed = state
                 .storage
-                .claim_notifications(now, now + LEASE_SECS, IN_FLIGHT as i64)
+                .claim_notifications(Claim {
+                    now,
+                    lease_until: now + LEASE_SECS,
+                    limit: held.available_permits() as i64,
+                    per_brand: Box::new(move |brand| {
+                        free.get(brand).copied().unwrap_or(HELD) as i64
+                    }),
+                    start_after: last_brand.take(),
+                })
                 .await;
             match claimed {
                 Ok(due) => {
+                    last_brand = due.last().map(|n| n.brand_id.clone());
                     for notification in due {
-                        let brand = Arc::clone(
-                            brands
-                                .lock()
-                                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                                .entry(notification.brand_id.clone())
-                                .or_insert_with(|| Arc::new(Semaphore::new(PER_BRAND))),
-                        );
-                        let (state, client, all) =
-                            (Arc::clone(&state), client.clone(), Arc::clone(&all));
+                        let slots = brands
+                            .entry(notification.brand_id.clone())
+                            .or_insert_with(BrandSlots::new);
+                        // The claim left room for it: both are free now.
+                        let (Ok(brand_held), Ok(all_held)) = (
+                            Arc::clone(&slots.held).try_acquire_owned(),
+                            Arc::clone(&held).try_acquire_owned(),
+                        ) else {
+                            continue;
+                        };
+                        let brand_running = Arc::clone(&slots.running);
+                        let (state, client, running) =
+                            (Arc::clone(&state), client.clone(), Arc::clone(&running));
                         tokio::spawn(async move {
+                            let _held = (brand_held, all_held);
                             let fault = state.fire_fault(
                                 &notification.brand_id,
                                 &notification.event_type,
@@ -173,18 +230,20 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                             if let Some(fault) = &fault
                                 && kind != Some(FaultKind::NotifyTwice)
                             {
-                                // Held back before taking a slot: the
-                                // brand's later notifications go ahead.
+                                // Held back: the brand's later
+                                // notifications go ahead in its other slots.
                                 tokio::time::sleep(fault.delay()).await;
                             }
-                            let Ok(_brand_slot) = brand.acquire_owned().await else {
-                                return;
-                            };
-                            let Ok(_slot) = all.acquire_owned().await else {
+                            let (Ok(_brand_slot), Ok(_slot)) = (
+                                brand_running.acquire_owned().await,
+                                running.acquire_owned().await,
+                            ) else {
                                 return;
                             };
                             let twice = kind == Some(FaultKind::NotifyTwice);
                             deliver(&state, &client, notification, twice).await;
+                            // A slot is free: claim the next at once.
+                            state.outbox.wake();
                         });
                     }
                 }

@@ -15,6 +15,34 @@ macro_rules! outbox_columns {
     };
 }
 
+/// The brands whose earliest pending notification is due at `$1`, in ID
+/// order: a skip scan (each step one probe of `outbox_pending_by_brand`
+/// for the next brand ID, one for its earliest due time), so its cost
+/// grows with the brands, not with their backlogs.
+pub(super) const DUE_BRANDS: &str = "WITH RECURSIVE pending(brand_id) AS ( \
+     SELECT (SELECT brand_id FROM outbox WHERE state = 'PENDING' ORDER BY brand_id LIMIT 1) \
+     UNION ALL \
+     SELECT (SELECT brand_id FROM outbox WHERE state = 'PENDING' AND brand_id > pending.brand_id \
+             ORDER BY brand_id LIMIT 1) \
+     FROM pending WHERE pending.brand_id IS NOT NULL) \
+     SELECT brand_id FROM pending WHERE brand_id IS NOT NULL \
+     AND (SELECT next_attempt_at FROM outbox WHERE state = 'PENDING' AND brand_id = pending.brand_id \
+          ORDER BY next_attempt_at LIMIT 1) <= $1";
+
+/// What a claim of due notifications may take.
+pub(crate) struct Claim {
+    /// Now, Unix seconds: what is due.
+    pub(crate) now: i64,
+    /// Until when the claimed ones are this instance's to send.
+    pub(crate) lease_until: i64,
+    /// The most in all.
+    pub(crate) limit: i64,
+    /// The most for one brand (what it can send at once now).
+    pub(crate) per_brand: Box<dyn Fn(&str) -> i64 + Send + Sync>,
+    /// The brand the last claim ended with: this one starts after it.
+    pub(crate) start_after: Option<String>,
+}
+
 fn outbox_from_row(row: &Row) -> Result<OutboxRecord, StorageError> {
     Ok(OutboxRecord {
         id: row.text(0)?,
@@ -74,33 +102,63 @@ impl Storage {
         .await
     }
 
-    /// Leases up to `limit` pending notifications due at `now` until
-    /// `lease_until` (so that no other instance sends them meanwhile: a row
-    /// another instance is claiming is skipped, one it leased is not due
-    /// until its lease ends). Earliest due first.
+    /// Leases pending notifications due at `claim.now` until
+    /// `claim.lease_until` (so that no other instance sends them
+    /// meanwhile: a row another instance is claiming is skipped, one it
+    /// leased is not due until its lease ends), at most `claim.limit` in
+    /// all and, per brand, what `claim.per_brand` allows it now, each
+    /// brand's earliest due first.
+    ///
+    /// Fair by construction: brands are taken in turn (starting after
+    /// `claim.start_after`, so that a poll's budget does not always go to
+    /// the same brands), and a brand gets no more than it can send at once.
+    /// One brand's backlog, however long, costs another brand nothing: the
+    /// brands with a due notification are found by a skip scan of
+    /// `outbox_pending_by_brand` (one probe per brand), each brand's rows
+    /// by a range of the same index.
     pub(crate) async fn claim_notifications(
         &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
+        claim: Claim,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
-                let mut claimed = db
-                    .query(
-                        concat!(
-                            "UPDATE outbox SET leased_until = $2 WHERE id IN (",
-                            "SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= $1 ",
-                            "AND leased_until < $1 ORDER BY next_attempt_at LIMIT $3 #skip_locked) ",
-                            "RETURNING ",
-                            outbox_columns!()
-                        ),
-                        values![now, lease_until, limit],
-                    )
+                let brands: Vec<String> = db
+                    .query(DUE_BRANDS, values![claim.now])
                     .await?
                     .iter()
-                    .map(outbox_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|row| row.text(0))
+                    .collect::<Result<_, _>>()?;
+                let turn = claim
+                    .start_after
+                    .as_ref()
+                    .map_or(0, |after| brands.partition_point(|brand| brand <= after));
+                let mut claimed = Vec::new();
+                for brand in brands[turn..].iter().chain(&brands[..turn]) {
+                    let room = claim.limit - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
+                    let take = (claim.per_brand)(brand).min(room);
+                    if room <= 0 {
+                        break;
+                    }
+                    if take <= 0 {
+                        continue;
+                    }
+                    let rows = db
+                        .query(
+                            concat!(
+                                "UPDATE outbox SET leased_until = $2 WHERE id IN (",
+                                "SELECT id FROM outbox WHERE state = 'PENDING' AND brand_id = $3 ",
+                                "AND next_attempt_at <= $1 AND leased_until < $1 ",
+                                "ORDER BY next_attempt_at LIMIT $4 #skip_locked) ",
+                                "RETURNING ",
+                                outbox_columns!()
+                            ),
+                            values![claim.now, claim.lease_until, brand, take],
+                        )
+                        .await?;
+                    for row in &rows {
+                        claimed.push(outbox_from_row(row)?);
+                    }
+                }
                 claimed.sort_by_key(|n| n.next_attempt_at);
                 Ok(claimed)
             })

@@ -555,6 +555,45 @@ mod tests {
     }
 
     #[test]
+    fn finding_the_brands_with_due_notifications_reads_no_backlog_but_probes_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+        let connection = db.lock();
+        let claim_one_brand = "SELECT id FROM outbox WHERE state = 'PENDING' AND brand_id = ?3 \
+                               AND next_attempt_at <= ?1 AND leased_until < ?1 \
+                               ORDER BY next_attempt_at LIMIT ?4";
+        for (name, sql) in [
+            (
+                "due brands",
+                crate::storage::outbox::DUE_BRANDS.replace("$1", "?1"),
+            ),
+            ("one brand's due", claim_one_brand.to_owned()),
+        ] {
+            let mut statement = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let count = statement.parameter_count();
+            let plan: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(vec![0_i64; count]), |row| {
+                    row.get(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN outbox")),
+                "{name}: {plan:?}"
+            );
+            assert!(
+                plan.iter().any(|step| step
+                    .contains("USING COVERING INDEX outbox_pending_by_brand")
+                    || step.contains("USING INDEX outbox_pending_by_brand")),
+                "{name}: {plan:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
         let dir = tempfile::tempdir().unwrap();
         let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();

@@ -682,7 +682,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6],
+        [1, 2, 3, 4, 5, 6, 7],
         "1 and 2 adopted, the later ones applied"
     );
 }
@@ -723,7 +723,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5],
+        [1, 2, 3, 4, 5, 6],
         "1 adopted, the later ones applied"
     );
     let old = client
@@ -1117,6 +1117,44 @@ async fn templates_stored_before_the_providers_object_are_migrated_on_both_backe
     assert!(card.definition.user_information.is_some());
 }
 
+/// A claim of up to `limit` due at `now`, as many for one brand.
+fn claim(now: i64, limit: i64) -> Claim {
+    Claim {
+        now,
+        lease_until: now + 60,
+        limit,
+        per_brand: Box::new(move |_| limit),
+        start_after: None,
+    }
+}
+
+/// [`claim`], taking brands in turn after `brand`.
+fn claim_after(now: i64, limit: i64, brand: &str) -> Claim {
+    Claim {
+        start_after: Some(brand.to_owned()),
+        ..claim(now, limit)
+    }
+}
+
+/// A pending notification of brand `b`, due at `due`.
+fn notification(id: &str, due: i64) -> OutboxRecord {
+    OutboxRecord {
+        id: id.into(),
+        brand_id: "b".into(),
+        card_id: "c".into(),
+        user_card_code: "1".into(),
+        event_type: "BRAND_MEMBER_CARD.SYNC_USER_POINT".into(),
+        original_type: "sync_user_point".into(),
+        summary: "s".into(),
+        sealed_resource: vec![1, 2, 3],
+        create_time: NOW.into(),
+        state: "PENDING".into(),
+        attempts: 0,
+        next_attempt_at: due,
+        last_error: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_claim_disjoint_notifications_from_one_outbox() {
     for backend in backends().await {
@@ -1127,27 +1165,13 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
         let now = Clock::default().unix_now();
         for index in 0..30 {
             storage
-                .enqueue_notification(&OutboxRecord {
-                    id: format!("n-{index}"),
-                    brand_id: "b".into(),
-                    card_id: "c".into(),
-                    user_card_code: "1".into(),
-                    event_type: "BRAND_MEMBER_CARD.SYNC_USER_POINT".into(),
-                    original_type: "sync_user_point".into(),
-                    summary: "s".into(),
-                    sealed_resource: vec![1, 2, 3],
-                    create_time: NOW.into(),
-                    state: "PENDING".into(),
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_error: None,
-                })
+                .enqueue_notification(&notification(&format!("n-{index}"), now))
                 .await
                 .unwrap();
         }
         let (first, other) = tokio::join!(
-            storage.claim_notifications(now, now + 60, 20),
-            second.claim_notifications(now, now + 60, 20)
+            storage.claim_notifications(claim(now, 20)),
+            second.claim_notifications(claim(now, 20))
         );
         let (first, other) = (first.unwrap(), other.unwrap());
         let mut ids: Vec<&String> = first.iter().chain(&other).map(|n| &n.id).collect();
@@ -1167,11 +1191,45 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
         );
         assert!(
             storage
-                .claim_notifications(now, now + 60, 20)
+                .claim_notifications(claim(now, 20))
                 .await
                 .unwrap()
                 .is_empty(),
             "leased ones are not due until their lease ends"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let now = Clock::default().unix_now();
+        // Brand "a" has a backlog, overdue; "b" and "c" one each, due now.
+        for (index, (brand, due)) in std::iter::repeat_n(("a", now - 600), 50)
+            .chain([("b", now), ("c", now)])
+            .enumerate()
+        {
+            let mut notification = notification(&format!("n-{index}"), due);
+            notification.brand_id = brand.into();
+            storage.enqueue_notification(&notification).await.unwrap();
+        }
+        let mut claim = claim(now, 6);
+        claim.per_brand = Box::new(|brand| if brand == "a" { 4 } else { 1 });
+        let claimed = storage.claim_notifications(claim).await.unwrap();
+        let count = |brand: &str| claimed.iter().filter(|n| n.brand_id == brand).count();
+        assert_eq!(
+            (count("a"), count("b"), count("c")),
+            (4, 1, 1),
+            "{}: the backlog takes its slots, no other brand's turn",
+            backend.name
+        );
+        let mut rest = claim_after(now, 6, "a");
+        rest.per_brand = Box::new(|_| 0);
+        assert!(
+            storage.claim_notifications(rest).await.unwrap().is_empty(),
+            "{}: a brand with no free slot gets nothing",
+            backend.name
         );
     }
 }

@@ -3,6 +3,7 @@
 
 mod activity;
 mod auth;
+mod backlog;
 mod cards;
 mod console;
 mod disk_full;

@@ -142,7 +142,7 @@ pub(crate) async fn notify_to(app: &TestApp, card_id: &str, url: &str) {
     );
 }
 
-fn form() -> SignUpForm {
+pub(crate) fn form() -> SignUpForm {
     SignUpForm {
         common_fields: vec![
             (

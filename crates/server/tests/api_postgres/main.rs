@@ -5,6 +5,8 @@
 mod activity;
 #[path = "../api/auth.rs"]
 mod auth;
+#[path = "../api/backlog.rs"]
+mod backlog;
 #[path = "../api/cards.rs"]
 mod cards;
 mod database_down;
