@@ -10,7 +10,8 @@
 //! to the template's `notify_url`. A 2xx within 5 seconds is success;
 //! anything else is retried on [`SCHEDULE`] with the same `id`, and after
 //! the last try the notification is `FAILED`. Every attempt is recorded
-//! (time, status, latency, error) after it ends, so a crash between the
+//! (time, status, latency, error) after it ends, with the others that end
+//! meanwhile in one transaction, so a crash between the
 //! send and the record sends it again: at least once, and the receiver
 //! deduplicates by `id`. A success recorded is never sent again.
 //!
@@ -34,7 +35,7 @@ use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis}
 use card_member_protocol::notify::{EVENTS, Envelope, RESOURCE_TYPE, seal_resource};
 use card_member_protocol::secret::SecretString;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::crypto::sealing::SealContext;
 use crate::state::AppState;
@@ -53,10 +54,10 @@ pub(crate) const SCHEDULE: [u64; 15] = [
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Deliveries in flight for one brand.
-pub(crate) const PER_BRAND: usize = 4;
+pub(crate) const PER_BRAND: usize = 8;
 
 /// Deliveries in flight in all.
-pub(crate) const IN_FLIGHT: usize = 64;
+pub(crate) const IN_FLIGHT: usize = 128;
 
 /// Notifications one brand may have claimed, running or waiting for one of
 /// its slots: one waits at most `HELD / PER_BRAND` deadlines (20 s), well
@@ -174,6 +175,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
         // Running: at most PER_BRAND per brand, IN_FLIGHT in all. Held
         // (claimed, running or waiting to): at most HELD per brand and
         // HELD_IN_ALL in all, so that what waits never waits past its lease.
+        let recorder = spawn_recorder(Arc::clone(&state));
         let running = Arc::new(Semaphore::new(IN_FLIGHT));
         let held = Arc::new(Semaphore::new(HELD_IN_ALL));
         let mut brands: HashMap<String, BrandSlots> = HashMap::new();
@@ -217,8 +219,12 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                             continue;
                         };
                         let brand_running = Arc::clone(&slots.running);
-                        let (state, client, running) =
-                            (Arc::clone(&state), client.clone(), Arc::clone(&running));
+                        let (state, client, running, recorder) = (
+                            Arc::clone(&state),
+                            client.clone(),
+                            Arc::clone(&running),
+                            recorder.clone(),
+                        );
                         tokio::spawn(async move {
                             let _held = (brand_held, all_held);
                             let fault = state.fire_fault(
@@ -241,7 +247,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                                 return;
                             };
                             let twice = kind == Some(FaultKind::NotifyTwice);
-                            deliver(&state, &client, notification, twice).await;
+                            deliver(&state, &client, &recorder, notification, twice).await;
                             // A slot is free: claim the next at once.
                             state.outbox.wake();
                         });
@@ -257,11 +263,13 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
     });
 }
 
-/// One attempt at one notification, recorded; `twice` (an injected
-/// failure), a delivered one is sent once more, with the same `id`.
+/// One attempt at one notification, handed to the recorder; `twice` (an
+/// injected failure), a delivered one is sent once more, with the same
+/// `id`.
 async fn deliver(
     state: &Arc<AppState>,
     client: &reqwest::Client,
+    recorder: &Recorder,
     notification: OutboxRecord,
     twice: bool,
 ) {
@@ -315,11 +323,33 @@ async fn deliver(
         latency_ms,
         error,
     };
-    if let Err(err) = state.storage.record_delivery(&record, outcome).await {
-        // Unrecorded: the lease runs out and it is sent again (at least
-        // once).
-        tracing::warn!(%err, id = notification.id, "could not record a delivery attempt");
+    // Recorded with the other attempts that end meanwhile; until then the
+    // notification stays leased, so it is not sent again before.
+    if recorder.send((record, outcome)).await.is_err() {
+        tracing::warn!(id = notification.id, "the delivery recorder has stopped");
     }
+}
+
+/// What records ended attempts: one task that writes every attempt that
+/// ended meanwhile in one transaction. An attempt it could not write is
+/// sent again when its lease ends (at least once).
+type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome)>;
+
+fn spawn_recorder(state: Arc<AppState>) -> Recorder {
+    let (recorder, mut ended) = mpsc::channel(HELD_IN_ALL);
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while ended.recv_many(&mut batch, HELD_IN_ALL).await > 0 {
+            let attempts = std::mem::take(&mut batch);
+            let count = attempts.len();
+            if let Err(err) = state.storage.record_deliveries(attempts).await {
+                tracing::warn!(%err, count, "could not record delivery attempts");
+            }
+            // Retries may be due, leases are released: look again.
+            state.outbox.wake();
+        }
+    });
+    recorder
 }
 
 /// Where a notification goes after its `attempt`-th try (1 for the

@@ -166,38 +166,40 @@ impl Storage {
         .await
     }
 
-    /// Records an attempt and where the notification goes next, releasing
-    /// its lease.
-    pub(crate) async fn record_delivery(
+    /// Records attempts and where each notification goes next, releasing
+    /// their leases: one transaction for the lot (the delivery worker
+    /// gathers the attempts that ended meanwhile, so a busy outbox costs
+    /// one commit per batch, not one per delivery).
+    pub(crate) async fn record_deliveries(
         &self,
-        attempt: &AttemptRecord,
-        outcome: DeliveryOutcome,
+        attempts: Vec<(AttemptRecord, DeliveryOutcome)>,
     ) -> Result<(), StorageError> {
-        let attempt = attempt.clone();
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
-                db.execute(
-                    "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO UPDATE SET \
-                     at = excluded.at, status = excluded.status, latency_ms = excluded.latency_ms, \
-                     error = excluded.error",
-                    values![
-                        &attempt.notification_id,
-                        attempt.attempt,
-                        &attempt.at,
-                        attempt.status,
-                        attempt.latency_ms,
-                        &attempt.error
-                    ],
-                )
-                .await?;
-                let (state, next) = outcome.columns();
-                db.execute(
-                    "UPDATE outbox SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), \
-                     attempts = $3, leased_until = 0, last_error = $4 WHERE id = $5",
-                    values![state, next, attempt.attempt, &attempt.error, &attempt.notification_id],
-                )
-                .await?;
+                for (attempt, outcome) in &attempts {
+                    db.execute(
+                        "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO UPDATE SET \
+                         at = excluded.at, status = excluded.status, latency_ms = excluded.latency_ms, \
+                         error = excluded.error",
+                        values![
+                            &attempt.notification_id,
+                            attempt.attempt,
+                            &attempt.at,
+                            attempt.status,
+                            attempt.latency_ms,
+                            &attempt.error
+                        ],
+                    )
+                    .await?;
+                    let (state, next) = outcome.columns();
+                    db.execute(
+                        "UPDATE outbox SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), \
+                         attempts = $3, leased_until = 0, last_error = $4 WHERE id = $5",
+                        values![state, next, attempt.attempt, &attempt.error, &attempt.notification_id],
+                    )
+                    .await?;
+                }
                 Ok(())
             })
         })

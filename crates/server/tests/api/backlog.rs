@@ -17,20 +17,23 @@ use crate::notifications::{Reply, TestReceiver, form, notify_to};
 
 /// A second brand with a template whose notifications go to `url`, and a
 /// token for a sign-up to it.
-async fn brand_with_a_token(app: &TestApp, url: &str) -> (TestBrand, String) {
-    let brand = app.add_brand("1009000001").await;
-    let settings = app.settings.clone();
+async fn brand_with_a_token(app: &TestApp, brand_id: &str, url: &str) -> (TestBrand, String) {
+    let brand = app.add_brand(brand_id).await;
+    let (settings, id) = (app.settings.clone(), brand_id.to_owned());
     tokio::task::spawn_blocking(move || {
         brands::set_api_v3_key(
             &settings,
-            "1009000001",
+            &id,
             &SecretString::new("0123456789abcdef0123456789abcdef"),
         )
     })
     .await
     .unwrap()
     .unwrap();
-    let mut body = template("backlog-b");
+    // The server reads the list of brand IDs again after a second (a new
+    // ID otherwise costs one of a few lookups a second).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut body = template(&format!("backlog-{brand_id}"));
     body["notify_url"] = url.into();
     body["user_information"] =
         json!({"common_field_list": ["USER_FORM_FLAG_NAME", "USER_FORM_FLAG_BIRTHDAY"]});
@@ -72,7 +75,7 @@ async fn another_brands_notifications_arrive_within_a_second_while_one_brand_has
     let hanging = TestReceiver::start(&[Reply::Hang; 1000]).await;
     notify_to(&app, DEV_CARD_ID, &hanging.url()).await;
     let receiver = TestReceiver::start(&[]).await;
-    let (_, token) = brand_with_a_token(&app, &receiver.url()).await;
+    let (_, token) = brand_with_a_token(&app, "1009000001", &receiver.url()).await;
     let dev_card = SignedUp {
         brand_id: app.brand.brand_id.clone(),
         card_id: DEV_CARD_ID.into(),
@@ -117,4 +120,160 @@ async fn another_brands_notifications_arrive_within_a_second_while_one_brand_has
         attempts.len(),
         "no notification is sent twice at once (a claimed one never waits past its lease)"
     );
+}
+
+/// A receiver that only counts: each notification's id (how many times
+/// it came), nothing of its body kept.
+#[derive(Default)]
+struct Counting {
+    ids: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+async fn counting_receiver() -> (std::sync::Arc<Counting>, String) {
+    let counting = std::sync::Arc::new(Counting::default());
+    let router = axum::Router::new()
+        .route(
+            "/notify",
+            axum::routing::post(
+                |axum::extract::State(counting): axum::extract::State<std::sync::Arc<Counting>>,
+                 body: axum::body::Bytes| async move {
+                    let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let id = envelope["id"].as_str().unwrap().to_owned();
+                    *counting.ids.lock().unwrap().entry(id).or_default() += 1;
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(std::sync::Arc::clone(&counting));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (counting, url)
+}
+
+/// This process's peak resident memory, MiB (Linux).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// BENCHMARKS.md "A backlog of notifications": one brand's receiver down
+/// while `BACKLOG` (default 100,000) notifications accumulate for it, nine
+/// other brands receiving theirs meanwhile; then the receiver returns and
+/// the backlog drains. A measurement, run by hand:
+/// `BACKLOG=100000 cargo test --release -p card-member-server --test api --
+/// --ignored --nocapture a_backlog_of_notifications_measured`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement (BENCHMARKS.md); run by hand"]
+async fn a_backlog_of_notifications_measured() {
+    let backlog: usize = std::env::var("BACKLOG")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let app = crate::helpers::spawn_app_with_settings(|settings| {
+        settings.notification_retry_speedup = 1;
+    })
+    .await;
+    // Down: nothing listens where the development template notifies.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = format!("http://{}/notify", closed.local_addr().unwrap());
+    drop(closed);
+    notify_to(&app, DEV_CARD_ID, &down).await;
+    let others = TestReceiver::start(&[]).await;
+    let mut cards = Vec::new();
+    for index in 1..=9 {
+        let (_, token) =
+            brand_with_a_token(&app, &format!("10090000{index:02}"), &others.url()).await;
+        cards.push(app.handle.sign_up(&token, form()).await.unwrap());
+    }
+    others.wait_for(9, Duration::from_secs(30)).await;
+    let dev_card = SignedUp {
+        brand_id: app.brand.brand_id.clone(),
+        card_id: DEV_CARD_ID.into(),
+        user_card_code: DEV_USER_CARD_CODE.into(),
+        openid: DEV_OPENID.into(),
+    };
+    let started = Instant::now();
+    for _ in 0..backlog {
+        app.handle.ask_points(&dev_card).await.unwrap();
+    }
+    let accumulated = started.elapsed();
+
+    // While the backlog waits: each other brand's notifications.
+    let mut latencies = Vec::new();
+    let mut expected = 9;
+    for _ in 0..10 {
+        for card in &cards {
+            let sent = Instant::now();
+            app.handle.ask_points(card).await.unwrap();
+            expected += 1;
+            others.wait_for(expected, Duration::from_secs(60)).await;
+            latencies.push(sent.elapsed());
+        }
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+
+    // The receiver returns; the backlog is due at once.
+    let (counting, up) = counting_receiver().await;
+    notify_to(&app, DEV_CARD_ID, &up).await;
+    let ops_before = app
+        .metric("card_member_rsa_private_key_operations_total{kind=\"response_signature\"}")
+        .await;
+    let cpu_before = app
+        .metric("card_member_rsa_private_key_cpu_seconds_total")
+        .await;
+    app.execute_sql(&format!(
+        "UPDATE outbox SET next_attempt_at = 0 WHERE brand_id = '{}' AND state = 'PENDING'",
+        app.brand.brand_id
+    ));
+    app.handle.ask_points(&dev_card).await.unwrap();
+    let draining = Instant::now();
+    let total = backlog + 1;
+    loop {
+        let delivered = counting.ids.lock().unwrap().len();
+        if delivered >= total {
+            break;
+        }
+        assert!(
+            draining.elapsed() < Duration::from_secs(3600),
+            "{delivered} of {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = draining.elapsed();
+    let ops = app
+        .metric("card_member_rsa_private_key_operations_total{kind=\"response_signature\"}")
+        .await
+        - ops_before;
+    let cpu = app
+        .metric("card_member_rsa_private_key_cpu_seconds_total")
+        .await
+        - cpu_before;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let per_signature = cpu / ops;
+    let bound = cores / per_signature;
+    let rate = total as f64 / drained.as_secs_f64();
+    let ids = counting.ids.lock().unwrap();
+    let twice = ids.values().filter(|count| **count > 1).count();
+    println!(
+        "backlog {backlog}: accumulated in {:.1} s; other brands' latency p99 {:.0} ms, max {:.0} ms \
+         over {} notifications; drained {total} in {:.1} s = {rate:.0}/s; bound {bound:.0}/s \
+         ({cores} cores / {:.3} ms per signature) = {:.0} %; distinct ids {} (sent twice: {twice}); \
+         peak RSS of the whole test process {:.1} MiB",
+        accumulated.as_secs_f64(),
+        p99.as_secs_f64() * 1000.0,
+        latencies.last().unwrap().as_secs_f64() * 1000.0,
+        latencies.len(),
+        drained.as_secs_f64(),
+        per_signature * 1000.0,
+        rate / bound * 100.0,
+        ids.len(),
+        peak_rss_mib()
+    );
+    assert_eq!(ids.len(), total, "every notification delivered");
 }
