@@ -40,7 +40,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::crypto::sealing::SealContext;
 use crate::state::AppState;
 use crate::state::faults::FaultKind;
-use crate::storage::{AttemptRecord, Claim, DeliveryOutcome, OutboxRecord};
+use crate::storage::{AttemptRecord, Claim, Claimed, DeliveryOutcome, OutboxRecord};
 
 /// Waits after each failed attempt: after the first, 15 s, then 15 s,
 /// 30 s, 3 min, 10 min, 20 min, 30 min, 30 min, 30 min, 60 min, 3 h, 3 h,
@@ -192,22 +192,30 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                 .map(|(brand, slots)| (brand.clone(), slots.held.available_permits()))
                 .collect();
             let now = state.clock.unix_now();
-            let claimed = state
-                .storage
-                .claim_notifications(Claim {
-                    now,
-                    lease_until: now + LEASE_SECS,
-                    limit: held.available_permits() as i64,
-                    per_brand: Box::new(move |brand| {
-                        free.get(brand).copied().unwrap_or(HELD) as i64
-                    }),
-                    start_after: last_brand.take(),
+            let claimed = if held.available_permits() == 0 {
+                // Everything it may hold is out: a delivery's end wakes it.
+                Ok(Claimed {
+                    notifications: Vec::new(),
+                    last_brand: last_brand.take(),
                 })
-                .await;
+            } else {
+                state
+                    .storage
+                    .claim_notifications(Claim {
+                        now,
+                        lease_until: now + LEASE_SECS,
+                        limit: held.available_permits() as i64,
+                        per_brand: Box::new(move |brand| {
+                            free.get(brand).copied().unwrap_or(HELD) as i64
+                        }),
+                        start_after: last_brand.take(),
+                    })
+                    .await
+            };
             match claimed {
-                Ok(due) => {
-                    last_brand = due.last().map(|n| n.brand_id.clone());
-                    for notification in due {
+                Ok(claimed) => {
+                    last_brand = claimed.last_brand;
+                    for notification in claimed.notifications {
                         let slots = brands
                             .entry(notification.brand_id.clone())
                             .or_insert_with(BrandSlots::new);

@@ -48,7 +48,7 @@ pub(crate) use card_member_protocol::shared::wire_name;
 use serde::Serialize;
 
 pub(crate) use faults::FaultRecord;
-pub(crate) use outbox::Claim;
+pub(crate) use outbox::{Claim, Claimed};
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use records::*;
 pub use records::{AuditEntry, BrandCertificate, BrandRecord};

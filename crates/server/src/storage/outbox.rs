@@ -43,6 +43,14 @@ pub(crate) struct Claim {
     pub(crate) start_after: Option<String>,
 }
 
+/// What a claim leased.
+pub(crate) struct Claimed {
+    /// Earliest due first.
+    pub(crate) notifications: Vec<OutboxRecord>,
+    /// The last brand served, in turn: the next claim starts after it.
+    pub(crate) last_brand: Option<String>,
+}
+
 fn outbox_from_row(row: &Row) -> Result<OutboxRecord, StorageError> {
     Ok(OutboxRecord {
         id: row.text(0)?,
@@ -116,10 +124,7 @@ impl Storage {
     /// brands with a due notification are found by a skip scan of
     /// `outbox_pending_by_brand` (one probe per brand), each brand's rows
     /// by a range of the same index.
-    pub(crate) async fn claim_notifications(
-        &self,
-        claim: Claim,
-    ) -> Result<Vec<OutboxRecord>, StorageError> {
+    pub(crate) async fn claim_notifications(&self, claim: Claim) -> Result<Claimed, StorageError> {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
                 let brands: Vec<String> = db
@@ -133,6 +138,7 @@ impl Storage {
                     .as_ref()
                     .map_or(0, |after| brands.partition_point(|brand| brand <= after));
                 let mut claimed = Vec::new();
+                let mut last_brand = None;
                 for brand in brands[turn..].iter().chain(&brands[..turn]) {
                     let room = claim.limit - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
                     let take = (claim.per_brand)(brand).min(room);
@@ -158,9 +164,15 @@ impl Storage {
                     for row in &rows {
                         claimed.push(outbox_from_row(row)?);
                     }
+                    if !rows.is_empty() {
+                        last_brand = Some(brand.clone());
+                    }
                 }
                 claimed.sort_by_key(|n| n.next_attempt_at);
-                Ok(claimed)
+                Ok(Claimed {
+                    notifications: claimed,
+                    last_brand,
+                })
             })
         })
         .await

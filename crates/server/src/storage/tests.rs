@@ -1173,7 +1173,7 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
             storage.claim_notifications(claim(now, 20)),
             second.claim_notifications(claim(now, 20))
         );
-        let (first, other) = (first.unwrap(), other.unwrap());
+        let (first, other) = (first.unwrap().notifications, other.unwrap().notifications);
         let mut ids: Vec<&String> = first.iter().chain(&other).map(|n| &n.id).collect();
         assert_eq!(
             ids.len(),
@@ -1194,6 +1194,7 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
                 .claim_notifications(claim(now, 20))
                 .await
                 .unwrap()
+                .notifications
                 .is_empty(),
             "leased ones are not due until their lease ends"
         );
@@ -1217,6 +1218,8 @@ async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() 
         let mut claim = claim(now, 6);
         claim.per_brand = Box::new(|brand| if brand == "a" { 4 } else { 1 });
         let claimed = storage.claim_notifications(claim).await.unwrap();
+        assert_eq!(claimed.last_brand.as_deref(), Some("c"), "{}", backend.name);
+        let claimed = claimed.notifications;
         let count = |brand: &str| claimed.iter().filter(|n| n.brand_id == brand).count();
         assert_eq!(
             (count("a"), count("b"), count("c")),
@@ -1227,7 +1230,12 @@ async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() 
         let mut rest = claim_after(now, 6, "a");
         rest.per_brand = Box::new(|_| 0);
         assert!(
-            storage.claim_notifications(rest).await.unwrap().is_empty(),
+            storage
+                .claim_notifications(rest)
+                .await
+                .unwrap()
+                .notifications
+                .is_empty(),
             "{}: a brand with no free slot gets nothing",
             backend.name
         );
