@@ -268,7 +268,14 @@ pub(crate) async fn create_dev_setup(
         fields: Vec::new(),
     };
     storage
-        .insert_user_card(&card, Arc::new(|_| false), &audit, None, None)
+        .insert_user_card(
+            &card,
+            Arc::new(|_| false),
+            &audit,
+            None,
+            None,
+            crate::domain::cards::takes_cards,
+        )
         .await
         .map_err(storage_error)?;
 

@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
 use crate::storage;
-use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError};
+use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError, Taken};
 
 /// A brand API certificate given to `brands add`.
 #[derive(Debug)]
@@ -91,7 +91,7 @@ pub fn add(
         };
         match storage.add_brand(&brand, &now).await {
             Ok(()) => {}
-            Err(StorageError::BrandExists) => storage
+            Err(StorageError::Taken(Taken::BrandId)) => storage
                 .add_brand_certificate(brand_id, &certificate, &now)
                 .await
                 .map_err(|err| {

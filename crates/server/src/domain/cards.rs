@@ -10,9 +10,10 @@ use card_member_protocol::model::{
 };
 use time::OffsetDateTime;
 
+use crate::domain::refusal::{Refusal, refusal_of};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::{Change, StorageError};
+use crate::storage::{Change, StorageError, Taken, wire_name};
 
 /// A template ID like the provider's: `p` and 27 characters of `0-9a-zA-Z`.
 fn new_card_id() -> String {
@@ -51,7 +52,7 @@ pub(crate) async fn create(
         .create_card(&card, &digest)
         .await
         .map_err(|err| match err {
-            StorageError::OutRequestNoReused => ApiError::out_request_no_reused(),
+            StorageError::Taken(Taken::TemplateRequestNo) => ApiError::out_request_no_reused(),
             other => other.into(),
         })?;
     Ok(record.card)
@@ -71,7 +72,7 @@ pub(crate) async fn change(
         card_id,
         Box::new(move |card| {
             if card.state == CardState::CardInvalid {
-                return Err(StorageError::TemplateInvalid);
+                return Err(Refusal::TemplateInvalid.into());
             }
             if request.field_names().is_empty() {
                 return Ok(false);
@@ -119,9 +120,22 @@ async fn change_template(
         .storage
         .change_card(brand_id, card_id, change)
         .await
-        .map_err(|error| match error {
-            StorageError::NotFound => ApiError::template_not_found(),
-            StorageError::TemplateInvalid => ApiError::template_not_changeable(),
-            other => other.into(),
+        .map_err(|error| match (&error, refusal_of(&error)) {
+            (StorageError::NotFound, _) => ApiError::template_not_found(),
+            (_, Some(Refusal::TemplateInvalid)) => ApiError::template_not_changeable(),
+            _ => error.into(),
         })
+}
+
+/// Whether a template, by its stored state (`None`: no such template),
+/// takes new user cards and tokens: only an effective one does. Run by
+/// storage under the template's lock.
+pub(crate) fn takes_cards(state: Option<&str>) -> Result<(), StorageError> {
+    match state {
+        None => Err(StorageError::NotFound),
+        Some(state) if state != wire_name(&CardState::CardEffective) => {
+            Err(Refusal::TemplateInvalid.into())
+        }
+        Some(_) => Ok(()),
+    }
 }

@@ -18,12 +18,14 @@ use card_member_protocol::secret::SecretString;
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::notify;
 
+use crate::domain::cards::takes_cards;
 use crate::domain::notifications::new_notification;
+use crate::domain::refusal::{Refusal, refusal_of};
 use crate::domain::user_cards::{base64_encode, current_state, render, seal_context};
 use crate::state::AppState;
 use crate::storage::{
     AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, StorageError, StoredCommonField,
-    StoredUserInfo, UserCardKey, UserCardRecord,
+    StoredUserInfo, Taken, TokenRecord, UserCardKey, UserCardRecord,
 };
 
 /// What a user fills in the sign-up form: the platform fields the template
@@ -54,15 +56,42 @@ fn refused(why: impl Into<String>) -> MemberError {
 }
 
 fn storage(err: StorageError) -> MemberError {
-    match err {
-        StorageError::Refused(why) => MemberError(why),
-        StorageError::HolderHasCard => {
+    match (&err, refusal_of(&err)) {
+        (_, Some(Refusal::TemplateInvalid)) => refused("the card template has been invalidated"),
+        (_, Some(refusal)) => MemberError(refusal.to_string()),
+        (StorageError::Taken(Taken::HolderCard), _) => {
             refused("the user already holds an unactivated or effective card of this template")
         }
-        StorageError::TemplateInvalid => refused("the card template has been invalidated"),
-        StorageError::NotFound => refused("the card template does not exist"),
-        other => MemberError(other.to_string()),
+        (StorageError::NotFound, _) => refused("the card template does not exist"),
+        _ => MemberError(err.to_string()),
     }
+}
+
+/// Whether `token` (`None`: no such token) may be spent on `card` at
+/// `now`: made for its template and user, unused, unexpired. Run by
+/// storage under the token's lock.
+pub(crate) fn token_spendable(
+    token: Option<&TokenRecord>,
+    card: &UserCardRecord,
+    now: i64,
+) -> Result<(), StorageError> {
+    let refused = |why: &str| Err(Refusal::other(why).into());
+    let Some(token) = token else {
+        return refused("the pre-authorization token does not exist");
+    };
+    if token.brand_id != card.brand_id
+        || token.card_id != card.card_id
+        || token.openid != card.openid
+    {
+        return refused("the pre-authorization token was made for another template or user");
+    }
+    if token.used_at.is_some() {
+        return refused("the pre-authorization token was used already");
+    }
+    if token.expires_at <= now {
+        return refused("the pre-authorization token has expired");
+    }
+    Ok(())
 }
 
 /// A card code the server allocates: 12 digits, like the seed page's.
@@ -204,6 +233,7 @@ pub(crate) async fn sign_up(
     let spent = SpentToken {
         token: token.to_owned(),
         now: now.unix_timestamp(),
+        spendable: token_spendable,
     };
     let brand_key = brand_key(state, &card.brand_id).await?;
     let rendered = render(&state.crypto, &card, &brand_key, now)
@@ -219,7 +249,14 @@ pub(crate) async fn sign_up(
     );
     state
         .storage
-        .insert_user_card(&card, is_usable, &audit, Some(spent), Some(notification))
+        .insert_user_card(
+            &card,
+            is_usable,
+            &audit,
+            Some(spent),
+            Some(notification),
+            takes_cards,
+        )
         .await
         .map_err(storage)?;
     state.outbox.wake();
@@ -270,14 +307,10 @@ pub(crate) async fn delete_card(
             key,
             Box::new(move |card| {
                 if card.openid != openid {
-                    return Err(StorageError::Refused(
-                        "the card is held by another user".to_owned(),
-                    ));
+                    return Err(Refusal::other("the card is held by another user").into());
                 }
                 if card.state == UserCardState::Invalid {
-                    return Err(StorageError::Refused(
-                        "the card is already invalid".to_owned(),
-                    ));
+                    return Err(Refusal::other("the card is already invalid").into());
                 }
                 Ok(card.invalidate(Some(USER_DELETED), &change_audit))
             }),

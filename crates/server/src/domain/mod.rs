@@ -8,4 +8,5 @@ pub(crate) mod cards;
 pub(crate) mod media;
 pub(crate) mod member;
 pub(crate) mod notifications;
+pub(crate) mod refusal;
 pub(crate) mod user_cards;

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis, parse_rfc3339};
-use card_member_protocol::error::Location;
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{
     Card, Ciphertext, CommonField, CustomFieldType, DateType, ImportUserCardRequest,
@@ -18,11 +17,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::crypto::Crypto;
 use crate::crypto::sealing::SealContext;
+use crate::domain::cards::takes_cards;
+use crate::domain::refusal::{Refusal, answer, nothing_taken};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::{
-    AuditEntry, Change, HolderCheck, StorageError, StoredCommonField, StoredUserInfo, UserCardKey,
-    UserCardPatch, UserCardRecord, wire_name,
+    AuditEntry, Change, HolderCheck, StorageError, StoredCommonField, StoredUserInfo, Taken,
+    UserCardKey, UserCardPatch, UserCardRecord, wire_name,
 };
 
 /// The field name a phone number is sealed under.
@@ -78,18 +79,18 @@ pub(crate) async fn change_fields(
     let at = audit.at.clone();
     let change: Change<UserCardRecord> = Box::new(move |card| {
         if card.openid != openid {
-            return Err(StorageError::OpenidMismatch);
+            return Err(Refusal::OpenidMismatch.into());
         }
         let current = current_state(card, now);
         match confirm {
             None => match current {
-                UserCardState::Invalid => return Err(StorageError::CardInvalid),
-                UserCardState::Expired => return Err(StorageError::CardExpired),
+                UserCardState::Invalid => return Err(Refusal::CardInvalid.into()),
+                UserCardState::Expired => return Err(Refusal::CardExpired.into()),
                 UserCardState::Unactivated | UserCardState::Effective => {}
             },
             Some(outcome) => {
                 if current == UserCardState::Expired {
-                    return Err(StorageError::CardExpired);
+                    return Err(Refusal::CardExpired.into());
                 }
                 if current != UserCardState::Unactivated {
                     return confirmed_before(card, outcome);
@@ -113,14 +114,7 @@ pub(crate) async fn change_fields(
         .storage
         .change_user_card(key, change, &audit, None)
         .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::card_not_found(),
-            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
-            StorageError::CardInvalid => ApiError::card_invalid(),
-            StorageError::CardExpired => ApiError::card_expired(),
-            StorageError::Refused(message) => ApiError::refused(message),
-            other => other.into(),
-        })
+        .map_err(|err| answer(err, ApiError::card_not_found, nothing_taken))
 }
 
 /// Invalidates a card (FAMILY.md #3) held by the request's openid, as of
@@ -155,7 +149,7 @@ pub(crate) async fn invalidate(
             key,
             Box::new(move |card| {
                 if card.openid != openid {
-                    return Err(StorageError::OpenidMismatch);
+                    return Err(Refusal::OpenidMismatch.into());
                 }
                 Ok(card.invalidate(reason.as_deref(), &at))
             }),
@@ -163,11 +157,7 @@ pub(crate) async fn invalidate(
             None,
         )
         .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::card_not_found(),
-            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
-            other => other.into(),
-        })
+        .map_err(|err| answer(err, ApiError::card_not_found, nothing_taken))
 }
 
 /// Imports a card (FAMILY.md #4) for an effective template of the brand,
@@ -242,16 +232,36 @@ pub(crate) async fn import(
     });
     state
         .storage
-        .insert_user_card(&record, is_usable, &audit, None, None)
+        .insert_user_card(&record, is_usable, &audit, None, None, takes_cards)
         .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::template_not_found(),
-            StorageError::TemplateInvalid => ApiError::template_invalid(),
-            StorageError::DuplicateCode => ApiError::duplicate_code(),
-            StorageError::HolderHasCard => ApiError::holder_has_card(),
-            other => other.into(),
-        })?;
+        .map_err(|err| answer(err, ApiError::template_not_found, card_taken))?;
     Ok(record)
+}
+
+/// A taken code, or a holder's usable card, as the API answers them.
+pub(crate) fn card_taken(key: Taken) -> Option<ApiError> {
+    match key {
+        Taken::UserCardCode => Some(ApiError::duplicate_code()),
+        Taken::HolderCard => Some(ApiError::holder_has_card()),
+        _ => None,
+    }
+}
+
+/// Whether a stored card (`None`: no such card) may take a member record
+/// for `openid`: its holder's, and not invalid. Run by storage under the
+/// card's lock.
+pub(crate) fn takes_records(
+    card: Option<&UserCardRecord>,
+    openid: &str,
+) -> Result<(), StorageError> {
+    let card = card.ok_or(StorageError::NotFound)?;
+    if card.openid != openid {
+        return Err(Refusal::OpenidMismatch.into());
+    }
+    if card.state == UserCardState::Invalid {
+        return Err(Refusal::CardInvalid.into());
+    }
+    Ok(())
 }
 
 fn imported_fields(request: &ImportUserCardRequest) -> Vec<&'static str> {
@@ -297,10 +307,11 @@ fn confirmed_before(
     if same {
         Ok(false)
     } else {
-        Err(StorageError::Refused(format!(
+        Err(Refusal::other(format!(
             "the card is {}: only a card awaiting confirmation (UNACTIVATED) can take this outcome",
             wire_name(&card.state)
-        )))
+        ))
+        .into())
     }
 }
 

@@ -4,7 +4,7 @@
 use card_member_protocol::keys::PublicKey;
 
 use super::sql::{Exec, ExecExt, one_row, values};
-use super::{BrandCertificate, BrandRecord, Mode, Storage, StorageError};
+use super::{BrandCertificate, BrandRecord, Mode, Storage, StorageError, Taken};
 
 const INSERT_CERTIFICATE: &str = "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
      SELECT brand_id, $2, $3, $4 FROM brands WHERE brand_id = $1";
@@ -27,7 +27,7 @@ impl Storage {
                     )
                     .await?;
                 if inserted == 0 {
-                    return Err(StorageError::BrandExists);
+                    return Err(StorageError::Taken(Taken::BrandId));
                 }
                 for certificate in &brand.certificates {
                     db.execute(

@@ -4,12 +4,14 @@
 use card_member_protocol::model::Card;
 
 use super::sql::{DbError, ExecExt, values};
-use super::{CardRecord, Change, Mode, Storage, StorageError, decode_json, to_json, wire_name};
+use super::{
+    CardRecord, Change, Mode, Storage, StorageError, Taken, decode_json, to_json, wire_name,
+};
 
 impl Storage {
     /// Creates a template, or returns the one created before with the same
     /// `out_request_no` and request digest (idempotent); the same key with
-    /// another digest is [`StorageError::OutRequestNoReused`]. Templates
+    /// another digest is [`StorageError::Taken(Taken::TemplateRequestNo)`]. Templates
     /// stored without a digest match any.
     pub(crate) async fn create_card(
         &self,
@@ -36,7 +38,7 @@ impl Storage {
                     .await
                     .map_err(|err| match err {
                         // The card ID is taken by another request's template.
-                        DbError::Unique(_) => StorageError::OutRequestNoReused,
+                        DbError::Unique(_) => StorageError::Taken(Taken::TemplateRequestNo),
                         other => other.into(),
                     })?;
                 if inserted == 1 {
@@ -49,7 +51,7 @@ impl Storage {
                     )
                     .await?;
                 if row.opt_text(1)?.is_some_and(|stored| stored != digest) {
-                    return Err(StorageError::OutRequestNoReused);
+                    return Err(StorageError::Taken(Taken::TemplateRequestNo));
                 }
                 Ok(CardRecord {
                     card: decode_json(&row.text(0)?)?,

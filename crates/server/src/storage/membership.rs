@@ -6,13 +6,17 @@ use super::outbox::insert_outbox;
 use super::sql::{ExecExt, unique_means, values};
 use super::user_cards::{select_user_card, token_from_row, token_query};
 use super::{
-    Change, MemberRecord, Mode, OutboxRecord, PointExchangeRecord, Recorded, Storage, StorageError,
-    TokenRecord, UserCardKey, card_takes_records, template_takes_cards,
+    CardRule, Change, MemberRecord, Mode, OutboxRecord, PointExchangeRecord, Recorded, Storage,
+    StorageError, Taken, TemplateRule, TokenRecord, UserCardKey,
 };
 
 impl Storage {
-    /// Records a token, for an effective template of the brand.
-    pub(crate) async fn create_token(&self, token: &TokenRecord) -> Result<(), StorageError> {
+    /// Records a token, for a template of the brand that `takes_cards`.
+    pub(crate) async fn create_token(
+        &self,
+        token: &TokenRecord,
+        takes_cards: TemplateRule,
+    ) -> Result<(), StorageError> {
         let token = token.clone();
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
@@ -24,7 +28,7 @@ impl Storage {
                     .await?
                     .map(|row| row.text(0))
                     .transpose()?;
-                template_takes_cards(state.as_deref())?;
+                takes_cards(state.as_deref())?;
                 db.execute(
                     "INSERT INTO pre_auth_tokens (token, brand_id, card_id, openid, expires_at, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -58,6 +62,7 @@ impl Storage {
     pub(crate) async fn record_member_activity(
         &self,
         record: &MemberRecord,
+        takes_records: CardRule,
     ) -> Result<Recorded, StorageError> {
         let record = record.clone();
         self.run(Mode::Write, move |db| {
@@ -79,10 +84,10 @@ impl Storage {
                     return if row.text(0)? == record.request_digest {
                         Ok(Recorded::Repeated(row.text(1)?))
                     } else {
-                        Err(StorageError::RecordKeyReused)
+                        Err(StorageError::Taken(Taken::RecordRequestNo))
                     };
                 }
-                card_takes_records(card.as_ref(), &record.openid)?;
+                takes_records(card.as_ref(), &record.openid)?;
                 db.execute(
                     "INSERT INTO member_records (brand_id, kind, out_request_no, request_digest, card_id, \
                      user_card_code, answer, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -98,7 +103,7 @@ impl Storage {
                     ],
                 )
                 .await
-                .map_err(unique_means(StorageError::RecordKeyReused))?;
+                .map_err(unique_means(StorageError::Taken(Taken::RecordRequestNo)))?;
                 Ok(Recorded::First)
             })
         })
@@ -133,9 +138,7 @@ impl Storage {
                     ],
                 )
                 .await
-                .map_err(unique_means(StorageError::Refused(
-                    "record_id is taken".to_owned(),
-                )))?;
+                .map_err(unique_means(StorageError::Taken(Taken::ExchangeRecordId)))?;
                 Ok(())
             })
         })

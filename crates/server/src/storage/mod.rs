@@ -74,33 +74,20 @@ fn decode_wire<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StorageE
     decode_json(&format!("\"{text}\""))
 }
 
-/// What went wrong in storage.
+/// What went wrong in storage: storage failures only. A refusal by the
+/// rules (a card invalid, a token used) is the domain's: its rule runs
+/// inside the transaction, and its error comes back as
+/// [`StorageError::Refused`], untouched.
 #[derive(Debug)]
 pub(crate) enum StorageError {
-    /// No such user card (or template) for this brand.
+    /// No such row (a user card, a template, a brand) for this brand.
     NotFound,
-    /// The openid is not the card's holder.
-    OpenidMismatch,
-    /// The card was invalidated.
-    CardInvalid,
-    /// The card's validity has ended.
-    CardExpired,
-    /// The user card code is taken within the template.
-    DuplicateCode,
-    /// The holder already has a usable card of the template.
-    HolderHasCard,
-    /// The template was invalidated.
-    TemplateInvalid,
-    /// The template's `out_request_no` was used for another template.
-    OutRequestNoReused,
-    /// A member record's `out_request_no` was used for another request.
-    RecordKeyReused,
-    /// A brand with this ID exists already.
-    BrandExists,
-    /// The request conflicts with the record's state (an expired card, a
-    /// used token, a decision already taken): 400 `INVALID_REQUEST` with
-    /// this message.
-    Refused(String),
+    /// A unique key is taken.
+    Taken(Taken),
+    /// The caller's rule, run on what the transaction read under its
+    /// lock, refused; the transaction was rolled back. Its error as it was
+    /// (the domain's `Refusal`).
+    Refused(Box<dyn std::error::Error + Send + Sync>),
     /// The database cannot be reached or written right now (busy, locked,
     /// full disk, connection lost).
     Unavailable(String),
@@ -108,22 +95,29 @@ pub(crate) enum StorageError {
     Internal(String),
 }
 
+/// Which unique key a write found taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// A user card's code within its template.
+    UserCardCode,
+    /// A holder's usable card of the template (one per holder).
+    HolderCard,
+    /// A template's `out_request_no`, by another template.
+    TemplateRequestNo,
+    /// A member record's `out_request_no`, by another request.
+    RecordRequestNo,
+    /// A points-for-coupon request's `record_id`.
+    ExchangeRecordId,
+    /// A brand ID.
+    BrandId,
+}
+
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StorageError::NotFound => f.write_str("not found"),
-            StorageError::OpenidMismatch => f.write_str("openid is not the holder"),
-            StorageError::CardInvalid => f.write_str("card is invalid"),
-            StorageError::CardExpired => f.write_str("card has expired"),
-            StorageError::DuplicateCode => f.write_str("user card code is taken"),
-            StorageError::HolderHasCard => f.write_str("holder has a card of this template"),
-            StorageError::TemplateInvalid => f.write_str("template is invalid"),
-            StorageError::OutRequestNoReused => f.write_str("out_request_no reused"),
-            StorageError::RecordKeyReused => {
-                f.write_str("out_request_no reused for another request")
-            }
-            StorageError::BrandExists => f.write_str("brand exists already"),
-            StorageError::Refused(why) => f.write_str(why),
+            StorageError::Taken(key) => write!(f, "taken: {key:?}"),
+            StorageError::Refused(why) => write!(f, "refused: {why}"),
             StorageError::Unavailable(why) => write!(f, "database unavailable: {why}"),
             StorageError::Internal(why) => write!(f, "storage failure: {why}"),
         }

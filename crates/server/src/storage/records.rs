@@ -1,16 +1,16 @@
-//! The records storage keeps, and the checks a transaction makes on them
-//! under its lock (a token still spendable, a template still taking
-//! cards, a card still taking member records).
+//! The records storage keeps, and the shapes of the domain's rules a
+//! transaction runs on them under its lock (`TemplateRule`, `CardRule`,
+//! `TokenRule`, `Change`): the rules themselves are the domain's.
 
 use std::sync::Arc;
 
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{
-    Card, CardState, CardType, CommonFieldFlag, CustomField, DateInfo, UserCardState,
+    Card, CardType, CommonFieldFlag, CustomField, DateInfo, UserCardState,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{StorageError, wire_name};
+use super::StorageError;
 
 /// A brand allowed to call the API.
 #[derive(Clone, Debug)]
@@ -91,57 +91,18 @@ impl UserCardRecord {
     }
 }
 
-/// Whether a stored card may take a member record for `openid`.
-pub(super) fn card_takes_records(
-    card: Option<&UserCardRecord>,
-    openid: &str,
-) -> Result<(), StorageError> {
-    let card = card.ok_or(StorageError::NotFound)?;
-    if card.openid != openid {
-        return Err(StorageError::OpenidMismatch);
-    }
-    if card.state == UserCardState::Invalid {
-        return Err(StorageError::CardInvalid);
-    }
-    Ok(())
-}
+/// The domain's rule on a template, by its stored state (`None`: no such
+/// template), run under the template's lock.
+pub(crate) type TemplateRule = fn(Option<&str>) -> Result<(), StorageError>;
 
-/// Whether a template, by its stored state (`None`: no such template),
-/// takes new user cards: only an effective one does.
-pub(super) fn template_takes_cards(state: Option<&str>) -> Result<(), StorageError> {
-    match state {
-        None => Err(StorageError::NotFound),
-        Some(state) if state != wire_name(&CardState::CardEffective) => {
-            Err(StorageError::TemplateInvalid)
-        }
-        Some(_) => Ok(()),
-    }
-}
+/// The domain's rule on a card about to take a member record for an
+/// openid (`None`: no such card), run under the card's lock.
+pub(crate) type CardRule = fn(Option<&UserCardRecord>, &str) -> Result<(), StorageError>;
 
-/// Whether `token` may be spent on `card` at `now`.
-pub(super) fn token_spendable(
-    token: Option<&TokenRecord>,
-    card: &UserCardRecord,
-    now: i64,
-) -> Result<(), StorageError> {
-    let refused = |why: &str| Err(StorageError::Refused(why.to_owned()));
-    let Some(token) = token else {
-        return refused("the pre-authorization token does not exist");
-    };
-    if token.brand_id != card.brand_id
-        || token.card_id != card.card_id
-        || token.openid != card.openid
-    {
-        return refused("the pre-authorization token was made for another template or user");
-    }
-    if token.used_at.is_some() {
-        return refused("the pre-authorization token was used already");
-    }
-    if token.expires_at <= now {
-        return refused("the pre-authorization token has expired");
-    }
-    Ok(())
-}
+/// The domain's rule on a token about to be spent on a card at a time
+/// (`None`: no such token), run under the token's lock.
+pub(crate) type TokenRule =
+    fn(Option<&TokenRecord>, &UserCardRecord, i64) -> Result<(), StorageError>;
 
 /// `user_information` as stored: common values sealed (base64), custom
 /// values as sent.
@@ -273,6 +234,8 @@ pub(crate) struct TokenRecord {
 pub(crate) struct SpentToken {
     pub(crate) token: String,
     pub(crate) now: i64,
+    /// Whether it may be spent.
+    pub(crate) spendable: TokenRule,
 }
 
 /// A member's points-for-coupon request (FAMILY.md "Points") and, once

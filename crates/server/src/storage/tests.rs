@@ -10,6 +10,9 @@ use card_member_protocol::model::{
 use tempfile::TempDir;
 
 use super::*;
+use crate::domain::cards::takes_cards;
+use crate::domain::member::token_spendable;
+use crate::domain::refusal::{Refusal, refusal_of};
 
 struct Backend {
     name: &'static str,
@@ -126,10 +129,10 @@ fn patching(openid: &str, patch: UserCardPatch) -> Change<UserCardRecord> {
     let openid = openid.to_owned();
     Box::new(move |card| {
         if card.openid != openid {
-            return Err(StorageError::OpenidMismatch);
+            return Err(Refusal::OpenidMismatch.into());
         }
         if card.state == UserCardState::Invalid {
-            return Err(StorageError::CardInvalid);
+            return Err(Refusal::CardInvalid.into());
         }
         patch.apply(card);
         card.version += 1;
@@ -196,6 +199,7 @@ async fn seeded(backend: &Backend) {
             &audit("1", "import", &[]),
             None,
             None,
+            takes_cards,
         )
         .await
         .unwrap();
@@ -209,7 +213,7 @@ async fn brands_are_added_once_listed_and_suspended() {
         assert!(
             matches!(
                 storage.add_brand(&brand("b"), NOW).await,
-                Err(StorageError::BrandExists)
+                Err(StorageError::Taken(Taken::BrandId))
             ),
             "{}",
             backend.name
@@ -270,7 +274,8 @@ async fn imports_enforce_template_code_and_holder_rules() {
                     Arc::new(|_: &UserCardRecord| true),
                     &audit("9", "import", &[]),
                     None,
-                    None
+                    None,
+                    takes_cards
                 )
                 .await,
             Err(StorageError::NotFound)
@@ -282,10 +287,11 @@ async fn imports_enforce_template_code_and_holder_rules() {
                     Arc::new(|_: &UserCardRecord| true),
                     &audit("1", "import", &[]),
                     None,
-                    None
+                    None,
+                    takes_cards
                 )
                 .await,
-            Err(StorageError::DuplicateCode)
+            Err(StorageError::Taken(Taken::UserCardCode))
         ));
         assert!(matches!(
             storage
@@ -294,10 +300,11 @@ async fn imports_enforce_template_code_and_holder_rules() {
                     Arc::new(|_: &UserCardRecord| true),
                     &audit("2", "import", &[]),
                     None,
-                    None
+                    None,
+                    takes_cards
                 )
                 .await,
-            Err(StorageError::HolderHasCard)
+            Err(StorageError::Taken(Taken::HolderCard))
         ));
         storage
             .insert_user_card(
@@ -306,6 +313,7 @@ async fn imports_enforce_template_code_and_holder_rules() {
                 &audit("2", "import", &[]),
                 None,
                 None,
+                takes_cards,
             )
             .await
             .unwrap();
@@ -351,8 +359,9 @@ async fn updates_apply_the_patch_with_their_audit_record_or_nothing() {
                     &audit("1", "update", &["level"]),
                     None
                 )
-                .await,
-            Err(StorageError::OpenidMismatch)
+                .await
+                .map_err(|err| refusal_of(&err).cloned()),
+            Err(Some(Refusal::OpenidMismatch))
         ));
         let updated = storage
             .change_user_card(
@@ -767,7 +776,7 @@ async fn a_template_key_sent_again_with_another_body_is_refused() {
                 storage
                     .create_card(&template("b", "c2", "r1"), "second")
                     .await,
-                Err(StorageError::OutRequestNoReused)
+                Err(StorageError::Taken(Taken::TemplateRequestNo))
             ),
             "{}",
             backend.name
@@ -847,8 +856,9 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
             created_at: NOW.into(),
             used_at: None,
         };
-        storage.create_token(&token).await.unwrap();
+        storage.create_token(&token, takes_cards).await.unwrap();
         let spend = || SpentToken {
+            spendable: token_spendable,
             token: "tok".into(),
             now,
         };
@@ -862,10 +872,12 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                         Arc::new(|_: &UserCardRecord| true),
                         &audit("5", "sign-up", &[]),
                         Some(spend()),
-                        None
+                        None,
+                        takes_cards
                     )
-                    .await,
-                Err(StorageError::Refused(_))
+                    .await
+                    .map_err(|err| refusal_of(&err).cloned()),
+                Err(Some(Refusal::Other(_)))
             ),
             "a token is for its user: {}",
             backend.name
@@ -879,6 +891,7 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                 &audit("6", "sign-up", &[]),
                 Some(spend()),
                 None,
+                takes_cards,
             )
             .await
             .unwrap();
@@ -900,10 +913,11 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
                 &audit("7", "sign-up", &[]),
                 Some(spend()),
                 None,
+                takes_cards,
             )
             .await;
         assert!(
-            matches!(&refused, Err(StorageError::Refused(why)) if why.contains("used")),
+            matches!(&refused, Err(err) if refusal_of(err).is_some_and(|why| why.to_string().contains("used"))),
             "{}: {refused:?}",
             backend.name
         );
@@ -912,20 +926,24 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
             expires_at: now - 1,
             ..token.clone()
         };
-        storage.create_token(&expired).await.unwrap();
+        storage.create_token(&expired, takes_cards).await.unwrap();
         let refused = storage
             .insert_user_card(
                 &again,
                 Arc::new(|_: &UserCardRecord| false),
                 &audit("7", "sign-up", &[]),
                 Some(SpentToken {
+                    spendable: token_spendable,
                     token: "old".into(),
                     now,
                 }),
                 None,
+                takes_cards,
             )
             .await;
-        assert!(matches!(&refused, Err(StorageError::Refused(why)) if why.contains("expired")));
+        assert!(
+            matches!(&refused, Err(err) if refusal_of(err).is_some_and(|why| why.to_string().contains("expired")))
+        );
         storage
             .change_card(
                 "b",
@@ -939,12 +957,16 @@ async fn a_token_is_spent_once_by_the_sign_up_it_was_made_for() {
             .unwrap();
         assert!(matches!(
             storage
-                .create_token(&TokenRecord {
-                    token: "t2".into(),
-                    ..token
-                })
-                .await,
-            Err(StorageError::TemplateInvalid)
+                .create_token(
+                    &TokenRecord {
+                        token: "t2".into(),
+                        ..token
+                    },
+                    takes_cards
+                )
+                .await
+                .map_err(|err| refusal_of(&err).cloned()),
+            Err(Some(Refusal::TemplateInvalid))
         ));
     }
 }
@@ -972,7 +994,7 @@ async fn a_point_exchange_is_settled_once() {
             .unwrap();
         assert!(matches!(
             storage.create_point_exchange(&exchange, None).await,
-            Err(StorageError::Refused(_))
+            Err(StorageError::Taken(Taken::ExchangeRecordId))
         ));
         let settled = storage
             .settle_point_exchange(
@@ -1043,6 +1065,7 @@ async fn a_holders_cards_are_listed_newest_first() {
                 &audit("2", "import", &[]),
                 None,
                 None,
+                takes_cards,
             )
             .await
             .unwrap();
@@ -1053,6 +1076,7 @@ async fn a_holders_cards_are_listed_newest_first() {
                 &audit("3", "import", &[]),
                 None,
                 None,
+                takes_cards,
             )
             .await
             .unwrap();
@@ -1260,6 +1284,7 @@ async fn the_card_search_matches_every_criterion_given_and_only_those_newest_fir
                     &audit(code, "import", &[]),
                     None,
                     None,
+                    takes_cards,
                 )
                 .await
                 .unwrap();

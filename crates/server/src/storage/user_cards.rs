@@ -6,8 +6,8 @@ use super::outbox::insert_outbox;
 use super::sql::{DbError, Exec, ExecExt, Row, values};
 use super::{
     AuditEntry, CardSearch, Change, HolderCheck, Mode, NotifyFn, OutboxRecord, SpentToken, Storage,
-    StorageError, TokenRecord, UserCardKey, UserCardRecord, decode_json, decode_wire,
-    template_takes_cards, to_json, token_spendable, wire_name,
+    StorageError, Taken, TemplateRule, TokenRecord, UserCardKey, UserCardRecord, decode_json,
+    decode_wire, to_json, wire_name,
 };
 
 /// A user card's columns, in [`user_card_from_row`]'s order.
@@ -116,7 +116,7 @@ async fn write_user_card(
         )
         .await
         .map_err(|err| match err {
-            DbError::Unique(_) if insert => StorageError::DuplicateCode,
+            DbError::Unique(_) if insert => StorageError::Taken(Taken::UserCardCode),
             other => other.into(),
         })?;
     if changed == 1 {
@@ -197,6 +197,7 @@ impl Storage {
         audit: &AuditEntry,
         token: Option<SpentToken>,
         notify: Option<OutboxRecord>,
+        takes_cards: TemplateRule,
     ) -> Result<(), StorageError> {
         let (card, audit) = (card.clone(), audit.clone());
         self.run(Mode::Write, move |db| {
@@ -206,7 +207,7 @@ impl Storage {
                 }
                 if let Some(spent) = &token {
                     let stored = select_token(db, &spent.token, true).await?;
-                    token_spendable(stored.as_ref(), &card, spent.now)?;
+                    (spent.spendable)(stored.as_ref(), &card, spent.now)?;
                     db.execute(
                         "UPDATE pre_auth_tokens SET used_at = $1 WHERE token = $2",
                         values![&audit.at, &spent.token],
@@ -221,9 +222,9 @@ impl Storage {
                     .await?
                     .map(|row| row.text(0))
                     .transpose()?;
-                template_takes_cards(template_state.as_deref())?;
+                takes_cards(template_state.as_deref())?;
                 if select_user_card(db, card.key(), false).await?.is_some() {
-                    return Err(StorageError::DuplicateCode);
+                    return Err(StorageError::Taken(Taken::UserCardCode));
                 }
                 let held = db
                     .query(
@@ -237,7 +238,7 @@ impl Storage {
                     .await?;
                 for row in &held {
                     if is_usable(&user_card_from_row(row)?) {
-                        return Err(StorageError::HolderHasCard);
+                        return Err(StorageError::Taken(Taken::HolderCard));
                     }
                 }
                 write_user_card(db, &card, true).await?;

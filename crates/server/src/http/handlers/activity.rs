@@ -11,14 +11,15 @@ use axum::extract::State;
 use axum::response::Response;
 use card_member_protocol::activity::{PointsSync, PointsSyncRequest, UserFeed, UserFeedRequest};
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
-use card_member_protocol::error::Location;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::domain::refusal;
+use crate::domain::user_cards::takes_records;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
-use crate::storage::{MemberRecord, Recorded, StorageError};
+use crate::storage::{MemberRecord, Recorded, Taken};
 
 pub(crate) async fn create_user_feed(
     State(state): State<Arc<AppState>>,
@@ -113,14 +114,12 @@ async fn record_once<A: Serialize>(
 ) -> Result<Response, ApiError> {
     let recorded = state
         .storage
-        .record_member_activity(&record)
+        .record_member_activity(&record, takes_records)
         .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::card_not_found(),
-            StorageError::OpenidMismatch => ApiError::openid_mismatch(Location::Body),
-            StorageError::CardInvalid => ApiError::card_invalid(),
-            StorageError::RecordKeyReused => ApiError::record_key_reused(),
-            other => other.into(),
+        .map_err(|err| {
+            refusal::answer(err, ApiError::card_not_found, |key| {
+                (key == Taken::RecordRequestNo).then(ApiError::record_key_reused)
+            })
         })?;
     match recorded {
         Recorded::First => Ok(super::json_ok(answer)),

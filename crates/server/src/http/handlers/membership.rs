@@ -18,6 +18,8 @@ use card_member_protocol::model::{
 use time::{Duration, OffsetDateTime};
 
 use super::card_request;
+use crate::domain::cards::takes_cards;
+use crate::domain::refusal::{Refusal, answer, nothing_taken};
 use crate::domain::user_cards::change_fields;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
@@ -54,13 +56,9 @@ pub(crate) async fn create_pre_auth_token(
     };
     state
         .storage
-        .create_token(&token)
+        .create_token(&token, takes_cards)
         .await
-        .map_err(|err| match err {
-            StorageError::NotFound => ApiError::template_not_found(),
-            StorageError::TemplateInvalid => ApiError::template_invalid(),
-            other => other.into(),
-        })?;
+        .map_err(|err| answer(err, ApiError::template_not_found, nothing_taken))?;
     Ok(super::json_ok(&PreAuthToken {
         token: token.token,
         expire_time: format_rfc3339_millis(expires, CHINA_STANDARD_TIME),
@@ -125,17 +123,19 @@ pub(crate) async fn confirm_point_exchange(
                     && exchange.user_card_code == request.user_card_code
                     && exchange.exchange_coupon_template_id == request.exchange_coupon_template_id;
                 if !matches {
-                    return Err(StorageError::Refused(
-                        "card_id, openid, user_card_code and exchange_coupon_template_id must be those of the request record_id names".to_owned(),
-                    ));
+                    return Err(Refusal::other(
+                        "card_id, openid, user_card_code and exchange_coupon_template_id must be those of the request record_id names",
+                    )
+                    .into());
                 }
                 if let Some(earlier) = &exchange.decision {
                     return if *earlier == decision {
                         Ok(false)
                     } else {
-                        Err(StorageError::Refused(format!(
+                        Err(Refusal::other(format!(
                             "record_id was already decided ({earlier}); a decision cannot change"
-                        )))
+                        ))
+                        .into())
                     };
                 }
                 let allowed = request.result == ExchangeDecision::PointExchangeCouponAllow;
@@ -168,8 +168,7 @@ pub(crate) async fn confirm_point_exchange(
         .await
         .map_err(|err| match err {
             StorageError::NotFound => ApiError::not_found("record_id"),
-            StorageError::Refused(message) => ApiError::refused(message),
-            other => other.into(),
+            other => answer(other, ApiError::card_not_found, nothing_taken),
         })?;
     let answer: ExchangeCouponResult =
         serde_json::from_str(settled.answer.as_deref().unwrap_or(""))
