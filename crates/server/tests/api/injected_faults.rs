@@ -270,6 +270,26 @@ async fn a_notify_twice_fault_delivers_the_same_id_twice() {
 }
 
 #[tokio::test]
+async fn a_notify_delay_fault_makes_each_attempt_late() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[]).await;
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
+    inject(
+        &app,
+        json!({"endpoint": "BRAND_MEMBER_CARD.USER_CARD.CREATE", "kind": "notify-delay", "delay_ms": 800}),
+    )
+    .await;
+    let started = Instant::now();
+    sign_up(&app, "o-late").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_notify_out_of_order_fault_lets_the_next_notification_overtake() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start(&[]).await;
