@@ -154,6 +154,15 @@ pub(crate) fn start_server(
     if let Some(url) = database_url {
         command.env("CARD_MEMBER_DATABASE_URL", url);
     }
+    // The generator is one address standing for many clients: it opens
+    // its connections all at once (seeding hundreds of brands, then the
+    // load), more than the server lets one address hold before their
+    // requests arrive (`max_unfinished_per_address`, a defence against one
+    // client hoarding connections). Raised for the benchmark's server
+    // unless the caller set it.
+    if std::env::var_os("CARD_MEMBER_MAX_UNFINISHED_PER_ADDRESS").is_none() {
+        command.env("CARD_MEMBER_MAX_UNFINISHED_PER_ADDRESS", "100000");
+    }
     let child = command
         .spawn()
         .map_err(|err| CliError::from(format!("cannot start the server: {err}")))?;

@@ -387,8 +387,10 @@ async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_pr
             "40",
             "--duration",
             "1",
+            // Enough brands that seeding opens more connections at once
+            // than one address may hold unanswered by default.
             "--brands",
-            "10",
+            "300",
             "--cards-per-brand",
             "1",
             "--repeat",
