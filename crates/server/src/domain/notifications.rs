@@ -187,9 +187,12 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
             // Only what each brand may hold is claimed: one brand's backlog
             // takes no other brand's turn, and a claimed notification waits
             // for a slot at most HELD / PER_BRAND deliveries.
+            // (Only the brands holding some: any other may hold HELD.)
             let free: HashMap<String, usize> = brands
                 .iter()
-                .map(|(brand, slots)| (brand.clone(), slots.held.available_permits()))
+                .map(|(brand, slots)| (brand, slots.held.available_permits()))
+                .filter(|(_, free)| *free < HELD)
+                .map(|(brand, free)| (brand.clone(), free))
                 .collect();
             let now = state.clock.unix_now();
             let claimed = if held.available_permits() == 0 {
