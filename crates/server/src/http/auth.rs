@@ -243,19 +243,21 @@ async fn verify(
         if explaining(state, &brand)
             && let Ok((body, _)) = read_signed(state, endpoint, &parts.headers, body).await
         {
-            *explained = Some(explain::certificate(
-                explain::Arrived {
-                    body: &body,
-                    ..arrived
-                },
-                &brand,
-            ));
+            let arrived = explain::Arrived {
+                body: &body,
+                ..arrived
+            };
+            *explained = Some(explain::certificate(arrived, &brand));
         }
         return Err(refuse(ApiError::unknown_brand_or_serial()));
     };
     let (body, mut upload) = read_signed(state, endpoint, &parts.headers, body)
         .await
         .map_err(refuse)?;
+    let arrived = explain::Arrived {
+        body: &body,
+        ..arrived
+    };
     if !authorization.verify(
         &certificate.public_key,
         parts.method.as_str(),
@@ -263,14 +265,7 @@ async fn verify(
         &body,
     ) {
         if explaining(state, &brand) {
-            *explained = Some(explain::signature(
-                explain::Arrived {
-                    body: &body,
-                    ..arrived
-                },
-                &brand,
-                &certificate,
-            ));
+            *explained = Some(explain::signature(arrived, &brand, &certificate));
         }
         return Err(refuse(ApiError::bad_signature()));
     }
@@ -282,10 +277,7 @@ async fn verify(
     if serial != Some(brand.wechatpay_public_key_id.as_str()) {
         if explaining(state, &brand) {
             *explained = Some(explain::wechatpay_serial(
-                explain::Arrived {
-                    body: &body,
-                    ..arrived
-                },
+                arrived,
                 &brand,
                 &certificate,
                 serial,
@@ -307,13 +299,7 @@ async fn verify(
     match admitted {
         NonceAdmission::Replayed => {
             if explaining(state, &brand) {
-                *explained = Some(explain::nonce(
-                    explain::Arrived {
-                        body: &body,
-                        ..arrived
-                    },
-                    &certificate,
-                ));
+                *explained = Some(explain::nonce(arrived, &certificate));
             }
             return Err(refuse(ApiError::replayed_nonce()));
         }
