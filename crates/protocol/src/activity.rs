@@ -9,99 +9,48 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::shared::{BRAND_ID, CARD_ID, OPENID, USER_CARD_CODE};
+use crate::validation::define::body;
 use crate::validation::{
-    BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
-    parse_json, required,
+    BodyRules, Kind, Violation, deserialize_validated, id, no_relations, parse_json,
 };
 
-/// `POST /brand/card-member/user-feeds`: an entry in the member's activity.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UserFeedRequest {
-    /// The template ID.
-    pub card_id: String,
-    /// The card's code.
-    pub user_card_code: String,
-    /// The holder.
-    pub openid: String,
-    /// The brand's key for this entry, at most 64 characters: sending it
-    /// again with the same body answers the first result.
-    pub out_request_no: String,
-    /// The entry's content, at most 128 characters.
-    pub cell: String,
+body! {
+    /// `POST /brand/card-member/user-feeds`: an entry in the member's activity.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct UserFeedRequest in USER_FEED {
+        /// The template ID.
+        pub card_id: String = required(CARD_ID),
+        /// The card's code.
+        pub user_card_code: String = required(USER_CARD_CODE),
+        /// The holder.
+        pub openid: String = required(OPENID),
+        /// The brand's key for this entry, at most 64 characters: sending it
+        /// again with the same body answers the first result.
+        pub out_request_no: String = required(id(64, true)),
+        /// The entry's content, at most 128 characters.
+        pub cell: String = required(id(128, true)),
+    }
 }
 
-/// The answer: the entry as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserFeed {
-    /// The brand.
-    pub brand_id: String,
-    /// The template ID.
-    pub card_id: String,
-    /// The card's code.
-    pub user_card_code: String,
-    /// The holder.
-    pub openid: String,
-    /// The brand's key for this entry.
-    pub out_request_no: String,
-    /// The entry's content.
-    pub cell: String,
+body! {
+    /// The answer: the entry as recorded.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UserFeed in USER_FEED_ANSWER {
+        /// The brand.
+        pub brand_id: String = required(BRAND_ID),
+        /// The template ID.
+        pub card_id: String = required(CARD_ID),
+        /// The card's code.
+        pub user_card_code: String = required(USER_CARD_CODE),
+        /// The holder.
+        pub openid: String = required(OPENID),
+        /// The brand's key for this entry.
+        pub out_request_no: String = required(id(64, true)),
+        /// The entry's content.
+        pub cell: String = required(id(128, true)),
+    }
 }
-
-/// `POST /brand/card-member/user-points/sync`: the member's points balance
-/// (10 requests/s per brand).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct PointsSyncRequest {
-    /// The brand's key for this sync, at most 64 characters.
-    pub out_request_no: String,
-    /// The template ID.
-    pub card_id: String,
-    /// The holder.
-    pub openid: String,
-    /// The card's code.
-    pub user_card_code: String,
-    /// The balance, a whole number of points, not negative.
-    pub point_balance: i64,
-}
-
-/// The answer: the sync as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PointsSync {
-    /// The brand.
-    pub brand_id: String,
-    /// The brand's key for this sync.
-    pub out_request_no: String,
-    /// The template ID.
-    pub card_id: String,
-    /// The holder.
-    pub openid: String,
-    /// The card's code.
-    pub user_card_code: String,
-    /// The balance.
-    pub point_balance: i64,
-}
-
-const CARD_REFERENCE: [Field; 3] = [
-    required("card_id", id(32, true)),
-    required("user_card_code", formatted(32, Format::CardCode)),
-    required("openid", id(128, false)),
-];
-
-pub(crate) const USER_FEED: &[Field] = &[
-    CARD_REFERENCE[0],
-    CARD_REFERENCE[1],
-    CARD_REFERENCE[2],
-    required("out_request_no", id(64, true)),
-    required("cell", id(128, true)),
-];
-
-pub(crate) const USER_FEED_ANSWER: &[Field] = &[
-    required("brand_id", id(32, true)),
-    CARD_REFERENCE[0],
-    CARD_REFERENCE[1],
-    CARD_REFERENCE[2],
-    required("out_request_no", id(64, true)),
-    required("cell", id(128, true)),
-];
 
 /// **Decision**: a balance is a count of points, so never negative.
 const POINT_BALANCE: Kind = Kind::Int {
@@ -109,22 +58,42 @@ const POINT_BALANCE: Kind = Kind::Int {
     max: i64::MAX,
 };
 
-pub(crate) const POINTS_SYNC: &[Field] = &[
-    required("out_request_no", id(64, true)),
-    CARD_REFERENCE[0],
-    CARD_REFERENCE[2],
-    CARD_REFERENCE[1],
-    required("point_balance", POINT_BALANCE),
-];
+body! {
+    /// `POST /brand/card-member/user-points/sync`: the member's points balance
+    /// (10 requests/s per brand).
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct PointsSyncRequest in POINTS_SYNC {
+        /// The brand's key for this sync, at most 64 characters.
+        pub out_request_no: String = required(id(64, true)),
+        /// The template ID.
+        pub card_id: String = required(CARD_ID),
+        /// The holder.
+        pub openid: String = required(OPENID),
+        /// The card's code.
+        pub user_card_code: String = required(USER_CARD_CODE),
+        /// The balance, a whole number of points, not negative.
+        pub point_balance: i64 = required(POINT_BALANCE),
+    }
+}
 
-pub(crate) const POINTS_SYNC_ANSWER: &[Field] = &[
-    required("brand_id", id(32, true)),
-    required("out_request_no", id(64, true)),
-    CARD_REFERENCE[0],
-    CARD_REFERENCE[2],
-    CARD_REFERENCE[1],
-    required("point_balance", POINT_BALANCE),
-];
+body! {
+    /// The answer: the sync as recorded.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PointsSync in POINTS_SYNC_ANSWER {
+        /// The brand.
+        pub brand_id: String = required(BRAND_ID),
+        /// The brand's key for this sync.
+        pub out_request_no: String = required(id(64, true)),
+        /// The template ID.
+        pub card_id: String = required(CARD_ID),
+        /// The holder.
+        pub openid: String = required(OPENID),
+        /// The card's code.
+        pub user_card_code: String = required(USER_CARD_CODE),
+        /// The balance.
+        pub point_balance: i64 = required(POINT_BALANCE),
+    }
+}
 
 /// The body of a member activity entry.
 pub const USER_FEED_BODY: BodyRules = BodyRules {

@@ -9,11 +9,13 @@ use serde_json::{Map, Value};
 
 use crate::error::Location;
 use crate::shared::{
-    CARD_TYPES, COMMON_FIELD_FLAGS, CardType, CommonFieldFlag, DATE_INFO, DateInfo, check_validity,
+    BRAND_ID, CARD_ID, CARD_TYPES, COMMON_FIELD_FLAGS, CardType, CommonFieldFlag, DATE_INFO,
+    DateInfo, TIME, check_validity,
 };
+use crate::validation::define::{answered, body};
 use crate::validation::{
     BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, multiline,
-    no_relations, optional, parse_json, required, text,
+    no_relations, parse_json, text,
 };
 
 /// How user card codes are allocated for a template.
@@ -52,37 +54,49 @@ pub enum CardState {
     CardInvalid,
 }
 
-/// A mini program page: where a card's code, member center, points or
-/// balance entry leads.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JumpInformation {
-    /// The mini program's AppID, at most 32 characters.
-    pub jump_appid: String,
-    /// The page path, at most 128 characters.
-    pub jump_path: String,
+body! {
+    /// A mini program page: where a card's code, member center, points or
+    /// balance entry leads.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct JumpInformation in JUMP_INFORMATION {
+        /// The mini program's AppID, at most 32 characters.
+        pub jump_appid: String = required(id(32, true)),
+        /// The page path, at most 128 characters.
+        pub jump_path: String = required(id(128, true)),
+    }
 }
 
-/// The paid membership's price and where to buy it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseInformation {
-    /// The price in fen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<i64>,
-    /// The mini program's AppID.
-    pub jump_appid: String,
-    /// The page path.
-    pub jump_path: String,
+body! {
+    /// The paid membership's price and where to buy it.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PurchaseInformation in PURCHASE_INFORMATION {
+        /// The price in fen.
+        pub price: Option<i64> = optional(Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        }),
+        /// The mini program's AppID.
+        pub jump_appid: String = required(id(32, true)),
+        /// The page path.
+        pub jump_path: String = required(id(128, true)),
+    }
 }
 
-/// The sign-up form: what a user fills in when opening a card.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UserInformationForm {
-    /// The platform fields asked for (`USER_FORM_FLAG_*`), each once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub common_field_list: Option<Vec<CommonFieldFlag>>,
-    /// The merchant's own field (at most one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_field_list: Option<Vec<CustomFieldDefinition>>,
+body! {
+    /// The sign-up form: what a user fills in when opening a card.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct UserInformationForm in USER_INFORMATION_FORM {
+        /// The platform fields asked for (`USER_FORM_FLAG_*`), each once.
+        pub common_field_list: Option<Vec<CommonFieldFlag>> = optional(Kind::Arr {
+            item: &Kind::Enum(COMMON_FIELD_FLAGS),
+            max_items: COMMON_FIELD_FLAGS.len(),
+        }),
+        /// The merchant's own field (at most one).
+        pub custom_field_list: Option<Vec<CustomFieldDefinition>> = optional(Kind::Arr {
+            item: &Kind::Obj(CUSTOM_FIELD_DEFINITION),
+            max_items: 1,
+        }),
+    }
 }
 
 /// How a merchant field is answered.
@@ -95,167 +109,165 @@ pub enum CustomFieldType {
     Radio,
 }
 
-/// A merchant-defined form field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomFieldDefinition {
-    /// How it is answered.
-    #[serde(rename = "type")]
-    pub field_type: CustomFieldType,
-    /// The field's name, at most 32 characters, e.g. `喜欢的运动`.
-    pub name: String,
-    /// The choices: 1 to 10, each at most 8 characters.
-    pub values: Vec<String>,
+body! {
+    /// A merchant-defined form field.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CustomFieldDefinition in CUSTOM_FIELD_DEFINITION {
+        /// How it is answered.
+        pub field_type: CustomFieldType = required(Kind::Enum(CUSTOM_FIELD_TYPES)) as "type",
+        /// The field's name, at most 32 characters, e.g. `喜欢的运动`.
+        pub name: String = required(id(32, true)),
+        /// The choices: 1 to 10, each at most 8 characters.
+        pub values: Vec<String> = required(Kind::Arr {
+            item: &id(8, true),
+            max_items: MAX_CUSTOM_VALUES,
+        }),
+    }
 }
 
-/// A template's settings, as the brand gives them on creation
-/// ([`CreateCardRequest`]) and as every template answer carries them
-/// ([`Card`]).
-///
-/// Fields required on creation that a template created before this object
-/// followed the provider's (card-member 0.x) may lack are `Option`s:
-/// `card_color`, `card_picture_url`, `notify_url`, `user_information`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CardDefinition {
-    /// The brand's idempotency key: at most 128 of `[0-9A-Za-z_-]`, unique
-    /// per brand.
-    pub out_request_no: String,
-    /// The AppID user openids belong to.
-    pub appid: String,
-    /// Only `NORMAL` can be created today.
-    pub card_type: CardType,
-    /// The title, at most 10 characters.
-    pub card_title: String,
-    /// Card background color, `#RRGGBB`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_color: Option<String>,
-    /// Card background image: a `media_url` from the image upload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_picture_url: Option<String>,
-    /// How codes are allocated.
-    pub code_mode: CodeMode,
-    /// How the code is shown.
-    pub code_type: CodeType,
-    /// The mini program the code button opens (`JUMP_MINI_PROGRAM`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_jump_information: Option<JumpInformation>,
-    /// The members' benefits, at most 32 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub benefits: Option<String>,
-    /// Where notifications about this template's cards go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify_url: Option<String>,
-    /// Whether the card is pinned in the user's list (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub need_pinned: Option<bool>,
-    /// Whether the card shows the member's level (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub need_display_level: Option<bool>,
-    /// A new member's level, at most 10 characters (required when
-    /// `need_display_level`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_level: Option<String>,
-    /// The service phone shown on the card, at most 32 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_phone: Option<String>,
-    /// The membership agreement, plain text, at most 20,480 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub legal_agreement: Option<String>,
-    /// The validity cards of this template get by default.
-    pub valid_date_information: DateInfo,
-    /// The member center.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_information: Option<JumpInformation>,
-    /// The points entry (none when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub points_information: Option<JumpInformation>,
-    /// The stored-value entry (none when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub balance_information: Option<JumpInformation>,
-    /// The paid membership entry (none when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purchase_information: Option<PurchaseInformation>,
-    /// The sign-up form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_information: Option<UserInformationForm>,
+body! {
+    /// A template's settings, as the brand gives them on creation
+    /// ([`CreateCardRequest`]) and as every template answer carries them
+    /// ([`Card`]).
+    ///
+    /// Fields required on creation that a template created before this object
+    /// followed the provider's (card-member 0.x) may lack are `Option`s:
+    /// `card_color`, and the `created` ones, `card_picture_url`,
+    /// `notify_url`, `user_information`, which answers may lack.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CardDefinition in CREATE_CARD {
+        /// The brand's idempotency key: at most 128 of `[0-9A-Za-z_-]`, unique
+        /// per brand.
+        pub out_request_no: String = required(formatted(128, Format::RequestNo)),
+        /// The AppID user openids belong to.
+        pub appid: String = required(id(32, true)),
+        /// Only `NORMAL` can be created today.
+        pub card_type: CardType = required(Kind::Enum(CARD_TYPES)),
+        /// The title, at most 10 characters.
+        pub card_title: String = required(TITLE),
+        /// Card background color, `#RRGGBB` (required in answers too, yet
+        /// an `Option`: a template of card-member 0.x may lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub card_color: Option<String> = required(COLOR),
+        /// Card background image: a `media_url` from the image upload.
+        pub card_picture_url: Option<String> = created(PICTURE_URL),
+        /// How codes are allocated.
+        pub code_mode: CodeMode = required(Kind::Enum(CODE_MODES)),
+        /// How the code is shown.
+        pub code_type: CodeType = required(Kind::Enum(CODE_TYPES)),
+        /// The mini program the code button opens (`JUMP_MINI_PROGRAM`).
+        pub code_jump_information: Option<JumpInformation> = optional(JUMP),
+        /// The members' benefits, at most 32 characters.
+        pub benefits: Option<String> = optional(BENEFITS),
+        /// Where notifications about this template's cards go.
+        pub notify_url: Option<String> = created(NOTIFY_URL),
+        /// Whether the card is pinned in the user's list (default false).
+        pub need_pinned: Option<bool> = optional(Kind::Bool),
+        /// Whether the card shows the member's level (default false).
+        pub need_display_level: Option<bool> = optional(Kind::Bool),
+        /// A new member's level, at most 10 characters (required when
+        /// `need_display_level`).
+        pub init_level: Option<String> = optional(id(10, true)),
+        /// The service phone shown on the card, at most 32 characters.
+        pub service_phone: Option<String> = optional(SERVICE_PHONE),
+        /// The membership agreement, plain text, at most 20,480 characters.
+        pub legal_agreement: Option<String> = optional(multiline(20_480)),
+        /// The validity cards of this template get by default.
+        pub valid_date_information: DateInfo = required(Kind::Obj(DATE_INFO)),
+        /// The member center.
+        pub member_information: Option<JumpInformation> = optional(JUMP),
+        /// The points entry (none when absent).
+        pub points_information: Option<JumpInformation> = optional(JUMP),
+        /// The stored-value entry (none when absent).
+        pub balance_information: Option<JumpInformation> = optional(JUMP),
+        /// The paid membership entry (none when absent).
+        pub purchase_information: Option<PurchaseInformation> = optional(PURCHASE),
+        /// The sign-up form.
+        pub user_information: Option<UserInformationForm> = created(FORM),
+    }
 }
 
 /// `POST /brand/card-member/cards`: create a card template. Required:
 /// everything but the fields FAMILY.md marks optional.
 pub type CreateCardRequest = CardDefinition;
 
-/// A card template, as answered by every template endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Card {
-    /// The template ID.
-    pub card_id: String,
-    /// The owning brand.
-    pub brand_id: String,
-    /// The settings.
-    #[serde(flatten)]
-    pub definition: CardDefinition,
-    /// The template's state.
-    pub state: CardState,
-    /// When it was created (RFC 3339).
-    pub create_time: String,
-    /// When it last changed (RFC 3339).
-    pub modify_time: String,
+/// The settings as answers carry them: `card_picture_url`, `notify_url`
+/// and `user_information` are absent only on templates created before the
+/// template object followed the provider's.
+const ANSWERED_DEFINITION: [Field; CREATE_CARD.len()] = answered(CREATE_CARD);
+
+body! {
+    /// A card template, as answered by every template endpoint.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Card in CARD {
+        /// The template ID.
+        pub card_id: String = required(CARD_ID),
+        /// The owning brand.
+        pub brand_id: String = required(BRAND_ID),
+        /// The settings.
+        pub definition: CardDefinition = flatten(&ANSWERED_DEFINITION),
+        /// The template's state.
+        pub state: CardState = required(Kind::Enum(CARD_STATES)),
+        /// When it was created (RFC 3339).
+        pub create_time: String = required(TIME),
+        /// When it last changed (RFC 3339).
+        pub modify_time: String = required(TIME),
+    }
 }
 
-/// `PATCH /brand/card-member/cards/{card_id}`: change a template; only the
-/// fields sent change. `out_request_no`, `appid`, `card_type`,
-/// `code_mode`, `code_type`, `init_level` and `legal_agreement` cannot be
-/// changed.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UpdateCardRequest {
-    /// Path: the template ID.
-    #[serde(skip)]
-    pub card_id: String,
-    /// The title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_title: Option<String>,
-    /// Card background color.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_color: Option<String>,
-    /// Card background image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_picture_url: Option<String>,
-    /// The mini program the code button opens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_jump_information: Option<JumpInformation>,
-    /// The members' benefits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub benefits: Option<String>,
-    /// Where notifications go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify_url: Option<String>,
-    /// Whether the card is pinned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub need_pinned: Option<bool>,
-    /// Whether the card shows the level.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub need_display_level: Option<bool>,
-    /// The service phone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_phone: Option<String>,
-    /// The default validity of cards issued from now on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_date_information: Option<DateInfo>,
-    /// The member center.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_information: Option<JumpInformation>,
-    /// The points entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub points_information: Option<JumpInformation>,
-    /// The stored-value entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub balance_information: Option<JumpInformation>,
-    /// The paid membership entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purchase_information: Option<PurchaseInformation>,
-    /// The sign-up form (replaces the form as a whole).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_information: Option<UserInformationForm>,
+body! {
+    /// `PATCH /brand/card-member/cards/{card_id}`: change a template; only the
+    /// fields sent change. `out_request_no`, `appid`, `card_type`,
+    /// `code_mode`, `code_type`, `init_level` and `legal_agreement` cannot be
+    /// changed.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct UpdateCardRequest in UPDATE_CARD {
+        /// Path: the template ID.
+        #[serde(skip)]
+        pub card_id: String,
+        /// The title.
+        pub card_title: Option<String> = optional(TITLE),
+        /// Card background color.
+        pub card_color: Option<String> = optional(COLOR),
+        /// Card background image.
+        pub card_picture_url: Option<String> = optional(PICTURE_URL),
+        /// The mini program the code button opens.
+        pub code_jump_information: Option<JumpInformation> = optional(JUMP),
+        /// The members' benefits.
+        pub benefits: Option<String> = optional(BENEFITS),
+        /// Where notifications go.
+        pub notify_url: Option<String> = optional(NOTIFY_URL),
+        /// Whether the card is pinned.
+        pub need_pinned: Option<bool> = optional(Kind::Bool),
+        /// Whether the card shows the level.
+        pub need_display_level: Option<bool> = optional(Kind::Bool),
+        /// The service phone.
+        pub service_phone: Option<String> = optional(SERVICE_PHONE),
+        /// The default validity of cards issued from now on.
+        pub valid_date_information: Option<DateInfo> = optional(Kind::Obj(DATE_INFO)),
+        /// The member center.
+        pub member_information: Option<JumpInformation> = optional(JUMP),
+        /// The points entry.
+        pub points_information: Option<JumpInformation> = optional(JUMP),
+        /// The stored-value entry.
+        pub balance_information: Option<JumpInformation> = optional(JUMP),
+        /// The paid membership entry.
+        pub purchase_information: Option<PurchaseInformation> = optional(PURCHASE),
+        /// The sign-up form (replaces the form as a whole).
+        pub user_information: Option<UserInformationForm> = optional(FORM),
+    }
 }
+
+/// The rules settings share between creation and change.
+const TITLE: Kind = id(10, true);
+const COLOR: Kind = formatted(7, Format::HexColor);
+const PICTURE_URL: Kind = formatted(256, Format::HttpUrl);
+const BENEFITS: Kind = text(32, true);
+const NOTIFY_URL: Kind = formatted(256, Format::NotifyUrl);
+const SERVICE_PHONE: Kind = id(32, true);
+const JUMP: Kind = Kind::Obj(JUMP_INFORMATION);
+const PURCHASE: Kind = Kind::Obj(PURCHASE_INFORMATION);
+const FORM: Kind = Kind::Obj(USER_INFORMATION_FORM);
 
 impl UpdateCardRequest {
     /// The names of the fields this change sets.
@@ -311,150 +323,6 @@ const CUSTOM_FIELD_TYPES: &[&str] = &["CHECK_BOX", "RADIO"];
 
 /// The most choices a merchant field may offer.
 const MAX_CUSTOM_VALUES: usize = 10;
-
-const JUMP_INFORMATION: &[Field] = &[
-    required("jump_appid", id(32, true)),
-    required("jump_path", id(128, true)),
-];
-
-const PURCHASE_INFORMATION: &[Field] = &[
-    optional(
-        "price",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    required("jump_appid", id(32, true)),
-    required("jump_path", id(128, true)),
-];
-
-const CUSTOM_FIELD_DEFINITION: &[Field] = &[
-    required("type", Kind::Enum(CUSTOM_FIELD_TYPES)),
-    required("name", id(32, true)),
-    required(
-        "values",
-        Kind::Arr {
-            item: &id(8, true),
-            max_items: MAX_CUSTOM_VALUES,
-        },
-    ),
-];
-
-const USER_INFORMATION_FORM: &[Field] = &[
-    optional(
-        "common_field_list",
-        Kind::Arr {
-            item: &Kind::Enum(COMMON_FIELD_FLAGS),
-            max_items: COMMON_FIELD_FLAGS.len(),
-        },
-    ),
-    optional(
-        "custom_field_list",
-        Kind::Arr {
-            item: &Kind::Obj(CUSTOM_FIELD_DEFINITION),
-            max_items: 1,
-        },
-    ),
-];
-
-/// The settings both creation and answers carry, after `out_request_no`
-/// … `card_title`; `optional_on_create` marks those creation requires
-/// although old templates may lack them.
-macro_rules! settings {
-    ($color:ident, $picture:ident, $notify:ident, $form:ident) => {
-        [
-            $color("card_color", formatted(7, Format::HexColor)),
-            $picture("card_picture_url", formatted(256, Format::HttpUrl)),
-            required("code_mode", Kind::Enum(CODE_MODES)),
-            required("code_type", Kind::Enum(CODE_TYPES)),
-            optional("code_jump_information", Kind::Obj(JUMP_INFORMATION)),
-            optional("benefits", text(32, true)),
-            $notify("notify_url", formatted(256, Format::NotifyUrl)),
-            optional("need_pinned", Kind::Bool),
-            optional("need_display_level", Kind::Bool),
-            optional("init_level", id(10, true)),
-            optional("service_phone", id(32, true)),
-            optional("legal_agreement", multiline(20_480)),
-            required("valid_date_information", Kind::Obj(DATE_INFO)),
-            optional("member_information", Kind::Obj(JUMP_INFORMATION)),
-            optional("points_information", Kind::Obj(JUMP_INFORMATION)),
-            optional("balance_information", Kind::Obj(JUMP_INFORMATION)),
-            optional("purchase_information", Kind::Obj(PURCHASE_INFORMATION)),
-            $form("user_information", Kind::Obj(USER_INFORMATION_FORM)),
-        ]
-    };
-}
-
-const CREATE_SETTINGS: [Field; 18] = settings!(required, required, required, required);
-const ANSWER_SETTINGS: [Field; 18] = settings!(required, optional, optional, optional);
-
-const fn join<const A: usize, const B: usize, const N: usize>(
-    a: [Field; A],
-    b: [Field; B],
-) -> [Field; N] {
-    let mut out = [a[0]; N];
-    let mut i = 0;
-    while i < A {
-        out[i] = a[i];
-        i += 1;
-    }
-    while i < N {
-        out[i] = b[i - A];
-        i += 1;
-    }
-    out
-}
-
-const CREATE_HEAD: [Field; 4] = [
-    required("out_request_no", formatted(128, Format::RequestNo)),
-    required("appid", id(32, true)),
-    required("card_type", Kind::Enum(CARD_TYPES)),
-    required("card_title", id(10, true)),
-];
-
-const CREATE_CARD_ARRAY: [Field; 22] = join(CREATE_HEAD, CREATE_SETTINGS);
-pub(crate) const CREATE_CARD: &[Field] = &CREATE_CARD_ARRAY;
-
-const CARD_HEAD: [Field; 6] = [
-    required("card_id", id(32, true)),
-    required("brand_id", id(32, true)),
-    CREATE_HEAD[0],
-    CREATE_HEAD[1],
-    CREATE_HEAD[2],
-    CREATE_HEAD[3],
-];
-const CARD_WITHOUT_STATE: [Field; 24] = join(CARD_HEAD, ANSWER_SETTINGS);
-const CARD_ARRAY: [Field; 27] = join(
-    CARD_WITHOUT_STATE,
-    [
-        required("state", Kind::Enum(CARD_STATES)),
-        required("create_time", formatted(32, Format::Rfc3339)),
-        required("modify_time", formatted(32, Format::Rfc3339)),
-    ],
-);
-/// A card template as answered. `card_picture_url`, `notify_url` and
-/// `user_information` are absent only on templates created before the
-/// template object followed the provider's.
-pub(crate) const CARD: &[Field] = &CARD_ARRAY;
-
-pub(crate) const UPDATE_CARD: &[Field] = &[
-    optional("card_title", id(10, true)),
-    optional("card_color", formatted(7, Format::HexColor)),
-    optional("card_picture_url", formatted(256, Format::HttpUrl)),
-    optional("code_jump_information", Kind::Obj(JUMP_INFORMATION)),
-    optional("benefits", text(32, true)),
-    optional("notify_url", formatted(256, Format::NotifyUrl)),
-    optional("need_pinned", Kind::Bool),
-    optional("need_display_level", Kind::Bool),
-    optional("service_phone", id(32, true)),
-    optional("valid_date_information", Kind::Obj(DATE_INFO)),
-    optional("member_information", Kind::Obj(JUMP_INFORMATION)),
-    optional("points_information", Kind::Obj(JUMP_INFORMATION)),
-    optional("balance_information", Kind::Obj(JUMP_INFORMATION)),
-    optional("purchase_information", Kind::Obj(PURCHASE_INFORMATION)),
-    optional("user_information", Kind::Obj(USER_INFORMATION_FORM)),
-];
 
 /// The form's own rules: each platform flag once; a merchant field offers
 /// 1 to 10 distinct choices.

@@ -7,30 +7,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Location;
+use crate::validation::define::body;
 use crate::validation::{
-    BodyRules, Field, Format, Violation, deserialize_validated, formatted, id, no_relations,
-    optional, parse_json, required,
+    BodyRules, Format, Violation, deserialize_validated, formatted, id, no_relations, parse_json,
 };
 
 /// The most bytes an image may have: 2 MiB.
 pub const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
 
-/// The `meta` part.
-///
-/// **Decision** (FAMILY.md): the provider's page names the digest
-/// `file_digest`, its own signing example sends `sha256`; either is
-/// accepted, exactly one of them. [`ImageMeta::new`] sends `sha256`, as the
-/// provider's samples do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageMeta {
-    /// The file's name (a label: the type is read from the content).
-    pub filename: String,
-    /// SHA-256 of the file, hex.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_digest: Option<String>,
-    /// SHA-256 of the file, hex (the provider's samples' name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+body! {
+    /// The `meta` part.
+    ///
+    /// **Decision** (FAMILY.md): the provider's page names the digest
+    /// `file_digest`, its own signing example sends `sha256`; either is
+    /// accepted, exactly one of them. [`ImageMeta::new`] sends `sha256`, as the
+    /// provider's samples do.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ImageMeta in IMAGE_META {
+        /// The file's name (a label: the type is read from the content).
+        pub filename: String = required(id(128, true)),
+        /// SHA-256 of the file, hex.
+        pub file_digest: Option<String> = optional(formatted(64, Format::Sha256Hex)),
+        /// SHA-256 of the file, hex (the provider's samples' name).
+        pub sha256: Option<String> = optional(formatted(64, Format::Sha256Hex)),
+    }
 }
 
 impl ImageMeta {
@@ -59,11 +59,13 @@ impl ImageMeta {
     }
 }
 
-/// The answer: where the image is served, permanently.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageUpload {
-    /// The image's URL, usable as `card_picture_url`.
-    pub media_url: String,
+body! {
+    /// The answer: where the image is served, permanently.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ImageUpload in IMAGE_UPLOAD {
+        /// The image's URL, usable as `card_picture_url`.
+        pub media_url: String = required(formatted(256, Format::HttpUrl)),
+    }
 }
 
 /// The image types accepted, known by their first bytes.
@@ -125,14 +127,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
-
-const IMAGE_META: &[Field] = &[
-    required("filename", id(128, true)),
-    optional("file_digest", formatted(64, Format::Sha256Hex)),
-    optional("sha256", formatted(64, Format::Sha256Hex)),
-];
-
-const IMAGE_UPLOAD: &[Field] = &[required("media_url", formatted(256, Format::HttpUrl))];
 
 fn one_digest(body: &Map<String, Value>) -> Result<(), Violation> {
     let present = |name: &str| body.get(name).is_some_and(|v| !v.is_null());

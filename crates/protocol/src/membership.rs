@@ -4,11 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::shared::{DATE_INFO, USER_INFO, check_relations};
-use crate::user_cards::{UpdateUserCardRequest, body_with_query_card_id, validate_user_card_code};
+use crate::shared::{BRAND_ID, CARD_ID, OPENID, TIME, USER_CARD_CODE, check_relations};
+use crate::user_cards::{
+    UPDATE_USER_CARD, UpdateUserCardRequest, body_with_query_card_id, validate_user_card_code,
+};
+use crate::validation::define::body;
 use crate::validation::{
-    BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
-    optional, parse_json, required, text,
+    BodyRules, Kind, Violation, deserialize_validated, id, no_relations, parse_json, text,
 };
 
 /// The query filter's values of `GET /brand/card-member/user-cards`.
@@ -17,23 +19,27 @@ pub const USER_CARD_STATES: &[&str] = crate::user_cards::USER_CARD_STATES;
 /// How long a pre-authorization token is valid, in seconds (one hour).
 pub const PRE_AUTH_TOKEN_TTL_SECS: i64 = 3600;
 
-/// `POST /brand/card-member/pre-auth-tokens`: a token that opens the
-/// membership component for one user and one template.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct PreAuthTokenRequest {
-    /// The template.
-    pub card_id: String,
-    /// The user.
-    pub openid: String,
+body! {
+    /// `POST /brand/card-member/pre-auth-tokens`: a token that opens the
+    /// membership component for one user and one template.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct PreAuthTokenRequest in PRE_AUTH_TOKEN_REQUEST {
+        /// The template.
+        pub card_id: String = required(CARD_ID),
+        /// The user.
+        pub openid: String = required(OPENID),
+    }
 }
 
-/// The token and when it stops working.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreAuthToken {
-    /// The token, opaque.
-    pub token: String,
-    /// When it expires (RFC 3339), an hour after it was made.
-    pub expire_time: String,
+body! {
+    /// The token and when it stops working.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PreAuthToken in PRE_AUTH_TOKEN_ANSWER {
+        /// The token, opaque.
+        pub token: String = required(id(128, false)),
+        /// When it expires (RFC 3339), an hour after it was made.
+        pub expire_time: String = required(TIME),
+    }
 }
 
 /// The outcome of a sign-up, as the brand reports it.
@@ -49,15 +55,16 @@ pub enum UserCardConfirmState {
     CreateCardAlreadyExists,
 }
 
-/// `POST /brand/card-member/user-cards/{user_card_code}/confirm`: the
-/// update's fields plus the outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfirmUserCardRequest {
-    /// The fields to set with the confirm (`card_id`, `openid` required).
-    #[serde(flatten)]
-    pub update: UpdateUserCardRequest,
-    /// The outcome.
-    pub user_card_confirm_state: UserCardConfirmState,
+body! {
+    /// `POST /brand/card-member/user-cards/{user_card_code}/confirm`: the
+    /// update's fields plus the outcome.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ConfirmUserCardRequest in CONFIRM_USER_CARD {
+        /// The fields to set with the confirm (`card_id`, `openid` required).
+        pub update: UpdateUserCardRequest = flatten(UPDATE_USER_CARD),
+        /// The outcome.
+        pub user_card_confirm_state: UserCardConfirmState = required(Kind::Enum(CONFIRM_STATES)),
+    }
 }
 
 /// The brand's decision on a points-for-coupon request.
@@ -80,89 +87,63 @@ pub enum ExchangeState {
     PointExchangeCouponFail,
 }
 
-/// `POST /brand/card-member/user-points/exchange-coupon/confirm`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExchangeCouponConfirmRequest {
-    /// The request's ID, from the `POINT_EXCHANGE_COUPON` notification.
-    pub record_id: String,
-    /// The exchange template.
-    pub exchange_coupon_template_id: String,
-    /// The template.
-    pub card_id: String,
-    /// The member.
-    pub openid: String,
-    /// The member's card.
-    pub user_card_code: String,
-    /// Allow or reject.
-    pub result: ExchangeDecision,
-    /// Why it was rejected, at most 32 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reject_reason: Option<String>,
+body! {
+    /// `POST /brand/card-member/user-points/exchange-coupon/confirm`.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExchangeCouponConfirmRequest in EXCHANGE_CONFIRM {
+        /// The request's ID, from the `POINT_EXCHANGE_COUPON` notification.
+        pub record_id: String = required(id(64, true)),
+        /// The exchange template.
+        pub exchange_coupon_template_id: String = required(id(64, true)),
+        /// The template.
+        pub card_id: String = required(CARD_ID),
+        /// The member.
+        pub openid: String = required(OPENID),
+        /// The member's card.
+        pub user_card_code: String = required(USER_CARD_CODE),
+        /// Allow or reject.
+        pub result: ExchangeDecision = required(Kind::Enum(DECISIONS)),
+        /// Why it was rejected, at most 32 characters.
+        pub reject_reason: Option<String> = optional(text(32, true)),
+    }
 }
 
-/// The exchange as settled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExchangeCouponResult {
-    /// The request's ID.
-    pub record_id: String,
-    /// The exchange template.
-    pub exchange_coupon_template_id: String,
-    /// The brand.
-    pub brand_id: String,
-    /// The template.
-    pub card_id: String,
-    /// The member.
-    pub openid: String,
-    /// The member's card.
-    pub user_card_code: String,
-    /// Success or failure.
-    pub state: ExchangeState,
-    /// The product coupon issued (success only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_coupon_id: Option<String>,
-    /// Its stock type (success only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_coupon_stock_type: Option<String>,
-    /// Its stock (success only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stock_id: Option<String>,
-    /// The coupon's code (success only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coupon_code: Option<String>,
-    /// Why it was rejected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reject_reason: Option<String>,
+body! {
+    /// The exchange as settled.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExchangeCouponResult in EXCHANGE_RESULT {
+        /// The request's ID.
+        pub record_id: String = required(id(64, true)),
+        /// The exchange template.
+        pub exchange_coupon_template_id: String = required(id(64, true)),
+        /// The brand.
+        pub brand_id: String = required(BRAND_ID),
+        /// The template.
+        pub card_id: String = required(CARD_ID),
+        /// The member.
+        pub openid: String = required(OPENID),
+        /// The member's card.
+        pub user_card_code: String = required(USER_CARD_CODE),
+        /// Success or failure.
+        pub state: ExchangeState = required(Kind::Enum(EXCHANGE_STATES)),
+        /// The product coupon issued (success only).
+        pub product_coupon_id: Option<String> = optional(id(64, true)),
+        /// Its stock type (success only).
+        pub product_coupon_stock_type: Option<String> = optional(id(32, true)),
+        /// Its stock (success only).
+        pub stock_id: Option<String> = optional(id(64, true)),
+        /// The coupon's code (success only).
+        pub coupon_code: Option<String> = optional(id(64, true)),
+        /// Why it was rejected.
+        pub reject_reason: Option<String> = optional(text(32, true)),
+    }
 }
-
-const PRE_AUTH_TOKEN_REQUEST: &[Field] = &[
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-];
-
-const PRE_AUTH_TOKEN_ANSWER: &[Field] = &[
-    required("token", id(128, false)),
-    required("expire_time", formatted(32, Format::Rfc3339)),
-];
 
 /// The outcomes a brand's confirm may give, as the API names them.
 pub const CONFIRM_STATES: &[&str] = &[
     "CREATE_CARD_SUCCESS",
     "CREATE_CARD_FAIL",
     "CREATE_CARD_ALREADY_EXISTS",
-];
-
-/// The update's fields (`crate::user_cards`) and the outcome.
-const CONFIRM_USER_CARD: &[Field] = &[
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    optional("card_color", formatted(7, Format::HexColor)),
-    optional("card_picture_url", formatted(256, Format::HttpUrl)),
-    optional("phone_number", id(512, false)),
-    optional("level", text(10, true)),
-    optional("valid_date_information", Kind::Obj(DATE_INFO)),
-    optional("user_information", Kind::Obj(USER_INFO)),
-    optional("attach", text(256, false)),
-    required("user_card_confirm_state", Kind::Enum(CONFIRM_STATES)),
 ];
 
 const DECISIONS: &[&str] = &[
@@ -172,31 +153,6 @@ const DECISIONS: &[&str] = &[
 const EXCHANGE_STATES: &[&str] = &[
     "POINT_EXCHANGE_COUPON_SUCCESS",
     "POINT_EXCHANGE_COUPON_FAIL",
-];
-
-const EXCHANGE_CONFIRM: &[Field] = &[
-    required("record_id", id(64, true)),
-    required("exchange_coupon_template_id", id(64, true)),
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    required("user_card_code", formatted(32, Format::CardCode)),
-    required("result", Kind::Enum(DECISIONS)),
-    optional("reject_reason", text(32, true)),
-];
-
-const EXCHANGE_RESULT: &[Field] = &[
-    required("record_id", id(64, true)),
-    required("exchange_coupon_template_id", id(64, true)),
-    required("brand_id", id(32, true)),
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    required("user_card_code", formatted(32, Format::CardCode)),
-    required("state", Kind::Enum(EXCHANGE_STATES)),
-    optional("product_coupon_id", id(64, true)),
-    optional("product_coupon_stock_type", id(32, true)),
-    optional("stock_id", id(64, true)),
-    optional("coupon_code", id(64, true)),
-    optional("reject_reason", text(32, true)),
 ];
 
 /// The body of a token request.

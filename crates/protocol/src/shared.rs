@@ -10,9 +10,8 @@ use serde_json::{Map, Value};
 use crate::datetime::parse_rfc3339;
 use crate::error::Location;
 use crate::secret::REDACTED;
-use crate::validation::{
-    Field, Format, Kind, MAX_DAYS_AFTER_RECEIVE, Violation, formatted, id, optional, required, text,
-};
+use crate::validation::define::body;
+use crate::validation::{Format, Kind, MAX_DAYS_AFTER_RECEIVE, Violation, formatted, id, text};
 
 /// A base64 RSA-OAEP ciphertext of a sensitive field. Not secret in
 /// itself, but kept out of logs all the same: `Debug` is redacted.
@@ -33,21 +32,22 @@ impl fmt::Debug for Ciphertext {
     }
 }
 
-/// A card's validity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DateInfo {
-    /// Which kind of validity.
-    #[serde(rename = "type")]
-    pub date_type: DateType,
-    /// `FIX_TIME_RANGE`: start (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available_begin_time: Option<String>,
-    /// `FIX_TIME_RANGE`: end (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available_end_time: Option<String>,
-    /// `FIX_TERM`: valid this many natural days after receipt, 1..=10958.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available_day_after_receive: Option<i64>,
+body! {
+    /// A card's validity.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct DateInfo in DATE_INFO {
+        /// Which kind of validity.
+        pub date_type: DateType = required(Kind::Enum(DATE_TYPES)) as "type",
+        /// `FIX_TIME_RANGE`: start (RFC 3339).
+        pub available_begin_time: Option<String> = optional(formatted(32, Format::Rfc3339)),
+        /// `FIX_TIME_RANGE`: end (RFC 3339).
+        pub available_end_time: Option<String> = optional(formatted(32, Format::Rfc3339)),
+        /// `FIX_TERM`: valid this many natural days after receipt, 1..=10958.
+        pub available_day_after_receive: Option<i64> = optional(Kind::Int {
+            min: 1,
+            max: MAX_DAYS_AFTER_RECEIVE,
+        }),
+    }
 }
 
 impl DateInfo {
@@ -62,34 +62,46 @@ impl DateInfo {
     }
 }
 
-/// What the user filled in when opening the card.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UserInfo {
-    /// Platform-defined fields; values encrypted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub common_field_list: Option<Vec<CommonField>>,
-    /// Merchant-defined fields (at most one); values as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_field_list: Option<Vec<CustomField>>,
+body! {
+    /// What the user filled in when opening the card.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct UserInfo in USER_INFO {
+        /// Platform-defined fields; values encrypted.
+        pub common_field_list: Option<Vec<CommonField>> = optional(Kind::Arr {
+            item: &Kind::Obj(COMMON_FIELD),
+            max_items: COMMON_FIELD_FLAGS.len(),
+        }),
+        /// Merchant-defined fields (at most one); values as sent.
+        pub custom_field_list: Option<Vec<CustomField>> = optional(Kind::Arr {
+            item: &Kind::Obj(CUSTOM_FIELD),
+            max_items: 1,
+        }),
+    }
 }
 
-/// A platform-defined form field and its encrypted value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommonField {
-    /// Which field.
-    pub name: CommonFieldFlag,
-    /// The value, encrypted.
-    pub value: Ciphertext,
+body! {
+    /// A platform-defined form field and its encrypted value.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CommonField in COMMON_FIELD {
+        /// Which field.
+        pub name: CommonFieldFlag = required(Kind::Enum(COMMON_FIELD_FLAGS)),
+        /// The value, encrypted.
+        pub value: Ciphertext = required(id(512, false)),
+    }
 }
 
-/// A merchant-defined form field and the values the user chose.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomField {
-    /// The field's name.
-    pub name: String,
-    /// The values chosen, stored and returned exactly as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_chosen_values: Option<Vec<String>>,
+body! {
+    /// A merchant-defined form field and the values the user chose.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CustomField in CUSTOM_FIELD {
+        /// The field's name.
+        pub name: String = required(id(64, true)),
+        /// The values chosen, stored and returned exactly as sent.
+        pub user_chosen_values: Option<Vec<String>> = optional(Kind::Arr {
+            item: &text(512, false),
+            max_items: 100,
+        }),
+    }
 }
 
 /// Membership card types.
@@ -173,51 +185,16 @@ pub(crate) const COMMON_FIELD_FLAGS: &[&str] = &[
     "USER_FORM_FLAG_CITY",
 ];
 
-pub(crate) const DATE_INFO: &[Field] = &[
-    required("type", Kind::Enum(DATE_TYPES)),
-    optional("available_begin_time", formatted(32, Format::Rfc3339)),
-    optional("available_end_time", formatted(32, Format::Rfc3339)),
-    optional(
-        "available_day_after_receive",
-        Kind::Int {
-            min: 1,
-            max: MAX_DAYS_AFTER_RECEIVE,
-        },
-    ),
-];
-
-pub(crate) const COMMON_FIELD: &[Field] = &[
-    required("name", Kind::Enum(COMMON_FIELD_FLAGS)),
-    required("value", id(512, false)),
-];
-
-pub(crate) const CUSTOM_FIELD: &[Field] = &[
-    required("name", id(64, true)),
-    optional(
-        "user_chosen_values",
-        Kind::Arr {
-            item: &text(512, false),
-            max_items: 100,
-        },
-    ),
-];
-
-pub(crate) const USER_INFO: &[Field] = &[
-    optional(
-        "common_field_list",
-        Kind::Arr {
-            item: &Kind::Obj(COMMON_FIELD),
-            max_items: COMMON_FIELD_FLAGS.len(),
-        },
-    ),
-    optional(
-        "custom_field_list",
-        Kind::Arr {
-            item: &Kind::Obj(CUSTOM_FIELD),
-            max_items: 1,
-        },
-    ),
-];
+/// A template ID.
+pub(crate) const CARD_ID: Kind = id(32, true);
+/// A brand ID.
+pub(crate) const BRAND_ID: Kind = id(32, true);
+/// A holder's openid (not echoed in errors).
+pub(crate) const OPENID: Kind = id(128, false);
+/// A user card's code.
+pub(crate) const USER_CARD_CODE: Kind = formatted(32, Format::CardCode);
+/// A time, RFC 3339.
+pub(crate) const TIME: Kind = formatted(32, Format::Rfc3339);
 
 pub(crate) const CARD_TYPES: &[&str] = &["PURCHASE", "NORMAL", "BALANCE"];
 

@@ -10,93 +10,86 @@ use crate::error::Location;
 use crate::shared::{
     CARD_TYPES, CardType, Ciphertext, DATE_INFO, DateInfo, USER_INFO, UserInfo, check_relations,
 };
+use crate::validation::define::body;
 use crate::validation::{
-    BodyRules, Field, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
-    optional, parse_json, required, text,
+    BodyRules, Format, Kind, Violation, deserialize_validated, formatted, id, no_relations,
+    parse_json, text,
 };
 
-/// `PATCH /brand/card-member/user-cards/{user_card_code}`: update a user's
-/// membership card. Only the fields present change.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UpdateUserCardRequest {
-    /// Path: the card's code, at most 32 characters of digits, ASCII letters
-    /// and half-width punctuation.
-    #[serde(skip)]
-    pub user_card_code: String,
-    /// The card template ID, at most 32 characters.
-    pub card_id: String,
-    /// The holder's ID under the template's AppID, at most 128 characters.
-    pub openid: String,
-    /// Card background color, `#RRGGBB`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_color: Option<String>,
-    /// Card background image URL, at most 256 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_picture_url: Option<String>,
-    /// The member's phone number, encrypted (at most 512 characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<Ciphertext>,
-    /// Display text of the member level, at most 10 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
-    /// The card's validity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_date_information: Option<DateInfo>,
-    /// What the user filled in when opening the card.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_information: Option<UserInfo>,
-    /// Merchant data, invisible to the user, at most 256 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attach: Option<String>,
+body! {
+    /// `PATCH /brand/card-member/user-cards/{user_card_code}`: update a user's
+    /// membership card. Only the fields present change.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct UpdateUserCardRequest in UPDATE_USER_CARD {
+        /// Path: the card's code, at most 32 characters of digits, ASCII letters
+        /// and half-width punctuation.
+        #[serde(skip)]
+        pub user_card_code: String,
+        /// The card template ID, at most 32 characters.
+        pub card_id: String = required(id(32, true)),
+        /// The holder's ID under the template's AppID, at most 128 characters.
+        pub openid: String = required(id(128, false)),
+        /// Card background color, `#RRGGBB`.
+        pub card_color: Option<String> = optional(formatted(7, Format::HexColor)),
+        /// Card background image URL, at most 256 characters.
+        pub card_picture_url: Option<String> = optional(formatted(256, Format::HttpUrl)),
+        /// The member's phone number, encrypted (at most 512 characters).
+        pub phone_number: Option<Ciphertext> = optional(id(512, false)),
+        /// Display text of the member level, at most 10 characters.
+        pub level: Option<String> = optional(text(10, true)),
+        /// The card's validity.
+        pub valid_date_information: Option<DateInfo> = optional(Kind::Obj(DATE_INFO)),
+        /// What the user filled in when opening the card.
+        pub user_information: Option<UserInfo> = optional(Kind::Obj(USER_INFO)),
+        /// Merchant data, invisible to the user, at most 256 characters.
+        pub attach: Option<String> = optional(text(256, false)),
+    }
 }
 
-/// A user's membership card, as every user-card endpoint answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserCard {
-    /// The card's code.
-    pub user_card_code: String,
-    /// The card template ID.
-    pub card_id: String,
-    /// The holder.
-    pub openid: String,
-    /// Card background color, `#RRGGBB`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_color: Option<String>,
-    /// Card background image URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_picture_url: Option<String>,
-    /// The owning brand.
-    pub brand_id: String,
-    /// The card type (only `NORMAL` today).
-    pub card_type: CardType,
-    /// The phone number, encrypted for the brand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<Ciphertext>,
-    /// Member level display text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
-    /// The card's validity.
-    pub valid_date_information: DateInfo,
-    /// When the user received the card (RFC 3339).
-    pub pickup_time: String,
-    /// What the user filled in; common values encrypted for the brand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_information: Option<UserInfo>,
-    /// Merchant data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attach: Option<String>,
-    /// The card's state.
-    pub user_card_state: UserCardState,
-    /// Why the card was invalidated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invalid_reason: Option<String>,
-    /// When the card was invalidated (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invalid_time: Option<String>,
-    /// When the card was created (RFC 3339).
-    pub create_time: String,
-    /// When the card last changed (RFC 3339).
-    pub modify_time: String,
+body! {
+    /// A user's membership card, as every user-card endpoint answers it
+    /// (PROTOCOL.md §6). Its table is not used to validate input: it
+    /// describes output, for the OpenAPI document, and the server's tests
+    /// check real answers against it.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UserCard in USER_CARD {
+        /// The card's code.
+        pub user_card_code: String = required(formatted(32, Format::CardCode)),
+        /// The card template ID.
+        pub card_id: String = required(id(32, true)),
+        /// The holder.
+        pub openid: String = required(id(128, false)),
+        /// Card background color, `#RRGGBB`.
+        pub card_color: Option<String> = optional(formatted(7, Format::HexColor)),
+        /// Card background image URL.
+        pub card_picture_url: Option<String> = optional(formatted(256, Format::HttpUrl)),
+        /// The owning brand.
+        pub brand_id: String = required(id(32, true)),
+        /// The card type (only `NORMAL` today).
+        pub card_type: CardType = required(Kind::Enum(CARD_TYPES)),
+        /// The phone number, encrypted for the brand.
+        pub phone_number: Option<Ciphertext> = optional(id(512, false)),
+        /// Member level display text.
+        pub level: Option<String> = optional(text(10, true)),
+        /// The card's validity.
+        pub valid_date_information: DateInfo = required(Kind::Obj(DATE_INFO)),
+        /// When the user received the card (RFC 3339).
+        pub pickup_time: String = required(formatted(32, Format::Rfc3339)),
+        /// What the user filled in; common values encrypted for the brand.
+        pub user_information: Option<UserInfo> = optional(Kind::Obj(USER_INFO)),
+        /// Merchant data.
+        pub attach: Option<String> = optional(text(256, false)),
+        /// The card's state.
+        pub user_card_state: UserCardState = required(Kind::Enum(USER_CARD_STATES)),
+        /// Why the card was invalidated.
+        pub invalid_reason: Option<String> = optional(text(32, false)),
+        /// When the card was invalidated (RFC 3339).
+        pub invalid_time: Option<String> = optional(formatted(32, Format::Rfc3339)),
+        /// When the card was created (RFC 3339).
+        pub create_time: String = required(formatted(32, Format::Rfc3339)),
+        /// When the card last changed (RFC 3339).
+        pub modify_time: String = required(formatted(32, Format::Rfc3339)),
+    }
 }
 
 /// The state of a user's card.
@@ -113,94 +106,38 @@ pub enum UserCardState {
     Invalid,
 }
 
-/// `POST /brand/card-member/user-cards/import-by-openid`: give a user a
-/// card of a template (limit 10 requests/s per brand).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ImportUserCardRequest {
-    /// The card template ID.
-    pub card_id: String,
-    /// The holder's ID under the template's AppID.
-    pub openid: String,
-    /// The new card's code, unique within the template.
-    pub user_card_code: String,
-    /// Card background color, `#RRGGBB`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_color: Option<String>,
-    /// Card background image URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_picture_url: Option<String>,
-    /// The member's phone number, encrypted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<Ciphertext>,
-    /// Member level display text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
-    /// The card's validity; the template's when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_date_information: Option<DateInfo>,
-    /// What the user filled in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_information: Option<UserInfo>,
-    /// Merchant data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attach: Option<String>,
-    /// When the user received the card (RFC 3339); the time of the import
-    /// when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pickup_time: Option<String>,
+body! {
+    /// `POST /brand/card-member/user-cards/import-by-openid`: give a user a
+    /// card of a template (limit 10 requests/s per brand).
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct ImportUserCardRequest in IMPORT_USER_CARD {
+        /// The card template ID.
+        pub card_id: String = required(id(32, true)),
+        /// The holder's ID under the template's AppID.
+        pub openid: String = required(id(128, false)),
+        /// The new card's code, unique within the template.
+        pub user_card_code: String = required(formatted(32, Format::CardCode)),
+        /// Card background color, `#RRGGBB`.
+        pub card_color: Option<String> = optional(formatted(7, Format::HexColor)),
+        /// Card background image URL.
+        pub card_picture_url: Option<String> = optional(formatted(256, Format::HttpUrl)),
+        /// The member's phone number, encrypted.
+        pub phone_number: Option<Ciphertext> = optional(id(512, false)),
+        /// Member level display text.
+        pub level: Option<String> = optional(text(10, true)),
+        /// The card's validity; the template's when absent.
+        pub valid_date_information: Option<DateInfo> = optional(Kind::Obj(DATE_INFO)),
+        /// What the user filled in.
+        pub user_information: Option<UserInfo> = optional(Kind::Obj(USER_INFO)),
+        /// Merchant data.
+        pub attach: Option<String> = optional(text(256, false)),
+        /// When the user received the card (RFC 3339); the time of the import
+        /// when absent.
+        pub pickup_time: Option<String> = optional(formatted(32, Format::Rfc3339)),
+    }
 }
 
-pub(crate) const UPDATE_USER_CARD: &[Field] = &[
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    optional("card_color", formatted(7, Format::HexColor)),
-    optional("card_picture_url", formatted(256, Format::HttpUrl)),
-    optional("phone_number", id(512, false)),
-    optional("level", text(10, true)),
-    optional("valid_date_information", Kind::Obj(DATE_INFO)),
-    optional("user_information", Kind::Obj(USER_INFO)),
-    optional("attach", text(256, false)),
-];
-
-pub(crate) const IMPORT_USER_CARD: &[Field] = &[
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    required("user_card_code", formatted(32, Format::CardCode)),
-    optional("card_color", formatted(7, Format::HexColor)),
-    optional("card_picture_url", formatted(256, Format::HttpUrl)),
-    optional("phone_number", id(512, false)),
-    optional("level", text(10, true)),
-    optional("valid_date_information", Kind::Obj(DATE_INFO)),
-    optional("user_information", Kind::Obj(USER_INFO)),
-    optional("attach", text(256, false)),
-    optional("pickup_time", formatted(32, Format::Rfc3339)),
-];
-
 pub(crate) const USER_CARD_STATES: &[&str] = &["UNACTIVATED", "EFFECTIVE", "EXPIRED", "INVALID"];
-
-/// The `UserCard` of every user-card answer (PROTOCOL.md §6). Not used to
-/// validate input: it describes output, for the OpenAPI document, and the
-/// server's tests check real answers against it.
-pub(crate) const USER_CARD: &[Field] = &[
-    required("user_card_code", formatted(32, Format::CardCode)),
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    optional("card_color", formatted(7, Format::HexColor)),
-    optional("card_picture_url", formatted(256, Format::HttpUrl)),
-    required("brand_id", id(32, true)),
-    required("card_type", Kind::Enum(CARD_TYPES)),
-    optional("phone_number", id(512, false)),
-    optional("level", text(10, true)),
-    required("valid_date_information", Kind::Obj(DATE_INFO)),
-    required("pickup_time", formatted(32, Format::Rfc3339)),
-    optional("user_information", Kind::Obj(USER_INFO)),
-    optional("attach", text(256, false)),
-    required("user_card_state", Kind::Enum(USER_CARD_STATES)),
-    optional("invalid_reason", text(32, false)),
-    optional("invalid_time", formatted(32, Format::Rfc3339)),
-    required("create_time", formatted(32, Format::Rfc3339)),
-    required("modify_time", formatted(32, Format::Rfc3339)),
-];
 
 /// The body parsed as JSON, with `card_id` taken from the query when the
 /// body has none.
@@ -232,27 +169,22 @@ pub(crate) fn body_with_query_card_id(
     Ok(value)
 }
 
-/// `POST /brand/card-member/user-cards/{user_card_code}/invalidate`: the
-/// brand invalidates a user's card (FAMILY.md #9); answers the card.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct InvalidateUserCardRequest {
-    /// Path: the card's code.
-    #[serde(skip)]
-    pub user_card_code: String,
-    /// The template ID (or `?card_id=`).
-    pub card_id: String,
-    /// The holder.
-    pub openid: String,
-    /// Why, at most 32 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invalid_reason: Option<String>,
+body! {
+    /// `POST /brand/card-member/user-cards/{user_card_code}/invalidate`: the
+    /// brand invalidates a user's card (FAMILY.md #9); answers the card.
+    #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct InvalidateUserCardRequest in INVALIDATE_USER_CARD {
+        /// Path: the card's code.
+        #[serde(skip)]
+        pub user_card_code: String,
+        /// The template ID (or `?card_id=`).
+        pub card_id: String = required(id(32, true)),
+        /// The holder.
+        pub openid: String = required(id(128, false)),
+        /// Why, at most 32 characters.
+        pub invalid_reason: Option<String> = optional(text(32, true)),
+    }
 }
-
-pub(crate) const INVALIDATE_USER_CARD: &[Field] = &[
-    required("card_id", id(32, true)),
-    required("openid", id(128, false)),
-    optional("invalid_reason", text(32, true)),
-];
 
 /// The body of an invalidation.
 pub const INVALIDATE_USER_CARD_BODY: BodyRules = BodyRules {

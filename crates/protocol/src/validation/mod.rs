@@ -25,13 +25,16 @@
 //! - A custom field's `name` is at most 64 characters, it has at most 100
 //!   `user_chosen_values` of at most 512 characters each.
 //!
-//! The rule tables live beside the types they check, one module per
+//! The rule tables are written with the types they check, one module per
 //! resource ([`crate::user_cards`], [`crate::cards`], and
-//! [`crate::shared`] for validity and user information). Here: the rule
+//! [`crate::shared`] for validity and user information): `define`'s
+//! `body!` makes a struct and its table from one definition, each field's
+//! type, serde attributes and rule on one line. Here: the rule
 //! vocabulary ([`BodyRules`], fields and kinds, [`Violation`]), the
 //! table-driven walker (`walker`), strict JSON parsing (`strict_json`) and
 //! the JSON Schema the same tables publish (`json_schema`).
 
+pub(crate) mod define;
 mod json_schema;
 mod strict_json;
 mod walker;
@@ -198,6 +201,9 @@ pub(crate) struct Field {
     pub(crate) name: &'static str,
     pub(crate) required: bool,
     pub(crate) kind: Kind,
+    /// Required on creation, but an answer about something created before
+    /// the rule may lack it ([`define::answered`]).
+    pub(crate) answers_may_lack: bool,
 }
 
 pub(crate) const fn text(max: usize, echo: bool) -> Kind {
@@ -246,6 +252,7 @@ pub(crate) const fn required(name: &'static str, kind: Kind) -> Field {
         name,
         required: true,
         kind,
+        answers_may_lack: false,
     }
 }
 
@@ -254,6 +261,7 @@ pub(crate) const fn optional(name: &'static str, kind: Kind) -> Field {
         name,
         required: false,
         kind,
+        answers_may_lack: false,
     }
 }
 
