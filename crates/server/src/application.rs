@@ -23,8 +23,9 @@ use crate::http::router::router;
 use crate::http::{console, tls};
 use crate::ops::metrics::Metrics;
 use crate::ops::settings::Settings;
+use crate::records::{AuditEntry, UserCardKey};
 use crate::state::{AppState, BrandDirectory, ConsoleAccess, Explanations, Faults, Outbox, Recent};
-use crate::storage::{self, AuditEntry, NotificationFilter, Storage, UserCardKey};
+use crate::storage::{self, NotificationFilter, Storage};
 
 /// A built server: its listener bound, its storage open, its keys loaded.
 pub struct Application {

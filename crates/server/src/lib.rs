@@ -24,7 +24,9 @@
 //!   brand directory).
 //! - `error`: the API's error type, [`StartError`].
 //! - `storage`: each query written once for SQLite and PostgreSQL.
-//! - `crypto`, `ops` ([`settings`], metrics), `clock`: the ground floor.
+//! - `crypto`, `ops` ([`settings`], metrics), `clock`, `records` (the
+//!   aggregates as kept: storage persists them, the domain changes them):
+//!   the ground floor.
 //!
 //! # Example
 //!
@@ -47,6 +49,7 @@ mod domain;
 mod error;
 mod http;
 mod ops;
+mod records;
 mod state;
 mod storage;
 
@@ -60,7 +63,7 @@ pub use domain::member::{MemberError, SignUpForm};
 pub use error::StartError;
 pub use http::openapi;
 pub use ops::settings::{self, Database, LogFormat, Settings};
-pub use storage::{AuditEntry, BrandCertificate, BrandRecord};
+pub use records::{AuditEntry, BrandCertificate, BrandRecord};
 
 /// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -24,7 +24,8 @@ use time::OffsetDateTime;
 use crate::crypto::sealing::DataKey;
 use crate::domain::media::store_image;
 use crate::error::StartError;
-use crate::storage::{AuditEntry, BrandCertificate, BrandRecord, Storage, UserCardRecord};
+use crate::records::{AuditEntry, BrandCertificate, BrandRecord, UserCardRecord};
+use crate::storage::Storage;
 
 /// The demo brand of the development setup (the seed page's brand ID).
 pub const DEV_BRAND_ID: &str = "1001622624";

@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
+use crate::records::{BrandCertificate, BrandRecord};
 use crate::storage;
-use crate::storage::{BrandCertificate, BrandRecord, Storage, StorageError, Taken};
+use crate::storage::{Storage, StorageError, Taken};
 
 /// A brand API certificate given to `brands add`.
 #[derive(Debug)]

@@ -10,7 +10,8 @@ use super::brands;
 use crate::clock::Clock;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
-use crate::storage::{AttemptRecord, NotificationFilter, OutboxRecord, StorageError};
+use crate::records::{AttemptRecord, OutboxRecord};
+use crate::storage::{NotificationFilter, StorageError};
 
 /// A notification, without its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

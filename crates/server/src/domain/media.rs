@@ -3,7 +3,8 @@
 
 use card_member_protocol::media::{ImageType, sha256_hex};
 
-use crate::storage::{MediaRecord, Storage, StorageError};
+use crate::records::MediaRecord;
+use crate::storage::{Storage, StorageError};
 
 /// Where images are served, below the server's public URL.
 pub(crate) const MEDIA_PATH: &str = "/media";

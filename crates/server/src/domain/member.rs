@@ -22,11 +22,12 @@ use crate::domain::cards::takes_cards;
 use crate::domain::notifications::new_notification;
 use crate::domain::refusal::{Refusal, refusal_of};
 use crate::domain::user_cards::{base64_encode, current_state, render, seal_context};
-use crate::state::AppState;
-use crate::storage::{
-    AuditEntry, HolderCheck, PointExchangeRecord, SpentToken, StorageError, StoredCommonField,
-    StoredUserInfo, Taken, TokenRecord, UserCardKey, UserCardRecord,
+use crate::records::{
+    AuditEntry, PointExchangeRecord, StoredCommonField, StoredUserInfo, TokenRecord, UserCardKey,
+    UserCardRecord,
 };
+use crate::state::AppState;
+use crate::storage::{HolderCheck, SpentToken, StorageError, Taken};
 
 /// What a user fills in the sign-up form: the platform fields the template
 /// asks for (plaintext, sealed at once) and, optionally, the merchant

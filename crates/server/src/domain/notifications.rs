@@ -38,9 +38,10 @@ use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::crypto::sealing::SealContext;
+use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 use crate::state::AppState;
 use crate::state::faults::FaultKind;
-use crate::storage::{AttemptRecord, Claim, Claimed, DeliveryOutcome, OutboxRecord};
+use crate::storage::{Claim, Claimed};
 
 /// Waits after each failed attempt: after the first, 15 s, then 15 s,
 /// 30 s, 3 min, 10 min, 20 min, 30 min, 30 min, 30 min, 60 min, 3 h, 3 h,

@@ -20,11 +20,11 @@ use crate::crypto::sealing::SealContext;
 use crate::domain::cards::takes_cards;
 use crate::domain::refusal::{Refusal, answer, nothing_taken};
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::storage::{
-    AuditEntry, Change, HolderCheck, StorageError, StoredCommonField, StoredUserInfo, Taken,
-    UserCardKey, UserCardPatch, UserCardRecord, wire_name,
+use crate::records::{
+    AuditEntry, StoredCommonField, StoredUserInfo, UserCardKey, UserCardPatch, UserCardRecord,
 };
+use crate::state::AppState;
+use crate::storage::{Change, HolderCheck, StorageError, Taken, wire_name};
 
 /// The field name a phone number is sealed under.
 pub(crate) const PHONE_NUMBER: &str = "phone_number";

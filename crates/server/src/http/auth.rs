@@ -35,9 +35,10 @@ use card_member_protocol::media::MAX_IMAGE_BYTES;
 
 use super::explain;
 use crate::error::{ApiError, UndecryptedField};
+use crate::records::{BrandCertificate, BrandRecord};
 use crate::state::AppState;
 use crate::state::explanations::Explanation;
-use crate::storage::{BrandCertificate, BrandRecord, NonceAdmission, Storage};
+use crate::storage::{NonceAdmission, Storage};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]

@@ -8,8 +8,8 @@ use card_member_protocol::keys::PublicKey;
 
 use crate::crypto::Crypto;
 use crate::error::UndecryptedField;
+use crate::records::{BrandCertificate, BrandRecord};
 use crate::state::explanations::{Explanation, Step, shown_body};
-use crate::storage::{BrandCertificate, BrandRecord};
 
 /// A request as it arrived.
 #[derive(Clone, Copy)]

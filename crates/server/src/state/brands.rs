@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
-use crate::storage::{BrandRecord, Storage};
+use crate::records::BrandRecord;
+use crate::storage::Storage;
 
 /// How long a brand read from the database is trusted before it is read
 /// again (to see suspensions and removed certificates).

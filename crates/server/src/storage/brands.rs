@@ -4,7 +4,8 @@
 use card_member_protocol::keys::PublicKey;
 
 use super::sql::{Exec, ExecExt, one_row, values};
-use super::{BrandCertificate, BrandRecord, Mode, Storage, StorageError, Taken};
+use super::{Mode, Storage, StorageError, Taken};
+use crate::records::{BrandCertificate, BrandRecord};
 
 const INSERT_CERTIFICATE: &str = "INSERT INTO brand_certificates (brand_id, serial_no, public_key_spki, created_at) \
      SELECT brand_id, $2, $3, $4 FROM brands WHERE brand_id = $1";

@@ -4,9 +4,8 @@
 use card_member_protocol::model::Card;
 
 use super::sql::{DbError, ExecExt, values};
-use super::{
-    CardRecord, Change, Mode, Storage, StorageError, Taken, decode_json, to_json, wire_name,
-};
+use super::{Change, Mode, Storage, StorageError, Taken, decode_json, to_json, wire_name};
+use crate::records::CardRecord;
 
 impl Storage {
     /// Creates a template, or returns the one created before with the same

@@ -4,7 +4,8 @@
 //! PostgreSQL, which every instance shares.
 
 use super::sql::values;
-use super::{Backend, MediaRecord, Storage, StorageError};
+use super::{Backend, Storage, StorageError};
+use crate::records::MediaRecord;
 
 impl Storage {
     /// Stores an image (the same ID again is a no-op).

@@ -5,10 +5,8 @@
 use super::outbox::insert_outbox;
 use super::sql::{ExecExt, unique_means, values};
 use super::user_cards::{select_user_card, token_from_row, token_query};
-use super::{
-    CardRule, Change, MemberRecord, Mode, OutboxRecord, PointExchangeRecord, Recorded, Storage,
-    StorageError, Taken, TemplateRule, TokenRecord, UserCardKey,
-};
+use super::{CardRule, Change, Mode, Recorded, Storage, StorageError, Taken, TemplateRule};
+use crate::records::{MemberRecord, OutboxRecord, PointExchangeRecord, TokenRecord, UserCardKey};
 
 impl Storage {
     /// Records a token, for a template of the brand that `takes_cards`.

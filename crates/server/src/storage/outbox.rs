@@ -3,9 +3,8 @@
 //! disjoint rows), and each attempt recorded.
 
 use super::sql::{Exec, ExecExt, Row, one_row, values};
-use super::{
-    AttemptRecord, DeliveryOutcome, Mode, NotificationFilter, OutboxRecord, Storage, StorageError,
-};
+use super::{Mode, NotificationFilter, Storage, StorageError};
+use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
 /// An outbox row's columns, in [`outbox_from_row`]'s order.
 macro_rules! outbox_columns {

@@ -26,8 +26,9 @@ use rusqlite::{Connection, ErrorCode, params};
 use super::rate_limit::RateLimiter;
 use super::replay::{ReplayGuard, expiry};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{MediaRecord, Mode, NonceAdmission, Script, StorageError, Work};
+use super::{Mode, NonceAdmission, Script, StorageError, Work};
 use crate::clock::Clock;
+use crate::records::MediaRecord;
 
 /// How often expired nonces are deleted, in seconds.
 const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;

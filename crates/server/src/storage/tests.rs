@@ -13,6 +13,7 @@ use super::*;
 use crate::domain::cards::takes_cards;
 use crate::domain::member::token_spendable;
 use crate::domain::refusal::{Refusal, refusal_of};
+use crate::records::*;
 
 struct Backend {
     name: &'static str,

@@ -5,10 +5,10 @@
 use super::outbox::insert_outbox;
 use super::sql::{DbError, Exec, ExecExt, Row, values};
 use super::{
-    AuditEntry, CardSearch, Change, HolderCheck, Mode, NotifyFn, OutboxRecord, SpentToken, Storage,
-    StorageError, Taken, TemplateRule, TokenRecord, UserCardKey, UserCardRecord, decode_json,
-    decode_wire, to_json, wire_name,
+    CardSearch, Change, HolderCheck, Mode, NotifyFn, SpentToken, Storage, StorageError, Taken,
+    TemplateRule, decode_json, decode_wire, to_json, wire_name,
 };
+use crate::records::{AuditEntry, OutboxRecord, TokenRecord, UserCardKey, UserCardRecord};
 
 /// A user card's columns, in [`user_card_from_row`]'s order.
 macro_rules! user_card_columns {

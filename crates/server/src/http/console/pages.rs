@@ -17,8 +17,9 @@ use super::view::{chart, csrf_field, mask, mask_phone, page, refusal};
 use super::{Session, csrf_refusal};
 use crate::domain::member::{self, SignUpForm};
 use crate::domain::user_cards::{base64_decode_sealed, current_state, seal_context};
+use crate::records::UserCardKey;
 use crate::state::AppState;
-use crate::storage::{CardSearch, NotificationFilter, UserCardKey, wire_name};
+use crate::storage::{CardSearch, NotificationFilter, wire_name};
 
 /// A storage failure, as a page.
 fn failed(error: impl std::fmt::Display) -> Response {
@@ -242,7 +243,7 @@ pub(crate) async fn template(
 /// (`now_for`: the real clock, or the brand's simulated one), as its own
 /// page and the API read it.
 fn card_table(
-    cards: &[crate::storage::UserCardRecord],
+    cards: &[crate::records::UserCardRecord],
     now_for: impl Fn(&str) -> OffsetDateTime,
 ) -> Markup {
     html! {
@@ -417,7 +418,7 @@ pub(crate) async fn card(
     )
 }
 
-fn notification_table(list: &[crate::storage::OutboxRecord]) -> Markup {
+fn notification_table(list: &[crate::records::OutboxRecord]) -> Markup {
     html! {
         div.scroll { table.notifications {
             tr { th { "id" } th { "event" } th { "brand" } th { "card" } th { "state" } th { "attempts" } th { "created" } th { "last error" } }

@@ -18,8 +18,9 @@ use crate::domain::refusal;
 use crate::domain::user_cards::takes_records;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
+use crate::records::MemberRecord;
 use crate::state::AppState;
-use crate::storage::{MemberRecord, Recorded, Taken};
+use crate::storage::{Recorded, Taken};
 
 pub(crate) async fn create_user_feed(
     State(state): State<Arc<AppState>>,

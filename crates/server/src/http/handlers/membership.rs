@@ -24,8 +24,9 @@ use crate::domain::user_cards::change_fields;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::http::layers::RequestId;
+use crate::records::TokenRecord;
 use crate::state::AppState;
-use crate::storage::{StorageError, TokenRecord, wire_name};
+use crate::storage::{StorageError, wire_name};
 
 /// A token like the provider's: 32 characters of `0-9a-zA-Z`, 190 bits of
 /// randomness.

@@ -24,8 +24,8 @@ use serde::Serialize;
 use crate::domain::user_cards::render;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
+use crate::records::UserCardRecord;
 use crate::state::AppState;
-use crate::storage::UserCardRecord;
 
 /// A user card answered to the brand that asked, as read at `now`: its
 /// sensitive fields encrypted for the key of the certificate that signed

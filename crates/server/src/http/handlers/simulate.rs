@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 use super::local::{Peer, Refusal, local_only, peer, refusal};
 use crate::domain::member::{self, MemberError, SignUpForm};
+use crate::records::UserCardKey;
 use crate::state::AppState;
-use crate::storage::{UserCardKey, wire_name};
+use crate::storage::wire_name;
 
 /// Refuses the simulation where it is off or the client is not local.
 fn allowed(state: &AppState, peer: Option<SocketAddr>) -> Result<(), Refusal> {

@@ -27,8 +27,9 @@ use crate::domain::user_cards::{self, change_fields, current_state, render};
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::http::layers::RequestId;
+use crate::records::{UserCardKey, UserCardRecord};
 use crate::state::AppState;
-use crate::storage::{UserCardKey, UserCardRecord, wire_name};
+use crate::storage::wire_name;
 
 pub(crate) async fn update_user_card(
     State(state): State<Arc<AppState>>,

@@ -1,16 +1,15 @@
-//! The records storage keeps, and the shapes of the domain's rules a
-//! transaction runs on them under its lock (`TemplateRule`, `CardRule`,
-//! `TokenRule`, `Change`): the rules themselves are the domain's.
-
-use std::sync::Arc;
+//! The records: the aggregates as the service keeps them (brands, card
+//! templates, user cards with their personal data sealed, tokens, member
+//! records, points exchanges, images, notifications and their attempts),
+//! and the audit trail's entries. A floor below storage and the domain:
+//! storage persists them, the domain's rules change them, neither owns
+//! their shape.
 
 use card_member_protocol::keys::PublicKey;
 use card_member_protocol::model::{
     Card, CardType, CommonFieldFlag, CustomField, DateInfo, UserCardState,
 };
 use serde::{Deserialize, Serialize};
-
-use super::StorageError;
 
 /// A brand allowed to call the API.
 #[derive(Clone, Debug)]
@@ -90,19 +89,6 @@ impl UserCardRecord {
         }
     }
 }
-
-/// The domain's rule on a template, by its stored state (`None`: no such
-/// template), run under the template's lock.
-pub(crate) type TemplateRule = fn(Option<&str>) -> Result<(), StorageError>;
-
-/// The domain's rule on a card about to take a member record for an
-/// openid (`None`: no such card), run under the card's lock.
-pub(crate) type CardRule = fn(Option<&UserCardRecord>, &str) -> Result<(), StorageError>;
-
-/// The domain's rule on a token about to be spent on a card at a time
-/// (`None`: no such token), run under the token's lock.
-pub(crate) type TokenRule =
-    fn(Option<&TokenRecord>, &UserCardRecord, i64) -> Result<(), StorageError>;
 
 /// `user_information` as stored: common values sealed (base64), custom
 /// values as sent.
@@ -209,11 +195,6 @@ pub(crate) struct CardRecord {
     pub(crate) card: Card,
 }
 
-/// A change to a stored record, applied in its transaction under its lock:
-/// `Ok(true)` writes the record (with the audit entry, for user cards),
-/// `Ok(false)` leaves it as it is, an error rolls back.
-pub(crate) type Change<T> = Box<dyn FnOnce(&mut T) -> Result<bool, StorageError> + Send>;
-
 /// A pre-authorization token (FAMILY.md #10).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TokenRecord {
@@ -226,16 +207,6 @@ pub(crate) struct TokenRecord {
     pub(crate) created_at: String,
     /// When a sign-up used it.
     pub(crate) used_at: Option<String>,
-}
-
-/// The token a sign-up spends: it must be unused, unexpired at `now` (Unix
-/// seconds) and for the card's brand, template and holder.
-#[derive(Clone, Debug)]
-pub(crate) struct SpentToken {
-    pub(crate) token: String,
-    pub(crate) now: i64,
-    /// Whether it may be spent.
-    pub(crate) spendable: TokenRule,
 }
 
 /// A member's points-for-coupon request (FAMILY.md "Points") and, once
@@ -289,69 +260,6 @@ pub(crate) struct OutboxRecord {
     pub(crate) last_error: Option<String>,
 }
 
-/// Which notifications to list.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct NotificationFilter {
-    pub(crate) brand_id: Option<String>,
-    /// With `brand_id` and `card_id`: one user card's.
-    pub(crate) card_id: Option<String>,
-    pub(crate) user_card_code: Option<String>,
-}
-
-/// A console search of user cards: every field given must match.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CardSearch {
-    pub(crate) brand_id: Option<String>,
-    pub(crate) card_id: Option<String>,
-    pub(crate) user_card_code: Option<String>,
-    pub(crate) openid: Option<String>,
-    /// The stored state (`UNACTIVATED`, `EFFECTIVE`, `INVALID`).
-    pub(crate) state: Option<String>,
-    pub(crate) offset: i64,
-    pub(crate) limit: i64,
-}
-
-impl CardSearch {
-    /// The search's criteria as SQL, only those given (so that the database
-    /// can answer from its indexes on `user_card_code` and `openid`; an
-    /// `(? IS NULL OR column = ?)` filter made SQLite scan every card), and
-    /// their values in placeholder order. `placeholder(n)` writes the n-th
-    /// (from 1) placeholder in the backend's dialect; no criterion is `TRUE`.
-    ///
-    /// `broad` is written before the columns that narrow a search little
-    /// (brand, template, state): SQLite's `+`, which keeps its planner off
-    /// their indexes, so that a brand's newest cards are read newest first
-    /// until the page is full rather than all of them read and sorted
-    /// (6 ms instead of 67 at 100,000 cards); PostgreSQL's planner weighs
-    /// that itself (`""`).
-    pub(crate) fn filter(
-        &self,
-        placeholder: impl Fn(usize) -> String,
-        broad: &str,
-    ) -> (String, Vec<&str>) {
-        let criteria = [
-            (broad, "brand_id", &self.brand_id),
-            (broad, "card_id", &self.card_id),
-            ("", "user_card_code", &self.user_card_code),
-            ("", "openid", &self.openid),
-            (broad, "state", &self.state),
-        ];
-        let mut values = Vec::new();
-        let mut clauses = Vec::new();
-        for (prefix, column, value) in criteria {
-            if let Some(value) = value {
-                values.push(value.as_str());
-                clauses.push(format!("{prefix}{column} = {}", placeholder(values.len())));
-            }
-        }
-        if clauses.is_empty() {
-            ("TRUE".to_owned(), values)
-        } else {
-            (clauses.join(" AND "), values)
-        }
-    }
-}
-
 /// One delivery attempt of a notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AttemptRecord {
@@ -388,10 +296,6 @@ impl DeliveryOutcome {
     }
 }
 
-/// The notification a user-card change sends, made from the card as
-/// changed, inside the change's transaction.
-pub(crate) type NotifyFn = Box<dyn FnOnce(&UserCardRecord) -> OutboxRecord + Send>;
-
 /// A member activity entry or points sync to record once per
 /// `out_request_no` (FAMILY.md #13, #14).
 #[derive(Clone, Debug)]
@@ -409,28 +313,6 @@ pub(crate) struct MemberRecord {
     /// The answer (JSON), stored so that a repeat answers it again.
     pub(crate) answer: String,
     pub(crate) created_at: String,
-}
-
-/// What the storage made of a [`MemberRecord`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Recorded {
-    /// Recorded now; answer it.
-    First,
-    /// The same request was recorded before: its answer (JSON).
-    Repeated(String),
-}
-
-/// What the storage made of a request's nonce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NonceAdmission {
-    /// Used before within its window: the request is a replay.
-    Replayed,
-    /// First use, and already durable.
-    Recorded,
-    /// First use, reserved but not yet durable: the server calls
-    /// [`Storage::record_nonce`] before it answers, unless a write made it
-    /// durable first (a change's transaction carries the nonces waiting).
-    Unsaved,
 }
 
 /// How a user card is addressed: within a brand, by template and code.
@@ -468,7 +350,3 @@ impl UserCardKey<'_> {
         }
     }
 }
-
-/// Whether a card the holder already has still blocks a new one (an
-/// import): usable cards do, invalid and expired ones do not.
-pub(crate) type HolderCheck = Arc<dyn Fn(&UserCardRecord) -> bool + Send + Sync>;
