@@ -80,7 +80,7 @@ fn brand(id: &str) -> BrandRecord {
         certificates: vec![BrandCertificate {
             serial_no: "01".into(),
             public_key: PrivateKey::from_pkcs8_pem(include_str!(
-                "../../../protocol/tests/fixtures/test_brand_private.pem"
+                "../../../../protocol/tests/fixtures/test_brand_private.pem"
             ))
             .unwrap()
             .public_key(),
@@ -665,10 +665,10 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
     let path = dir.path().join("old.db");
     {
         let old = rusqlite::Connection::open(&path).unwrap();
-        old.execute_batch(include_str!("../../migrations/sqlite/V1__initial.sql"))
+        old.execute_batch(include_str!("../../../migrations/sqlite/V1__initial.sql"))
             .unwrap();
         old.execute_batch(include_str!(
-            "../../migrations/sqlite/V2__durable_nonces.sql"
+            "../../../migrations/sqlite/V2__durable_nonces.sql"
         ))
         .unwrap();
         old.execute_batch("PRAGMA user_version = 2").unwrap();
@@ -705,7 +705,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .unwrap();
     tokio::spawn(connection);
     client
-        .batch_execute(include_str!("../../migrations/postgres/V1__initial.sql"))
+        .batch_execute(include_str!("../../../migrations/postgres/V1__initial.sql"))
         .await
         .unwrap();
     client

@@ -1,0 +1,110 @@
+use super::*;
+use crate::storage::CardSearch;
+
+#[test]
+fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    for search in [
+        CardSearch {
+            user_card_code: Some("BULK1".into()),
+            ..CardSearch::default()
+        },
+        CardSearch {
+            openid: Some("o1".into()),
+            state: Some("EFFECTIVE".into()),
+            ..CardSearch::default()
+        },
+    ] {
+        let (filter, values) = search.filter(|n| format!("?{n}"), "+");
+        let connection = db.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM user_cards WHERE {filter}"
+            ))
+            .unwrap();
+        let plan: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(&values), |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH") && step.contains("INDEX")),
+            "{search:?}: {plan:?}"
+        );
+    }
+}
+
+#[test]
+fn finding_the_brands_with_due_notifications_reads_no_backlog_but_probes_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let connection = db.lock();
+    let claim_one_brand = "SELECT id FROM outbox WHERE state = 'PENDING' AND brand_id = ?3 \
+                           AND next_attempt_at <= ?1 AND leased_until < ?1 \
+                           ORDER BY next_attempt_at LIMIT ?4";
+    for (name, sql) in [
+        (
+            "due brands",
+            crate::storage::outbox::DUE_BRANDS.replace("$1", "?1"),
+        ),
+        ("one brand's due", claim_one_brand.to_owned()),
+    ] {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let count = statement.parameter_count();
+        let plan: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(vec![0_i64; count]), |row| {
+                row.get(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN outbox")),
+            "{name}: {plan:?}"
+        );
+        assert!(
+            plan.iter().any(
+                |step| step.contains("USING COVERING INDEX outbox_pending_by_brand")
+                    || step.contains("USING INDEX outbox_pending_by_brand")
+            ),
+            "{name}: {plan:?}"
+        );
+    }
+}
+
+#[test]
+fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let now = Clock::default().unix_now();
+    assert_eq!(
+        db.first_use_of_nonce("b", "n", now, now).unwrap(),
+        NonceAdmission::Unsaved
+    );
+    db.write(|_| {
+        assert!(
+            !db.nonce_saved("b", "n"),
+            "being written is not yet saved: its request must not answer"
+        );
+        Ok(())
+    })
+    .unwrap();
+    assert!(db.nonce_saved("b", "n"), "saved once committed");
+}
+
+#[test]
+fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let now = Clock::default().unix_now();
+    db.first_use_of_nonce("b", "n", now, now).unwrap();
+    let failed: Result<(), _> = db.write(|_| Err(StorageError::NotFound));
+    assert!(failed.is_err());
+    assert!(!db.nonce_saved("b", "n"));
+    db.record_nonce("b", "n").unwrap();
+    assert!(db.nonce_saved("b", "n"));
+}
