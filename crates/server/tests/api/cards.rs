@@ -97,13 +97,7 @@ async fn the_same_out_request_no_answers_the_first_template_and_another_body_is_
     let mut other = template("tpl-2");
     other["card_title"] = json!("金卡会员");
     let refused = call(&app, "POST", CARDS, &other).await;
-    refused.assert_error(400, "INVALID_REQUEST");
-    assert!(
-        refused.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("out_request_no")
-    );
+    refused.assert_refused(400, "INVALID_REQUEST", "out_request_no");
     let (_, total) = list(&app, "").await;
     assert_eq!(total, 3, "the two development templates and one more");
 }

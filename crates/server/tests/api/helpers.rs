@@ -137,6 +137,17 @@ impl Incoming {
     }
 
     /// Asserts an API error: status, code, and an error number in Request-ID.
+    /// Asserts an error answer (as [`Self::assert_error`]) whose message
+    /// names `what` (a field, a rule).
+    pub(crate) fn assert_refused(&self, status: u16, code: &str, what: &str) {
+        self.assert_error(status, code);
+        let message = self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(what), "{message:?} should name {what:?}");
+    }
+
     pub(crate) fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(
             (self.status, self.code().as_str()),
