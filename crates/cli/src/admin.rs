@@ -4,9 +4,10 @@
 
 use card_member_client::SecretString;
 use card_member_server::brands::{self, CertificateSource};
+use card_member_server::seed_data::{self, SeedPlan};
 use card_member_server::{Application, LogFormat, Settings, outbox};
 
-use crate::args::{BrandsCommand, LogFormatArg, NotificationsCommand, ServeArgs};
+use crate::args::{BrandsCommand, LogFormatArg, NotificationsCommand, SeedDataArgs, ServeArgs};
 use crate::{CliError, emit, load_settings, print_json, read, runtime_with};
 
 /// Starts logging to stderr: `RUST_LOG` if set, else `level`.
@@ -49,6 +50,58 @@ pub(crate) fn notifications(command: NotificationsCommand) -> Result<(), CliErro
             print_json(&serde_json::json!({"resent": id}))
         }
     }
+}
+
+/// `seed-data`: a brand program's worth of data, straight into storage.
+pub(crate) fn seed_data(args: SeedDataArgs) -> Result<(), CliError> {
+    let settings = load_settings(&args.settings)?;
+    let certificate = match args.public_key {
+        Some(path) => CertificateSource::PublicKey {
+            pem: read(&path)?,
+            serial_no: args.serial,
+        },
+        None => development_key(&settings)?,
+    };
+    let plan = SeedPlan {
+        prefix: args.prefix,
+        brands: args.brands,
+        templates_per_brand: args.templates_per_brand,
+        cards: args.cards,
+        certificate,
+    };
+    let step = (plan.brands / 10).max(1);
+    let total = plan.brands;
+    let report = seed_data::seed(&settings, plan, &mut |done| {
+        if done % step == 0 || done == total {
+            eprintln!("seed-data: {done}/{total} brands");
+        }
+    })
+    .map_err(|err| err.to_string())?;
+    print_json(&serde_json::json!({
+        "brands": report.brands,
+        "templates": report.templates,
+        "cards": report.cards,
+        "seconds": (report.seconds * 10.0).round() / 10.0,
+        "cards_per_second": (report.cards as f64 / report.seconds.max(1e-9)).round(),
+    }))
+}
+
+/// The development brand's public key and serial, from its credentials.
+fn development_key(settings: &Settings) -> Result<CertificateSource, CliError> {
+    let path = settings.data_dir.join("dev/credentials.json");
+    let credentials: serde_json::Value = serde_json::from_str(&read(&path)?)
+        .map_err(|err| CliError::from(format!("{}: {err}", path.display())))?;
+    let key_file = credentials["brand_private_key_file"]
+        .as_str()
+        .unwrap_or_default();
+    let key = card_member_protocol::keys::PrivateKey::from_pkcs8_pem(&read(
+        &std::path::PathBuf::from(key_file),
+    )?)
+    .map_err(|err| CliError::from(format!("{key_file}: {err}")))?;
+    Ok(CertificateSource::PublicKey {
+        pem: key.public_key().to_spki_pem(),
+        serial_no: credentials["brand_serial_no"].as_str().map(str::to_owned),
+    })
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {

@@ -76,6 +76,11 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Fill the database with a brand program's worth of data, straight
+    /// into storage (not through the API): brands, templates, and user
+    /// cards with sealed personal data and their audit entries. For
+    /// measuring at size (BENCHMARKS.md "A million cards").
+    SeedData(SeedDataArgs),
     /// Load benchmark: start a server, drive the seed update (or another
     /// workload) over loopback, report throughput, latency, CPU per request,
     /// peak RSS and the ratio to the RSA floor. See BENCHMARKS.md.
@@ -176,6 +181,32 @@ pub(crate) struct BrandsAddArgs {
     /// CARD_MEMBER_API_V3_KEY).
     #[arg(long, env = "CARD_MEMBER_API_V3_KEY", hide_env_values = true)]
     pub(crate) api_v3_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SeedDataArgs {
+    #[command(flatten)]
+    pub(crate) settings: SettingsArgs,
+    /// User cards in all, spread evenly over the brands.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) cards: usize,
+    /// Brands (IDs: the prefix and five digits).
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) brands: usize,
+    /// Templates per brand (at least 2: each holder has two cards, of two
+    /// templates).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) templates_per_brand: usize,
+    /// The brand IDs' prefix.
+    #[arg(long, default_value = "seed")]
+    pub(crate) prefix: String,
+    /// The public key (SPKI PEM) every seeded brand signs with [default:
+    /// the development brand's, from DATA_DIR/dev/credentials.json].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) public_key: Option<PathBuf>,
+    /// The serial for --public-key [default: derived from the key].
+    #[arg(long, requires = "public_key")]
+    pub(crate) serial: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

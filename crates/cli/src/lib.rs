@@ -191,6 +191,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Notifications(command) => admin::notifications(command),
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
+        Command::SeedData(args) => admin::seed_data(args),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Flood(args) => runtime()?.block_on(flood::run(args)),
         Command::Openapi => print_json(&card_member_server::openapi::document()),

@@ -50,6 +50,12 @@ pub(crate) enum Workload {
     Minimal,
     /// A read (1 private-key operation).
     Get,
+    /// A page of a brand's templates (1 private-key operation); with
+    /// `--extra-cards`, of the seeded brands'.
+    ListCards,
+    /// A page of a holder's cards (1 private-key operation); with
+    /// `--extra-cards`, of the seeded holders'.
+    ListUserCards,
 }
 
 /// Options of `card-member bench`.
@@ -74,8 +80,10 @@ pub(crate) struct BenchArgs {
     /// Cards per brand that the load updates.
     #[arg(long, default_value_t = 5)]
     cards_per_brand: usize,
-    /// More cards to store before the run (to measure memory with a large
-    /// database), spread over the brands.
+    /// More cards to store before the run, written straight into the
+    /// database as `card-member seed-data` does: a thousand per brand over
+    /// brands of their own (`bulk00000`, …), ten templates each (a million:
+    /// 1,000 brands, 10,000 templates). The list workloads then read them.
     #[arg(long, default_value_t = 0)]
     extra_cards: usize,
     /// Use this PostgreSQL database instead of a fresh SQLite file.
@@ -151,7 +159,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         encrypt_field(&wechatpay_key.public_key(), "13800138000").map_err(|err| err.to_string())?;
     let (decryptions, signatures) = match args.workload {
         Workload::Seed => (2, 1),
-        Workload::Minimal | Workload::Get => (0, 1),
+        Workload::Minimal | Workload::Get | Workload::ListCards | Workload::ListUserCards => (0, 1),
     };
     // Measured like the load: one thread per server core, all at once.
     let measure_floor = || {
@@ -190,13 +198,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             signer.serial.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            for id in &ids {
-                let source = CertificateSource::PublicKey {
-                    pem: pem.clone(),
-                    serial_no: Some(serial.clone()),
-                };
-                brands::add(&settings, id, source, None).map_err(|err| err.to_string())?;
-            }
+            let source = CertificateSource::PublicKey {
+                pem,
+                serial_no: Some(serial),
+            };
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            brands::add_all(&settings, &ids, source, None).map_err(|err| err.to_string())?;
             Ok::<_, String>(())
         })
         .await
@@ -212,10 +219,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
 
     // A template and cards per brand, through the API.
     eprintln!(
-        "bench: seeding {brand_count} brands × {} cards (+{} extra cards)…",
-        args.cards_per_brand, args.extra_cards
+        "bench: seeding {brand_count} brands × {} cards through the API…",
+        args.cards_per_brand
     );
-    let extra_per_brand = args.extra_cards.div_ceil(brand_count);
+    let extra = seed_extra(&settings, &signer, args.extra_cards).await?;
     let mut seeding = tokio::task::JoinSet::new();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
     for (index, brand) in brand_ids.iter().enumerate() {
@@ -226,7 +233,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             brand.clone(),
         );
         let semaphore = Arc::clone(&semaphore);
-        let cards = args.cards_per_brand + extra_per_brand;
+        let cards = args.cards_per_brand;
         seeding.spawn(async move {
             let _permit = semaphore.acquire().await.expect("open semaphore");
             let template = json!({"out_request_no": "bench", "appid": "wxbench", "card_type": "NORMAL",
@@ -293,7 +300,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             let threads = cores.max(1);
             let chunks: Vec<std::thread::JoinHandle<Vec<Prepared>>> = (0..threads)
                 .map(|t| {
-                    let (signer, brand_ids, card_ids) = (Arc::clone(&signer), brand_ids.clone(), card_ids.clone());
+                    let (signer, brand_ids, card_ids, extra) = (Arc::clone(&signer), brand_ids.clone(), card_ids.clone(), extra.clone());
                     std::thread::spawn(move || {
                         (t..count)
                             .step_by(threads)
@@ -302,7 +309,20 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
                                 let k = (i / brand_ids.len()) % cards_per_brand;
                                 let code = format!("B{brand}-{k}");
                                 let openid = format!("o{brand}-{k}");
+                                let (list_brand, holder) = extra.list_target(i).unwrap_or_else(|| (brand_ids[brand].clone(), openid.clone()));
                                 match workload {
+                                    Workload::ListCards => signer.sign(
+                                        &list_brand,
+                                        "GET",
+                                        "/brand/card-member/cards?offset=0&limit=20".to_owned(),
+                                        Vec::new(),
+                                    ),
+                                    Workload::ListUserCards => signer.sign(
+                                        &list_brand,
+                                        "GET",
+                                        format!("/brand/card-member/user-cards?openid={holder}&offset=0&limit=20"),
+                                        Vec::new(),
+                                    ),
                                     Workload::Get => signer.sign(
                                         &brand_ids[brand],
                                         "GET",
@@ -360,7 +380,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         let database_before = database_totals(&metrics_before);
         let private_keys_before = PrivateKeyTotals::read(&metrics_before);
         let cpu_before = cpu_seconds(pid);
-        let client_cpu_before = cpu_seconds(std::process::id());
+        let client_cpu_before = own_cpu_seconds();
         let steal_before = machine_steal_and_total();
         let started = Instant::now();
         let outcomes: Vec<(u16, String, Duration)> = match args.rate {
@@ -423,7 +443,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         };
         let elapsed = started.elapsed();
         let cpu = cpu_seconds(pid) - cpu_before;
-        let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
+        let client_cpu = own_cpu_seconds() - client_cpu_before;
         let steal_after = machine_steal_and_total();
         let steal_percent = if steal_after.1 > steal_before.1 {
             (steal_after.0 - steal_before.0) * 100.0 / (steal_after.1 - steal_before.1)
@@ -466,7 +486,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             "database": if args.database_url.is_some() { "postgresql" } else { "sqlite (synchronous=FULL)" },
             "mode": match args.rate { Some(rate) => format!("open-loop {rate}/s"), None => format!("closed-loop, {} in flight", args.concurrency) },
             "brands": brand_count,
-            "cards_stored": brand_count * (args.cards_per_brand + extra_per_brand) + 1,
+            "cards_stored": brand_count * args.cards_per_brand + extra.cards + 1,
+            "extra": extra.report(),
             "requests": outcomes.len(),
             "ok": ok,
             "errors": errors,
@@ -540,4 +561,96 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         serde_json::to_string_pretty(&report).expect("JSON values serialise")
     ))?;
     Ok(())
+}
+
+/// The cards `--extra-cards` wrote straight into the database.
+#[derive(Clone, Debug, Default)]
+struct Extra {
+    cards: usize,
+    brands: usize,
+    seconds: f64,
+    database_bytes: Option<u64>,
+}
+
+/// Seeded brands' ID prefix.
+const EXTRA_PREFIX: &str = "bulk";
+/// Seeded cards per brand, and templates per brand.
+const EXTRA_PER_BRAND: usize = 1_000;
+const EXTRA_TEMPLATES: usize = 10;
+
+impl Extra {
+    /// The brand and holder the `i`-th list request reads, spread over
+    /// every seeded brand and holder.
+    fn list_target(&self, i: usize) -> Option<(String, String)> {
+        if self.brands == 0 {
+            return None;
+        }
+        let brand = i % self.brands;
+        let holders = (self.cards / self.brands / 2).max(1);
+        let k = 2 * ((i / self.brands * 7919) % holders);
+        let (_, holder, _) = card_member_server::seed_data::seeded_card(brand, k, EXTRA_TEMPLATES);
+        Some((
+            card_member_server::seed_data::seeded_brand_id(EXTRA_PREFIX, brand),
+            holder,
+        ))
+    }
+
+    fn report(&self) -> Value {
+        json!({
+            "cards": self.cards, "brands": self.brands, "templates": self.brands * EXTRA_TEMPLATES,
+            "seed_seconds": self.seconds,
+            "sqlite_bytes": self.database_bytes,
+            "sqlite_bytes_per_card": self.database_bytes.map(|bytes| bytes as f64 / self.cards.max(1) as f64),
+        })
+    }
+}
+
+/// `--extra-cards`: seeded as `card-member seed-data` does, signed with the
+/// bench brands' key.
+async fn seed_extra(settings: &Settings, signer: &Signer, cards: usize) -> Result<Extra, CliError> {
+    if cards == 0 {
+        return Ok(Extra::default());
+    }
+    let brands = cards.div_ceil(EXTRA_PER_BRAND);
+    eprintln!(
+        "bench: writing {cards} extra cards over {brands} brands straight into the database…"
+    );
+    let plan = card_member_server::seed_data::SeedPlan {
+        prefix: EXTRA_PREFIX.to_owned(),
+        brands,
+        templates_per_brand: EXTRA_TEMPLATES,
+        cards,
+        certificate: CertificateSource::PublicKey {
+            pem: signer.key.public_key().to_spki_pem(),
+            serial_no: Some(signer.serial.clone()),
+        },
+    };
+    let settings = settings.clone();
+    let (report, database_bytes) = tokio::task::spawn_blocking(move || {
+        let report = card_member_server::seed_data::seed(&settings, plan, &mut |done| {
+            if done % 100 == 0 {
+                eprintln!("bench: {done}/{brands} extra brands");
+            }
+        })?;
+        let bytes = settings.database_url.is_none().then(|| {
+            std::fs::read_dir(&settings.data_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().contains(".db"))
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|meta| meta.len())
+                .sum()
+        });
+        Ok::<_, card_member_server::StartError>((report, bytes))
+    })
+    .await
+    .map_err(|err| err.to_string())?
+    .map_err(|err| err.to_string())?;
+    Ok(Extra {
+        cards: report.cards,
+        brands: report.brands,
+        seconds: report.seconds,
+        database_bytes,
+    })
 }

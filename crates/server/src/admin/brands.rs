@@ -29,7 +29,7 @@ pub enum CertificateSource {
 }
 
 impl CertificateSource {
-    fn load(self) -> Result<BrandCertificate, StartError> {
+    pub(crate) fn load(self) -> Result<BrandCertificate, StartError> {
         match self {
             CertificateSource::Certificate(pem) => {
                 let certificate =
@@ -68,45 +68,65 @@ pub fn add(
     certificate: CertificateSource,
     wechatpay_public_key_id: Option<String>,
 ) -> Result<BrandRecord, StartError> {
-    if brand_id.is_empty()
-        || brand_id.chars().count() > 32
-        || !brand_id.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(StartError(format!(
-            "brand ID {brand_id:?} must be 1 to 32 visible ASCII characters"
-        )));
+    let mut added = add_all(settings, &[brand_id], certificate, wechatpay_public_key_id)?;
+    Ok(added.remove(0))
+}
+
+/// [`add`] for several brands sharing one certificate, through one
+/// connection to the database (the load benchmark registers thousands).
+pub fn add_all(
+    settings: &Settings,
+    brand_ids: &[&str],
+    certificate: CertificateSource,
+    wechatpay_public_key_id: Option<String>,
+) -> Result<Vec<BrandRecord>, StartError> {
+    for brand_id in brand_ids {
+        if brand_id.is_empty()
+            || brand_id.chars().count() > 32
+            || !brand_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(StartError(format!(
+                "brand ID {brand_id:?} must be 1 to 32 visible ASCII characters"
+            )));
+        }
     }
     let certificate = certificate.load()?;
+    let key_id = match wechatpay_public_key_id {
+        Some(id) => id,
+        None => server_public_key_id(settings)?,
+    };
     administer(settings, async |storage| {
         let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
-        let key_id = match wechatpay_public_key_id {
-            Some(id) => id,
-            None => server_public_key_id(settings)?,
-        };
-        let brand = BrandRecord {
-            brand_id: brand_id.to_owned(),
-            wechatpay_public_key_id: key_id,
-            certificates: vec![certificate.clone()],
-            suspended: false,
-            api_v3_key: None,
-        };
-        match storage.add_brand(&brand, &now).await {
-            Ok(()) => {}
-            Err(StorageError::Taken(Taken::BrandId)) => storage
-                .add_brand_certificate(brand_id, &certificate, &now)
-                .await
-                .map_err(|err| {
-                    StartError(format!(
-                        "cannot add the certificate to brand {brand_id}: {err}"
-                    ))
-                })?,
-            Err(err) => return Err(StartError(err.to_string())),
+        let mut added = Vec::with_capacity(brand_ids.len());
+        for &brand_id in brand_ids {
+            let brand = BrandRecord {
+                brand_id: brand_id.to_owned(),
+                wechatpay_public_key_id: key_id.clone(),
+                certificates: vec![certificate.clone()],
+                suspended: false,
+                api_v3_key: None,
+            };
+            match storage.add_brand(&brand, &now).await {
+                Ok(()) => {}
+                Err(StorageError::Taken(Taken::BrandId)) => storage
+                    .add_brand_certificate(brand_id, &certificate, &now)
+                    .await
+                    .map_err(|err| {
+                        StartError(format!(
+                            "cannot add the certificate to brand {brand_id}: {err}"
+                        ))
+                    })?,
+                Err(err) => return Err(StartError(err.to_string())),
+            }
+            added.push(
+                storage
+                    .brand(brand_id)
+                    .await
+                    .map_err(|err| StartError(err.to_string()))?
+                    .ok_or_else(|| StartError(format!("brand {brand_id} vanished")))?,
+            );
         }
-        storage
-            .brand(brand_id)
-            .await
-            .map_err(|err| StartError(err.to_string()))?
-            .ok_or_else(|| StartError(format!("brand {brand_id} vanished")))
+        Ok(added)
     })
 }
 
@@ -199,7 +219,7 @@ pub(crate) fn administer<T>(
     })
 }
 
-fn server_public_key_id(settings: &Settings) -> Result<String, StartError> {
+pub(crate) fn server_public_key_id(settings: &Settings) -> Result<String, StartError> {
     if let Some(id) = &settings.wechatpay_public_key_id {
         return Ok(id.clone());
     }

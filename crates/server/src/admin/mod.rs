@@ -8,3 +8,4 @@ pub mod brands;
 pub(crate) mod faults;
 pub mod notifications;
 pub(crate) mod receiver_battery;
+pub mod seed_data;

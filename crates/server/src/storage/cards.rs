@@ -3,9 +3,31 @@
 
 use card_member_protocol::model::Card;
 
-use super::sql::{DbError, ExecExt, values};
+use super::sql::{DbError, Exec, ExecExt, values};
 use super::{Change, Mode, Storage, StorageError, Taken, decode_json, to_json, wire_name};
 use crate::records::CardRecord;
+
+/// Inserts a template unless its `out_request_no` is taken (then nothing:
+/// 0 rows); `digest` is the creating request's (none for seeded data).
+pub(super) async fn insert_template(
+    db: &mut dyn Exec,
+    card: &Card,
+    digest: Option<&str>,
+) -> Result<u64, DbError> {
+    db.execute(
+        "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body, request_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
+        values![
+            &card.brand_id,
+            &card.card_id,
+            &card.definition.out_request_no,
+            wire_name(&card.state),
+            to_json(card),
+            digest
+        ],
+    )
+    .await
+}
 
 impl Storage {
     /// Creates a template, or returns the one created before with the same
@@ -21,19 +43,7 @@ impl Storage {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
                 let out_request_no = &card.definition.out_request_no;
-                let inserted = db
-                    .execute(
-                        "INSERT INTO card_templates (brand_id, card_id, out_request_no, state, body, request_digest) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (brand_id, out_request_no) DO NOTHING",
-                        values![
-                            &card.brand_id,
-                            &card.card_id,
-                            out_request_no,
-                            wire_name(&card.state),
-                            to_json(&card),
-                            &digest
-                        ],
-                    )
+                let inserted = insert_template(db, &card, Some(&digest))
                     .await
                     .map_err(|err| match err {
                         // The card ID is taken by another request's template.

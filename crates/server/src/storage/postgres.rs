@@ -111,6 +111,23 @@ impl PostgresStorage {
         })
     }
 
+    /// After a bulk load: the tables vacuumed and their statistics taken
+    /// now, not by autovacuum in the middle of what runs next; and, where
+    /// the role may, a checkpoint, so that the load's gigabyte of dirty
+    /// pages is not written out under the next requests (a role without
+    /// the right leaves that to the server's own schedule).
+    pub(super) async fn settle(&self) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .batch_execute("VACUUM ANALYZE")
+            .await
+            .map_err(classify)?;
+        if let Err(err) = client.batch_execute("CHECKPOINT").await {
+            tracing::info!(%err, "no checkpoint after the bulk load");
+        }
+        Ok(())
+    }
+
     async fn migrate(&self) -> Result<(), StorageError> {
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;

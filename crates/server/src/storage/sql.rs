@@ -120,6 +120,12 @@ macro_rules! nullable {
 
 nullable!(String, i64, Vec<u8>);
 
+impl From<Option<&str>> for Value {
+    fn from(value: Option<&str>) -> Self {
+        value.map_or(Value::Null, Value::from)
+    }
+}
+
 /// The values of a statement, in placeholder order.
 macro_rules! values {
     ($($value:expr),* $(,)?) => {

@@ -114,6 +114,18 @@ impl SqliteStorage {
             .map_err(|err| StorageError::Internal(format!("a storage task failed: {err}")))?
     }
 
+    /// After a bulk load: the write-ahead log folded into the database
+    /// file and emptied (no statistics are taken: the planner's choices
+    /// are the ones the query-plan tests check, made without them).
+    pub(super) async fn settle(&self) -> Result<(), StorageError> {
+        self.blocking(|db| {
+            db.lock()
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .map_err(classify)
+        })
+        .await
+    }
+
     /// Writes an image file.
     pub(super) async fn save_image(&self, image: MediaRecord) -> Result<(), StorageError> {
         self.blocking(move |db| db.save_image_file(&image)).await

@@ -2,11 +2,14 @@
 //! it, and the transaction scripts that insert (import, sign-up) and
 //! change (update, confirm, invalidate, a member's deletion) a card.
 
+use card_member_protocol::model::Card;
+
+use super::cards::insert_template;
 use super::outbox::insert_outbox;
 use super::sql::{DbError, Exec, ExecExt, Row, values};
 use super::{
-    CardSearch, Change, HolderCheck, Mode, NotifyFn, SpentToken, Storage, StorageError, Taken,
-    TemplateRule, decode_json, decode_wire, to_json, wire_name,
+    COUNT_CAP, CardSearch, Change, Counted, HolderCheck, Mode, NotifyFn, SpentToken, Storage,
+    StorageError, Taken, TemplateRule, decode_json, decode_wire, to_json, wire_name,
 };
 use crate::records::{AuditEntry, OutboxRecord, TokenRecord, UserCardKey, UserCardRecord};
 
@@ -248,6 +251,31 @@ impl Storage {
         .await
     }
 
+    /// Stores one brand's seeded data at once (`card-member seed-data`):
+    /// its templates, then its cards each with an import's audit entry, in
+    /// one transaction. Without an import's checks (the caller makes the
+    /// data consistent: one usable card per holder and template, codes
+    /// unique) and without notifications.
+    pub(crate) async fn insert_seeded(
+        &self,
+        templates: Vec<Card>,
+        cards: Vec<(UserCardRecord, AuditEntry)>,
+    ) -> Result<(), StorageError> {
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                for template in &templates {
+                    insert_template(db, template, None).await?;
+                }
+                for (card, audit) in &cards {
+                    write_user_card(db, card, true).await?;
+                    insert_audit(db, audit).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// One user card.
     pub(crate) async fn user_card(
         &self,
@@ -308,23 +336,38 @@ impl Storage {
     }
 
     /// A page of user cards matching `search` (any brand), newest first,
-    /// and how many match (the console's search).
+    /// and how many match, counted up to the search's cap (the console's
+    /// search).
     pub(crate) async fn search_user_cards(
         &self,
         search: &CardSearch,
-    ) -> Result<(Vec<UserCardRecord>, i64), StorageError> {
+    ) -> Result<(Vec<UserCardRecord>, Counted), StorageError> {
         let search = search.clone();
         self.run(Mode::Snapshot, move |db| {
             Box::pin(async move {
                 let (filter, criteria) = search.filter(|n| format!("${n}"), "#broad");
                 let mut values: Vec<_> = criteria.into_iter().map(Into::into).collect();
-                let total = db
+                let cap = search
+                    .count_cap
+                    .unwrap_or(COUNT_CAP)
+                    .max(search.offset + search.limit);
+                let mut counting = values.clone();
+                counting.push((cap + 1).into());
+                let counted = db
                     .query_one(
-                        &format!("SELECT count(*) FROM user_cards WHERE {filter}"),
-                        &values,
+                        &format!(
+                            "SELECT count(*) FROM (SELECT 1 FROM user_cards WHERE {filter} LIMIT ${}) AS capped",
+                            counting.len()
+                        ),
+                        &counting,
                     )
                     .await?
                     .int(0)?;
+                let total = if counted > cap {
+                    Counted::MoreThan(cap)
+                } else {
+                    Counted::Exactly(counted)
+                };
                 let sql = format!(
                     "SELECT {} FROM user_cards WHERE {filter} \
                      ORDER BY #seq DESC LIMIT ${} OFFSET ${}",

@@ -19,6 +19,7 @@ mod notifications;
 mod operability;
 mod personal_data;
 mod receivers;
+mod seeded;
 mod simulate;
 mod update_user_card;
 mod user_cards;

@@ -32,6 +32,8 @@ mod notifications;
 mod operability;
 #[path = "../api/personal_data.rs"]
 mod personal_data;
+#[path = "../api/seeded.rs"]
+mod seeded;
 #[path = "../api/simulate.rs"]
 mod simulate;
 #[path = "../api/update_user_card.rs"]

@@ -19,7 +19,7 @@ use crate::domain::member::{self, SignUpForm};
 use crate::domain::user_cards::{base64_decode_sealed, current_state, seal_context};
 use crate::records::UserCardKey;
 use crate::state::AppState;
-use crate::storage::{CardSearch, NotificationFilter, wire_name};
+use crate::storage::{CardSearch, Counted, NotificationFilter, wire_name};
 
 /// A storage failure, as a page.
 fn failed(error: impl std::fmt::Display) -> Response {
@@ -289,7 +289,7 @@ pub(crate) async fn cards(
         ..CardSearch::default()
     };
     // A code first; nothing by that code, an openid.
-    let mut found = (Vec::new(), 0);
+    let mut found = (Vec::new(), Counted::Exactly(0));
     if q.is_empty() {
         found = match state.storage.search_user_cards(&search).await {
             Ok(found) => found,
@@ -303,7 +303,7 @@ pub(crate) async fn cards(
                 Ok(found) => found,
                 Err(err) => return failed(err),
             };
-            if found.1 > 0 {
+            if found.1.more_than(0) {
                 break;
             }
         }
@@ -329,7 +329,7 @@ pub(crate) async fn cards(
         (card_table(&cards, |brand| state.now_for(brand)))
         p {
             @if page_number > 0 { a href=(link(page_number - 1)) { "← newer" } " " }
-            @if (page_number + 1) * PAGE < total { a href=(link(page_number + 1)) { "older →" } }
+            @if total.more_than((page_number + 1) * PAGE) { a href=(link(page_number + 1)) { "older →" } }
         }
     };
     page("User cards", "user cards", state.simulation, None, body)

@@ -30,14 +30,15 @@ const SCANS: &[(&str, &str)] = &[
     (
         "FROM user_cards WHERE TRUE",
         "the console's unfiltered card list: newest first, the table read backwards in its \
-         own order and stopped at the page; its total, one count over the smallest covering \
-         index per page view. Console only, no API path (BENCHMARKS.md \"Console\")",
+         own order and stopped at the page; its total counted up to 10,000 (or the page's \
+         end). Console only, no API path (BENCHMARKS.md \"Console\")",
     ),
     (
         "FROM user_cards WHERE +",
-        "the console's searches by brand, template or state alone (broad criteria, \
-         `CardSearch::filter`): newest first until the page is full, the total counted by a \
-         scan. Console only; 13.6 ms at 100,000 cards, a known limit at a million",
+        "the console's searches by brand alone or by the state most cards have (broad \
+         criteria, `CardSearch::filter`): newest first until the page is full, the total \
+         counted up to 10,000 (or the page's end). Console only; bounded at any size \
+         (BENCHMARKS.md \"A million cards\")",
     ),
 ];
 

@@ -37,6 +37,43 @@ fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
 }
 
 #[test]
+fn a_templates_cards_and_a_rare_states_cards_are_read_newest_first_from_an_index_unsorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    for search in [
+        CardSearch {
+            brand_id: Some("b".into()),
+            card_id: Some("c".into()),
+            ..CardSearch::default()
+        },
+        CardSearch {
+            state: Some("INVALID".into()),
+            ..CardSearch::default()
+        },
+    ] {
+        let (filter, values) = search.filter(|n| format!("?{n}"), "+");
+        let connection = db.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT user_card_code FROM user_cards WHERE {filter} \
+                 ORDER BY rowid DESC LIMIT 20"
+            ))
+            .unwrap();
+        let plan: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(&values), |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH") && step.contains("INDEX"))
+                && plan.iter().all(|step| !step.contains("TEMP B-TREE")),
+            "{search:?}: {plan:?}"
+        );
+    }
+}
+
+#[test]
 fn finding_the_brands_with_due_notifications_reads_no_backlog_but_probes_an_index() {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();

@@ -1,0 +1,9 @@
+-- The console at a million cards (issue 24): a template's newest cards
+-- and the cards in a state a card rarely has (UNACTIVATED, INVALID) are
+-- read newest first through these indexes (SQLite ends each entry with its
+-- rowid, so the order is the index's own), instead of every card of a
+-- brand, or every card, being read and sorted. EFFECTIVE, most cards'
+-- state, is read newest first from the table (`#broad` keeps the planner
+-- off the state index).
+CREATE INDEX user_cards_by_template ON user_cards (brand_id, card_id);
+CREATE INDEX user_cards_by_state ON user_cards (state);
