@@ -203,24 +203,11 @@ async fn import_and_cards_create_and_get_print_json() {
 
     let template =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/template.json");
-    let output = card_member(
-        args(&[
-            "cards",
-            "create",
-            "--json",
-            template.to_str().unwrap(),
-            "--credentials",
-            credentials,
-        ]),
-        server.dir.path(),
+    let created = json_of(
+        &server,
+        &["cards", "create", "--json", template.to_str().unwrap()],
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
     let card_id = created["card_id"].as_str().unwrap();
     let output = card_member(
         args(&["cards", "get", card_id, "--credentials", credentials]),
@@ -439,8 +426,9 @@ async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_pr
 async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
     let server = start_server().await;
     let credentials = server.credentials.to_str().unwrap();
-    let output = card_member(
-        args(&[
+    let card = json_of(
+        &server,
+        &[
             "invalidate",
             DEV_USER_CARD_CODE,
             "--card-id",
@@ -449,18 +437,9 @@ async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
             DEV_OPENID,
             "--reason",
             "closed",
-            "--credentials",
-            credentials,
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(card["user_card_state"], "INVALID");
     assert_eq!(card["invalid_reason"], "closed");
     let update = card_member(
