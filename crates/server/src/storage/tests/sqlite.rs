@@ -1,10 +1,42 @@
 use super::*;
 use crate::storage::CardSearch;
 
-#[test]
-fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
+/// A fresh database, for reading query plans.
+fn empty_database() -> (tempfile::TempDir, SqliteDb) {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    (dir, db)
+}
+
+/// SQLite's plan of `sql` (its steps' text) with `values` bound, or zeros
+/// for every parameter when none are given.
+fn plan_of<V: rusqlite::ToSql>(db: &SqliteDb, sql: &str, values: &[V]) -> Vec<String> {
+    let connection = db.lock();
+    let mut statement = connection
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    let zeros = vec![0_i64; statement.parameter_count()];
+    let bound: Vec<&dyn rusqlite::ToSql> = if values.is_empty() {
+        zeros
+            .iter()
+            .map(|zero| zero as &dyn rusqlite::ToSql)
+            .collect()
+    } else {
+        values
+            .iter()
+            .map(|value| value as &dyn rusqlite::ToSql)
+            .collect()
+    };
+    statement
+        .query_map(bound.as_slice(), |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
+    let (_dir, db) = empty_database();
     for search in [
         CardSearch {
             user_card_code: Some("BULK1".into()),
@@ -17,17 +49,11 @@ fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
         },
     ] {
         let (filter, values) = search.filter(|n| format!("?{n}"), "+");
-        let connection = db.lock();
-        let mut statement = connection
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT count(*) FROM user_cards WHERE {filter}"
-            ))
-            .unwrap();
-        let plan: Vec<String> = statement
-            .query_map(rusqlite::params_from_iter(&values), |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan_of(
+            &db,
+            &format!("SELECT count(*) FROM user_cards WHERE {filter}"),
+            &values,
+        );
         assert!(
             plan.iter()
                 .any(|step| step.starts_with("SEARCH") && step.contains("INDEX")),
@@ -38,8 +64,7 @@ fn a_card_search_by_code_or_by_openid_is_an_index_lookup_not_a_scan() {
 
 #[test]
 fn a_templates_cards_and_a_rare_states_cards_are_read_newest_first_from_an_index_unsorted() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let (_dir, db) = empty_database();
     for search in [
         CardSearch {
             brand_id: Some("b".into()),
@@ -52,18 +77,13 @@ fn a_templates_cards_and_a_rare_states_cards_are_read_newest_first_from_an_index
         },
     ] {
         let (filter, values) = search.filter(|n| format!("?{n}"), "+");
-        let connection = db.lock();
-        let mut statement = connection
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT user_card_code FROM user_cards WHERE {filter} \
-                 ORDER BY rowid DESC LIMIT 20"
-            ))
-            .unwrap();
-        let plan: Vec<String> = statement
-            .query_map(rusqlite::params_from_iter(&values), |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan_of(
+            &db,
+            &format!(
+                "SELECT user_card_code FROM user_cards WHERE {filter} ORDER BY rowid DESC LIMIT 20"
+            ),
+            &values,
+        );
         assert!(
             plan.iter()
                 .any(|step| step.starts_with("SEARCH") && step.contains("INDEX"))
@@ -75,9 +95,7 @@ fn a_templates_cards_and_a_rare_states_cards_are_read_newest_first_from_an_index
 
 #[test]
 fn finding_the_brands_with_due_notifications_reads_no_backlog_but_probes_an_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
-    let connection = db.lock();
+    let (_dir, db) = empty_database();
     let claim_one_brand = "SELECT id FROM outbox WHERE state = 'PENDING' AND brand_id = ?3 \
                            AND next_attempt_at <= ?1 AND leased_until < ?1 \
                            ORDER BY next_attempt_at LIMIT ?4";
@@ -88,17 +106,7 @@ fn finding_the_brands_with_due_notifications_reads_no_backlog_but_probes_an_inde
         ),
         ("one brand's due", claim_one_brand.to_owned()),
     ] {
-        let mut statement = connection
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
-        let count = statement.parameter_count();
-        let plan: Vec<String> = statement
-            .query_map(rusqlite::params_from_iter(vec![0_i64; count]), |row| {
-                row.get(3)
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan_of::<i64>(&db, &sql, &[]);
         assert!(
             plan.iter().all(|step| !step.starts_with("SCAN outbox")),
             "{name}: {plan:?}"
