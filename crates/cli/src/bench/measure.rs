@@ -54,6 +54,16 @@ pub(super) struct PrivateKeyTotals {
 }
 
 impl PrivateKeyTotals {
+    /// The sum of two instances' totals.
+    pub(super) fn plus(self, other: Self) -> Self {
+        Self {
+            decryptions: self.decryptions + other.decryptions,
+            signatures: self.signatures + other.signatures,
+            cpu_seconds: self.cpu_seconds + other.cpu_seconds,
+            wall_seconds: self.wall_seconds + other.wall_seconds,
+        }
+    }
+
     pub(super) fn read(text: &str) -> Self {
         let value = |name: &str| metric_value(text, name).unwrap_or(0.0);
         Self {

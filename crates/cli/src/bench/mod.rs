@@ -105,17 +105,48 @@ pub(crate) struct BenchArgs {
     /// before/after comparisons.
     #[arg(long, value_name = "BIN")]
     server: Option<std::path::PathBuf>,
+    /// Serve with this many instances on the one PostgreSQL database
+    /// (`--database-url`), sharing the first one's keys; requests go to
+    /// them in turn. With `--server-cpus`, each instance is pinned to one
+    /// of its CPUs in turn, so that N instances use the cores one would.
+    #[arg(long, default_value_t = 1, requires = "database_url")]
+    instances: usize,
 }
 
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let machine_cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let instance_cpus = |k: usize| -> Option<String> {
+        let list = args.server_cpus.as_deref()?;
+        if args.instances <= 1 {
+            return Some(list.to_owned());
+        }
+        let cpus = cpu_list(list);
+        cpus.get(k % cpus.len().max(1)).map(ToString::to_string)
+    };
     let server = start_server(
         args.database_url.as_deref(),
         args.server.as_deref(),
-        args.server_cpus.as_deref(),
+        instance_cpus(0).as_deref(),
     )?;
+    let mut replicas = Vec::new();
+    for k in 1..args.instances.max(1) {
+        replicas.push(start_replica(
+            &server,
+            args.database_url.as_deref(),
+            args.server.as_deref(),
+            instance_cpus(k).as_deref(),
+        )?);
+    }
     let pid = server.child.id();
+    let pids: Vec<u32> = std::iter::once(pid)
+        .chain(replicas.iter().map(|replica| replica.child.id()))
+        .collect();
+    let base_urls: Arc<Vec<String>> = Arc::new(
+        std::iter::once(server.base_url.clone())
+            .chain(replicas.iter().map(|replica| replica.base_url.clone()))
+            .collect(),
+    );
     // The server's cores: what the bound counts.
     let cores = match &args.server_cpus {
         Some(list) => cpus_in(list),
@@ -375,11 +406,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             all
         };
         let requests = Arc::new(requests);
-        let rss_before = peak_rss_mib(pid);
-        let metrics_before = metrics_text(&http, &base_url).await;
-        let database_before = database_totals(&metrics_before);
-        let private_keys_before = PrivateKeyTotals::read(&metrics_before);
-        let cpu_before = cpu_seconds(pid);
+        let rss_before: f64 = pids.iter().map(|&pid| peak_rss_mib(pid)).sum();
+        let (database_before, private_keys_before) = instance_totals(&http, &base_urls).await;
+        let cpu_before: f64 = pids.iter().map(|&pid| cpu_seconds(pid)).sum();
         let client_cpu_before = own_cpu_seconds();
         let steal_before = machine_steal_and_total();
         let started = Instant::now();
@@ -389,16 +418,17 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
                 let start = tokio::time::Instant::now();
                 let mut tasks = Vec::with_capacity(requests.len());
                 for i in 0..requests.len() {
-                    let (http, base_url, key_id, requests) = (
+                    let (http, base_urls, key_id, requests) = (
                         http.clone(),
-                        base_url.clone(),
+                        Arc::clone(&base_urls),
                         signer.key_id.clone(),
                         Arc::clone(&requests),
                     );
                     let scheduled = start + interval * i as u32;
                     tasks.push(tokio::spawn(async move {
                         tokio::time::sleep_until(scheduled).await;
-                        let (status, code) = send(&http, &base_url, &key_id, &requests[i]).await;
+                        let base_url = &base_urls[i % base_urls.len()];
+                        let (status, code) = send(&http, base_url, &key_id, &requests[i]).await;
                         (status, code, scheduled.elapsed())
                     }));
                 }
@@ -413,9 +443,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
                 let deadline = Instant::now() + Duration::from_secs(args.duration);
                 let mut workers = Vec::new();
                 for _ in 0..args.concurrency {
-                    let (http, base_url, key_id, requests, next) = (
+                    let (http, base_urls, key_id, requests, next) = (
                         http.clone(),
-                        base_url.clone(),
+                        Arc::clone(&base_urls),
                         signer.key_id.clone(),
                         Arc::clone(&requests),
                         Arc::clone(&next),
@@ -428,7 +458,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
                                 break;
                             };
                             let sent = Instant::now();
-                            let (status, code) = send(&http, &base_url, &key_id, request).await;
+                            let base_url = &base_urls[i % base_urls.len()];
+                            let (status, code) = send(&http, base_url, &key_id, request).await;
                             outcomes.push((status, code, sent.elapsed()));
                         }
                         outcomes
@@ -442,7 +473,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             }
         };
         let elapsed = started.elapsed();
-        let cpu = cpu_seconds(pid) - cpu_before;
+        let cpu = pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>() - cpu_before;
         let client_cpu = own_cpu_seconds() - client_cpu_before;
         let steal_after = machine_steal_and_total();
         let steal_percent = if steal_after.1 > steal_before.1 {
@@ -450,14 +481,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         } else {
             0.0
         };
-        let rss = peak_rss_mib(pid);
-        let metrics_after = metrics_text(&http, &base_url).await;
-        let database_after = database_totals(&metrics_after);
-        let private_keys = PrivateKeyTotals::read(&metrics_after).since(
-            &private_keys_before,
-            sign_time,
-            decrypt_time,
-        );
+        let rss: f64 = pids.iter().map(|&pid| peak_rss_mib(pid)).sum();
+        let (database_after, private_keys_after) = instance_totals(&http, &base_urls).await;
+        let private_keys = private_keys_after.since(&private_keys_before, sign_time, decrypt_time);
         let database_calls = database_after.1 - database_before.1;
         let database_ms = if database_calls > 0.0 {
             (database_after.0 - database_before.0) * 1000.0 / database_calls
@@ -486,6 +512,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             "database": if args.database_url.is_some() { "postgresql" } else { "sqlite (synchronous=FULL)" },
             "mode": match args.rate { Some(rate) => format!("open-loop {rate}/s"), None => format!("closed-loop, {} in flight", args.concurrency) },
             "brands": brand_count,
+            "instances": pids.len(),
             "cards_stored": brand_count * args.cards_per_brand + extra.cards + 1,
             "extra": extra.report(),
             "requests": outcomes.len(),
@@ -653,4 +680,21 @@ async fn seed_extra(settings: &Settings, signer: &Signer, cards: usize) -> Resul
         seconds: report.seconds,
         database_bytes,
     })
+}
+
+/// The database and private-key totals of every instance's `/metrics`,
+/// summed.
+async fn instance_totals(
+    http: &reqwest::Client,
+    base_urls: &[String],
+) -> ((f64, f64), PrivateKeyTotals) {
+    let mut database = (0.0, 0.0);
+    let mut private_keys = PrivateKeyTotals::default();
+    for base_url in base_urls {
+        let text = metrics_text(http, base_url).await;
+        let (seconds, calls) = database_totals(&text);
+        database = (database.0 + seconds, database.1 + calls);
+        private_keys = private_keys.plus(PrivateKeyTotals::read(&text));
+    }
+    (database, private_keys)
 }

@@ -1,6 +1,6 @@
 //! The server under test as a child process: started (pinned if asked), its CPU time, memory and the machine's steal time read from `/proc`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,17 @@ pub(super) fn pin(pid: u32, cpus: &str) -> Result<(), CliError> {
 }
 
 /// How many CPUs a `taskset` list names (`0`, `0,2`, `1-3`).
+/// The CPUs a `taskset` list names, in order (`0-2,5`: 0, 1, 2, 5).
+pub(super) fn cpu_list(list: &str) -> Vec<usize> {
+    list.split(',')
+        .flat_map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b) = (a.trim().parse().unwrap_or(0), b.trim().parse().unwrap_or(0));
+            a..=b
+        })
+        .collect()
+}
+
 pub(super) fn cpus_in(list: &str) -> usize {
     list.split(',')
         .map(|part| match part.split_once('-') {
@@ -130,12 +141,26 @@ pub(crate) fn start_server(
     binary: Option<&std::path::Path>,
     cpus: Option<&str>,
 ) -> Result<Server, CliError> {
+    start_server_with(database_url, binary, cpus, |_| Ok(()), true)
+}
+
+/// [`start_server`], with `prepare` given the data directory before the
+/// server starts; `first`: wait for the development credentials it writes
+/// on a fresh database (a replica's database is not fresh).
+fn start_server_with(
+    database_url: Option<&str>,
+    binary: Option<&std::path::Path>,
+    cpus: Option<&str>,
+    prepare: impl FnOnce(&Path) -> Result<(), CliError>,
+    first: bool,
+) -> Result<Server, CliError> {
     let dir = tempfile::tempdir().map_err(|err| CliError::from(err.to_string()))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map_err(|err| CliError::from(err.to_string()))?
         .port();
     let data_dir = dir.path().join("data");
+    prepare(&data_dir)?;
     let program = match binary {
         Some(path) => path.to_owned(),
         None => std::env::current_exe().map_err(|err| CliError::from(err.to_string()))?,
@@ -181,7 +206,7 @@ pub(crate) fn start_server(
         _dir: dir,
     };
     let started = Instant::now();
-    while !server.data_dir.join("dev/credentials.json").exists()
+    while (first && !server.data_dir.join("dev/credentials.json").exists())
         || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     {
         if started.elapsed() > Duration::from_secs(30) {
@@ -190,6 +215,42 @@ pub(crate) fn start_server(
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(server)
+}
+
+/// Another instance of the server `first` runs, on its database (a
+/// PostgreSQL URL): a data directory of its own holding `first`'s data key
+/// and WeChat Pay key, so that either instance opens what the other sealed
+/// and signs as the other does.
+pub(crate) fn start_replica(
+    first: &Server,
+    database_url: Option<&str>,
+    binary: Option<&std::path::Path>,
+    cpus: Option<&str>,
+) -> Result<Server, CliError> {
+    let copy = |from: &Path, to: &Path| -> Result<(), CliError> {
+        std::fs::create_dir_all(to.parent().unwrap_or(to)).map_err(|err| err.to_string())?;
+        std::fs::copy(from, to).map_err(|err| format!("{}: {err}", from.display()))?;
+        Ok(())
+    };
+    let keys = |data_dir: &Path| {
+        [
+            data_dir.join("data.key"),
+            data_dir.join("wechatpay/private_key.pem"),
+            data_dir.join("wechatpay/public_key_id"),
+        ]
+    };
+    start_server_with(
+        database_url,
+        binary,
+        cpus,
+        |data_dir| {
+            for (from, to) in keys(&first.data_dir).iter().zip(keys(data_dir)) {
+                copy(from, &to)?;
+            }
+            Ok(())
+        },
+        false,
+    )
 }
 
 pub(crate) fn unix_now() -> i64 {

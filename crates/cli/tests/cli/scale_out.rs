@@ -9,7 +9,7 @@ use std::time::Duration;
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, wait_healthy};
+use crate::helpers::{BIN, args, card_member, wait_healthy};
 
 struct Instance {
     child: Child,
@@ -211,4 +211,42 @@ async fn two_instances_on_one_postgres_share_the_rate_limit_the_replay_guard_and
         "every accepted update is stored, no refused one is"
     );
     drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_with_two_instances_sends_to_both_and_counts_both() {
+    let url = card_member_testkit::postgres().create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let output = card_member(
+        args(&[
+            "bench",
+            "--database-url",
+            &url,
+            "--instances",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--brands",
+            "20",
+            "--cards-per-brand",
+            "1",
+        ]),
+        dir.path(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let whole: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = &whole["runs"][0];
+    assert_eq!(run["instances"], 2, "{run}");
+    // Requests go to the instances in turn: every one answered 200, so
+    // both served (the second shares the first's keys), and their
+    // counters are summed: three private-key operations per seed update.
+    assert_eq!(run["ok"], 20, "{run}");
+    assert_eq!(run["server_private_key"]["operations"], 60.0, "{run}");
 }
