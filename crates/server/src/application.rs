@@ -329,10 +329,7 @@ async fn prepare(
     .map_err(|err| StartError(format!("loading keys: {err}")))?;
     let (data_key, wechatpay_key, key_id) = keys?;
     let metrics = Arc::new(Metrics::default());
-    let storage = Storage {
-        backend,
-        metrics: Some(Arc::clone(&metrics)),
-    };
+    let storage = Storage::counted(backend, Arc::clone(&metrics));
     let public_url = match &settings.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {

@@ -482,6 +482,16 @@ impl ApiError {
     }
 }
 
+/// An answer a rule run inside a storage transaction can carry back out
+/// (as `StorageError::Refused`), such as the form check of an update.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.body.code, self.body.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.body).expect("error bodies always serialise");

@@ -64,7 +64,8 @@ pub(crate) fn refusal_of(error: &StorageError) -> Option<&Refusal> {
 
 /// A storage error as the API answers it: no such row as `not_found`, a
 /// taken key as `taken` says (`None`: a storage failure), the rules'
-/// refusal as its own answer, any other failure as a storage failure.
+/// refusal (or an answer a rule gave, such as the form check's) as its own
+/// answer, any other failure as a storage failure.
 pub(crate) fn answer(
     error: StorageError,
     not_found: fn() -> ApiError,
@@ -75,7 +76,10 @@ pub(crate) fn answer(
         StorageError::Taken(key) => taken(key).unwrap_or_else(|| ApiError::internal(&error)),
         StorageError::Refused(refusal) => match refusal.downcast::<Refusal>() {
             Ok(refusal) => (*refusal).into(),
-            Err(other) => ApiError::internal(&other),
+            Err(other) => match other.downcast::<ApiError>() {
+                Ok(answer) => *answer,
+                Err(other) => ApiError::internal(&other),
+            },
         },
         other => other.into(),
     }

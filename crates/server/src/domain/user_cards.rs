@@ -24,7 +24,7 @@ use crate::records::{
     AuditEntry, StoredCommonField, StoredUserInfo, UserCardKey, UserCardPatch, UserCardRecord,
 };
 use crate::state::AppState;
-use crate::storage::{Change, HolderCheck, StorageError, Taken, wire_name};
+use crate::storage::{Change, FormCheck, HolderCheck, StorageError, Taken, wire_name};
 
 /// The field name a phone number is sealed under.
 pub(crate) const PHONE_NUMBER: &str = "phone_number";
@@ -45,12 +45,15 @@ pub(crate) async fn change_fields(
         card_id: &request.card_id,
         user_card_code: &request.user_card_code,
     };
-    if let Some(info) = &request.user_information {
-        // A template that is gone leaves the card's own 404 to the change.
-        if let Some(template) = state.storage.card(brand_id, &request.card_id).await? {
-            check_against_form(&template.card, info)?;
-        }
-    }
+    // Checked in the change's transaction, before the card is read: one
+    // trip to the database, not two. A template that is gone leaves the
+    // card's own 404 to the change.
+    let form: Option<FormCheck> = request.user_information.clone().map(|info| {
+        Box::new(move |template: &Card| {
+            check_against_form(template, &info)
+                .map_err(|answer| StorageError::Refused(answer.into()))
+        }) as FormCheck
+    });
     let (phone_number, user_information) = seal_sensitive(
         &state.crypto,
         key,
@@ -112,7 +115,7 @@ pub(crate) async fn change_fields(
     });
     state
         .storage
-        .change_user_card(key, change, &audit, None)
+        .change_user_card_under_form(key, form, change, &audit)
         .await
         .map_err(|err| answer(err, ApiError::card_not_found, nothing_taken))
 }

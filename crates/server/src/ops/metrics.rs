@@ -81,6 +81,8 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     database: Histogram,
+    database_commits: Counter,
+    database_writes_committed: Counter,
     rate_limited: Counter,
     rate_limited_brands: Gauge,
     rate_limited_seen: Mutex<HashSet<String>>,
@@ -133,6 +135,18 @@ impl Default for Metrics {
             "card_member_database_duration_seconds",
             "Time of database calls (transactions and lookups)",
             database.clone(),
+        );
+        let database_commits = Counter::default();
+        registry.register(
+            "card_member_database_commits",
+            "SQLite transactions committed by the group commit (one sync of the write-ahead log each)",
+            database_commits.clone(),
+        );
+        let database_writes_committed = Counter::default();
+        registry.register(
+            "card_member_database_writes_committed",
+            "Writes those SQLite transactions committed (a group holds one or more)",
+            database_writes_committed.clone(),
         );
         let rate_limited = Counter::default();
         registry.register(
@@ -221,6 +235,8 @@ impl Default for Metrics {
             requests,
             latency,
             database,
+            database_commits,
+            database_writes_committed,
             rate_limited,
             rate_limited_brands,
             rate_limited_seen: Mutex::new(HashSet::new()),
@@ -291,6 +307,13 @@ impl Metrics {
     /// One database call (a transaction or a lookup).
     pub(crate) fn database(&self, latency: Duration) {
         self.database.observe(latency.as_secs_f64());
+    }
+
+    /// One SQLite group commit of `writes` writes.
+    pub(crate) fn database_commit(&self, writes: usize) {
+        self.database_commits.inc();
+        self.database_writes_committed
+            .inc_by(u64::try_from(writes).unwrap_or(u64::MAX));
     }
 
     /// A request refused by the rate limit.
@@ -414,6 +437,7 @@ mod tests {
     fn every_metric_keeps_its_name() {
         let metrics = Metrics::default();
         metrics.request("PATCH", "/r", 200, "", Duration::from_millis(1));
+        metrics.database_commit(3);
         metrics.private_key_operation(
             PrivateKeyOperation::ResponseSignature,
             Duration::from_micros(250),
@@ -432,6 +456,8 @@ mod tests {
             "card_member_connections_refused_total 0",
             "card_member_connections_timed_out_total 0",
             "card_member_brands_cached 3",
+            "card_member_database_commits_total 1",
+            "card_member_database_writes_committed_total 3",
         ] {
             assert!(text.contains(name), "{name} in {text}");
         }

@@ -29,6 +29,21 @@ pub(super) async fn insert_template(
     .await
 }
 
+/// A template of a brand, read in a transaction.
+pub(super) async fn select_template(
+    db: &mut dyn Exec,
+    brand_id: &str,
+    card_id: &str,
+) -> Result<Option<Card>, StorageError> {
+    db.query_opt(
+        "SELECT body FROM card_templates WHERE brand_id = $1 AND card_id = $2",
+        values![brand_id, card_id],
+    )
+    .await?
+    .map(|row| decode_json(&row.text(0)?))
+    .transpose()
+}
+
 impl Storage {
     /// Creates a template, or returns the one created before with the same
     /// `out_request_no` and request digest (idempotent); the same key with

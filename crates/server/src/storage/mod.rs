@@ -55,6 +55,8 @@ pub(crate) use sqlite::SqliteStorage;
 use crate::clock::Clock;
 use crate::ops::metrics::Metrics;
 use crate::ops::settings::{Database, Settings};
+use card_member_protocol::model::Card;
+
 use crate::records::{OutboxRecord, TokenRecord, UserCardRecord};
 
 /// Stored JSON of a value (templates, validity, user information).
@@ -170,6 +172,18 @@ impl Storage {
         Self {
             backend,
             metrics: None,
+        }
+    }
+
+    /// A backend whose calls (and SQLite's group commits) are counted in
+    /// `metrics`.
+    pub(crate) fn counted(backend: Backend, metrics: Arc<Metrics>) -> Self {
+        if let Backend::Sqlite(db) = &backend {
+            db.count_commits_in(Arc::clone(&metrics));
+        }
+        Self {
+            backend,
+            metrics: Some(metrics),
         }
     }
 
@@ -359,6 +373,11 @@ pub(crate) type CardRule = fn(Option<&UserCardRecord>, &str) -> Result<(), Stora
 /// (`None`: no such token), run under the token's lock.
 pub(crate) type TokenRule =
     fn(Option<&TokenRecord>, &UserCardRecord, i64) -> Result<(), StorageError>;
+
+/// A rule a user card's change must pass against its template, checked in
+/// the change's transaction before the card is read (the update's form
+/// check); a template that is gone is not checked.
+pub(crate) type FormCheck = Box<dyn FnOnce(&Card) -> Result<(), StorageError> + Send>;
 
 /// A change to a stored record, applied in its transaction under its lock:
 /// `Ok(true)` writes the record (with the audit entry, for user cards),

@@ -2,20 +2,26 @@
 //! crash or power loss never loses a committed (acknowledged) write. One
 //! server process per file: rate-limit buckets live in memory.
 //!
+//! Writes are committed in groups: a write queues, one committer on a
+//! blocking thread runs what has queued in one transaction, each write in
+//! a savepoint of its own (a refused write rolls back alone), commits once
+//! (one sync of the write-ahead log for the group) and only then answers
+//! each. Alone, a write is a group of one; under load, the writes that
+//! arrive while a group commits form the next.
+//!
 //! Nonces are checked in memory and kept durable in the `nonces` table,
 //! loaded back at start. An admitted nonce waits in `unsaved_nonces` until
-//! the next transaction on the connection writes it: a change's own
-//! transaction (so an update costs no extra commit), or, for a request
-//! that changed nothing, the one [`Storage::record_nonce`] runs before the
-//! answer leaves, which also writes every other nonce waiting (a group
-//! commit under load). Nothing is answered before its nonce is on disk.
-//! Expired rows are deleted at most once a minute, so the table holds the
-//! nonces of the requests verified in the last 5 minutes (their timestamp
-//! plus the window), and one minute's more at most.
+//! the next group's transaction writes it: a change's own (so an update
+//! costs no extra commit), or, for a request that changed nothing, the one
+//! [`Storage::record_nonce`] joins before the answer leaves. Nothing is
+//! answered before its nonce is on disk. Expired rows are deleted at most
+//! once a minute, so the table holds the nonces of the requests verified in
+//! the last 5 minutes (their timestamp plus the window), and one minute's
+//! more at most.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -28,6 +34,7 @@ use super::replay::{ReplayGuard, expiry};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
 use super::{Mode, NonceAdmission, Script, StorageError, Work};
 use crate::clock::Clock;
+use crate::ops::metrics::Metrics;
 use crate::records::MediaRecord;
 
 /// How often expired nonces are deleted, in seconds.
@@ -55,6 +62,58 @@ impl UnsavedNonces {
     }
 }
 
+/// The most writes committed in one transaction: a group is what queued
+/// while the previous one committed, up to this many.
+const MOST_WRITES_A_GROUP: usize = 128;
+
+/// A write queued for a group commit, its result type hidden.
+trait GroupedWrite: Send {
+    /// Runs the work in the group's transaction; whether it succeeded
+    /// (else its savepoint is rolled back).
+    fn run(&mut self, exec: &mut SqliteExec<'_>) -> bool;
+    /// Answers the caller once the group's commit is known: a failed
+    /// commit answers every write of the group with its error (what a
+    /// write read may have been another's uncommitted change).
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>);
+}
+
+struct QueuedWrite<T, W> {
+    work: Option<W>,
+    result: Option<Result<T, StorageError>>,
+    answer: tokio::sync::oneshot::Sender<Result<T, StorageError>>,
+}
+
+impl<T: Send + 'static, W: Work<T>> GroupedWrite for QueuedWrite<T, W> {
+    fn run(&mut self, exec: &mut SqliteExec<'_>) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = finish(work(exec));
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        succeeded
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>) {
+        let result = match (committed, self.result) {
+            (Err(err), _) => Err(err),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StorageError::Internal(
+                "a storage write panicked".to_owned(),
+            )),
+        };
+        // A caller gone (its request abandoned) needs no answer.
+        let _ = self.answer.send(result);
+    }
+}
+
+/// The writes waiting for the next group, and whether a committer runs.
+#[derive(Default)]
+struct Writes {
+    queue: Vec<Box<dyn GroupedWrite>>,
+    committing: bool,
+}
+
 /// SQLite storage: a handle on the database, cheap to clone.
 #[derive(Clone)]
 pub(crate) struct SqliteStorage(Arc<SqliteDb>);
@@ -67,6 +126,10 @@ pub(crate) struct SqliteDb {
     /// Admitted nonces not yet on disk: waiting for the next transaction,
     /// or being written by the one in progress.
     unsaved_nonces: Mutex<UnsavedNonces>,
+    /// Writes waiting for the next group commit.
+    writes: Mutex<Writes>,
+    /// Where group commits are counted (the server's metrics).
+    metrics: OnceLock<Arc<Metrics>>,
     /// When expired nonces were last deleted (Unix seconds).
     nonces_pruned_at: AtomicI64,
     limiter: RateLimiter,
@@ -87,21 +150,51 @@ impl SqliteStorage {
     }
 
     /// The one place SQLite work leaves the async workers: `work` runs on
-    /// the blocking pool with the connection, its statements answered at
-    /// once (so its future is finished in one poll).
+    /// a blocking thread with the connection, its statements answered at
+    /// once (so its future is finished in one poll). A write joins the
+    /// group of writes committed together (see [`SqliteDb::commit_writes`]).
     pub(super) async fn run<T: Send + 'static>(
         &self,
         mode: Mode,
         work: impl Work<T>,
     ) -> Result<T, StorageError> {
-        self.blocking(move |db| match mode {
-            Mode::Write => db.write(|exec| finish(work(exec))),
+        match mode {
+            Mode::Write => self.write(work).await,
             // One connection: nothing writes between a read's statements.
-            Mode::Read | Mode::Snapshot => finish(work(&mut SqliteExec {
-                connection: &mut db.lock(),
-            })),
+            Mode::Read | Mode::Snapshot => {
+                self.blocking(move |db| {
+                    finish(work(&mut SqliteExec {
+                        connection: &mut db.lock(),
+                    }))
+                })
+                .await
+            }
+        }
+    }
+
+    /// Queues a write for the next group commit, starts a committer if
+    /// none runs, and waits for the answer (given once the group's commit
+    /// is known: nothing is answered before it is on disk).
+    async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> Result<T, StorageError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut writes = self.0.writes();
+            writes.queue.push(Box::new(QueuedWrite {
+                work: Some(work),
+                result: None,
+                answer,
+            }));
+            !std::mem::replace(&mut writes.committing, true)
+        };
+        if start {
+            let db = Arc::clone(&self.0);
+            tokio::task::spawn_blocking(move || db.commit_writes());
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(StorageError::Internal(
+                "a storage write failed before it was answered".to_owned(),
+            ))
         })
-        .await
     }
 
     async fn blocking<T: Send + 'static>(
@@ -112,6 +205,11 @@ impl SqliteStorage {
         tokio::task::spawn_blocking(move || work(&db))
             .await
             .map_err(|err| StorageError::Internal(format!("a storage task failed: {err}")))?
+    }
+
+    /// Counts this database's group commits in `metrics` from now on.
+    pub(super) fn count_commits_in(&self, metrics: Arc<Metrics>) {
+        let _ = self.0.metrics.set(metrics);
     }
 
     /// After a bulk load: the write-ahead log folded into the database
@@ -150,15 +248,18 @@ impl SqliteStorage {
         self.0.first_use_of_nonce(brand_id, nonce, timestamp, now)
     }
 
-    /// Writes the nonces waiting, in a transaction of their own.
+    /// Writes the nonces waiting (with the next group of writes).
     pub(super) async fn record_nonce(
         &self,
         brand_id: &str,
         nonce: &str,
     ) -> Result<(), StorageError> {
-        let (brand_id, nonce) = (brand_id.to_owned(), nonce.to_owned());
-        self.blocking(move |db| db.record_nonce(&brand_id, &nonce))
-            .await
+        if self.0.nonce_saved(brand_id, nonce) {
+            return Ok(());
+        }
+        // Another request's group may be writing it; this joins the next
+        // group, which writes whatever nonces wait.
+        self.write(|_| Box::pin(async { Ok(()) })).await
     }
 
     /// Whether an admitted nonce is on disk.
@@ -207,6 +308,8 @@ impl SqliteDb {
             connection: Mutex::new(connection),
             replay: ReplayGuard::default(),
             unsaved_nonces: Mutex::new(UnsavedNonces::default()),
+            writes: Mutex::new(Writes::default()),
+            metrics: OnceLock::new(),
             nonces_pruned_at: AtomicI64::new(0),
             limiter: RateLimiter::default(),
             media_dir: path
@@ -251,11 +354,80 @@ impl SqliteDb {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `work` in one IMMEDIATE transaction (the write lock taken
-    /// before the first read, so a read-modify-write cannot interleave with
-    /// another writer) that also writes every nonce waiting. If the
-    /// transaction does not commit, it is rolled back and the nonces wait
-    /// for the next one.
+    fn writes(&self) -> MutexGuard<'_, Writes> {
+        self.writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Commits the queued writes, a group at a time, until none waits
+    /// (runs on a blocking thread; one at a time). Under load, the writes
+    /// that queue while a group commits share the next group's one
+    /// transaction and its one sync of the write-ahead log.
+    fn commit_writes(&self) {
+        /// Should a group panic outside the writes, the next write starts
+        /// a committer again and the writes of the lost group are answered
+        /// (their senders dropped: an internal error).
+        struct Committing<'a>(&'a SqliteDb);
+        impl Drop for Committing<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.writes().committing = false;
+                }
+            }
+        }
+        let _committing = Committing(self);
+        loop {
+            let group: Vec<_> = {
+                let mut writes = self.writes();
+                if writes.queue.is_empty() {
+                    writes.committing = false;
+                    return;
+                }
+                let take = writes.queue.len().min(MOST_WRITES_A_GROUP);
+                writes.queue.drain(..take).collect()
+            };
+            self.commit_group(group);
+        }
+    }
+
+    /// Runs a group of writes in one IMMEDIATE transaction (the write lock
+    /// taken before the first read, so a read-modify-write cannot
+    /// interleave with another writer), each in a savepoint of its own
+    /// that is rolled back if it fails, then commits once and answers them.
+    fn commit_group(&self, mut group: Vec<Box<dyn GroupedWrite>>) {
+        let committed = self.write(|exec| {
+            for write in &mut group {
+                exec.connection
+                    .execute_batch("SAVEPOINT grouped")
+                    .map_err(classify)?;
+                let succeeded =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write.run(exec)))
+                        .unwrap_or(false);
+                let end = if succeeded {
+                    "RELEASE grouped"
+                } else {
+                    "ROLLBACK TO grouped; RELEASE grouped"
+                };
+                exec.connection.execute_batch(end).map_err(classify)?;
+            }
+            Ok(())
+        });
+        if let (Ok(()), Some(metrics)) = (&committed, self.metrics.get()) {
+            metrics.database_commit(group.len());
+        }
+        for write in group {
+            write.answer(match &committed {
+                Ok(()) => Ok(()),
+                Err(StorageError::Unavailable(why)) => Err(StorageError::Unavailable(why.clone())),
+                Err(err) => Err(StorageError::Internal(err.to_string())),
+            });
+        }
+    }
+
+    /// Runs `work` in one IMMEDIATE transaction that also writes every
+    /// nonce waiting. If the transaction does not commit, it is rolled
+    /// back and the nonces wait for the next one.
     fn write<T>(
         &self,
         work: impl FnOnce(&mut SqliteExec<'_>) -> Result<T, StorageError>,
@@ -402,15 +574,6 @@ impl SqliteDb {
             expiry(timestamp),
         ));
         Ok(NonceAdmission::Unsaved)
-    }
-
-    fn record_nonce(&self, brand_id: &str, nonce: &str) -> Result<(), StorageError> {
-        if self.nonce_saved(brand_id, nonce) {
-            return Ok(());
-        }
-        // Another request's transaction may write it while this one waits
-        // for the connection; then this one commits whatever else waits.
-        self.write(|_| Ok(()))
     }
 
     /// Admitted nonces are waiting or written: one not waiting is written.

@@ -4,12 +4,12 @@
 
 use card_member_protocol::model::Card;
 
-use super::cards::insert_template;
+use super::cards::{insert_template, select_template};
 use super::outbox::insert_outbox;
 use super::sql::{DbError, Exec, ExecExt, Row, values};
 use super::{
-    COUNT_CAP, CardSearch, Change, Counted, HolderCheck, Mode, NotifyFn, SpentToken, Storage,
-    StorageError, Taken, TemplateRule, decode_json, decode_wire, to_json, wire_name,
+    COUNT_CAP, CardSearch, Change, Counted, FormCheck, HolderCheck, Mode, NotifyFn, SpentToken,
+    Storage, StorageError, Taken, TemplateRule, decode_json, decode_wire, to_json, wire_name,
 };
 use crate::records::{AuditEntry, OutboxRecord, TokenRecord, UserCardKey, UserCardRecord};
 
@@ -301,9 +301,42 @@ impl Storage {
         audit: &AuditEntry,
         notify: Option<NotifyFn>,
     ) -> Result<UserCardRecord, StorageError> {
+        self.change_user_card_script(key, None, change, audit, notify)
+            .await
+    }
+
+    /// [`Storage::change_user_card`], first checking `form` (if any)
+    /// against the card's template in the same transaction (an update's
+    /// or a confirm's form check: one trip to the database, not two).
+    pub(crate) async fn change_user_card_under_form(
+        &self,
+        key: UserCardKey<'_>,
+        form: Option<FormCheck>,
+        change: Change<UserCardRecord>,
+        audit: &AuditEntry,
+    ) -> Result<UserCardRecord, StorageError> {
+        self.change_user_card_script(key, form, change, audit, None)
+            .await
+    }
+
+    async fn change_user_card_script(
+        &self,
+        key: UserCardKey<'_>,
+        form: Option<FormCheck>,
+        change: Change<UserCardRecord>,
+        audit: &AuditEntry,
+        notify: Option<NotifyFn>,
+    ) -> Result<UserCardRecord, StorageError> {
         let (key, audit) = (key.to_id(), audit.clone());
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
+                if let Some(form) = form {
+                    let card = key.key();
+                    if let Some(template) = select_template(db, card.brand_id, card.card_id).await?
+                    {
+                        form(&template)?;
+                    }
+                }
                 let mut card = select_user_card(db, key.key(), true)
                     .await?
                     .ok_or(StorageError::NotFound)?;

@@ -150,6 +150,219 @@ fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
     let failed: Result<(), _> = db.write(|_| Err(StorageError::NotFound));
     assert!(failed.is_err());
     assert!(!db.nonce_saved("b", "n"));
-    db.record_nonce("b", "n").unwrap();
-    assert!(db.nonce_saved("b", "n"));
+    db.write(|_| Ok(())).unwrap();
+    assert!(db.nonce_saved("b", "n"), "the next transaction wrote it");
+}
+
+/// SQLite storage counting its group commits, and the metrics it counts
+/// them in.
+async fn counted_storage() -> (tempfile::TempDir, SqliteStorage, Arc<Metrics>) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("t.db"), Clock::default())
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::default());
+    storage.count_commits_in(Arc::clone(&metrics));
+    (dir, storage, metrics)
+}
+
+/// A write setting a brand's clock offset, then failing with `fail` if any.
+fn set_clock(
+    storage: &SqliteStorage,
+    brand_id: &'static str,
+    fail: Option<StorageError>,
+) -> tokio::task::JoinHandle<Result<(), StorageError>> {
+    let storage = storage.clone();
+    tokio::spawn(async move {
+        storage
+            .run(Mode::Write, move |db| {
+                Box::pin(async move {
+                    db.execute(
+                        "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES ($1, 1)",
+                        &[Value::Text(brand_id.to_owned())],
+                    )
+                    .await?;
+                    fail.map_or(Ok(()), Err)
+                })
+            })
+            .await
+    })
+}
+
+/// The brands whose clock is set.
+fn clocks_set(storage: &SqliteStorage) -> Vec<String> {
+    let connection = storage.0.lock();
+    let mut statement = connection
+        .prepare("SELECT brand_id FROM brand_clocks ORDER BY brand_id")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Holds the connection (so a committer waits on it) until `release`.
+fn hold_the_connection(
+    storage: &SqliteStorage,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (held, holding) = std::sync::mpsc::channel::<()>();
+    let db = Arc::clone(&storage.0);
+    let holder = std::thread::spawn(move || {
+        let _connection = db.lock();
+        held.send(()).unwrap();
+        let _ = released.recv();
+    });
+    holding.recv().unwrap();
+    (release, holder)
+}
+
+/// Waits until the committer has taken every queued write into its group.
+async fn queue_taken(storage: &SqliteStorage) {
+    let taken = || {
+        let writes = storage.0.writes();
+        writes.committing && writes.queue.is_empty()
+    };
+    while !taken() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The group commits counted so far: transactions, writes.
+fn commits(metrics: &Metrics) -> (String, String) {
+    let text = metrics.render(0);
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    (
+        count("card_member_database_commits_total"),
+        count("card_member_database_writes_committed_total"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_queue_while_a_group_commits_share_the_next_groups_one_commit() {
+    let (_dir, storage, metrics) = counted_storage().await;
+    let (release, holder) = hold_the_connection(&storage);
+    let first = set_clock(&storage, "b0", None);
+    queue_taken(&storage).await;
+    let brands = ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"];
+    let queued: Vec<_> = brands
+        .iter()
+        .map(|b| set_clock(&storage, b, None))
+        .collect();
+    while storage.0.writes().queue.len() < brands.len() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    first.await.unwrap().unwrap();
+    for write in queued {
+        write.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        commits(&metrics),
+        ("2".to_owned(), "10".to_owned()),
+        "the first write alone, then the nine that queued behind it in one transaction"
+    );
+    assert_eq!(clocks_set(&storage).len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_or_panicking_write_in_a_group_is_rolled_back_alone_and_the_others_commit() {
+    let (_dir, storage, metrics) = counted_storage().await;
+    let (release, holder) = hold_the_connection(&storage);
+    let first = set_clock(&storage, "b0", None);
+    queue_taken(&storage).await;
+    let kept = set_clock(&storage, "kept1", None);
+    let refused = set_clock(&storage, "refused", Some(StorageError::NotFound));
+    let storage_for_panic = storage.clone();
+    let panicked = tokio::spawn(async move {
+        storage_for_panic
+            .run(Mode::Write, |db| {
+                Box::pin(async move {
+                    db.execute(
+                        "INSERT INTO brand_clocks (brand_id, offset_secs) VALUES ('panicked', 1)",
+                        &[],
+                    )
+                    .await?;
+                    if db.query("SELECT 1", &[]).await?.len() == 1 {
+                        panic!("a bug in a write");
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    });
+    let also_kept = set_clock(&storage, "kept2", None);
+    while storage.0.writes().queue.len() < 4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    first.await.unwrap().unwrap();
+    kept.await.unwrap().unwrap();
+    also_kept.await.unwrap().unwrap();
+    assert!(matches!(
+        refused.await.unwrap(),
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        panicked.await.unwrap(),
+        Err(StorageError::Internal(_))
+    ));
+    assert_eq!(clocks_set(&storage), ["b0", "kept1", "kept2"]);
+    assert_eq!(commits(&metrics), ("2".to_owned(), "5".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_transaction_fails_answers_every_write_with_the_failure_and_keeps_none() {
+    let (_dir, storage, metrics) = counted_storage().await;
+    let (release, holder) = hold_the_connection(&storage);
+    let first = set_clock(&storage, "b0", None);
+    queue_taken(&storage).await;
+    let before = set_clock(&storage, "before", None);
+    let storage_for_rollback = storage.clone();
+    // A write that ends the group's transaction under it: what follows
+    // in the group, and its commit, fail.
+    let breaking = tokio::spawn(async move {
+        storage_for_rollback
+            .run(Mode::Write, |db| {
+                Box::pin(async move {
+                    db.execute("ROLLBACK", &[]).await?;
+                    Ok(())
+                })
+            })
+            .await
+    });
+    let after = set_clock(&storage, "after", None);
+    while storage.0.writes().queue.len() < 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    first.await.unwrap().unwrap();
+    for write in [before, breaking, after] {
+        assert!(
+            write.await.unwrap().is_err(),
+            "no write of a failed group succeeds"
+        );
+    }
+    assert_eq!(
+        clocks_set(&storage),
+        ["b0"],
+        "and none of its changes stays"
+    );
+    assert_eq!(commits(&metrics), ("1".to_owned(), "1".to_owned()));
+    set_clock(&storage, "later", None).await.unwrap().unwrap();
+    assert_eq!(
+        clocks_set(&storage),
+        ["b0", "later"],
+        "the next group commits"
+    );
 }
