@@ -248,9 +248,6 @@ impl Storage {
         result
     }
 
-    /// Admits `(brand_id, nonce)` of a request signed at `timestamp`, or
-    /// says it was already used within the signature window. Every server
-    /// instance on this storage sees the same nonces.
     /// After a bulk load (`seed-data`): SQLite's write-ahead log folded
     /// into the database; PostgreSQL's tables vacuumed and analysed.
     pub(crate) async fn settle(&self) -> Result<(), StorageError> {
@@ -260,6 +257,9 @@ impl Storage {
         }
     }
 
+    /// Admits `(brand_id, nonce)` of a request signed at `timestamp`, or
+    /// says it was already used within the signature window. Every server
+    /// instance on this storage sees the same nonces.
     pub(crate) async fn first_use_of_nonce(
         &self,
         brand_id: &str,

@@ -229,15 +229,7 @@ pub(crate) struct TestApp {
 /// Starts a server on a fresh data directory and database (the first start
 /// makes the development brand, template and card), on this binary's backend.
 pub(crate) async fn spawn_app() -> TestApp {
-    let database_url = match crate::BACKEND {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(card_member_testkit::postgres().create_database()),
-    };
-    spawn_app_in(Stopped {
-        dir: tempfile::tempdir().unwrap(),
-        database_url,
-    })
-    .await
+    spawn_app_on_backend_with(|_| {}).await
 }
 
 /// Starts a server on a fresh data directory and the given database.
@@ -281,9 +273,47 @@ pub(crate) async fn spawn_app_in_dir(data_dir: &std::path::Path) -> TestApp {
 
 /// Starts a server again on a stopped one's data directory and database.
 pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
+    spawn_app_in_with(stopped, |_| {}).await
+}
+
+/// Starts a second instance on a running server's PostgreSQL database,
+/// with its keys (the data key that sealed what the first stored, the
+/// WeChat Pay key) and its development credentials copied, as a replica
+/// behind a load balancer would be deployed.
+#[allow(dead_code)]
+pub(crate) async fn spawn_replica(app: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    for file in [
+        "data.key",
+        "wechatpay/private_key.pem",
+        "wechatpay/public_key_id",
+        "dev/credentials.json",
+    ] {
+        let to = data_dir.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(app.data_dir.join(file), to).unwrap();
+    }
+    spawn_app_in(Stopped {
+        dir,
+        database_url: Some(
+            app.database_url
+                .clone()
+                .expect("a replica shares a PostgreSQL database"),
+        ),
+    })
+    .await
+}
+
+/// Starts a server on a stopped one's storage with its settings changed by
+/// `change`.
+pub(crate) async fn spawn_app_in_with(
+    stopped: Stopped,
+    change: impl FnOnce(&mut Settings),
+) -> TestApp {
     capture_logs();
     let Stopped { dir, database_url } = stopped;
-    let settings = Settings {
+    let mut settings = Settings {
         data_dir: dir.path().join("data"),
         listen: "127.0.0.1:0".to_owned(),
         database_url: database_url.clone(),
@@ -291,7 +321,26 @@ pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
         notification_retry_speedup: 1000,
         ..Settings::default()
     };
+    change(&mut settings);
     start(dir, settings, database_url).await
+}
+
+/// Starts a server on a fresh data directory and database of this binary's
+/// backend, its settings changed by `change`.
+#[allow(dead_code)]
+pub(crate) async fn spawn_app_on_backend_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = match crate::BACKEND {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(card_member_testkit::postgres().create_database()),
+    };
+    spawn_app_in_with(
+        Stopped {
+            dir: tempfile::tempdir().unwrap(),
+            database_url,
+        },
+        change,
+    )
+    .await
 }
 
 async fn start(dir: TempDir, settings: Settings, database_url: Option<String>) -> TestApp {

@@ -36,6 +36,7 @@ mod personal_data;
 mod seeded;
 #[path = "../api/simulate.rs"]
 mod simulate;
+mod two_instances;
 #[path = "../api/update_user_card.rs"]
 mod update_user_card;
 #[path = "../api/user_cards.rs"]
