@@ -229,6 +229,39 @@ async fn queue_taken(storage: &SqliteStorage) {
     }
 }
 
+/// The next group being formed: the connection held and a first write
+/// (`b0`) taken alone behind it, so that the writes queued meanwhile
+/// form one group.
+struct NextGroup {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+    first: tokio::task::JoinHandle<Result<(), StorageError>>,
+}
+
+async fn next_group(storage: &SqliteStorage) -> NextGroup {
+    let (release, holder) = hold_the_connection(storage);
+    let first = set_clock(storage, "b0", None);
+    queue_taken(storage).await;
+    NextGroup {
+        release,
+        holder,
+        first,
+    }
+}
+
+impl NextGroup {
+    /// Once `writes` writes have queued, lets the first write commit and
+    /// then the group.
+    async fn commit(self, storage: &SqliteStorage, writes: usize) {
+        while storage.0.writes().queue.len() < writes {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.release.send(()).unwrap();
+        self.holder.join().unwrap();
+        self.first.await.unwrap().unwrap();
+    }
+}
+
 /// The group commits counted so far: transactions, writes.
 fn commits(metrics: &Metrics) -> (String, String) {
     let text = metrics.render(0);
@@ -248,20 +281,13 @@ fn commits(metrics: &Metrics) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_queue_while_a_group_commits_share_the_next_groups_one_commit() {
     let (_dir, storage, metrics) = counted_storage().await;
-    let (release, holder) = hold_the_connection(&storage);
-    let first = set_clock(&storage, "b0", None);
-    queue_taken(&storage).await;
+    let group = next_group(&storage).await;
     let brands = ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"];
     let queued: Vec<_> = brands
         .iter()
         .map(|b| set_clock(&storage, b, None))
         .collect();
-    while storage.0.writes().queue.len() < brands.len() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    release.send(()).unwrap();
-    holder.join().unwrap();
-    first.await.unwrap().unwrap();
+    group.commit(&storage, brands.len()).await;
     for write in queued {
         write.await.unwrap().unwrap();
     }
@@ -276,9 +302,7 @@ async fn writes_that_queue_while_a_group_commits_share_the_next_groups_one_commi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_or_panicking_write_in_a_group_is_rolled_back_alone_and_the_others_commit() {
     let (_dir, storage, metrics) = counted_storage().await;
-    let (release, holder) = hold_the_connection(&storage);
-    let first = set_clock(&storage, "b0", None);
-    queue_taken(&storage).await;
+    let group = next_group(&storage).await;
     let kept = set_clock(&storage, "kept1", None);
     let refused = set_clock(&storage, "refused", Some(StorageError::NotFound));
     let storage_for_panic = storage.clone();
@@ -300,12 +324,7 @@ async fn a_refused_or_panicking_write_in_a_group_is_rolled_back_alone_and_the_ot
             .await
     });
     let also_kept = set_clock(&storage, "kept2", None);
-    while storage.0.writes().queue.len() < 4 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    release.send(()).unwrap();
-    holder.join().unwrap();
-    first.await.unwrap().unwrap();
+    group.commit(&storage, 4).await;
     kept.await.unwrap().unwrap();
     also_kept.await.unwrap().unwrap();
     assert!(matches!(
@@ -323,9 +342,7 @@ async fn a_refused_or_panicking_write_in_a_group_is_rolled_back_alone_and_the_ot
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_transaction_fails_answers_every_write_with_the_failure_and_keeps_none() {
     let (_dir, storage, metrics) = counted_storage().await;
-    let (release, holder) = hold_the_connection(&storage);
-    let first = set_clock(&storage, "b0", None);
-    queue_taken(&storage).await;
+    let group = next_group(&storage).await;
     let before = set_clock(&storage, "before", None);
     let storage_for_rollback = storage.clone();
     // A write that ends the group's transaction under it: what follows
@@ -341,12 +358,7 @@ async fn a_group_whose_transaction_fails_answers_every_write_with_the_failure_an
             .await
     });
     let after = set_clock(&storage, "after", None);
-    while storage.0.writes().queue.len() < 3 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    release.send(()).unwrap();
-    holder.join().unwrap();
-    first.await.unwrap().unwrap();
+    group.commit(&storage, 3).await;
     for write in [before, breaking, after] {
         assert!(
             write.await.unwrap().is_err(),
