@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::Value;
 
-use crate::helpers::{BIN, args, card_member, json_of, start_server, wait_healthy};
+use crate::helpers::{BIN, args, card_member, json_from, json_of, start_server, wait_healthy};
 
 #[test]
 fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm() {
@@ -367,8 +367,8 @@ fn serve_with_log_format_json_writes_one_json_object_per_line() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_private_key_cost() {
     let dir = tempfile::tempdir().unwrap();
-    let output = card_member(
-        args(&[
+    let whole = json_from(
+        &[
             "bench",
             "--rate",
             "40",
@@ -382,16 +382,10 @@ async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_pr
             "1",
             "--repeat",
             "2",
-        ]),
+        ],
         dir.path(),
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let whole: Value = serde_json::from_slice(&output.stdout).unwrap();
     let runs = whole["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "--repeat 2: {whole}");
     for report in runs {

@@ -94,7 +94,13 @@ pub(crate) async fn json_of(server: &Server, command: &[&str]) -> serde_json::Va
     let mut full: Vec<&str> = command.to_vec();
     let credentials = server.credentials.to_str().unwrap();
     full.extend(["--credentials", credentials]);
-    let output = card_member(args(&full), server.dir.path()).await;
+    json_from(&full, server.dir.path()).await
+}
+
+/// Runs `card-member` with `command` in `dir` (no server: `bench` starts
+/// its own), asserts that it succeeded and parses what it printed.
+pub(crate) async fn json_from(command: &[&str], dir: &Path) -> serde_json::Value {
+    let output = card_member(args(command), dir).await;
     assert!(
         output.status.success(),
         "{command:?}: {}",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, args, card_member, wait_healthy};
+use crate::helpers::{BIN, json_from, wait_healthy};
 
 struct Instance {
     child: Child,
@@ -217,8 +217,8 @@ async fn two_instances_on_one_postgres_share_the_rate_limit_the_replay_guard_and
 async fn bench_with_two_instances_sends_to_both_and_counts_both() {
     let url = card_member_testkit::postgres().create_database();
     let dir = tempfile::tempdir().unwrap();
-    let output = card_member(
-        args(&[
+    let whole = json_from(
+        &[
             "bench",
             "--database-url",
             &url,
@@ -232,16 +232,10 @@ async fn bench_with_two_instances_sends_to_both_and_counts_both() {
             "20",
             "--cards-per-brand",
             "1",
-        ]),
+        ],
         dir.path(),
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let whole: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let run = &whole["runs"][0];
     assert_eq!(run["instances"], 2, "{run}");
     // Requests go to the instances in turn: every one answered 200, so
