@@ -287,7 +287,7 @@ impl Storage {
         match &self.backend {
             // Usually a change's transaction wrote it already: no database call.
             Backend::Sqlite(db) if !db.nonce_saved(brand_id, nonce) => {
-                self.timed(db.record_nonce(brand_id, nonce)).await
+                self.timed(db.save_waiting_nonces()).await
             }
             Backend::Sqlite(_) | Backend::Postgres(_) => Ok(()),
         }

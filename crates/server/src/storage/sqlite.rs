@@ -248,17 +248,10 @@ impl SqliteStorage {
         self.0.first_use_of_nonce(brand_id, nonce, timestamp, now)
     }
 
-    /// Writes the nonces waiting (with the next group of writes).
-    pub(super) async fn record_nonce(
-        &self,
-        brand_id: &str,
-        nonce: &str,
-    ) -> Result<(), StorageError> {
-        if self.0.nonce_saved(brand_id, nonce) {
-            return Ok(());
-        }
-        // Another request's group may be writing it; this joins the next
-        // group, which writes whatever nonces wait.
+    /// Writes the nonces waiting, with the next group of writes (one
+    /// another request's group is writing is saved only once that commits,
+    /// so waiting for the next group is waiting long enough).
+    pub(super) async fn save_waiting_nonces(&self) -> Result<(), StorageError> {
         self.write(|_| Box::pin(async { Ok(()) })).await
     }
 
