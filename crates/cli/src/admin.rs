@@ -4,7 +4,7 @@
 
 use card_member_client::SecretString;
 use card_member_server::brands::{self, CertificateSource};
-use card_member_server::seed_data::{self, SeedPlan};
+use card_member_server::seed_data::{self, BacklogPlan, SeedPlan};
 use card_member_server::{Application, LogFormat, Settings, outbox};
 
 use crate::args::{BrandsCommand, LogFormatArg, NotificationsCommand, SeedDataArgs, ServeArgs};
@@ -55,6 +55,9 @@ pub(crate) fn notifications(command: NotificationsCommand) -> Result<(), CliErro
 /// `seed-data`: a brand program's worth of data, straight into storage.
 pub(crate) fn seed_data(args: SeedDataArgs) -> Result<(), CliError> {
     let settings = load_settings(&args.settings)?;
+    if let Some(notifications) = args.backlog {
+        return seed_backlog(&settings, args, notifications);
+    }
     let certificate = match args.public_key {
         Some(path) => CertificateSource::PublicKey {
             pem: read(&path)?,
@@ -83,6 +86,32 @@ pub(crate) fn seed_data(args: SeedDataArgs) -> Result<(), CliError> {
         "cards": report.cards,
         "seconds": (report.seconds * 10.0).round() / 10.0,
         "cards_per_second": (report.cards as f64 / report.seconds.max(1e-9)).round(),
+    }))
+}
+
+/// `seed-data --backlog N`: pending notifications, straight into the outbox.
+fn seed_backlog(
+    settings: &Settings,
+    args: SeedDataArgs,
+    notifications: usize,
+) -> Result<(), CliError> {
+    let plan = BacklogPlan {
+        brand_id: args.brand_id,
+        card_id: args.card_id,
+        user_card_code: args.user_card_code,
+        notifications,
+    };
+    let step = (notifications / 10).max(1);
+    let report = seed_data::seed_backlog(settings, plan, &mut |done| {
+        if done % step < 10_000 || done == notifications {
+            eprintln!("seed-data: {done}/{notifications} notifications");
+        }
+    })
+    .map_err(|err| err.to_string())?;
+    print_json(&serde_json::json!({
+        "notifications": report.notifications,
+        "seconds": (report.seconds * 10.0).round() / 10.0,
+        "notifications_per_second": (report.notifications as f64 / report.seconds.max(1e-9)).round(),
     }))
 }
 

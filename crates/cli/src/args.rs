@@ -207,6 +207,24 @@ pub(crate) struct SeedDataArgs {
     /// The serial for --public-key [default: derived from the key].
     #[arg(long, requires = "public_key")]
     pub(crate) serial: Option<String>,
+    /// Instead of cards: this many pending notifications in the outbox,
+    /// due now, for one card's brand (its holder asking for points, as
+    /// after hours with the brand's receiver down).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with_all = ["cards", "brands", "templates_per_brand", "prefix", "public_key"]
+    )]
+    pub(crate) backlog: Option<usize>,
+    /// With --backlog: the card's brand.
+    #[arg(long, requires = "backlog", default_value = card_member_server::DEV_BRAND_ID)]
+    pub(crate) brand_id: String,
+    /// With --backlog: the card's template.
+    #[arg(long, requires = "backlog", default_value = card_member_server::DEV_CARD_ID)]
+    pub(crate) card_id: String,
+    /// With --backlog: the card's code.
+    #[arg(long, requires = "backlog", default_value = card_member_server::DEV_USER_CARD_CODE)]
+    pub(crate) user_card_code: String,
 }
 
 #[derive(Debug, Subcommand)]

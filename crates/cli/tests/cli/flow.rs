@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use card_member_server::DEV_SIGNUP_CARD_ID;
+use card_member_server::{DEV_BRAND_ID, DEV_SIGNUP_CARD_ID};
 use serde_json::Value;
 
 use crate::helpers::{
-    BIN, Server, args, card_member, free_port, json_of, start_on_a_free_port, start_server,
-    wait_healthy,
+    BIN, Server, args, card_member, free_port, json_from, json_of, start_on_a_free_port,
+    start_server, wait_healthy,
 };
 
 /// `card-member listen` as a child, its stdout lines on a channel.
@@ -211,6 +211,60 @@ async fn notifications_are_listed_shown_with_their_attempts_and_resent_with_the_
     assert!(output.status.success());
     let event = listening.next();
     assert_eq!(event["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_data_backlog_writes_pending_notifications_for_the_development_card_and_not_with_cards()
+ {
+    let server = start_server().await;
+    let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
+    let written = json_from(
+        &["seed-data", "--backlog", "30", "--data-dir", &data_dir],
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(written["notifications"], 30, "{written}");
+    let listed = json_from(
+        &[
+            "notifications",
+            "list",
+            "--data-dir",
+            &data_dir,
+            "--brand-id",
+            DEV_BRAND_ID,
+            "--limit",
+            "100",
+        ],
+        server.dir.path(),
+    )
+    .await;
+    let asks = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["event_type"] == "BRAND_MEMBER_CARD.SYNC_USER_POINT")
+        .count();
+    assert_eq!(asks, 30, "{listed}");
+    // A backlog instead of cards: asking for both is a usage error.
+    let both = card_member(
+        args(&[
+            "seed-data",
+            "--backlog",
+            "5",
+            "--cards",
+            "10",
+            "--data-dir",
+            &data_dir,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("--cards"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

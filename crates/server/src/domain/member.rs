@@ -380,13 +380,14 @@ pub(crate) async fn ask_points(
         serde_json::to_string(&content).expect("events serialise"),
         state.now_for(key.brand_id),
     );
+    let id = notification.id.clone();
     state
         .storage
-        .enqueue_notification(&notification)
+        .enqueue_notifications(vec![notification])
         .await
         .map_err(storage)?;
     state.outbox.wake();
-    Ok(notification.id)
+    Ok(id)
 }
 
 /// Moves one brand's clock forward by `seconds` (cards expire as if that

@@ -126,8 +126,7 @@ pub(crate) fn new_id() -> String {
 }
 
 /// A notification of `event_type` about the card `user_card_code` of the
-/// template `card_id`, its
-/// plaintext sealed with the data key, due now.
+/// template `card_id`, its plaintext sealed with the data key, due now.
 pub(crate) fn new_notification(
     state: &AppState,
     brand_id: &str,
@@ -137,15 +136,34 @@ pub(crate) fn new_notification(
     plaintext: String,
     now: OffsetDateTime,
 ) -> OutboxRecord {
+    sealed_notification(
+        |context, plaintext| state.crypto.seal(context, plaintext),
+        (brand_id, card_id, user_card_code),
+        event_type,
+        plaintext,
+        now,
+        state.clock.unix_now(),
+    )
+}
+
+/// A pending notification as [`new_notification`] makes it, sealed by
+/// `seal` and due at `due` (Unix seconds): also what `seed-data
+/// --backlog` writes, without a running server's state.
+pub(crate) fn sealed_notification(
+    seal: impl FnOnce(SealContext<'_>, &SecretString) -> Vec<u8>,
+    (brand_id, card_id, user_card_code): (&str, &str, &str),
+    event_type: &str,
+    plaintext: String,
+    now: OffsetDateTime,
+    due: i64,
+) -> OutboxRecord {
     let (_, original_type, summary) = EVENTS
         .iter()
         .find(|(event, _, _)| *event == event_type)
         .copied()
         .expect("one of the four events");
     let id = new_id();
-    let sealed = state
-        .crypto
-        .seal(seal_context(brand_id, &id), &SecretString::from(plaintext));
+    let sealed = seal(seal_context(brand_id, &id), &SecretString::from(plaintext));
     OutboxRecord {
         id,
         brand_id: brand_id.to_owned(),
@@ -158,7 +176,7 @@ pub(crate) fn new_notification(
         create_time: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
         state: "PENDING".to_owned(),
         attempts: 0,
-        next_attempt_at: state.clock.unix_now(),
+        next_attempt_at: due,
         last_error: None,
     }
 }

@@ -97,14 +97,19 @@ pub(super) async fn insert_outbox(db: &mut dyn Exec, n: &OutboxRecord) -> Result
 }
 
 impl Storage {
-    /// Puts a notification in the outbox (one that no change causes).
-    pub(crate) async fn enqueue_notification(
+    /// Puts notifications in the outbox in one transaction (ones that no
+    /// change causes: a member asking for points, a generated backlog).
+    pub(crate) async fn enqueue_notifications(
         &self,
-        notification: &OutboxRecord,
+        notifications: Vec<OutboxRecord>,
     ) -> Result<(), StorageError> {
-        let notification = notification.clone();
         self.run(Mode::Write, move |db| {
-            Box::pin(async move { insert_outbox(db, &notification).await })
+            Box::pin(async move {
+                for notification in &notifications {
+                    insert_outbox(db, notification).await?;
+                }
+                Ok(())
+            })
         })
         .await
     }

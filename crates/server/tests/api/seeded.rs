@@ -2,9 +2,16 @@
 //! storage is data the API serves as if it had stored it.
 
 use card_member_server::brands::CertificateSource;
-use card_member_server::seed_data::{self, SeedPlan, seeded_brand_id, seeded_card, seeded_card_id};
+use std::time::Duration;
+
+use card_member_protocol::notify::Event;
+use card_member_server::seed_data::{
+    self, BacklogPlan, SeedPlan, seeded_brand_id, seeded_card, seeded_card_id,
+};
+use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
 use crate::helpers::{TestBrand, spawn_app};
+use crate::notifications::{TestReceiver, notify_to, open};
 
 fn plan(app: &crate::helpers::TestApp, prefix: &str) -> SeedPlan {
     SeedPlan {
@@ -97,4 +104,62 @@ async fn seeding_the_same_prefix_again_is_refused_naming_the_prefix_and_changes_
     .unwrap()
     .unwrap_err();
     assert!(refused.to_string().contains("--prefix"), "{refused}");
+}
+
+fn backlog(app: &crate::helpers::TestApp, notifications: usize) -> BacklogPlan {
+    BacklogPlan {
+        brand_id: app.brand.brand_id.clone(),
+        card_id: DEV_CARD_ID.to_owned(),
+        user_card_code: DEV_USER_CARD_CODE.to_owned(),
+        notifications,
+    }
+}
+
+#[tokio::test]
+async fn a_generated_backlog_is_delivered_as_the_members_own_asks_would_be() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[]).await;
+    notify_to(&app, DEV_CARD_ID, &receiver.url()).await;
+    let settings = app.settings.clone();
+    let plan = backlog(&app, 25);
+    // Written while the server runs: it delivers them as it polls.
+    let report =
+        tokio::task::spawn_blocking(move || seed_data::seed_backlog(&settings, plan, &mut |_| {}))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(report.notifications, 25);
+    let received = receiver.wait_for(25, Duration::from_secs(30)).await;
+    let mut ids = std::collections::HashSet::new();
+    for one in &received {
+        // Signed, sealed with the brand's APIv3 key, and about the card.
+        let (envelope, event) = open(&app, one, &app.api_v3_key);
+        assert_eq!(envelope.event_type, "BRAND_MEMBER_CARD.SYNC_USER_POINT");
+        assert_eq!(envelope.resource.original_type, "sync_user_point");
+        let Event::SyncUserPoint(sync) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(
+            (sync.user_card_code.as_str(), sync.openid.as_str()),
+            (DEV_USER_CARD_CODE, DEV_OPENID)
+        );
+        ids.insert(envelope.id);
+    }
+    assert_eq!(ids.len(), 25, "each notification its own ID");
+}
+
+#[tokio::test]
+async fn a_backlog_about_a_card_not_stored_is_refused_naming_the_card_and_writes_nothing() {
+    let app = spawn_app().await;
+    let before = app.handle.notifications().await.unwrap().len();
+    let settings = app.settings.clone();
+    let mut plan = backlog(&app, 10);
+    plan.user_card_code = "000000000000".to_owned();
+    let refused =
+        tokio::task::spawn_blocking(move || seed_data::seed_backlog(&settings, plan, &mut |_| {}))
+            .await
+            .unwrap()
+            .unwrap_err();
+    assert!(refused.to_string().contains("000000000000"), "{refused}");
+    assert_eq!(app.handle.notifications().await.unwrap().len(), before);
 }

@@ -1188,12 +1188,14 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
         };
         let storage = &backend.storage;
         let now = Clock::default().unix_now();
-        for index in 0..30 {
-            storage
-                .enqueue_notification(&notification(&format!("n-{index}"), now))
-                .await
-                .unwrap();
-        }
+        storage
+            .enqueue_notifications(
+                (0..30)
+                    .map(|index| notification(&format!("n-{index}"), now))
+                    .collect(),
+            )
+            .await
+            .unwrap();
         let (first, other) = tokio::join!(
             storage.claim_notifications(claim(now, 20)),
             second.claim_notifications(claim(now, 20))
@@ -1232,14 +1234,18 @@ async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() 
         let storage = &backend.storage;
         let now = Clock::default().unix_now();
         // Brand "a" has a backlog, overdue; "b" and "c" one each, due now.
-        for (index, (brand, due)) in std::iter::repeat_n(("a", now - 600), 50)
+        let backlog = std::iter::repeat_n(("a", now - 600), 50)
             .chain([("b", now), ("c", now)])
             .enumerate()
-        {
-            let mut notification = notification(&format!("n-{index}"), due);
-            notification.brand_id = brand.into();
-            storage.enqueue_notification(&notification).await.unwrap();
-        }
+            .map(|(index, (brand, due))| {
+                let mut notification = notification(&format!("n-{index}"), due);
+                notification.brand_id = brand.into();
+                notification
+            });
+        storage
+            .enqueue_notifications(backlog.collect())
+            .await
+            .unwrap();
         let mut claim = claim(now, 6);
         claim.per_brand = Box::new(|brand| if brand == "a" { 4 } else { 1 });
         let claimed = storage.claim_notifications(claim).await.unwrap();
