@@ -440,6 +440,42 @@ pub fn validate_create_card_body(body: &Value) -> Result<(), Violation> {
 }
 
 impl CardDefinition {
+    /// A template with its required fields only: a normal card with QR
+    /// codes, valid for ever, and every optional field absent. Set the
+    /// others with struct update syntax
+    /// (`CardDefinition { notify_url: Some(..), ..CardDefinition::new(..) }`).
+    pub fn new(
+        out_request_no: impl Into<String>,
+        appid: impl Into<String>,
+        card_title: impl Into<String>,
+        code_mode: CodeMode,
+    ) -> Self {
+        Self {
+            out_request_no: out_request_no.into(),
+            appid: appid.into(),
+            card_type: CardType::Normal,
+            card_title: card_title.into(),
+            card_color: None,
+            card_picture_url: None,
+            code_mode,
+            code_type: CodeType::QrCode,
+            code_jump_information: None,
+            benefits: None,
+            notify_url: None,
+            need_pinned: None,
+            need_display_level: None,
+            init_level: None,
+            service_phone: None,
+            legal_agreement: None,
+            valid_date_information: DateInfo::permanent(),
+            member_information: None,
+            points_information: None,
+            balance_information: None,
+            purchase_information: None,
+            user_information: None,
+        }
+    }
+
     /// Parses and validates a create-template body as received.
     pub fn from_body(body: &[u8]) -> Result<Self, Violation> {
         let value = parse_json(body)?;

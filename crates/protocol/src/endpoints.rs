@@ -46,6 +46,43 @@ pub struct Param {
     pub pattern: Option<&'static str>,
 }
 
+impl Param {
+    /// A parameter the request must carry, of any length.
+    const fn required(name: &'static str, description: &'static str) -> Self {
+        Self {
+            name,
+            required: true,
+            description,
+            max_chars: None,
+            pattern: None,
+        }
+    }
+
+    /// A parameter the request may leave out, of any length.
+    const fn optional(name: &'static str, description: &'static str) -> Self {
+        Self {
+            required: false,
+            ..Self::required(name, description)
+        }
+    }
+
+    /// At most `max_chars` characters.
+    const fn max_chars(self, max_chars: usize) -> Self {
+        Self {
+            max_chars: Some(max_chars),
+            ..self
+        }
+    }
+
+    /// Every value matches `pattern`.
+    const fn pattern(self, pattern: &'static str) -> Self {
+        Self {
+            pattern: Some(pattern),
+            ..self
+        }
+    }
+}
+
 /// One endpoint of the card-member family.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -80,6 +117,71 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint answering `response`: no parameters, no request body,
+    /// no field encrypted, the usual rate limit, idempotent. The methods
+    /// below each add one thing to it (`const`, so that every endpoint
+    /// stays a constant).
+    const fn new(
+        name: &'static str,
+        method: &'static str,
+        path: &'static str,
+        response: &'static BodyRules,
+        summary: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            method,
+            path,
+            path_params: &[],
+            query_params: &[],
+            request: None,
+            response,
+            ciphertext_fields: &[],
+            per_second: RATE_LIMIT_PER_SECOND,
+            idempotent: true,
+            summary,
+        }
+    }
+
+    const fn path_params(self, path_params: &'static [Param]) -> Self {
+        Self {
+            path_params,
+            ..self
+        }
+    }
+
+    const fn query_params(self, query_params: &'static [Param]) -> Self {
+        Self {
+            query_params,
+            ..self
+        }
+    }
+
+    const fn request(self, rules: &'static BodyRules) -> Self {
+        Self {
+            request: Some(rules),
+            ..self
+        }
+    }
+
+    const fn ciphertexts(self, ciphertext_fields: &'static [&'static str]) -> Self {
+        Self {
+            ciphertext_fields,
+            ..self
+        }
+    }
+
+    const fn per_second(self, per_second: u32) -> Self {
+        Self { per_second, ..self }
+    }
+
+    const fn not_idempotent(self) -> Self {
+        Self {
+            idempotent: false,
+            ..self
+        }
+    }
+
     /// The request target for the path parameters' values, each
     /// percent-encoded (the signature covers the encoded form), without a
     /// query.
@@ -190,46 +292,32 @@ macro_rules! with_body {
     };
 }
 
-const USER_CARD_CODE: Param = Param {
-    name: "user_card_code",
-    required: true,
-    description: "Percent-encoded on the wire; the signature covers the encoded form.",
-    max_chars: Some(32),
-    pattern: Some("^[!-~]+$"),
-};
+const USER_CARD_CODE: Param = Param::required(
+    "user_card_code",
+    "Percent-encoded on the wire; the signature covers the encoded form.",
+)
+.max_chars(32)
+.pattern("^[!-~]+$");
 
-const CARD_ID: Param = Param {
-    name: "card_id",
-    required: true,
-    description: "Percent-encoded on the wire; the signature covers the encoded form.",
-    max_chars: Some(32),
-    pattern: None,
-};
+const CARD_ID: Param = Param::required(
+    "card_id",
+    "Percent-encoded on the wire; the signature covers the encoded form.",
+)
+.max_chars(32);
 
 /// `?card_id=`, accepted where the body may carry it instead.
-const CARD_ID_IN_QUERY: Param = Param {
-    name: "card_id",
-    required: false,
-    description: "The template ID, if not in the body (must equal the body's)",
-    max_chars: None,
-    pattern: None,
-};
+const CARD_ID_IN_QUERY: Param = Param::optional(
+    "card_id",
+    "The template ID, if not in the body (must equal the body's)",
+);
 
-const OFFSET: Param = Param {
-    name: "offset",
-    required: false,
-    description: "From 0 (default 0)",
-    max_chars: Some(10),
-    pattern: Some("^[0-9]+$"),
-};
+const OFFSET: Param = Param::optional("offset", "From 0 (default 0)")
+    .max_chars(10)
+    .pattern("^[0-9]+$");
 
-const LIMIT: Param = Param {
-    name: "limit",
-    required: false,
-    description: "1 to 20 (default 20)",
-    max_chars: Some(2),
-    pattern: Some("^[0-9]+$"),
-};
+const LIMIT: Param = Param::optional("limit", "1 to 20 (default 20)")
+    .max_chars(2)
+    .pattern("^[0-9]+$");
 
 /// A page of templates.
 const CARD_PAGE: BodyRules = page_rules("CardPage", &CARD_PAGE_FIELDS);
@@ -290,19 +378,17 @@ const USER_CARD_CIPHERTEXTS: &[&str] = &[
 ];
 
 /// `PATCH /brand/card-member/user-cards/{user_card_code}`.
-pub const UPDATE_USER_CARD: Endpoint = Endpoint {
-    name: "update_user_card",
-    method: "PATCH",
-    path: "/brand/card-member/user-cards/{user_card_code}",
-    path_params: &[USER_CARD_CODE],
-    query_params: &[CARD_ID_IN_QUERY],
-    request: Some(&user_cards::UPDATE_USER_CARD_BODY),
-    response: &user_cards::USER_CARD_BODY,
-    ciphertext_fields: USER_CARD_CIPHERTEXTS,
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Update a user's membership card (only the fields sent change)",
-};
+pub const UPDATE_USER_CARD: Endpoint = Endpoint::new(
+    "update_user_card",
+    "PATCH",
+    "/brand/card-member/user-cards/{user_card_code}",
+    &user_cards::USER_CARD_BODY,
+    "Update a user's membership card (only the fields sent change)",
+)
+.path_params(&[USER_CARD_CODE])
+.query_params(&[CARD_ID_IN_QUERY])
+.request(&user_cards::UPDATE_USER_CARD_BODY)
+.ciphertexts(USER_CARD_CIPHERTEXTS);
 with_body!(
     UpdateUserCardRequest,
     UPDATE_USER_CARD,
@@ -312,49 +398,32 @@ with_body!(
 );
 
 /// `GET /brand/card-member/user-cards/{user_card_code}`.
-pub const GET_USER_CARD: Endpoint = Endpoint {
-    name: "get_user_card",
-    method: "GET",
-    path: "/brand/card-member/user-cards/{user_card_code}",
-    path_params: &[USER_CARD_CODE],
-    query_params: &[
-        Param {
-            name: "card_id",
-            required: true,
-            description: "The template ID",
-            max_chars: None,
-            pattern: None,
-        },
-        Param {
-            name: "openid",
-            required: true,
-            description: "The holder",
-            max_chars: None,
-            pattern: None,
-        },
-    ],
-    request: None,
-    response: &user_cards::USER_CARD_BODY,
-    ciphertext_fields: USER_CARD_CIPHERTEXTS,
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Read a user's membership card",
-};
+pub const GET_USER_CARD: Endpoint = Endpoint::new(
+    "get_user_card",
+    "GET",
+    "/brand/card-member/user-cards/{user_card_code}",
+    &user_cards::USER_CARD_BODY,
+    "Read a user's membership card",
+)
+.path_params(&[USER_CARD_CODE])
+.query_params(&[
+    Param::required("card_id", "The template ID"),
+    Param::required("openid", "The holder"),
+])
+.ciphertexts(USER_CARD_CIPHERTEXTS);
 
 /// `POST /brand/card-member/user-cards/{user_card_code}/invalidate`.
-pub const INVALIDATE_USER_CARD: Endpoint = Endpoint {
-    name: "invalidate_user_card",
-    method: "POST",
-    path: "/brand/card-member/user-cards/{user_card_code}/invalidate",
-    path_params: &[USER_CARD_CODE],
-    query_params: &[CARD_ID_IN_QUERY],
-    request: Some(&user_cards::INVALIDATE_USER_CARD_BODY),
-    response: &user_cards::USER_CARD_BODY,
-    ciphertext_fields: USER_CARD_CIPHERTEXTS,
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Invalidate a user's membership card (final; answers the card)",
-};
+pub const INVALIDATE_USER_CARD: Endpoint = Endpoint::new(
+    "invalidate_user_card",
+    "POST",
+    "/brand/card-member/user-cards/{user_card_code}/invalidate",
+    &user_cards::USER_CARD_BODY,
+    "Invalidate a user's membership card (final; answers the card)",
+)
+.path_params(&[USER_CARD_CODE])
+.query_params(&[CARD_ID_IN_QUERY])
+.request(&user_cards::INVALIDATE_USER_CARD_BODY)
+.ciphertexts(USER_CARD_CIPHERTEXTS);
 with_body!(
     InvalidateUserCardRequest,
     INVALIDATE_USER_CARD,
@@ -364,19 +433,17 @@ with_body!(
 );
 
 /// `POST /brand/card-member/user-cards/import-by-openid`.
-pub const IMPORT_USER_CARD: Endpoint = Endpoint {
-    name: "import_user_card",
-    method: "POST",
-    path: "/brand/card-member/user-cards/import-by-openid",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&user_cards::IMPORT_USER_CARD_BODY),
-    response: &user_cards::USER_CARD_BODY,
-    ciphertext_fields: USER_CARD_CIPHERTEXTS,
-    per_second: IMPORT_RATE_LIMIT_PER_SECOND,
-    idempotent: false,
-    summary: "Import a user card (10 requests/s per brand)",
-};
+pub const IMPORT_USER_CARD: Endpoint = Endpoint::new(
+    "import_user_card",
+    "POST",
+    "/brand/card-member/user-cards/import-by-openid",
+    &user_cards::USER_CARD_BODY,
+    "Import a user card (10 requests/s per brand)",
+)
+.request(&user_cards::IMPORT_USER_CARD_BODY)
+.ciphertexts(USER_CARD_CIPHERTEXTS)
+.per_second(IMPORT_RATE_LIMIT_PER_SECOND)
+.not_idempotent();
 with_body!(
     ImportUserCardRequest,
     IMPORT_USER_CARD,
@@ -386,19 +453,14 @@ with_body!(
 );
 
 /// `POST /brand/card-member/cards`.
-pub const CREATE_CARD: Endpoint = Endpoint {
-    name: "create_card",
-    method: "POST",
-    path: "/brand/card-member/cards",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&cards::CREATE_CARD_BODY),
-    response: &cards::CARD_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Create a card template (idempotent on out_request_no)",
-};
+pub const CREATE_CARD: Endpoint = Endpoint::new(
+    "create_card",
+    "POST",
+    "/brand/card-member/cards",
+    &cards::CARD_BODY,
+    "Create a card template (idempotent on out_request_no)",
+)
+.request(&cards::CREATE_CARD_BODY);
 with_body!(
     CardDefinition,
     CREATE_CARD,
@@ -408,59 +470,41 @@ with_body!(
 );
 
 /// `GET /brand/card-member/cards/{card_id}`.
-pub const GET_CARD: Endpoint = Endpoint {
-    name: "get_card",
-    method: "GET",
-    path: "/brand/card-member/cards/{card_id}",
-    path_params: &[CARD_ID],
-    query_params: &[],
-    request: None,
-    response: &cards::CARD_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Read a card template",
-};
+pub const GET_CARD: Endpoint = Endpoint::new(
+    "get_card",
+    "GET",
+    "/brand/card-member/cards/{card_id}",
+    &cards::CARD_BODY,
+    "Read a card template",
+)
+.path_params(&[CARD_ID]);
 
 /// `GET /brand/card-member/cards?state=&offset=&limit=`.
-pub const LIST_CARDS: Endpoint = Endpoint {
-    name: "list_cards",
-    method: "GET",
-    path: "/brand/card-member/cards",
-    path_params: &[],
-    query_params: &[
-        Param {
-            name: "state",
-            required: false,
-            description: "CARD_EFFECTIVE or CARD_INVALID; all when absent",
-            max_chars: Some(16),
-            pattern: Some("^(CARD_EFFECTIVE|CARD_INVALID)$"),
-        },
-        OFFSET,
-        LIMIT,
-    ],
-    request: None,
-    response: &CARD_PAGE,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "List the brand's card templates, newest first",
-};
+pub const LIST_CARDS: Endpoint = Endpoint::new(
+    "list_cards",
+    "GET",
+    "/brand/card-member/cards",
+    &CARD_PAGE,
+    "List the brand's card templates, newest first",
+)
+.query_params(&[
+    Param::optional("state", "CARD_EFFECTIVE or CARD_INVALID; all when absent")
+        .max_chars(16)
+        .pattern("^(CARD_EFFECTIVE|CARD_INVALID)$"),
+    OFFSET,
+    LIMIT,
+]);
 
 /// `PATCH /brand/card-member/cards/{card_id}`.
-pub const UPDATE_CARD: Endpoint = Endpoint {
-    name: "update_card",
-    method: "PATCH",
-    path: "/brand/card-member/cards/{card_id}",
-    path_params: &[CARD_ID],
-    query_params: &[],
-    request: Some(&cards::UPDATE_CARD_BODY),
-    response: &cards::CARD_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Change a card template (only the fields sent change)",
-};
+pub const UPDATE_CARD: Endpoint = Endpoint::new(
+    "update_card",
+    "PATCH",
+    "/brand/card-member/cards/{card_id}",
+    &cards::CARD_BODY,
+    "Change a card template (only the fields sent change)",
+)
+.path_params(&[CARD_ID])
+.request(&cards::UPDATE_CARD_BODY);
 with_body!(
     UpdateCardRequest,
     UPDATE_CARD,
@@ -470,69 +514,48 @@ with_body!(
 );
 
 /// `POST /brand/card-member/cards/{card_id}/invalidate` (no body).
-pub const INVALIDATE_CARD: Endpoint = Endpoint {
-    name: "invalidate_card",
-    method: "POST",
-    path: "/brand/card-member/cards/{card_id}/invalidate",
-    path_params: &[CARD_ID],
-    query_params: &[],
-    request: None,
-    response: &cards::CARD_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Invalidate a card template (final: no new tokens or imports)",
-};
+pub const INVALIDATE_CARD: Endpoint = Endpoint::new(
+    "invalidate_card",
+    "POST",
+    "/brand/card-member/cards/{card_id}/invalidate",
+    &cards::CARD_BODY,
+    "Invalidate a card template (final: no new tokens or imports)",
+)
+.path_params(&[CARD_ID]);
 
 /// `GET /brand/card-member/user-cards?openid=&user_card_state=&offset=&limit=`.
-pub const LIST_USER_CARDS: Endpoint = Endpoint {
-    name: "list_user_cards",
-    method: "GET",
-    path: "/brand/card-member/user-cards",
-    path_params: &[],
-    query_params: &[
-        Param {
-            name: "openid",
-            required: true,
-            description: "The user",
-            max_chars: Some(128),
-            pattern: None,
-        },
-        Param {
-            name: "user_card_state",
-            required: false,
-            description: "UNACTIVATED, EFFECTIVE, EXPIRED or INVALID (as read now); all when absent",
-            max_chars: Some(16),
-            pattern: Some("^(UNACTIVATED|EFFECTIVE|EXPIRED|INVALID)$"),
-        },
-        OFFSET,
-        LIMIT,
-    ],
-    request: None,
-    response: &USER_CARD_PAGE,
-    ciphertext_fields: &[
-        "/data/-/phone_number",
-        "/data/-/user_information/common_field_list/-/value",
-    ],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "List a user's cards under the brand, newest first",
-};
+pub const LIST_USER_CARDS: Endpoint = Endpoint::new(
+    "list_user_cards",
+    "GET",
+    "/brand/card-member/user-cards",
+    &USER_CARD_PAGE,
+    "List a user's cards under the brand, newest first",
+)
+.query_params(&[
+    Param::required("openid", "The user").max_chars(128),
+    Param::optional(
+        "user_card_state",
+        "UNACTIVATED, EFFECTIVE, EXPIRED or INVALID (as read now); all when absent",
+    )
+    .max_chars(16)
+    .pattern("^(UNACTIVATED|EFFECTIVE|EXPIRED|INVALID)$"),
+    OFFSET,
+    LIMIT,
+])
+.ciphertexts(&[
+    "/data/-/phone_number",
+    "/data/-/user_information/common_field_list/-/value",
+]);
 
 /// `POST /brand/card-member/pre-auth-tokens`.
-pub const CREATE_PRE_AUTH_TOKEN: Endpoint = Endpoint {
-    name: "create_pre_auth_token",
-    method: "POST",
-    path: "/brand/card-member/pre-auth-tokens",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&membership::PRE_AUTH_TOKEN_BODY),
-    response: &membership::PRE_AUTH_TOKEN_ANSWER_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Get a one-hour token that opens the membership component for a user",
-};
+pub const CREATE_PRE_AUTH_TOKEN: Endpoint = Endpoint::new(
+    "create_pre_auth_token",
+    "POST",
+    "/brand/card-member/pre-auth-tokens",
+    &membership::PRE_AUTH_TOKEN_ANSWER_BODY,
+    "Get a one-hour token that opens the membership component for a user",
+)
+.request(&membership::PRE_AUTH_TOKEN_BODY);
 with_body!(
     PreAuthTokenRequest,
     CREATE_PRE_AUTH_TOKEN,
@@ -542,19 +565,17 @@ with_body!(
 );
 
 /// `POST /brand/card-member/user-cards/{user_card_code}/confirm`.
-pub const CONFIRM_USER_CARD: Endpoint = Endpoint {
-    name: "confirm_user_card",
-    method: "POST",
-    path: "/brand/card-member/user-cards/{user_card_code}/confirm",
-    path_params: &[USER_CARD_CODE],
-    query_params: &[CARD_ID_IN_QUERY],
-    request: Some(&membership::CONFIRM_USER_CARD_BODY),
-    response: &user_cards::USER_CARD_BODY,
-    ciphertext_fields: USER_CARD_CIPHERTEXTS,
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Report the outcome of a sign-up (the card turns EFFECTIVE or INVALID)",
-};
+pub const CONFIRM_USER_CARD: Endpoint = Endpoint::new(
+    "confirm_user_card",
+    "POST",
+    "/brand/card-member/user-cards/{user_card_code}/confirm",
+    &user_cards::USER_CARD_BODY,
+    "Report the outcome of a sign-up (the card turns EFFECTIVE or INVALID)",
+)
+.path_params(&[USER_CARD_CODE])
+.query_params(&[CARD_ID_IN_QUERY])
+.request(&membership::CONFIRM_USER_CARD_BODY)
+.ciphertexts(USER_CARD_CIPHERTEXTS);
 with_body!(
     ConfirmUserCardRequest,
     CONFIRM_USER_CARD,
@@ -564,19 +585,14 @@ with_body!(
 );
 
 /// `POST /brand/card-member/user-points/exchange-coupon/confirm`.
-pub const CONFIRM_POINT_EXCHANGE: Endpoint = Endpoint {
-    name: "confirm_point_exchange",
-    method: "POST",
-    path: "/brand/card-member/user-points/exchange-coupon/confirm",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&membership::EXCHANGE_CONFIRM_BODY),
-    response: &membership::EXCHANGE_RESULT_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Allow or reject a member's points-for-coupon request",
-};
+pub const CONFIRM_POINT_EXCHANGE: Endpoint = Endpoint::new(
+    "confirm_point_exchange",
+    "POST",
+    "/brand/card-member/user-points/exchange-coupon/confirm",
+    &membership::EXCHANGE_RESULT_BODY,
+    "Allow or reject a member's points-for-coupon request",
+)
+.request(&membership::EXCHANGE_CONFIRM_BODY);
 with_body!(
     ExchangeCouponConfirmRequest,
     CONFIRM_POINT_EXCHANGE,
@@ -587,37 +603,27 @@ with_body!(
 
 /// `POST /brand/card-member/media/image-upload` (multipart; the signature
 /// covers the `meta` part).
-pub const UPLOAD_IMAGE: Endpoint = Endpoint {
-    name: "upload_image",
-    method: "POST",
-    path: "/brand/card-member/media/image-upload",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&media::IMAGE_META_BODY),
-    response: &media::IMAGE_UPLOAD_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Upload a card image (JPG, PNG or BMP, at most 2 MiB); answers its permanent URL",
-};
+pub const UPLOAD_IMAGE: Endpoint = Endpoint::new(
+    "upload_image",
+    "POST",
+    "/brand/card-member/media/image-upload",
+    &media::IMAGE_UPLOAD_BODY,
+    "Upload a card image (JPG, PNG or BMP, at most 2 MiB); answers its permanent URL",
+)
+.request(&media::IMAGE_META_BODY);
 with_body!(ImageMeta, UPLOAD_IMAGE, ImageUpload, |_r| Vec::new(), |r| {
     check_body(&UPLOAD_IMAGE, r)
 });
 
 /// `POST /brand/card-member/user-feeds` (no limit stated for brands: 5/s).
-pub const CREATE_USER_FEED: Endpoint = Endpoint {
-    name: "create_user_feed",
-    method: "POST",
-    path: "/brand/card-member/user-feeds",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&activity::USER_FEED_BODY),
-    response: &activity::USER_FEED_ANSWER_BODY,
-    ciphertext_fields: &[],
-    per_second: RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Post a member activity entry (idempotent on out_request_no)",
-};
+pub const CREATE_USER_FEED: Endpoint = Endpoint::new(
+    "create_user_feed",
+    "POST",
+    "/brand/card-member/user-feeds",
+    &activity::USER_FEED_ANSWER_BODY,
+    "Post a member activity entry (idempotent on out_request_no)",
+)
+.request(&activity::USER_FEED_BODY);
 with_body!(
     UserFeedRequest,
     CREATE_USER_FEED,
@@ -627,19 +633,15 @@ with_body!(
 );
 
 /// `POST /brand/card-member/user-points/sync` (10/s, doc 4015897319).
-pub const SYNC_USER_POINTS: Endpoint = Endpoint {
-    name: "sync_user_points",
-    method: "POST",
-    path: "/brand/card-member/user-points/sync",
-    path_params: &[],
-    query_params: &[],
-    request: Some(&activity::POINTS_SYNC_BODY),
-    response: &activity::POINTS_SYNC_ANSWER_BODY,
-    ciphertext_fields: &[],
-    per_second: IMPORT_RATE_LIMIT_PER_SECOND,
-    idempotent: true,
-    summary: "Sync a member's points balance (10 requests/s per brand; idempotent on out_request_no)",
-};
+pub const SYNC_USER_POINTS: Endpoint = Endpoint::new(
+    "sync_user_points",
+    "POST",
+    "/brand/card-member/user-points/sync",
+    &activity::POINTS_SYNC_ANSWER_BODY,
+    "Sync a member's points balance (10 requests/s per brand; idempotent on out_request_no)",
+)
+.request(&activity::POINTS_SYNC_BODY)
+.per_second(IMPORT_RATE_LIMIT_PER_SECOND);
 with_body!(
     PointsSyncRequest,
     SYNC_USER_POINTS,

@@ -127,31 +127,19 @@ async fn import_then_cards_create_and_get() {
 
 fn template(out_request_no: &str, picture: &str) -> CreateCardRequest {
     CreateCardRequest {
-        out_request_no: out_request_no.into(),
-        appid: "wx0123456789".into(),
-        card_type: card_member_client::CardType::Normal,
-        card_title: "SDK 卡".into(),
         card_color: Some("#102030".into()),
         card_picture_url: Some(picture.into()),
-        code_mode: CodeMode::SystemAllocate,
-        code_type: CodeType::QrCode,
-        code_jump_information: None,
-        benefits: None,
         notify_url: Some("https://brand.example.com/notify".into()),
-        need_pinned: None,
-        need_display_level: None,
-        init_level: None,
-        service_phone: None,
-        legal_agreement: None,
-        valid_date_information: DateInfo::permanent(),
-        member_information: None,
-        points_information: None,
-        balance_information: None,
-        purchase_information: None,
         user_information: Some(UserInformationForm {
             common_field_list: Some(vec![CommonFieldFlag::UserFormFlagName]),
             custom_field_list: None,
         }),
+        ..CreateCardRequest::new(
+            out_request_no,
+            "wx0123456789",
+            "SDK 卡",
+            CodeMode::SystemAllocate,
+        )
     }
 }
 

@@ -344,30 +344,19 @@ fn dev_templates(media_url: &str, now: &str) -> [Card; 2] {
         modify_time: now.to_owned(),
     };
     let seed = CardDefinition {
-        out_request_no: String::new(),
-        appid: "wxdevelopment0000".to_owned(),
-        card_type: CardType::Normal,
-        card_title: "开发会员卡".to_owned(),
         card_color: Some("#63B359".to_owned()),
         card_picture_url: Some(media_url.to_owned()),
-        code_mode: CodeMode::MerchantAllocate,
         code_type: CodeType::BarCodeAndQrCode,
-        code_jump_information: None,
         benefits: Some("积分兑好礼".to_owned()),
         notify_url: Some(DEV_NOTIFY_URL.to_owned()),
         need_pinned: Some(false),
         need_display_level: Some(true),
         init_level: Some("普通会员".to_owned()),
         service_phone: Some("400-000-0000".to_owned()),
-        legal_agreement: None,
-        valid_date_information: DateInfo::permanent(),
         member_information: Some(JumpInformation {
             jump_appid: "wxdevelopment0000".to_owned(),
             jump_path: "/pages/member/index".to_owned(),
         }),
-        points_information: None,
-        balance_information: None,
-        purchase_information: None,
         user_information: Some(UserInformationForm {
             common_field_list: Some(vec![CommonFieldFlag::UserFormFlagBirthday]),
             custom_field_list: Some(vec![CustomFieldDefinition {
@@ -376,6 +365,12 @@ fn dev_templates(media_url: &str, now: &str) -> [Card; 2] {
                 values: vec!["跑步".to_owned(), "游泳".to_owned(), "骑行".to_owned()],
             }]),
         }),
+        ..CardDefinition::new(
+            "",
+            "wxdevelopment0000",
+            "开发会员卡",
+            CodeMode::MerchantAllocate,
+        )
     };
     let signup = CardDefinition {
         card_title: "开发入会卡".to_owned(),

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 use card_member_protocol::model::{
-    Card, CardDefinition, CardState, CardType, CodeMode, CodeType, DateInfo, UserCardState,
+    Card, CardDefinition, CardState, CardType, CodeMode, DateInfo, UserCardState,
 };
 use card_member_protocol::notify;
 use card_member_protocol::secret::SecretString;
@@ -363,28 +363,17 @@ fn template(brand_id: &str, card_id: String, index: usize, now: &str) -> Card {
         card_id,
         brand_id: brand_id.to_owned(),
         definition: CardDefinition {
-            out_request_no: format!("seed-{index}"),
-            appid: "wxseed0000000000".to_owned(),
-            card_type: CardType::Normal,
-            card_title: format!("会员卡{index}"),
             card_color: Some("#63B359".to_owned()),
             card_picture_url: Some("https://example.com/seed.png".to_owned()),
-            code_mode: CodeMode::MerchantAllocate,
-            code_type: CodeType::QrCode,
-            code_jump_information: None,
-            benefits: None,
             notify_url: Some("https://example.com/notify".to_owned()),
-            need_pinned: None,
             need_display_level: Some(true),
             init_level: Some("普通会员".to_owned()),
-            service_phone: None,
-            legal_agreement: None,
-            valid_date_information: DateInfo::permanent(),
-            member_information: None,
-            points_information: None,
-            balance_information: None,
-            purchase_information: None,
-            user_information: None,
+            ..CardDefinition::new(
+                format!("seed-{index}"),
+                "wxseed0000000000",
+                format!("会员卡{index}"),
+                CodeMode::MerchantAllocate,
+            )
         },
         state: CardState::CardEffective,
         create_time: now.to_owned(),

@@ -38,7 +38,7 @@ use crate::error::{ApiError, UndecryptedField};
 use crate::records::{BrandCertificate, BrandRecord};
 use crate::state::AppState;
 use crate::state::explanations::Explanation;
-use crate::storage::{NonceAdmission, Storage};
+use crate::storage::{Nonce, NonceAdmission, Storage};
 
 /// What authentication established about a request, for the handlers.
 #[derive(Clone, Debug)]
@@ -290,9 +290,11 @@ async fn verify(
     let admitted = state
         .storage
         .first_use_of_nonce(
-            &authorization.brand_id,
-            &authorization.nonce_str,
-            authorization.timestamp,
+            Nonce {
+                brand_id: &authorization.brand_id,
+                nonce: &authorization.nonce_str,
+                signed_at: authorization.timestamp,
+            },
             now,
         )
         .await

@@ -262,18 +262,13 @@ impl Storage {
     /// instance on this storage sees the same nonces.
     pub(crate) async fn first_use_of_nonce(
         &self,
-        brand_id: &str,
-        nonce: &str,
-        timestamp: i64,
+        nonce: Nonce<'_>,
         now: i64,
     ) -> Result<NonceAdmission, StorageError> {
         match &self.backend {
             // In memory: no database call.
-            Backend::Sqlite(db) => db.first_use_of_nonce(brand_id, nonce, timestamp, now),
-            Backend::Postgres(db) => {
-                self.timed(db.first_use_of_nonce(brand_id, nonce, timestamp, now))
-                    .await
-            }
+            Backend::Sqlite(db) => db.first_use_of_nonce(nonce, now),
+            Backend::Postgres(db) => self.timed(db.first_use_of_nonce(nonce, now)).await,
         }
     }
 
@@ -520,6 +515,18 @@ pub(crate) enum Recorded {
     First,
     /// The same request was recorded before: its answer (JSON).
     Repeated(String),
+}
+
+/// A request's nonce as it was signed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Nonce<'a> {
+    /// The brand that signed it (nonces are the brand's own).
+    pub(crate) brand_id: &'a str,
+    /// The `nonce_str` of its `Authorization`.
+    pub(crate) nonce: &'a str,
+    /// The signature's timestamp (Unix seconds): the nonce is kept until
+    /// the signature window after it ends.
+    pub(crate) signed_at: i64,
 }
 
 /// What the storage made of a request's nonce.

@@ -20,14 +20,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use card_member_protocol::TIMESTAMP_WINDOW_SECS;
 use deadpool_postgres::{
-    ClientWrapper, GenericClient as _, Manager, ManagerConfig, Object, Pool, PoolError,
-    RecyclingMethod, Runtime, Transaction,
+    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{Mode, NonceAdmission, StorageError, Work};
+use super::{Mode, Nonce, NonceAdmission, StorageError, Work};
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
 #[derive(Clone)]
@@ -144,7 +143,7 @@ impl PostgresStorage {
     ) -> Result<T, StorageError> {
         let mut client = self.client().await?;
         if mode == Mode::Read {
-            return work(&mut PgExec::Client(&client)).await;
+            return work(&mut PgExec(&client)).await;
         }
         let builder = client.build_transaction();
         let builder = if mode == Mode::Snapshot {
@@ -155,7 +154,7 @@ impl PostgresStorage {
             builder
         };
         let tx = builder.start().await.map_err(classify)?;
-        let value = work(&mut PgExec::Transaction(&tx)).await?;
+        let value = work(&mut PgExec(&tx)).await?;
         tx.commit().await.map_err(classify)?;
         Ok(value)
     }
@@ -163,12 +162,14 @@ impl PostgresStorage {
     /// Admits a nonce with one statement every instance sees.
     pub(super) async fn first_use_of_nonce(
         &self,
-        brand_id: &str,
-        nonce: &str,
-        timestamp: i64,
+        Nonce {
+            brand_id,
+            nonce,
+            signed_at,
+        }: Nonce<'_>,
         now: i64,
     ) -> Result<NonceAdmission, StorageError> {
-        let expires_at = timestamp + TIMESTAMP_WINDOW_SECS;
+        let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
         let sweep = self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999;
         let mut pooled = self.client().await?;
         let client: &mut Client = &mut pooled;
@@ -238,61 +239,45 @@ impl PostgresStorage {
     }
 }
 
-/// A pooled connection, or a transaction on one.
-enum PgExec<'a, 't> {
-    Client(&'a ClientWrapper),
-    Transaction(&'a Transaction<'t>),
-}
+/// A pooled connection, or a transaction on one: each statement prepared
+/// once per connection (deadpool's statement cache).
+struct PgExec<'a, C>(&'a C);
 
-impl PgExec<'_, '_> {
-    async fn rows(&self, sql: &str, values: &[Value]) -> Result<Vec<tokio_postgres::Row>, DbError> {
+impl<C: GenericClient> PgExec<'_, C> {
+    async fn prepared(&self, sql: &str) -> Result<Statement, DbError> {
         let sql = Dialect::Postgres.sql(sql);
-        let parameters: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|value| value as &(dyn ToSql + Sync))
-            .collect();
-        match self {
-            PgExec::Client(client) => {
-                let statement = client.prepare_cached(&sql).await.map_err(db_error)?;
-                client.query(&statement, &parameters).await
-            }
-            PgExec::Transaction(tx) => {
-                let statement = tx.prepare_cached(&sql).await.map_err(db_error)?;
-                tx.query(&statement, &parameters).await
-            }
-        }
-        .map_err(db_error)
-    }
-
-    async fn changed(&self, sql: &str, values: &[Value]) -> Result<u64, DbError> {
-        let sql = Dialect::Postgres.sql(sql);
-        let parameters: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|value| value as &(dyn ToSql + Sync))
-            .collect();
-        match self {
-            PgExec::Client(client) => {
-                let statement = client.prepare_cached(&sql).await.map_err(db_error)?;
-                client.execute(&statement, &parameters).await
-            }
-            PgExec::Transaction(tx) => {
-                let statement = tx.prepare_cached(&sql).await.map_err(db_error)?;
-                tx.execute(&statement, &parameters).await
-            }
-        }
-        .map_err(db_error)
+        self.0.prepare_cached(&sql).await.map_err(db_error)
     }
 }
 
-impl Exec for PgExec<'_, '_> {
+/// A statement's values, as `tokio-postgres` takes them.
+fn parameters(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|value| value as &(dyn ToSql + Sync))
+        .collect()
+}
+
+impl<C: GenericClient> Exec for PgExec<'_, C> {
     fn execute<'a>(&'a mut self, sql: &'a str, values: &'a [Value]) -> StatementFuture<'a, u64> {
-        Box::pin(self.changed(sql, values))
+        Box::pin(async move {
+            let statement = self.prepared(sql).await?;
+            let parameters = parameters(values);
+            self.0
+                .execute(&statement, &parameters)
+                .await
+                .map_err(db_error)
+        })
     }
 
     fn query<'a>(&'a mut self, sql: &'a str, values: &'a [Value]) -> StatementFuture<'a, Vec<Row>> {
         Box::pin(async move {
-            self.rows(sql, values)
-                .await?
+            let statement = self.prepared(sql).await?;
+            let parameters = parameters(values);
+            self.0
+                .query(&statement, &parameters)
+                .await
+                .map_err(db_error)?
                 .iter()
                 .map(|row| {
                     (0..row.len())

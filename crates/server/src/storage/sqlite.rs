@@ -32,7 +32,7 @@ use rusqlite::{Connection, ErrorCode, params};
 use super::rate_limit::RateLimiter;
 use super::replay::{ReplayGuard, expiry};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{Mode, NonceAdmission, Script, StorageError, Work};
+use super::{Mode, Nonce, NonceAdmission, Script, StorageError, Work};
 use crate::clock::Clock;
 use crate::ops::metrics::Metrics;
 use crate::records::MediaRecord;
@@ -240,12 +240,10 @@ impl SqliteStorage {
     /// Admits a nonce in memory; it waits to be written.
     pub(super) fn first_use_of_nonce(
         &self,
-        brand_id: &str,
-        nonce: &str,
-        timestamp: i64,
+        nonce: Nonce<'_>,
         now: i64,
     ) -> Result<NonceAdmission, StorageError> {
-        self.0.first_use_of_nonce(brand_id, nonce, timestamp, now)
+        self.0.first_use_of_nonce(nonce, now)
     }
 
     /// Writes the nonces waiting, with the next group of writes (one
@@ -553,18 +551,21 @@ impl SqliteDb {
 
     fn first_use_of_nonce(
         &self,
-        brand_id: &str,
-        nonce: &str,
-        timestamp: i64,
+        nonce: Nonce<'_>,
         now: i64,
     ) -> Result<NonceAdmission, StorageError> {
-        if !self.replay.first_use(brand_id, nonce, timestamp, now) {
+        let Nonce {
+            brand_id,
+            nonce,
+            signed_at,
+        } = nonce;
+        if !self.replay.first_use(brand_id, nonce, signed_at, now) {
             return Ok(NonceAdmission::Replayed);
         }
         self.unsaved_nonces().waiting.push((
             brand_id.to_owned(),
             nonce.to_owned(),
-            expiry(timestamp),
+            expiry(signed_at),
         ));
         Ok(NonceAdmission::Unsaved)
     }

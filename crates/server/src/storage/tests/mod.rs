@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use card_member_protocol::keys::PrivateKey;
 use card_member_protocol::model::{
-    Card, CardDefinition, CardState, CardType, CodeMode, CodeType, DateInfo, UserCardState,
+    Card, CardDefinition, CardState, CardType, CodeMode, DateInfo, UserCardState,
 };
 use tempfile::TempDir;
 
@@ -94,30 +94,7 @@ fn template(brand_id: &str, card_id: &str, out_request_no: &str) -> Card {
     Card {
         card_id: card_id.into(),
         brand_id: brand_id.into(),
-        definition: CardDefinition {
-            out_request_no: out_request_no.into(),
-            appid: "wx".into(),
-            card_type: CardType::Normal,
-            card_title: "t".into(),
-            card_color: None,
-            card_picture_url: None,
-            code_mode: CodeMode::MerchantAllocate,
-            code_type: CodeType::QrCode,
-            code_jump_information: None,
-            benefits: None,
-            notify_url: None,
-            need_pinned: None,
-            need_display_level: None,
-            init_level: None,
-            service_phone: None,
-            legal_agreement: None,
-            valid_date_information: DateInfo::permanent(),
-            member_information: None,
-            points_information: None,
-            balance_information: None,
-            purchase_information: None,
-            user_information: None,
-        },
+        definition: CardDefinition::new(out_request_no, "wx", "t", CodeMode::MerchantAllocate),
         state: CardState::CardEffective,
         create_time: NOW.into(),
         modify_time: NOW.into(),
@@ -460,7 +437,7 @@ async fn a_nonce_is_accepted_once_by_every_instance() {
         let storage = &backend.storage;
         let admit = async |storage: &Storage, brand: &str, at: i64| {
             let admission = storage
-                .first_use_of_nonce(brand, "n1", at, at)
+                .first_use_of_nonce(signed_nonce(brand, "n1", at), at)
                 .await
                 .unwrap();
             if admission == NonceAdmission::Unsaved {
@@ -471,7 +448,7 @@ async fn a_nonce_is_accepted_once_by_every_instance() {
         assert!(admit(storage, "b", 1000).await);
         assert_eq!(
             storage
-                .first_use_of_nonce("b", "n1", 1000, 1100)
+                .first_use_of_nonce(signed_nonce("b", "n1", 1000), 1100)
                 .await
                 .unwrap(),
             NonceAdmission::Replayed,
@@ -487,7 +464,7 @@ async fn a_nonce_is_accepted_once_by_every_instance() {
         if let Some(second) = backend.reopen().await {
             assert_eq!(
                 second
-                    .first_use_of_nonce("b", "n1", 2000, 2000)
+                    .first_use_of_nonce(signed_nonce("b", "n1", 2000), 2000)
                     .await
                     .unwrap(),
                 NonceAdmission::Replayed,
@@ -555,11 +532,20 @@ async fn migrations_apply_once_and_reopening_keeps_the_data() {
     );
 }
 
+/// A nonce of brand `brand_id` signed at `signed_at`.
+pub(crate) fn signed_nonce<'a>(brand_id: &'a str, nonce: &'a str, signed_at: i64) -> Nonce<'a> {
+    Nonce {
+        brand_id,
+        nonce,
+        signed_at,
+    }
+}
+
 /// A nonce admitted now by `storage`, as the server admits it.
 async fn admit_now(storage: &Storage, nonce: &str) -> NonceAdmission {
     let now = Clock::default().unix_now();
     storage
-        .first_use_of_nonce("b", nonce, now, now)
+        .first_use_of_nonce(signed_nonce("b", nonce, now), now)
         .await
         .unwrap()
 }
@@ -633,7 +619,7 @@ async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
         let storage = sqlite_at(&path).await;
         let stale = now - 2 * card_member_protocol::TIMESTAMP_WINDOW_SECS;
         storage
-            .first_use_of_nonce("b", "old", stale, stale)
+            .first_use_of_nonce(signed_nonce("b", "old", stale), stale)
             .await
             .unwrap();
         storage.record_nonce("b", "old").await.unwrap();
@@ -643,7 +629,7 @@ async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
     let reopened = sqlite_at(&path).await;
     assert_eq!(
         reopened
-            .first_use_of_nonce("b", "old", now, now)
+            .first_use_of_nonce(signed_nonce("b", "old", now), now)
             .await
             .unwrap(),
         NonceAdmission::Unsaved,

@@ -127,7 +127,8 @@ fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
     let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
     let now = Clock::default().unix_now();
     assert_eq!(
-        db.first_use_of_nonce("b", "n", now, now).unwrap(),
+        db.first_use_of_nonce(crate::storage::tests::signed_nonce("b", "n", now), now)
+            .unwrap(),
         NonceAdmission::Unsaved
     );
     db.write(|_| {
@@ -146,7 +147,8 @@ fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
     let now = Clock::default().unix_now();
-    db.first_use_of_nonce("b", "n", now, now).unwrap();
+    db.first_use_of_nonce(crate::storage::tests::signed_nonce("b", "n", now), now)
+        .unwrap();
     let failed: Result<(), _> = db.write(|_| Err(StorageError::NotFound));
     assert!(failed.is_err());
     assert!(!db.nonce_saved("b", "n"));
