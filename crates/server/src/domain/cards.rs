@@ -116,7 +116,7 @@ async fn change_template(
     card_id: &str,
     change: Change<Card>,
 ) -> Result<Card, ApiError> {
-    state
+    let changed = state
         .storage
         .change_card(brand_id, card_id, change)
         .await
@@ -124,7 +124,10 @@ async fn change_template(
             (StorageError::NotFound, _) => ApiError::template_not_found(),
             (_, Some(Refusal::TemplateInvalid)) => ApiError::template_not_changeable(),
             _ => error.into(),
-        })
+        })?;
+    // The next delivery reads the template again (its `notify_url`).
+    state.outbox.template_changed();
+    Ok(changed)
 }
 
 /// Whether a template, by its stored state (`None`: no such template),

@@ -91,6 +91,12 @@ const LEASE_SECS: i64 = 60;
 /// instances' notifications, `notifications resend` from the shell).
 const POLL: Duration = Duration::from_secs(1);
 
+/// The shortest time between two claims: the deliveries that end
+/// meanwhile are claimed for together (a claim is a transaction), and a
+/// new notification waits for it at most this long. A brand's `HELD`
+/// claimed notifications keep its `PER_BRAND` slots busy far longer.
+const CLAIM_EVERY: Duration = Duration::from_millis(10);
+
 /// The seal context of a notification's resource.
 fn seal_context<'a>(brand_id: &'a str, id: &'a str) -> SealContext<'a> {
     SealContext {
@@ -194,7 +200,11 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
         // Running: at most PER_BRAND per brand, IN_FLIGHT in all. Held
         // (claimed, running or waiting to): at most HELD per brand and
         // HELD_IN_ALL in all, so that what waits never waits past its lease.
-        let recorder = spawn_recorder(Arc::clone(&state));
+        let courier = Arc::new(Courier {
+            client,
+            recorder: spawn_recorder(Arc::clone(&state)),
+            targets: Targets::default(),
+        });
         let running = Arc::new(Semaphore::new(IN_FLIGHT));
         let held = Arc::new(Semaphore::new(HELD_IN_ALL));
         let mut brands: HashMap<String, BrandSlots> = HashMap::new();
@@ -214,6 +224,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                 .map(|(brand, free)| (brand.clone(), free))
                 .collect();
             let now = state.clock.unix_now();
+            let claimed_at = tokio::time::Instant::now();
             let claimed = if held.available_permits() == 0 {
                 // Everything it may hold is out: a delivery's end wakes it.
                 Ok(Claimed {
@@ -249,11 +260,10 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                             continue;
                         };
                         let brand_running = Arc::clone(&slots.running);
-                        let (state, client, running, recorder) = (
+                        let (state, courier, running) = (
                             Arc::clone(&state),
-                            client.clone(),
+                            Arc::clone(&courier),
                             Arc::clone(&running),
-                            recorder.clone(),
                         );
                         tokio::spawn(async move {
                             let _held = (brand_held, all_held);
@@ -277,7 +287,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                                 return;
                             };
                             let twice = kind == Some(FaultKind::NotifyTwice);
-                            deliver(&state, &client, &recorder, notification, twice).await;
+                            deliver(&state, &courier, notification, twice).await;
                             // A slot is free: claim the next at once.
                             state.outbox.wake();
                         });
@@ -289,6 +299,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                 () = state.outbox.woken() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
+            tokio::time::sleep_until(claimed_at + CLAIM_EVERY).await;
         }
     });
 }
@@ -298,18 +309,17 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
 /// `id`.
 async fn deliver(
     state: &Arc<AppState>,
-    client: &reqwest::Client,
-    recorder: &Recorder,
+    courier: &Courier,
     notification: OutboxRecord,
     twice: bool,
 ) {
     let attempt = notification.attempts + 1;
     let started = Instant::now();
     let at = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
-    let (status, error) = match send(state, client, &notification).await {
+    let (status, error) = match send(state, courier, &notification).await {
         Ok(status) if (200..300).contains(&status) => {
             if twice {
-                let again = send(state, client, &notification).await;
+                let again = send(state, courier, &notification).await;
                 tracing::info!(
                     id = notification.id,
                     brand_id = notification.brand_id,
@@ -355,8 +365,84 @@ async fn deliver(
     };
     // Recorded with the other attempts that end meanwhile; until then the
     // notification stays leased, so it is not sent again before.
-    if recorder.send((record, outcome)).await.is_err() {
+    if courier.recorder.send((record, outcome)).await.is_err() {
         tracing::warn!(id = notification.id, "the delivery recorder has stopped");
+    }
+}
+
+/// What the worker's deliveries share.
+struct Courier {
+    client: reqwest::Client,
+    recorder: Recorder,
+    targets: Targets,
+}
+
+/// Where a brand's notifications about a template go, and the brand's
+/// key they are sealed with.
+struct Target {
+    notify_url: String,
+    api_v3_key: SecretString,
+}
+
+/// How long a resolved [`Target`] is used before it is read again.
+const TARGET_FOR: Duration = Duration::from_secs(1);
+
+/// Targets resolved within [`TARGET_FOR`], by brand and template: a busy
+/// outbox reads a template and its brand once a second, not once a
+/// delivery. **Decision**: a template changed through this server applies
+/// to the next delivery (every target is read again after it); a change
+/// this server cannot see (a template changed through another instance on
+/// the same PostgreSQL database, an APIv3 key set by `card-member brands
+/// set-api-v3-key`) applies to the deliveries that start at most a second
+/// later. A target that cannot be resolved is not kept (its deliveries
+/// fail and are retried on the schedule).
+#[derive(Default)]
+struct Targets(std::sync::Mutex<Resolved>);
+
+/// Each target by brand and template, with when it was read and how many
+/// template changes had been made here by then.
+type Resolved = HashMap<(String, String), (Instant, u64, Arc<Target>)>;
+
+impl Targets {
+    async fn of(
+        &self,
+        state: &AppState,
+        notification: &OutboxRecord,
+    ) -> Result<Arc<Target>, String> {
+        let key = (notification.brand_id.clone(), notification.card_id.clone());
+        let changes = state.outbox.templates_changed();
+        if let Some((at, seen, target)) = self.lock().get(&key)
+            && at.elapsed() < TARGET_FOR
+            && *seen == changes
+        {
+            return Ok(Arc::clone(target));
+        }
+        let template = state
+            .storage
+            .card(&notification.brand_id, &notification.card_id)
+            .await
+            .map_err(|err| format!("reading the template: {err}"))?
+            .ok_or("the template no longer exists")?;
+        let notify_url = template
+            .card
+            .definition
+            .notify_url
+            .ok_or("the template has no notify_url")?;
+        let api_v3_key = api_v3_key(state, &notification.brand_id).await?;
+        let target = Arc::new(Target {
+            notify_url,
+            api_v3_key,
+        });
+        let mut targets = self.lock();
+        targets.retain(|_, (at, _, _)| at.elapsed() < TARGET_FOR);
+        targets.insert(key, (Instant::now(), changes, Arc::clone(&target)));
+        Ok(target)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Resolved> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -427,21 +513,10 @@ pub(crate) async fn api_v3_key(state: &AppState, brand_id: &str) -> Result<Secre
 /// there was none.
 async fn send(
     state: &Arc<AppState>,
-    client: &reqwest::Client,
+    courier: &Courier,
     notification: &OutboxRecord,
 ) -> Result<u16, String> {
-    let template = state
-        .storage
-        .card(&notification.brand_id, &notification.card_id)
-        .await
-        .map_err(|err| format!("reading the template: {err}"))?
-        .ok_or("the template no longer exists")?;
-    let notify_url = template
-        .card
-        .definition
-        .notify_url
-        .ok_or("the template has no notify_url")?;
-    let api_v3_key = api_v3_key(state, &notification.brand_id).await?;
+    let target = courier.targets.of(state, notification).await?;
     let plaintext = state
         .crypto
         .open(
@@ -451,7 +526,7 @@ async fn send(
         .map_err(|_| "the notification does not open with this data key")?;
     let nonce: String = crate::crypto::random_nonce().chars().take(12).collect();
     let resource = seal_resource(
-        api_v3_key.expose().as_bytes(),
+        target.api_v3_key.expose().as_bytes(),
         &notification.original_type,
         &nonce,
         plaintext.expose().as_bytes(),
@@ -469,8 +544,9 @@ async fn send(
     // On this worker, like every private-key operation (see
     // `user_cards::seal_sensitive`).
     let signature = state.crypto.sign_response(state.clock.unix_now(), &body);
-    let mut request = client
-        .post(&notify_url)
+    let mut request = courier
+        .client
+        .post(&target.notify_url)
         .header("Content-Type", "application/json");
     for (name, value) in signature.headers() {
         request = request.header(name, value);
@@ -479,7 +555,7 @@ async fn send(
         if err.is_timeout() {
             format!("no answer within {} s", DEADLINE.as_secs())
         } else if err.is_connect() {
-            format!("cannot connect to {notify_url}")
+            format!("cannot connect to {}", target.notify_url)
         } else {
             format!("sending failed: {err}")
         }

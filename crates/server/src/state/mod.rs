@@ -112,6 +112,9 @@ pub(crate) struct Outbox {
     stopped: AtomicBool,
     /// Divides the schedule's waits (a setting for sandboxes and tests).
     speedup: AtomicU64,
+    /// Counts the template changes made here: what the worker read of a
+    /// template before the last one is read again.
+    templates_changed: AtomicU64,
 }
 
 impl Outbox {
@@ -142,6 +145,16 @@ impl Outbox {
     /// Resolves when woken.
     pub(crate) async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// A template changed (its `notify_url` may have).
+    pub(crate) fn template_changed(&self) {
+        self.templates_changed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many template changes were made here so far.
+    pub(crate) fn templates_changed(&self) -> u64 {
+        self.templates_changed.load(Ordering::Relaxed)
     }
 
     /// What the schedule's waits are divided by.

@@ -121,6 +121,12 @@ impl Storage {
     /// all and, per brand, what `claim.per_brand` allows it now, each
     /// brand's earliest due first.
     ///
+    /// A lease moves the notification's `next_attempt_at` to the lease's
+    /// end, where the recorded attempt moves it again (or, if the attempt
+    /// is never recorded, where it is due again): what is leased is out of
+    /// the due range of `outbox_pending_by_brand`, so a claim reads only
+    /// rows it can take, however many this and other instances hold.
+    ///
     /// Fair by construction: brands are taken in turn (starting after
     /// `claim.start_after`, so that a poll's budget does not always go to
     /// the same brands), and a brand gets no more than it can send at once.
@@ -155,7 +161,7 @@ impl Storage {
                     let rows = db
                         .query(
                             concat!(
-                                "UPDATE outbox SET leased_until = $2 WHERE id IN (",
+                                "UPDATE outbox SET leased_until = $2, next_attempt_at = $2 WHERE id IN (",
                                 "SELECT id FROM outbox WHERE state = 'PENDING' AND brand_id = $3 ",
                                 "AND next_attempt_at <= $1 AND leased_until < $1 ",
                                 "ORDER BY next_attempt_at LIMIT $4 #skip_locked) ",

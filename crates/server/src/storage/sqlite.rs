@@ -311,12 +311,13 @@ impl SqliteDb {
         };
         storage.migrate()?;
         storage.load_nonces(storage.clock.unix_now())?;
-        // One process per file: leases a killed run held are void.
+        // One process per file: leases a killed run held are void, and
+        // what they held is due now.
         storage
             .lock()
             .execute(
-                "UPDATE outbox SET leased_until = 0 WHERE leased_until > 0",
-                [],
+                "UPDATE outbox SET leased_until = 0, next_attempt_at = ?1 WHERE leased_until > 0",
+                [storage.clock.unix_now()],
             )
             .map_err(classify)?;
         Ok(storage)

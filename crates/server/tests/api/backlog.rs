@@ -152,7 +152,7 @@ async fn counting_receiver() -> (std::sync::Arc<Counting>, String) {
 }
 
 /// This process's peak resident memory, MiB (Linux).
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -170,6 +170,7 @@ fn peak_rss_mib() -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement (BENCHMARKS.md); run by hand"]
 async fn a_backlog_of_notifications_measured() {
+    crate::helpers::capture_logs_at("warn");
     let backlog: usize = std::env::var("BACKLOG")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, Once};
+use std::sync::{LazyLock, Mutex, Once, OnceLock};
 
 use card_member_protocol::auth::Authorization;
 use card_member_protocol::encryption::{decrypt_field, encrypt_field};
@@ -39,11 +39,22 @@ impl std::io::Write for CaptureWriter {
     }
 }
 
+/// Which of the servers' log lines this test binary keeps.
+static LOG_FILTER: OnceLock<&'static str> = OnceLock::new();
+
+/// Captures only what `filter` lets through (default `debug`) from the
+/// first server of this process on: a measurement sets `warn`, since
+/// formatting and keeping a debug line for every database statement costs
+/// the run CPU and grows the process by about a kilobyte a notification.
+pub(crate) fn capture_logs_at(filter: &'static str) {
+    let _ = LOG_FILTER.set(filter);
+}
+
 fn capture_logs() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         tracing_subscriber::fmt()
-            .with_env_filter("debug")
+            .with_env_filter(*LOG_FILTER.get_or_init(|| "debug"))
             .with_writer(|| CaptureWriter)
             .with_ansi(false)
             .init();

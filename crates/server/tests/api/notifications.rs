@@ -322,6 +322,28 @@ async fn a_failed_delivery_is_sent_again_with_the_same_id_until_it_succeeds() {
 }
 
 #[tokio::test]
+async fn a_changed_notify_url_receives_the_very_next_notification() {
+    let app = spawn_app().await;
+    let (first, second) = (
+        TestReceiver::start(&[]).await,
+        TestReceiver::start(&[]).await,
+    );
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &first.url()).await;
+    let card = sign_up(&app, "oMoved").await;
+    first.wait_for(1, Duration::from_secs(10)).await;
+    // The worker has just read where this template notifies; the change
+    // is made at once, and the next notification must follow it.
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &second.url()).await;
+    app.handle.ask_points(&card).await.unwrap();
+    let moved = second.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        moved[0].envelope().event_type,
+        "BRAND_MEMBER_CARD.SYNC_USER_POINT"
+    );
+    assert_eq!(first.received().len(), 1, "nothing more went to the old URL");
+}
+
+#[tokio::test]
 async fn a_hanging_receiver_is_given_up_after_five_seconds_and_stalls_no_other_brand() {
     let app = spawn_app().await;
     let hanging = TestReceiver::start(&[Reply::Hang; 8]).await;
