@@ -340,7 +340,11 @@ async fn a_changed_notify_url_receives_the_very_next_notification() {
         moved[0].envelope().event_type,
         "BRAND_MEMBER_CARD.SYNC_USER_POINT"
     );
-    assert_eq!(first.received().len(), 1, "nothing more went to the old URL");
+    assert_eq!(
+        first.received().len(),
+        1,
+        "nothing more went to the old URL"
+    );
 }
 
 #[tokio::test]

@@ -142,6 +142,27 @@ fn user_card(code: &str, openid: &str) -> UserCardRecord {
     }
 }
 
+/// Storage's test calls of the API's import: `card` inserted with its
+/// audit entry (no token, no notification), a card its holder already
+/// has blocking it when `blocks` says so.
+trait Import {
+    async fn import(&self, card: &UserCardRecord, blocks: bool) -> Result<(), StorageError>;
+}
+
+impl Import for Storage {
+    async fn import(&self, card: &UserCardRecord, blocks: bool) -> Result<(), StorageError> {
+        self.insert_user_card(
+            card,
+            Arc::new(move |_: &UserCardRecord| blocks),
+            &audit(&card.user_card_code, "import", &[]),
+            None,
+            None,
+            takes_cards,
+        )
+        .await
+    }
+}
+
 fn audit(code: &str, action: &str, fields: &[&str]) -> AuditEntry {
     AuditEntry {
         brand_id: "b".into(),
@@ -170,17 +191,7 @@ async fn seeded(backend: &Backend) {
         .create_card(&template("b", "c", "r1"), "d")
         .await
         .unwrap();
-    storage
-        .insert_user_card(
-            &user_card("1", "o"),
-            Arc::new(|_: &UserCardRecord| true),
-            &audit("1", "import", &[]),
-            None,
-            None,
-            takes_cards,
-        )
-        .await
-        .unwrap();
+    storage.import(&user_card("1", "o"), true).await.unwrap();
 }
 
 #[tokio::test]
@@ -246,55 +257,18 @@ async fn imports_enforce_template_code_and_holder_rules() {
         let mut orphan = user_card("9", "o9");
         orphan.card_id = "missing".into();
         assert!(matches!(
-            storage
-                .insert_user_card(
-                    &orphan,
-                    Arc::new(|_: &UserCardRecord| true),
-                    &audit("9", "import", &[]),
-                    None,
-                    None,
-                    takes_cards
-                )
-                .await,
+            storage.import(&orphan, true).await,
             Err(StorageError::NotFound)
         ));
         assert!(matches!(
-            storage
-                .insert_user_card(
-                    &user_card("1", "other"),
-                    Arc::new(|_: &UserCardRecord| true),
-                    &audit("1", "import", &[]),
-                    None,
-                    None,
-                    takes_cards
-                )
-                .await,
+            storage.import(&user_card("1", "other"), true).await,
             Err(StorageError::Taken(Taken::UserCardCode))
         ));
         assert!(matches!(
-            storage
-                .insert_user_card(
-                    &user_card("2", "o"),
-                    Arc::new(|_: &UserCardRecord| true),
-                    &audit("2", "import", &[]),
-                    None,
-                    None,
-                    takes_cards
-                )
-                .await,
+            storage.import(&user_card("2", "o"), true).await,
             Err(StorageError::Taken(Taken::HolderCard))
         ));
-        storage
-            .insert_user_card(
-                &user_card("2", "o"),
-                Arc::new(|_: &UserCardRecord| false),
-                &audit("2", "import", &[]),
-                None,
-                None,
-                takes_cards,
-            )
-            .await
-            .unwrap();
+        storage.import(&user_card("2", "o"), false).await.unwrap();
         assert_eq!(
             storage
                 .user_card(key("2"))
@@ -1045,28 +1019,8 @@ async fn a_holders_cards_are_listed_newest_first() {
     for backend in backends().await {
         seeded(&backend).await;
         let storage = &backend.storage;
-        storage
-            .insert_user_card(
-                &user_card("2", "o"),
-                Arc::new(|_: &UserCardRecord| false),
-                &audit("2", "import", &[]),
-                None,
-                None,
-                takes_cards,
-            )
-            .await
-            .unwrap();
-        storage
-            .insert_user_card(
-                &user_card("3", "p"),
-                Arc::new(|_: &UserCardRecord| false),
-                &audit("3", "import", &[]),
-                None,
-                None,
-                takes_cards,
-            )
-            .await
-            .unwrap();
+        storage.import(&user_card("2", "o"), false).await.unwrap();
+        storage.import(&user_card("3", "p"), false).await.unwrap();
         let codes: Vec<String> = storage
             .list_user_cards("b", "o")
             .await
@@ -1270,17 +1224,7 @@ async fn the_card_search_matches_every_criterion_given_and_only_those_newest_fir
         ] {
             let mut card = user_card(code, openid);
             card.state = state;
-            storage
-                .insert_user_card(
-                    &card,
-                    Arc::new(|_: &UserCardRecord| true),
-                    &audit(code, "import", &[]),
-                    None,
-                    None,
-                    takes_cards,
-                )
-                .await
-                .unwrap();
+            storage.import(&card, true).await.unwrap();
         }
         let some = |value: &str| Some(value.to_owned());
         let cases = [
