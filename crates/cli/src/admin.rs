@@ -101,9 +101,13 @@ fn seed_backlog(
         user_card_code: args.user_card_code,
         notifications,
     };
-    let step = (notifications / 10).max(1);
+    // A line each tenth (and the end); batches are 10,000, so a small
+    // backlog reports every batch.
+    let mut tenths_shown = 0;
     let report = seed_data::seed_backlog(settings, plan, &mut |done| {
-        if done % step < 10_000 || done == notifications {
+        let tenths = done * 10 / notifications.max(1);
+        if tenths > tenths_shown || done == notifications {
+            tenths_shown = tenths;
             eprintln!("seed-data: {done}/{notifications} notifications");
         }
     })

@@ -257,9 +257,9 @@ impl Storage {
         }
     }
 
-    /// Admits `(brand_id, nonce)` of a request signed at `timestamp`, or
-    /// says it was already used within the signature window. Every server
-    /// instance on this storage sees the same nonces.
+    /// Admits a request's `nonce` (its brand's, signed at
+    /// `nonce.signed_at`), or says it was already used within the signature
+    /// window. Every server instance on this storage sees the same nonces.
     pub(crate) async fn first_use_of_nonce(
         &self,
         nonce: Nonce<'_>,

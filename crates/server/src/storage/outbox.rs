@@ -125,7 +125,9 @@ impl Storage {
     /// end, where the recorded attempt moves it again (or, if the attempt
     /// is never recorded, where it is due again): what is leased is out of
     /// the due range of `outbox_pending_by_brand`, so a claim reads only
-    /// rows it can take, however many this and other instances hold.
+    /// rows it can take, however many this and other instances hold. The
+    /// `leased_until` condition stays: a leased row whose due time is set
+    /// by hand (the backlog measurement's `UPDATE`) is still not taken.
     ///
     /// Fair by construction: brands are taken in turn (starting after
     /// `claim.start_after`, so that a poll's budget does not always go to
