@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::shared::{BRAND_ID, CARD_ID, OPENID, TIME, USER_CARD_CODE, check_relations};
 use crate::user_cards::{
-    UPDATE_USER_CARD, UpdateUserCardRequest, body_with_query_card_id, validate_user_card_code,
+    UPDATE_USER_CARD, UpdateUserCardRequest, parse_card_request, validate_user_card_code,
 };
 use crate::validation::define::body;
 use crate::validation::{
@@ -212,12 +212,13 @@ impl ConfirmUserCardRequest {
         body: &[u8],
         query_card_id: Option<&str>,
     ) -> Result<Self, Violation> {
-        validate_user_card_code(user_card_code)?;
-        let value = body_with_query_card_id(body, query_card_id)?;
-        CONFIRM_USER_CARD_BODY.validate(&value)?;
-        let mut request: Self = deserialize_validated(value)?;
-        request.update.user_card_code = user_card_code.to_owned();
-        Ok(request)
+        parse_card_request(
+            user_card_code,
+            body,
+            query_card_id,
+            |value| CONFIRM_USER_CARD_BODY.validate(value),
+            |request: &mut Self| &mut request.update.user_card_code,
+        )
     }
 
     /// Checks this request against every rule, as the server will.

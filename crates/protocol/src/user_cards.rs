@@ -139,16 +139,33 @@ body! {
 
 pub(crate) const USER_CARD_STATES: &[&str] = &["UNACTIVATED", "EFFECTIVE", "EXPIRED", "INVALID"];
 
+/// A request on one card as received (`…/user-cards/{code}[/…]`): the
+/// path's `user_card_code` (already percent-decoded) checked, the raw body
+/// parsed with `card_id` taken from the query when the body has none,
+/// checked by `rules`, and the request made with the path's code in the
+/// place `code` names.
+pub(crate) fn parse_card_request<R: serde::de::DeserializeOwned>(
+    user_card_code: &str,
+    body: &[u8],
+    query_card_id: Option<&str>,
+    rules: impl FnOnce(&Value) -> Result<(), Violation>,
+    code: fn(&mut R) -> &mut String,
+) -> Result<R, Violation> {
+    validate_user_card_code(user_card_code)?;
+    let value = body_with_query_card_id(body, query_card_id)?;
+    rules(&value)?;
+    let mut request: R = deserialize_validated(value)?;
+    *code(&mut request) = user_card_code.to_owned();
+    Ok(request)
+}
+
 /// The body parsed as JSON, with `card_id` taken from the query when the
 /// body has none.
 ///
 /// **Decision** (PROTOCOL.md §1, FAMILY.md): `card_id` is read from the
 /// body; copies of the provider's pages put it in the query, so `?card_id=`
 /// is accepted too, and when both are present they must be equal.
-pub(crate) fn body_with_query_card_id(
-    body: &[u8],
-    query_card_id: Option<&str>,
-) -> Result<Value, Violation> {
+fn body_with_query_card_id(body: &[u8], query_card_id: Option<&str>) -> Result<Value, Violation> {
     let mut value = parse_json(body)?;
     if let (Some(query), Value::Object(map)) = (query_card_id, &mut value) {
         match map.get("card_id") {
@@ -202,12 +219,13 @@ impl InvalidateUserCardRequest {
         body: &[u8],
         query_card_id: Option<&str>,
     ) -> Result<Self, Violation> {
-        validate_user_card_code(user_card_code)?;
-        let value = body_with_query_card_id(body, query_card_id)?;
-        INVALIDATE_USER_CARD_BODY.validate(&value)?;
-        let mut request: Self = deserialize_validated(value)?;
-        request.user_card_code = user_card_code.to_owned();
-        Ok(request)
+        parse_card_request(
+            user_card_code,
+            body,
+            query_card_id,
+            |value| INVALIDATE_USER_CARD_BODY.validate(value),
+            |request: &mut Self| &mut request.user_card_code,
+        )
     }
 
     /// Checks this request against every rule, as the server will.
@@ -304,12 +322,13 @@ impl UpdateUserCardRequest {
         body: &[u8],
         query_card_id: Option<&str>,
     ) -> Result<Self, Violation> {
-        validate_user_card_code(user_card_code)?;
-        let value = body_with_query_card_id(body, query_card_id)?;
-        validate_update_body(&value)?;
-        let mut request: Self = deserialize_validated(value)?;
-        request.user_card_code = user_card_code.to_owned();
-        Ok(request)
+        parse_card_request(
+            user_card_code,
+            body,
+            query_card_id,
+            validate_update_body,
+            |request: &mut Self| &mut request.user_card_code,
+        )
     }
 
     /// Checks this request against every rule of the spec, as the server

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::Uri;
+use axum::extract::State;
 use axum::response::Response;
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 use card_member_protocol::membership::PRE_AUTH_TOKEN_TTL_SECS;
@@ -17,13 +15,12 @@ use card_member_protocol::model::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::card_request;
+use super::CardCall;
 use crate::domain::cards::takes_cards;
 use crate::domain::refusal::{Refusal, answer, nothing_taken};
 use crate::domain::user_cards::change_fields;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
-use crate::http::layers::RequestId;
 use crate::records::TokenRecord;
 use crate::state::AppState;
 use crate::storage::{StorageError, wire_name};
@@ -68,21 +65,16 @@ pub(crate) async fn create_pre_auth_token(
 
 pub(crate) async fn confirm_user_card(
     State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    Extension(request_id): Extension<RequestId>,
-    code: Result<Path<String>, PathRejection>,
-    uri: Uri,
+    CardCall {
+        auth,
+        request_id,
+        request,
+    }: CardCall<ConfirmUserCardRequest>,
 ) -> Result<Response, ApiError> {
-    let request = card_request(
-        code,
-        &uri,
-        &auth,
-        ConfirmUserCardRequest::from_request_parts,
-    )?;
     let record = change_fields(
         &state,
         &auth.brand_id,
-        &request_id.0,
+        &request_id,
         &request.update,
         Some(request.user_card_confirm_state),
     )

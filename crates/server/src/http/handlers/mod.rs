@@ -15,15 +15,20 @@ pub(crate) mod simulate;
 pub(crate) mod user_cards;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use card_member_protocol::model::{
+    ConfirmUserCardRequest, InvalidateUserCardRequest, UpdateUserCardRequest,
+};
 use card_member_protocol::validation::{Violation, breaks_a_single_line};
 use serde::Serialize;
 
 use crate::domain::user_cards::render;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
+use crate::http::layers::RequestId;
 use crate::records::UserCardRecord;
 use crate::state::AppState;
 
@@ -110,19 +115,60 @@ pub(crate) fn refuse_body(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// A request on one card (`…/user-cards/{code}[/…]`) with a body that may
-/// take `card_id` from the query instead: `parse` gets the path's code, the
-/// body and `?card_id=`, the only query parameter allowed.
-pub(crate) fn card_request<R>(
-    code: Result<Path<String>, PathRejection>,
-    uri: &Uri,
-    auth: &Authenticated,
-    parse: impl FnOnce(&str, &[u8], Option<&str>) -> Result<R, Violation>,
-) -> Result<R, ApiError> {
-    let code = path_code(code)?;
-    let query = query_params(uri, &["card_id"])?;
-    parse(&code, &auth.body, query_value(&query, "card_id"))
-        .map_err(|violation| ApiError::violation(&violation))
+/// A request that changes one card (`…/user-cards/{code}[/…]`) as its
+/// handler takes it: authenticated, with its request ID, and parsed from
+/// the path's code, the body and `?card_id=` (the only query parameter
+/// allowed; the body may take `card_id` from it).
+pub(crate) struct CardCall<R> {
+    pub(crate) auth: Authenticated,
+    pub(crate) request_id: String,
+    pub(crate) request: R,
+}
+
+/// A protocol parser of a request on one card: the path's code, the body,
+/// `?card_id=`.
+type ParseCardRequest<R> = fn(&str, &[u8], Option<&str>) -> Result<R, Violation>;
+
+/// A request type [`CardCall`] parses.
+pub(crate) trait CardRequest: Sized {
+    const PARSE: ParseCardRequest<Self>;
+}
+
+impl CardRequest for UpdateUserCardRequest {
+    const PARSE: ParseCardRequest<Self> = Self::from_request_parts;
+}
+
+impl CardRequest for InvalidateUserCardRequest {
+    const PARSE: ParseCardRequest<Self> = Self::from_request_parts;
+}
+
+impl CardRequest for ConfirmUserCardRequest {
+    const PARSE: ParseCardRequest<Self> = Self::from_request_parts;
+}
+
+impl<R: CardRequest, S: Send + Sync> FromRequestParts<S> for CardCall<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // The authentication layer put both there before any handler runs.
+        let (Some(auth), Some(RequestId(request_id))) = (
+            parts.extensions.get::<Authenticated>().cloned(),
+            parts.extensions.get::<RequestId>().cloned(),
+        ) else {
+            return Err(ApiError::internal(
+                &"a card request reached its handler unauthenticated",
+            ));
+        };
+        let code = path_code(Path::<String>::from_request_parts(parts, state).await)?;
+        let query = query_params(&parts.uri, &["card_id"])?;
+        let request = R::PARSE(&code, &auth.body, query_value(&query, "card_id"))
+            .map_err(|violation| ApiError::violation(&violation))?;
+        Ok(Self {
+            auth,
+            request_id,
+            request,
+        })
+    }
 }
 
 /// A path value as an identifier: valid UTF-8 after percent-decoding, and

@@ -22,7 +22,7 @@ use card_member_protocol::model::{
 };
 use card_member_protocol::validation::validate_user_card_code;
 
-use super::{card_request, path_code, query_params, query_value};
+use super::{CardCall, path_code, query_params, query_value};
 use crate::domain::user_cards::{self, change_fields, current_state, render};
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
@@ -33,32 +33,26 @@ use crate::storage::wire_name;
 
 pub(crate) async fn update_user_card(
     State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    Extension(request_id): Extension<RequestId>,
-    code: Result<Path<String>, PathRejection>,
-    uri: Uri,
+    CardCall {
+        auth,
+        request_id,
+        request,
+    }: CardCall<UpdateUserCardRequest>,
 ) -> Result<Response, ApiError> {
-    let request = card_request(code, &uri, &auth, UpdateUserCardRequest::from_request_parts)?;
-    let record = change_fields(&state, &auth.brand_id, &request_id.0, &request, None).await?;
+    let record = change_fields(&state, &auth.brand_id, &request_id, &request, None).await?;
     super::card_answer(&state, &auth, &record, state.now_for(&auth.brand_id))
 }
 
 pub(crate) async fn invalidate_user_card(
     State(state): State<Arc<AppState>>,
-    Extension(auth): Extension<Authenticated>,
-    Extension(request_id): Extension<RequestId>,
-    code: Result<Path<String>, PathRejection>,
-    uri: Uri,
+    CardCall {
+        auth,
+        request_id,
+        request,
+    }: CardCall<InvalidateUserCardRequest>,
 ) -> Result<Response, ApiError> {
-    let request = card_request(
-        code,
-        &uri,
-        &auth,
-        InvalidateUserCardRequest::from_request_parts,
-    )?;
     let now = state.now_for(&auth.brand_id);
-    let record =
-        user_cards::invalidate(&state, &auth.brand_id, &request_id.0, &request, now).await?;
+    let record = user_cards::invalidate(&state, &auth.brand_id, &request_id, &request, now).await?;
     super::card_answer(&state, &auth, &record, now)
 }
 
