@@ -61,9 +61,11 @@ pub(crate) const PER_BRAND: usize = 8;
 pub(crate) const IN_FLIGHT: usize = 128;
 
 /// Notifications one brand may have claimed, running or waiting for one of
-/// its slots: one waits at most `HELD / PER_BRAND` deadlines (20 s), well
-/// within its lease.
-const HELD: usize = 4 * PER_BRAND;
+/// its slots: one waits at most `HELD / PER_BRAND` deadlines (40 s), within
+/// its lease. Eight a slot: a backlog's slots stay busy from one claim to
+/// the next (with four, a claim that waited for a commit found them idle:
+/// BENCHMARKS.md "Recording deliveries in batches").
+const HELD: usize = 8 * PER_BRAND;
 
 /// Notifications claimed in all (waiting at most `HELD_IN_ALL /
 /// IN_FLIGHT` deadlines for a slot).
@@ -117,9 +119,21 @@ pub(crate) fn api_v3_key_context(brand_id: &str) -> SealContext<'_> {
     }
 }
 
-/// A notification ID: 32 hexadecimal digits in UUID form.
+/// A notification ID: 32 hexadecimal digits in UUID form, of version 7
+/// (RFC 9562): the milliseconds since 1970 it was made at, then 74 random
+/// bits. Time-ordered, so the outbox's and the attempts' indexes on it
+/// grow at their end instead of taking a write in a page anywhere in them
+/// for each notification made and each attempt recorded (BENCHMARKS.md
+/// "Recording deliveries in batches"). It tells when the notification was
+/// made, as its `create_time` does anyway.
 pub(crate) fn new_id() -> String {
-    let bytes = crate::crypto::random_bytes::<16>();
+    let mut bytes = crate::crypto::random_bytes::<16>();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70 | (bytes[6] & 0x0f);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
@@ -451,11 +465,23 @@ impl Targets {
 /// sent again when its lease ends (at least once).
 type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome)>;
 
+/// How often the recorder writes at most. An attempt that ends after a
+/// quiet spell is written at once; under a backlog, one transaction
+/// writes what ended over this time (a few dozen attempts) instead of the
+/// three or four that end during one commit: each commit writes every
+/// index page its rows touch, so on SQLite a delivery cost 13 page writes
+/// and 0.4 syncs recorded a few at a time (BENCHMARKS.md "Recording
+/// deliveries in batches"). What waits stays leased, so it is not sent
+/// again meanwhile; a crash in between sends it again when its lease ends,
+/// as any unrecorded delivery (at least once).
+const RECORD_EVERY: Duration = Duration::from_millis(20);
+
 fn spawn_recorder(state: Arc<AppState>) -> Recorder {
     let (recorder, mut ended) = mpsc::channel(HELD_IN_ALL);
     tokio::spawn(async move {
         let mut batch = Vec::new();
         while ended.recv_many(&mut batch, HELD_IN_ALL).await > 0 {
+            let started = tokio::time::Instant::now();
             let attempts = std::mem::take(&mut batch);
             let count = attempts.len();
             if let Err(err) = state.storage.record_deliveries(attempts).await {
@@ -463,6 +489,7 @@ fn spawn_recorder(state: Arc<AppState>) -> Recorder {
             }
             // Retries may be due, leases are released: look again.
             state.outbox.wake();
+            tokio::time::sleep_until(started + RECORD_EVERY).await;
         }
     });
     recorder
@@ -569,6 +596,22 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notification_ids_are_uuids_of_version_7_ordered_by_when_they_were_made() {
+        let first = new_id();
+        std::thread::sleep(Duration::from_millis(2));
+        let second = new_id();
+        for id in [&first, &second] {
+            let groups: Vec<usize> = id.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+            assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+            assert_eq!(&id[14..15], "7", "version 7: {id}");
+            assert!("89ab".contains(&id[19..20]), "RFC 9562 variant: {id}");
+        }
+        assert!(first < second, "{first} is older than {second}");
+        assert_ne!(first[15..], second[15..], "random beyond the time");
+    }
 
     #[test]
     fn failures_are_retried_on_the_providers_schedule_and_the_sixteenth_is_final() {

@@ -123,13 +123,37 @@ async fn another_brands_notifications_arrive_within_a_second_while_one_brand_has
 }
 
 /// A receiver that only counts: each notification's id (how many times
-/// it came), nothing of its body kept.
+/// it came), nothing of its body kept. It runs on a thread of its own (a
+/// runtime of one thread), so that the CPU it takes is told apart from the
+/// server's: a brand's real receiver runs on another machine.
 #[derive(Default)]
 struct Counting {
     ids: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// The receiver thread's ID, to read its CPU time by.
+    thread: std::sync::OnceLock<String>,
 }
 
-async fn counting_receiver() -> (std::sync::Arc<Counting>, String) {
+impl Counting {
+    /// The CPU the receiver's thread has used so far, seconds (Linux:
+    /// user and system time in clock ticks of 1/100 s).
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!(
+            "/proc/self/task/{}/stat",
+            self.thread.get().expect("the receiver runs")
+        ))
+        .unwrap_or_default();
+        // The fields after the command's closing parenthesis; utime and
+        // stime are the 14th and 15th of the whole line.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<f64> = after
+            .split_whitespace()
+            .map(|field| field.parse().unwrap_or(0.0))
+            .collect();
+        (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+    }
+}
+
+fn counting_receiver() -> (std::sync::Arc<Counting>, String) {
     let counting = std::sync::Arc::new(Counting::default());
     let router = axum::Router::new()
         .route(
@@ -145,9 +169,26 @@ async fn counting_receiver() -> (std::sync::Arc<Counting>, String) {
             ),
         )
         .with_state(std::sync::Arc::clone(&counting));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/notify", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let on_thread = std::sync::Arc::clone(&counting);
+    std::thread::spawn(move || {
+        let task = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid = task.file_name().unwrap().to_string_lossy().into_owned();
+        on_thread.thread.set(tid).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, router).await
+        })
+    });
+    while counting.thread.get().is_none() {
+        std::thread::yield_now();
+    }
     (counting, url)
 }
 
@@ -220,7 +261,7 @@ async fn a_backlog_of_notifications_measured() {
     let p99 = latencies[latencies.len() * 99 / 100 - 1];
 
     // The receiver returns; the backlog is due at once.
-    let (counting, up) = counting_receiver().await;
+    let (counting, up) = counting_receiver();
     notify_to(&app, DEV_CARD_ID, &up).await;
     let ops_before = app
         .metric("card_member_rsa_private_key_operations_total{kind=\"response_signature\"}")
@@ -233,8 +274,11 @@ async fn a_backlog_of_notifications_measured() {
         app.brand.brand_id
     ));
     app.handle.ask_points(&dev_card).await.unwrap();
+    let receiver_cpu_before = counting.cpu_seconds();
     let draining = Instant::now();
     let total = backlog + 1;
+    // A mark to start a profile of the drain alone by.
+    println!("draining {total}");
     loop {
         let delivered = counting.ids.lock().unwrap().len();
         if delivered >= total {
@@ -247,6 +291,7 @@ async fn a_backlog_of_notifications_measured() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drained = draining.elapsed();
+    let receiver_cpu = counting.cpu_seconds() - receiver_cpu_before;
     let ops = app
         .metric("card_member_rsa_private_key_operations_total{kind=\"response_signature\"}")
         .await
@@ -259,13 +304,18 @@ async fn a_backlog_of_notifications_measured() {
     let per_signature = cpu / ops;
     let bound = cores / per_signature;
     let rate = total as f64 / drained.as_secs_f64();
+    // The receiver shares the machine here; the server's cores are what it
+    // left (its own kernel work for TCP still counts against the server).
+    let receiver_cores = receiver_cpu / drained.as_secs_f64();
+    let server_bound = (cores - receiver_cores) / per_signature;
     let ids = counting.ids.lock().unwrap();
     let twice = ids.values().filter(|count| **count > 1).count();
     println!(
         "backlog {backlog}: accumulated in {:.1} s; other brands' latency p99 {:.0} ms, max {:.0} ms \
          over {} notifications; drained {total} in {:.1} s = {rate:.0}/s; bound {bound:.0}/s \
-         ({cores} cores / {:.3} ms per signature) = {:.0} %; distinct ids {} (sent twice: {twice}); \
-         peak RSS of the whole test process {:.1} MiB",
+         ({cores} cores / {:.3} ms per signature) = {:.0} %; the receiver's thread took {:.2} cores, \
+         bound on the server's {:.2} = {server_bound:.0}/s, {:.0} % of it; distinct ids {} (sent \
+         twice: {twice}); peak RSS of the whole test process {:.1} MiB",
         accumulated.as_secs_f64(),
         p99.as_secs_f64() * 1000.0,
         latencies.last().unwrap().as_secs_f64() * 1000.0,
@@ -273,6 +323,9 @@ async fn a_backlog_of_notifications_measured() {
         drained.as_secs_f64(),
         per_signature * 1000.0,
         rate / bound * 100.0,
+        receiver_cores,
+        cores - receiver_cores,
+        rate / server_bound * 100.0,
         ids.len(),
         peak_rss_mib()
     );

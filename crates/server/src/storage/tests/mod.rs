@@ -652,7 +652,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
         "1 and 2 adopted, the later ones applied"
     );
 }
@@ -693,7 +693,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7],
+        [1, 2, 3, 4, 5, 6, 7, 8],
         "1 adopted, the later ones applied"
     );
     let old = client
