@@ -469,7 +469,7 @@ type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome)>;
 /// quiet spell is written at once; under a backlog, one transaction
 /// writes what ended over this time (a few dozen attempts) instead of the
 /// three or four that end during one commit: each commit writes every
-/// index page its rows touch, so on SQLite a delivery cost 13 page writes
+/// index page its rows touch, so on SQLite a delivery cost 13 write calls
 /// and 0.4 syncs recorded a few at a time (BENCHMARKS.md "Recording
 /// deliveries in batches"). What waits stays leased, so it is not sent
 /// again meanwhile; a crash in between sends it again when its lease ends,
