@@ -198,32 +198,28 @@ impl Storage {
         &self,
         attempts: Vec<(AttemptRecord, DeliveryOutcome)>,
     ) -> Result<(), StorageError> {
+        let batch = attempts_as_json(&attempts);
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
-                for (attempt, outcome) in &attempts {
-                    db.execute(
-                        "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO UPDATE SET \
-                         at = excluded.at, status = excluded.status, latency_ms = excluded.latency_ms, \
-                         error = excluded.error",
-                        values![
-                            &attempt.notification_id,
-                            attempt.attempt,
-                            &attempt.at,
-                            attempt.status,
-                            attempt.latency_ms,
-                            &attempt.error
-                        ],
-                    )
-                    .await?;
-                    let (state, next) = outcome.columns();
-                    db.execute(
-                        "UPDATE outbox SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), \
-                         attempts = $3, leased_until = 0, last_error = $4 WHERE id = $5",
-                        values![state, next, attempt.attempt, &attempt.error, &attempt.notification_id],
-                    )
-                    .await?;
-                }
+                db.execute(
+                    "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
+                     SELECT e.value ->> 'id', CAST(e.value ->> 'attempt' AS BIGINT), e.value ->> 'at', \
+                     CAST(e.value ->> 'status' AS BIGINT), CAST(e.value ->> 'latency_ms' AS BIGINT), \
+                     e.value ->> 'error' FROM #json_elements(CAST($1 AS #jsonb)) AS e WHERE TRUE \
+                     ON CONFLICT (notification_id, attempt) DO UPDATE SET at = excluded.at, \
+                     status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error",
+                    values![&batch.attempts],
+                )
+                .await?;
+                db.execute(
+                    "UPDATE outbox SET state = e.value ->> 'state', \
+                     next_attempt_at = coalesce(CAST(e.value ->> 'next' AS BIGINT), outbox.next_attempt_at), \
+                     attempts = CAST(e.value ->> 'attempt' AS BIGINT), leased_until = 0, \
+                     last_error = e.value ->> 'error' \
+                     FROM #json_elements(CAST($1 AS #jsonb)) AS e WHERE outbox.id = e.value ->> 'id'",
+                    values![&batch.notifications],
+                )
+                .await?;
                 Ok(())
             })
         })
@@ -308,5 +304,63 @@ impl Storage {
     pub(crate) async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
         let sql = "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 WHERE id = $2";
         one_row(self.change(sql, values![now, id].to_vec()).await?)
+    }
+}
+
+/// A batch of ended attempts as the two statements that record it take
+/// them: JSON arrays, one value each, so that a batch is two statements
+/// whatever its size (each statement a round trip to PostgreSQL). Later
+/// entries win, as if written one by one: an attempt recorded twice (a
+/// notification claimed again after its lease ran out while its first
+/// attempt waited to be recorded) is one row, and a notification gets
+/// where its last attempt sent it.
+struct AttemptsJson {
+    /// `{id, attempt, at, status, latency_ms, error}` per attempt.
+    attempts: String,
+    /// `{id, state, next, attempt, error}` per notification.
+    notifications: String,
+}
+
+fn attempts_as_json(attempts: &[(AttemptRecord, DeliveryOutcome)]) -> AttemptsJson {
+    let mut by_attempt: Vec<serde_json::Value> = Vec::new();
+    let mut by_notification: Vec<serde_json::Value> = Vec::new();
+    let mut attempt_at = std::collections::HashMap::new();
+    let mut notification_at = std::collections::HashMap::new();
+    for (attempt, outcome) in attempts {
+        let (state, next) = outcome.columns();
+        let row = serde_json::json!({
+            "id": attempt.notification_id,
+            "attempt": attempt.attempt,
+            "at": attempt.at,
+            "status": attempt.status,
+            "latency_ms": attempt.latency_ms,
+            "error": attempt.error,
+        });
+        let key = (attempt.notification_id.as_str(), attempt.attempt);
+        match attempt_at.get(&key) {
+            Some(&index) => by_attempt[index] = row,
+            None => {
+                attempt_at.insert(key, by_attempt.len());
+                by_attempt.push(row);
+            }
+        }
+        let row = serde_json::json!({
+            "id": attempt.notification_id,
+            "state": state,
+            "next": next,
+            "attempt": attempt.attempt,
+            "error": attempt.error,
+        });
+        match notification_at.get(attempt.notification_id.as_str()) {
+            Some(&index) => by_notification[index] = row,
+            None => {
+                notification_at.insert(attempt.notification_id.as_str(), by_notification.len());
+                by_notification.push(row);
+            }
+        }
+    }
+    AttemptsJson {
+        attempts: serde_json::Value::Array(by_attempt).to_string(),
+        notifications: serde_json::Value::Array(by_notification).to_string(),
     }
 }

@@ -305,6 +305,13 @@ impl ToSql for Value {
             Value::Int(number) if *ty == Type::INT2 => i16::try_from(*number)?.to_sql(ty, out),
             Value::Int(number) => number.to_sql(ty, out),
             Value::Bool(flag) => flag.to_sql(ty, out),
+            // A JSON document (`CAST($n AS #jsonb)`): jsonb's binary form
+            // is a version byte, 1, before the text.
+            Value::Text(text) if *ty == Type::JSONB => {
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
             Value::Text(text) => text.to_sql(ty, out),
             Value::Bytes(bytes) => bytes.to_sql(ty, out),
         }
@@ -322,6 +329,7 @@ impl ToSql for Value {
             Type::NAME,
             Type::UNKNOWN,
             Type::BYTEA,
+            Type::JSONB,
         ]
         .contains(ty)
     }

@@ -15,6 +15,8 @@
 //! | `#skip_locked` | (nothing) | `FOR UPDATE SKIP LOCKED` | instances claim disjoint outbox rows |
 //! | `#outbox_order` | `rowid DESC` | `create_time DESC, id DESC` | the outbox has no `seq` on PostgreSQL |
 //! | `#broad` | `+` | (nothing) | keeps SQLite's planner off an index that narrows little |
+//! | `#json_elements` | `json_each` | `jsonb_array_elements` | the rows of a JSON array bound as one value (a batch in one statement); each is `value` |
+//! | `#jsonb` | `TEXT` | `jsonb` | that value's type |
 //!
 //! Values are one small enum, [`Value`], bound and read through each
 //! driver's own traits (on PostgreSQL it adapts to the column's integer
@@ -23,7 +25,7 @@
 //! **Why hand-written.** A query builder (`sea-query`, with binders for
 //! rusqlite and tokio-postgres) would write the same statements through a
 //! Rust DSL and add its dependency tree to every build; an ORM (Diesel, as
-//! vaultwarden uses) would replace both drivers. Six words and a value
+//! vaultwarden uses) would replace both drivers. Eight words and a value
 //! enum are all the difference between our two dialects needs, and the
 //! statements stay readable SQL that the query-plan tests can `EXPLAIN`.
 
@@ -252,7 +254,7 @@ impl Dialect {
         if !sql.contains('$') && !sql.contains('#') {
             return Cow::Borrowed(sql);
         }
-        let words: [(&str, &str); 6] = match self {
+        let words: [(&str, &str); 8] = match self {
             Dialect::Sqlite => [
                 ("#seq", "rowid"),
                 (" #lock", ""),
@@ -260,6 +262,8 @@ impl Dialect {
                 (" #skip_locked", ""),
                 ("#outbox_order", "rowid DESC"),
                 ("#broad", "+"),
+                ("#json_elements", "json_each"),
+                ("#jsonb", "TEXT"),
             ],
             Dialect::Postgres => [
                 ("#seq", "seq"),
@@ -268,6 +272,8 @@ impl Dialect {
                 ("#skip_locked", "FOR UPDATE SKIP LOCKED"),
                 ("#outbox_order", "create_time DESC, id DESC"),
                 ("#broad", ""),
+                ("#json_elements", "jsonb_array_elements"),
+                ("#jsonb", "jsonb"),
             ],
         };
         let mut text = sql.to_owned();

@@ -1214,6 +1214,93 @@ async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() 
 }
 
 #[tokio::test]
+async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each_stands() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let now = Clock::default().unix_now();
+        storage
+            .enqueue_notifications(
+                (0..3)
+                    .map(|index| notification(&format!("n-{index}"), now))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let claimed = storage.claim_notifications(claim(now, 10)).await.unwrap();
+        assert_eq!(claimed.notifications.len(), 3, "{}", backend.name);
+        let attempt = |id: &str, status: Option<i64>, error: Option<&str>| AttemptRecord {
+            notification_id: id.into(),
+            attempt: 1,
+            at: NOW.into(),
+            status,
+            latency_ms: 5,
+            error: error.map(Into::into),
+        };
+        let refused = "the receiver answered 503";
+        storage
+            .record_deliveries(vec![
+                (attempt("n-0", Some(204), None), DeliveryOutcome::Delivered),
+                (
+                    attempt("n-1", Some(503), Some(refused)),
+                    DeliveryOutcome::RetryAt(now + 15),
+                ),
+                // n-2's first attempt twice (claimed again when its lease
+                // ran out before the first was recorded): the later stands.
+                (
+                    attempt("n-2", None, Some("cannot connect")),
+                    DeliveryOutcome::RetryAt(now + 15),
+                ),
+                (attempt("n-2", Some(200), None), DeliveryOutcome::Delivered),
+            ])
+            .await
+            .unwrap();
+        let read = |id: &'static str| async move {
+            let (notification, attempts) = storage.notification(id).await.unwrap().unwrap();
+            let statuses: Vec<Option<i64>> = attempts.iter().map(|a| a.status).collect();
+            (notification, statuses)
+        };
+        let (delivered, statuses) = read("n-0").await;
+        assert_eq!(
+            (delivered.state.as_str(), delivered.attempts, statuses),
+            ("DELIVERED", 1, vec![Some(204)]),
+            "{}",
+            backend.name
+        );
+        let (retried, statuses) = read("n-1").await;
+        assert_eq!(
+            (
+                retried.state.as_str(),
+                retried.next_attempt_at,
+                retried.last_error.as_deref(),
+                statuses
+            ),
+            ("PENDING", now + 15, Some(refused), vec![Some(503)]),
+            "{}",
+            backend.name
+        );
+        let (twice, statuses) = read("n-2").await;
+        assert_eq!(
+            (twice.state.as_str(), twice.last_error, statuses),
+            ("DELIVERED", None, vec![Some(200)]),
+            "{}",
+            backend.name
+        );
+        let again = storage
+            .claim_notifications(claim(now + 15, 10))
+            .await
+            .unwrap()
+            .notifications;
+        let ids: Vec<&str> = again.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["n-1"],
+            "{}: the retry is due, leases released",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_card_search_matches_every_criterion_given_and_only_those_newest_first() {
     for backend in backends().await {
         seeded(&backend).await;
