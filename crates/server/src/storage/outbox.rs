@@ -2,6 +2,8 @@
 //! that causes them, leased by the delivery worker (instances claim
 //! disjoint rows), and each attempt recorded.
 
+use std::collections::HashSet;
+
 use super::sql::{Exec, ExecExt, Row, one_row, values};
 use super::{Mode, NotificationFilter, Storage, StorageError};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
@@ -322,41 +324,30 @@ struct AttemptsJson {
 }
 
 fn attempts_as_json(attempts: &[(AttemptRecord, DeliveryOutcome)]) -> AttemptsJson {
-    let mut by_attempt: Vec<serde_json::Value> = Vec::new();
-    let mut by_notification: Vec<serde_json::Value> = Vec::new();
-    let mut attempt_at = std::collections::HashMap::new();
-    let mut notification_at = std::collections::HashMap::new();
-    for (attempt, outcome) in attempts {
-        let (state, next) = outcome.columns();
-        let row = serde_json::json!({
-            "id": attempt.notification_id,
-            "attempt": attempt.attempt,
-            "at": attempt.at,
-            "status": attempt.status,
-            "latency_ms": attempt.latency_ms,
-            "error": attempt.error,
-        });
-        let key = (attempt.notification_id.as_str(), attempt.attempt);
-        match attempt_at.get(&key) {
-            Some(&index) => by_attempt[index] = row,
-            None => {
-                attempt_at.insert(key, by_attempt.len());
-                by_attempt.push(row);
-            }
+    // From the last: each key's first entry is its latest.
+    let (mut attempts_seen, mut notifications_seen) = (HashSet::new(), HashSet::new());
+    let (mut by_attempt, mut by_notification) = (Vec::new(), Vec::new());
+    for (attempt, outcome) in attempts.iter().rev() {
+        let id = &attempt.notification_id;
+        if attempts_seen.insert((id, attempt.attempt)) {
+            by_attempt.push(serde_json::json!({
+                "id": id,
+                "attempt": attempt.attempt,
+                "at": attempt.at,
+                "status": attempt.status,
+                "latency_ms": attempt.latency_ms,
+                "error": attempt.error,
+            }));
         }
-        let row = serde_json::json!({
-            "id": attempt.notification_id,
-            "state": state,
-            "next": next,
-            "attempt": attempt.attempt,
-            "error": attempt.error,
-        });
-        match notification_at.get(attempt.notification_id.as_str()) {
-            Some(&index) => by_notification[index] = row,
-            None => {
-                notification_at.insert(attempt.notification_id.as_str(), by_notification.len());
-                by_notification.push(row);
-            }
+        if notifications_seen.insert(id) {
+            let (state, next) = outcome.columns();
+            by_notification.push(serde_json::json!({
+                "id": id,
+                "state": state,
+                "next": next,
+                "attempt": attempt.attempt,
+                "error": attempt.error,
+            }));
         }
     }
     AttemptsJson {

@@ -1120,6 +1120,12 @@ fn notification(id: &str, due: i64) -> OutboxRecord {
     }
 }
 
+/// `count` pending notifications of brand `b`, `n-0`, `n-1`, …, due at `due`.
+async fn enqueue_due(storage: &Storage, count: usize, due: i64) {
+    let due = (0..count).map(|index| notification(&format!("n-{index}"), due));
+    storage.enqueue_notifications(due.collect()).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_claim_disjoint_notifications_from_one_outbox() {
     for backend in backends().await {
@@ -1128,14 +1134,7 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
         };
         let storage = &backend.storage;
         let now = Clock::default().unix_now();
-        storage
-            .enqueue_notifications(
-                (0..30)
-                    .map(|index| notification(&format!("n-{index}"), now))
-                    .collect(),
-            )
-            .await
-            .unwrap();
+        enqueue_due(storage, 30, now).await;
         let (first, other) = tokio::join!(
             storage.claim_notifications(claim(now, 20)),
             second.claim_notifications(claim(now, 20))
@@ -1218,14 +1217,7 @@ async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each
     for backend in backends().await {
         let storage = &backend.storage;
         let now = Clock::default().unix_now();
-        storage
-            .enqueue_notifications(
-                (0..3)
-                    .map(|index| notification(&format!("n-{index}"), now))
-                    .collect(),
-            )
-            .await
-            .unwrap();
+        enqueue_due(storage, 3, now).await;
         let claimed = storage.claim_notifications(claim(now, 10)).await.unwrap();
         assert_eq!(claimed.notifications.len(), 3, "{}", backend.name);
         let attempt = |id: &str, status: Option<i64>, error: Option<&str>| AttemptRecord {
