@@ -491,6 +491,17 @@ impl TestApp {
         }
     }
 
+    /// Sends `requests` (signed beforehand) all at once; what each was
+    /// answered, and how long the burst took from the first send to the
+    /// last answer.
+    pub(crate) async fn burst(&self, requests: &[Outgoing]) -> (Vec<u16>, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let answers =
+            futures_util::future::join_all(requests.iter().map(|request| self.send(request))).await;
+        let statuses = answers.iter().map(|answer| answer.status).collect();
+        (statuses, started.elapsed())
+    }
+
     /// Sends exactly the given headers over a raw HTTP/1.1 connection (an
     /// HTTP client library adds headers of its own, `Accept` among them).
     pub(crate) async fn send_raw(&self, request: &Outgoing) -> Incoming {
@@ -876,4 +887,13 @@ pub(crate) async fn console_session(app: &TestApp) -> String {
         "the token leaves the URL"
     );
     cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The most requests a rate limit of `per_second` (its burst as many) may
+/// let through in `elapsed`: the burst, and what refilled meanwhile. A
+/// burst's test asserts against this rather than "the eleventh is
+/// refused", which holds only if the eleven arrive within a tenth of a
+/// second (on a loaded machine they did not).
+pub(crate) fn most_admitted(per_second: u32, elapsed: std::time::Duration) -> usize {
+    per_second as usize + (elapsed.as_secs_f64() * f64::from(per_second)).ceil() as usize
 }
