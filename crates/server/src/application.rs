@@ -124,19 +124,21 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting connections
-    /// and finishes the requests in flight. Connections are capped and
-    /// timed (see `connections`).
+    /// and finishes the requests in flight, and the notifications being
+    /// delivered (their attempts recorded, within a receiver's deadline and
+    /// a second). Connections are capped and timed (see `connections`).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let metrics = Arc::clone(&self.state.metrics);
         let state = Arc::clone(&self.state);
-        notifications::spawn_worker(Arc::clone(&state));
+        let worker = notifications::spawn_worker(Arc::clone(&state));
         let app = router(self.state);
         let served =
             connections::serve(self.listener, app, self.limits, self.tls, metrics, shutdown).await;
         state.outbox.stop();
+        worker.finish().await;
         served
     }
 }

@@ -13,7 +13,10 @@
 //! (time, status, latency, error) after it ends, with the others that end
 //! meanwhile in one transaction, so a crash between the
 //! send and the record sends it again: at least once, and the receiver
-//! deduplicates by `id`. A success recorded is never sent again.
+//! deduplicates by `id`. A success recorded is never sent again. A
+//! graceful stop claims nothing more, starts no delivery that waits for a
+//! slot, and waits (up to a deadline and a little) for the deliveries in
+//! flight to end and be recorded, so a restart does not send them again.
 //!
 //! **Isolation.** Each delivery is its own task with a 5-second deadline;
 //! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, and
@@ -201,8 +204,32 @@ pub(crate) fn sealed_notification(
     }
 }
 
-/// Runs the delivery worker until the runtime ends.
-pub(crate) fn spawn_worker(state: Arc<AppState>) {
+/// The delivery worker running; [`Worker::finish`] after the server's
+/// `outbox` is stopped.
+pub(crate) struct Worker {
+    /// The recorder, which ends once every delivery has ended and its
+    /// attempt is written.
+    recorded: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Waits for the deliveries in flight to end and their attempts to be
+    /// written, at most a receiver's deadline and a second: what is not
+    /// written by then is sent again after its lease (at least once).
+    pub(crate) async fn finish(self) {
+        let deadline = DEADLINE + Duration::from_secs(1);
+        if tokio::time::timeout(deadline, self.recorded).await.is_err() {
+            tracing::warn!(
+                "deliveries in flight not recorded within {} s: they are sent again after their lease",
+                deadline.as_secs()
+            );
+        }
+    }
+}
+
+/// Starts the delivery worker; it runs until the server's `outbox` stops.
+pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
+    let (recorder, recorded) = spawn_recorder(Arc::clone(&state));
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(DEADLINE)
@@ -214,9 +241,11 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
         // Running: at most PER_BRAND per brand, IN_FLIGHT in all. Held
         // (claimed, running or waiting to): at most HELD per brand and
         // HELD_IN_ALL in all, so that what waits never waits past its lease.
+        // Every delivery holds the courier, and with it the recorder's
+        // sender: the recorder ends when the last delivery has ended.
         let courier = Arc::new(Courier {
             client,
-            recorder: spawn_recorder(Arc::clone(&state)),
+            recorder,
             targets: Targets::default(),
         });
         let running = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -292,7 +321,10 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                             {
                                 // Held back: the brand's later
                                 // notifications go ahead in its other slots.
-                                tokio::time::sleep(fault.delay()).await;
+                                tokio::select! {
+                                    () = tokio::time::sleep(fault.delay()) => {}
+                                    () = state.outbox.stopped() => return,
+                                }
                             }
                             let (Ok(_brand_slot), Ok(_slot)) = (
                                 brand_running.acquire_owned().await,
@@ -300,6 +332,11 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
                             ) else {
                                 return;
                             };
+                            if state.outbox.is_stopped() {
+                                // Stopping: not started, it stays leased (on
+                                // SQLite due again at the next start).
+                                return;
+                            }
                             let twice = kind == Some(FaultKind::NotifyTwice);
                             deliver(&state, &courier, notification, twice).await;
                             // A slot is free: claim the next at once.
@@ -316,6 +353,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) {
             tokio::time::sleep_until(claimed_at + CLAIM_EVERY).await;
         }
     });
+    Worker { recorded }
 }
 
 /// One attempt at one notification, handed to the recorder; `twice` (an
@@ -476,9 +514,11 @@ type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome)>;
 /// as any unrecorded delivery (at least once).
 const RECORD_EVERY: Duration = Duration::from_millis(20);
 
-fn spawn_recorder(state: Arc<AppState>) -> Recorder {
+/// Starts the recorder: it writes what its senders send and ends once
+/// every sender is gone and the last batch is written.
+fn spawn_recorder(state: Arc<AppState>) -> (Recorder, tokio::task::JoinHandle<()>) {
     let (recorder, mut ended) = mpsc::channel(HELD_IN_ALL);
-    tokio::spawn(async move {
+    let recorded = tokio::spawn(async move {
         let mut batch = Vec::new();
         while ended.recv_many(&mut batch, HELD_IN_ALL).await > 0 {
             let started = tokio::time::Instant::now();
@@ -492,7 +532,7 @@ fn spawn_recorder(state: Arc<AppState>) -> Recorder {
             tokio::time::sleep_until(started + RECORD_EVERY).await;
         }
     });
-    recorder
+    (recorder, recorded)
 }
 
 /// Where a notification goes after its `attempt`-th try (1 for the

@@ -107,9 +107,12 @@ impl AppState {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     wake: Notify,
-    /// Set when the server stops: the worker takes no more work (attempts
-    /// in flight finish and are recorded).
+    /// Set when the server stops: the worker claims and starts no more
+    /// deliveries (those in flight finish and are recorded before the
+    /// server's `run_until` returns).
     stopped: AtomicBool,
+    /// Wakes every delivery held back by an injected delay when it stops.
+    stopping: Notify,
     /// Divides the schedule's waits (a setting for sandboxes and tests).
     speedup: AtomicU64,
     /// Counts the template changes made here: what the worker read of a
@@ -135,6 +138,16 @@ impl Outbox {
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.wake.notify_one();
+        self.stopping.notify_waiters();
+    }
+
+    /// Resolves when the server stops (at once if it has).
+    pub(crate) async fn stopped(&self) {
+        // Registered before the check: a stop in between still wakes it.
+        let stopping = self.stopping.notified();
+        if !self.is_stopped() {
+            stopping.await;
+        }
     }
 
     /// Whether the server stopped.

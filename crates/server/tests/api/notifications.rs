@@ -23,6 +23,8 @@ pub(crate) enum Reply {
     Status(u16),
     /// Holds the request without answering (the sender's 5 s deadline).
     Hang,
+    /// Answers 204 after this long.
+    After(Duration),
 }
 
 /// One request as received.
@@ -83,6 +85,10 @@ impl TestReceiver {
                 Reply::Status(status) => StatusCode::from_u16(status).unwrap(),
                 Reply::Hang => {
                     tokio::time::sleep(Duration::from_secs(60)).await;
+                    StatusCode::NO_CONTENT
+                }
+                Reply::After(wait) => {
+                    tokio::time::sleep(wait).await;
                     StatusCode::NO_CONTENT
                 }
             }
@@ -430,6 +436,31 @@ async fn a_restart_mid_schedule_resumes_the_same_notification() {
     let (notification, attempts) = restarted.handle.notification(&id).await.unwrap().unwrap();
     assert_eq!(notification.state, "DELIVERED");
     assert_eq!(attempts.len(), 3, "{attempts:?}");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_waits_for_a_delivery_in_flight_and_records_it_so_a_restart_does_not_send_it_again()
+ {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::After(Duration::from_millis(800))]).await;
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
+    sign_up(&app, "oStoppedMidDelivery").await;
+    let id = receiver.wait_for(1, Duration::from_secs(10)).await[0]
+        .envelope()
+        .id;
+    // The receiver is still answering: the stop waits for it.
+    let stopped = app.stop().await;
+    let restarted = spawn_app_in(stopped).await;
+    let (notification, attempts) = restarted.handle.notification(&id).await.unwrap().unwrap();
+    assert_eq!(notification.state, "DELIVERED", "{attempts:?}");
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(attempts[0].latency_ms >= 800, "{attempts:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "sent once, not again after the restart"
+    );
 }
 
 #[tokio::test]
