@@ -312,14 +312,18 @@ impl SqliteDb {
         storage.migrate()?;
         storage.load_nonces(storage.clock.unix_now())?;
         // One process per file: leases a killed run held are void, and
-        // what they held is due now.
-        storage
-            .lock()
-            .execute(
-                "UPDATE outbox SET leased_until = 0, next_attempt_at = ?1 WHERE leased_until > 0",
-                [storage.clock.unix_now()],
-            )
-            .map_err(classify)?;
+        // what they held is due now. Only a pending notification is leased
+        // (recording an attempt ends its lease): the pending ones are read
+        // through their index, not the whole outbox (a million delivered
+        // rows read at every start).
+        SqliteExec {
+            connection: &mut storage.lock(),
+        }
+        .execute_now(
+            "UPDATE outbox SET leased_until = 0, next_attempt_at = $1 \
+             WHERE state = 'PENDING' AND leased_until > 0",
+            &[Value::Int(storage.clock.unix_now())],
+        )?;
         Ok(storage)
     }
 

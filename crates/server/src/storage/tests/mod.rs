@@ -585,6 +585,55 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
 }
 
 #[tokio::test]
+async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_held_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let now = Clock::default().unix_now();
+    {
+        let storage = sqlite_at(&path).await;
+        enqueue_due(&storage, 3, now).await;
+        let claimed = storage.claim_notifications(claim(now, 3)).await.unwrap();
+        assert_eq!(claimed.notifications.len(), 3);
+        // n-0 delivered and recorded; n-1 and n-2 in flight when the run
+        // is killed (dropped without recording them).
+        storage
+            .record_deliveries(vec![(
+                AttemptRecord {
+                    notification_id: "n-0".into(),
+                    attempt: 1,
+                    at: NOW.into(),
+                    status: Some(204),
+                    latency_ms: 5,
+                    error: None,
+                },
+                DeliveryOutcome::Delivered,
+            )])
+            .await
+            .unwrap();
+    }
+    let restarted = sqlite_at(&path).await;
+    let mut again: Vec<String> = restarted
+        .claim_notifications(claim(now, 3))
+        .await
+        .unwrap()
+        .notifications
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    again.sort();
+    assert_eq!(
+        again,
+        ["n-1", "n-2"],
+        "due again at once, not after the lease"
+    );
+    let (delivered, _) = restarted.notification("n-0").await.unwrap().unwrap();
+    assert_eq!(
+        delivered.state, "DELIVERED",
+        "a recorded delivery stays recorded"
+    );
+}
+
+#[tokio::test]
 async fn sqlite_expired_nonces_are_not_loaded_and_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
