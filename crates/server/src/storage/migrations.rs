@@ -17,7 +17,10 @@ use refinery::Runner;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::StorageError;
+use super::postgres::PgExec;
+use super::sql::{Exec, values};
+use super::sqlite::SqliteExec;
+use super::{Script, StorageError};
 
 mod sqlite_files {
     refinery::embed_migrations!("migrations/sqlite");
@@ -41,24 +44,82 @@ fn failed(error: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(format!("schema migration: {error}"))
 }
 
-/// The history rows recording the first `applied` migrations of `runner`.
-fn adopted_rows(runner: &Runner, applied: usize) -> Vec<(i32, String, String, String)> {
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .expect("the current time formats as RFC 3339");
+/// The migrations of `runner` a count from before refinery (`counted`)
+/// says were applied: version, name, checksum.
+fn counted_migrations(runner: &Runner, counted: usize) -> Vec<(i64, String, String)> {
     runner
         .get_migrations()
         .iter()
-        .filter(|migration| usize::try_from(migration.version()).is_ok_and(|v| v <= applied))
+        .filter(|migration| usize::try_from(migration.version()).is_ok_and(|v| v <= counted))
         .map(|migration| {
+            let version = i64::from(migration.version());
             (
-                migration.version(),
+                version,
                 migration.name().to_owned(),
-                now.clone(),
                 migration.checksum().to_string(),
             )
         })
         .collect()
+}
+
+/// Adopts migrations applied before refinery into refinery's history, in
+/// the caller's transaction: one script for both backends.
+async fn adopt(db: &mut dyn Exec, applied: Vec<(i64, String, String)>) -> Result<(), StorageError> {
+    db.execute(
+        &format!(
+            "CREATE TABLE {HISTORY} (version INT4 PRIMARY KEY, name VARCHAR(255), \
+             applied_on VARCHAR(255), checksum VARCHAR(255))"
+        ),
+        &[],
+    )
+    .await?;
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .expect("the current time formats as RFC 3339");
+    let insert = format!(
+        "INSERT INTO {HISTORY} (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)"
+    );
+    for (version, name, checksum) in applied {
+        db.execute(&insert, values![version, name, now.as_str(), checksum])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rewrites the templates stored before the provider's template object
+/// (`state` `EFFECTIVE`/`INVALID`, `user_information_form`), in the
+/// caller's transaction: one script for both backends.
+async fn upgrade_templates(db: &mut dyn Exec) -> Result<(), StorageError> {
+    let old = db
+        .query(
+            "SELECT brand_id, card_id, body FROM card_templates \
+             WHERE state NOT IN ('CARD_EFFECTIVE', 'CARD_INVALID') #lock",
+            &[],
+        )
+        .await?;
+    for row in old {
+        let (state, body) = upgrade_template(&row.text(2)?)?;
+        db.execute(
+            "UPDATE card_templates SET state = $1, body = $2 WHERE brand_id = $3 AND card_id = $4",
+            values![state, body, row.text(0)?, row.text(1)?],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs a migration script in one transaction on a SQLite connection
+/// (whose statements are answered at once: the script's future is done in
+/// one poll).
+fn in_sqlite_transaction(
+    connection: &mut rusqlite::Connection,
+    script: impl FnOnce(&mut dyn Exec) -> Script<'_, ()>,
+) -> Result<(), StorageError> {
+    connection.execute_batch("BEGIN").map_err(failed)?;
+    let done = super::sqlite::finish(script(&mut SqliteExec::on(connection)));
+    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    connection.execute_batch(end).map_err(failed)?;
+    done
 }
 
 /// Applies the SQLite migrations not yet applied.
@@ -75,49 +136,11 @@ pub(crate) fn migrate_sqlite(connection: &mut rusqlite::Connection) -> Result<()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(failed)?;
     if !has_history && counted > 0 {
-        let tx = connection.transaction().map_err(failed)?;
-        tx.execute_batch(&format!(
-            "CREATE TABLE {HISTORY} (version INT4 PRIMARY KEY, name VARCHAR(255), \
-             applied_on VARCHAR(255), checksum VARCHAR(255))"
-        ))
-        .map_err(failed)?;
-        for row in adopted_rows(&runner, counted) {
-            tx.execute(
-                &format!(
-                    "INSERT INTO {HISTORY} (version, name, applied_on, checksum) VALUES (?1, ?2, ?3, ?4)"
-                ),
-                rusqlite::params![row.0, row.1, row.2, row.3],
-            )
-            .map_err(failed)?;
-        }
-        tx.commit().map_err(failed)?;
+        let applied = counted_migrations(&runner, counted);
+        in_sqlite_transaction(connection, |db| Box::pin(adopt(db, applied)))?;
     }
     runner.run(connection).map(drop).map_err(failed)?;
-    upgrade_sqlite_templates(connection)
-}
-
-/// Rewrites templates stored before the provider's template object
-/// (`state` `EFFECTIVE`/`INVALID`, `user_information_form`) in one
-/// transaction.
-fn upgrade_sqlite_templates(connection: &mut rusqlite::Connection) -> Result<(), StorageError> {
-    let tx = connection.transaction().map_err(failed)?;
-    let old: Vec<(String, String, String)> = tx
-        .prepare("SELECT brand_id, card_id, body FROM card_templates WHERE state NOT IN ('CARD_EFFECTIVE', 'CARD_INVALID')")
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-                .collect()
-        })
-        .map_err(failed)?;
-    for (brand_id, card_id, body) in old {
-        let (state, body) = upgrade_template(&body)?;
-        tx.execute(
-            "UPDATE card_templates SET state = ?1, body = ?2 WHERE brand_id = ?3 AND card_id = ?4",
-            rusqlite::params![state, body, brand_id, card_id],
-        )
-        .map_err(failed)?;
-    }
-    tx.commit().map_err(failed)
+    in_sqlite_transaction(connection, |db| Box::pin(upgrade_templates(db)))
 }
 
 /// A template body stored before card-member followed the provider's
@@ -159,7 +182,7 @@ pub(crate) fn upgrade_template(body: &str) -> Result<(String, String), StorageEr
 /// Applies the PostgreSQL migrations not yet applied, under the advisory
 /// lock.
 pub(crate) async fn migrate_postgres(
-    client: &mut tokio_postgres::Client,
+    client: &mut deadpool_postgres::Client,
 ) -> Result<(), StorageError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -174,7 +197,7 @@ pub(crate) async fn migrate_postgres(
 }
 
 async fn adopt_and_migrate_postgres(
-    client: &mut tokio_postgres::Client,
+    client: &mut deadpool_postgres::Client,
 ) -> Result<(), StorageError> {
     let runner = runner(postgres_files::migrations::runner());
     let exists = client
@@ -192,44 +215,21 @@ async fn adopt_and_migrate_postgres(
             .await
             .map_err(failed)?
             .map_or(0, |row| row.get(0));
-        tx.batch_execute(&format!(
-            "CREATE TABLE {HISTORY} (version INT4 PRIMARY KEY, name VARCHAR(255), \
-             applied_on VARCHAR(255), checksum VARCHAR(255)); DROP TABLE card_member_schema;"
-        ))
-        .await
-        .map_err(failed)?;
-        for row in adopted_rows(&runner, usize::try_from(counted).unwrap_or(0)) {
-            tx.execute(
-                &format!(
-                    "INSERT INTO {HISTORY} (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)"
-                ),
-                &[&row.0, &row.1, &row.2, &row.3],
-            )
+        let applied = counted_migrations(&runner, usize::try_from(counted).unwrap_or(0));
+        adopt(&mut PgExec::on(&tx), applied).await?;
+        tx.batch_execute("DROP TABLE card_member_schema")
             .await
             .map_err(failed)?;
-        }
         tx.commit().await.map_err(failed)?;
     }
-    runner.run_async(client).await.map(drop).map_err(failed)?;
+    let connection: &mut tokio_postgres::Client = client;
+    runner
+        .run_async(connection)
+        .await
+        .map(drop)
+        .map_err(failed)?;
     let tx = client.transaction().await.map_err(failed)?;
-    let old = tx
-        .query(
-            "SELECT brand_id, card_id, body FROM card_templates WHERE state NOT IN ('CARD_EFFECTIVE', 'CARD_INVALID') FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(failed)?;
-    for row in old {
-        let (brand_id, card_id, body): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        let (state, body) = upgrade_template(&body)?;
-        tx.execute(
-            "UPDATE card_templates SET state = $1, body = $2 WHERE brand_id = $3 AND card_id = $4",
-            &[&state, &body, &brand_id, &card_id],
-        )
-        .await
-        .map_err(failed)?;
-    }
+    upgrade_templates(&mut PgExec::on(&tx)).await?;
     tx.commit().await.map_err(failed)
 }
 

@@ -128,9 +128,7 @@ impl PostgresStorage {
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
-        let mut pooled = self.client().await?;
-        let client: &mut Client = &mut pooled;
-        super::migrations::migrate_postgres(client).await
+        super::migrations::migrate_postgres(&mut self.client().await?).await
     }
 
     /// Runs `work` on a pooled connection: statements on their own, in a
@@ -241,9 +239,14 @@ impl PostgresStorage {
 
 /// A pooled connection, or a transaction on one: each statement prepared
 /// once per connection (deadpool's statement cache).
-struct PgExec<'a, C>(&'a C);
+pub(super) struct PgExec<'a, C>(&'a C);
 
-impl<C: GenericClient> PgExec<'_, C> {
+impl<'a, C: GenericClient> PgExec<'a, C> {
+    /// Statements on `client` (a pooled connection or a transaction).
+    pub(super) fn on(client: &'a C) -> Self {
+        Self(client)
+    }
+
     async fn prepared(&self, sql: &str) -> Result<Statement, DbError> {
         let sql = Dialect::Postgres.sql(sql);
         self.0.prepare_cached(&sql).await.map_err(db_error)

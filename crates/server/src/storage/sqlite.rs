@@ -270,7 +270,7 @@ impl SqliteStorage {
 }
 
 /// The output of a script whose statements are all answered at once.
-fn finish<T>(script: Script<'_, T>) -> Result<T, StorageError> {
+pub(super) fn finish<T>(script: Script<'_, T>) -> Result<T, StorageError> {
     let mut script = script;
     match script
         .as_mut()
@@ -627,7 +627,12 @@ pub(super) struct SqliteExec<'c> {
     connection: &'c mut Connection,
 }
 
-impl SqliteExec<'_> {
+impl<'c> SqliteExec<'c> {
+    /// Statements on `connection`.
+    pub(super) fn on(connection: &'c mut Connection) -> Self {
+        Self { connection }
+    }
+
     fn execute_now(&mut self, sql: &str, values: &[Value]) -> Result<u64, DbError> {
         let sql = Dialect::Sqlite.sql(sql);
         #[cfg(test)]

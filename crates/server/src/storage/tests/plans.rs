@@ -28,6 +28,12 @@ const GROWING: &[&str] = &[
 /// Statements that scan on purpose, by a fragment, and why.
 const SCANS: &[(&str, &str)] = &[
     (
+        "FROM card_templates WHERE state NOT IN",
+        "the start's check for templates stored before the provider's template object \
+         (`migrations::upgrade_templates`): once per start, the templates only (10,000 at a \
+         million cards), no request path",
+    ),
+    (
         "FROM user_cards WHERE TRUE",
         "the console's unfiltered card list: newest first, the table read backwards in its \
          own order and stopped at the page; its total counted up to 10,000 (or the page's \
