@@ -15,8 +15,9 @@
 //! send and the record sends it again: at least once, and the receiver
 //! deduplicates by `id`. A success recorded is never sent again. A
 //! graceful stop claims nothing more, starts no delivery that waits for a
-//! slot, and waits (up to a deadline and a little) for the deliveries in
-//! flight to end and be recorded, so a restart does not send them again.
+//! slot, waits (up to a deadline and a little) for the deliveries in
+//! flight to end and be recorded, so a restart does not send them again,
+//! and hands back what it claimed and did not send, due at once.
 //!
 //! **Isolation.** Each delivery is its own task with a 5-second deadline;
 //! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, and
@@ -207,15 +208,25 @@ pub(crate) fn sealed_notification(
 /// The delivery worker running; [`Worker::finish`] after the server's
 /// `outbox` is stopped.
 pub(crate) struct Worker {
+    state: Arc<AppState>,
     /// The recorder, which ends once every delivery has ended and its
     /// attempt is written.
     recorded: tokio::task::JoinHandle<()>,
+    /// What was claimed and not sent because the server stopped.
+    unsent: Unsent,
 }
+
+/// Notifications claimed and not sent because the server stopped, with
+/// the lease each was claimed under.
+type Unsent = Arc<std::sync::Mutex<Vec<(String, i64)>>>;
 
 impl Worker {
     /// Waits for the deliveries in flight to end and their attempts to be
-    /// written, at most a receiver's deadline and a second: what is not
-    /// written by then is sent again after its lease (at least once).
+    /// written, at most a receiver's deadline and a second (what is not
+    /// written by then is sent again after its lease: at least once), then
+    /// hands back what was claimed and not sent, due at once for any
+    /// instance (on PostgreSQL another instance, or this one restarted,
+    /// would otherwise wait for the lease to end).
     pub(crate) async fn finish(self) {
         let deadline = DEADLINE + Duration::from_secs(1);
         if tokio::time::timeout(deadline, self.recorded).await.is_err() {
@@ -224,12 +235,29 @@ impl Worker {
                 deadline.as_secs()
             );
         }
+        let unsent = std::mem::take(
+            &mut *self
+                .unsent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let count = unsent.len();
+        let now = self.state.clock.unix_now();
+        if let Err(err) = self.state.storage.release_notifications(unsent, now).await {
+            tracing::warn!(%err, count, "could not hand back the notifications not sent: they are sent after their lease");
+        }
     }
 }
 
 /// Starts the delivery worker; it runs until the server's `outbox` stops.
 pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
     let (recorder, recorded) = spawn_recorder(Arc::clone(&state));
+    let unsent = Unsent::default();
+    let worker = Worker {
+        state: Arc::clone(&state),
+        recorded,
+        unsent: Arc::clone(&unsent),
+    };
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(DEADLINE)
@@ -303,11 +331,19 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                             continue;
                         };
                         let brand_running = Arc::clone(&slots.running);
-                        let (state, courier, running) = (
+                        let (state, courier, running, unsent) = (
                             Arc::clone(&state),
                             Arc::clone(&courier),
                             Arc::clone(&running),
+                            Arc::clone(&unsent),
                         );
+                        // Stopping before it is sent: handed back.
+                        let hand_back = move |notification: OutboxRecord| {
+                            unsent
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((notification.id, notification.next_attempt_at));
+                        };
                         tokio::spawn(async move {
                             let _held = (brand_held, all_held);
                             let fault = state.fire_fault(
@@ -323,7 +359,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                                 // notifications go ahead in its other slots.
                                 tokio::select! {
                                     () = tokio::time::sleep(fault.delay()) => {}
-                                    () = state.outbox.stopped() => return,
+                                    () = state.outbox.stopped() => return hand_back(notification),
                                 }
                             }
                             let (Ok(_brand_slot), Ok(_slot)) = (
@@ -333,9 +369,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                                 return;
                             };
                             if state.outbox.is_stopped() {
-                                // Stopping: not started, it stays leased (on
-                                // SQLite due again at the next start).
-                                return;
+                                return hand_back(notification);
                             }
                             let twice = kind == Some(FaultKind::NotifyTwice);
                             deliver(&state, &courier, notification, twice).await;
@@ -353,7 +387,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
             tokio::time::sleep_until(claimed_at + CLAIM_EVERY).await;
         }
     });
-    Worker { recorded }
+    worker
 }
 
 /// One attempt at one notification, handed to the recorder; `twice` (an

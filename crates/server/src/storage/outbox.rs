@@ -301,6 +301,34 @@ impl Storage {
         .await
     }
 
+    /// Hands back notifications claimed here and not sent (a graceful
+    /// stop), each with the lease it was claimed under (its
+    /// `next_attempt_at` as claimed): due again at `now`, for any instance
+    /// to claim. A lease that ran out and was taken by another claim
+    /// meanwhile is not this one's to release, and stays.
+    pub(crate) async fn release_notifications(
+        &self,
+        held: Vec<(String, i64)>,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let held: Vec<serde_json::Value> = held
+            .into_iter()
+            .map(|(id, until)| serde_json::json!({"id": id, "until": until}))
+            .collect();
+        let held = serde_json::Value::Array(held).to_string();
+        self.change(
+            "UPDATE outbox SET leased_until = 0, next_attempt_at = $1 \
+             FROM #json_elements(CAST($2 AS #jsonb)) AS e WHERE outbox.id = e.value ->> 'id' \
+             AND outbox.state = 'PENDING' AND outbox.leased_until = CAST(e.value ->> 'until' AS BIGINT)",
+            values![now, held].to_vec(),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Sends a notification again from now (whatever its state), with the
     /// same `id`.
     pub(crate) async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {

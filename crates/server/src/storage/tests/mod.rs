@@ -612,8 +612,10 @@ async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_hel
             .unwrap();
     }
     let restarted = sqlite_at(&path).await;
+    // Due at the start's time (a second may have passed since `now`).
+    let started = Clock::default().unix_now();
     let mut again: Vec<String> = restarted
-        .claim_notifications(claim(now, 3))
+        .claim_notifications(claim(started, 3))
         .await
         .unwrap()
         .notifications
@@ -1213,6 +1215,42 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
                 .is_empty(),
             "leased ones are not due until their lease ends"
         );
+    }
+}
+
+#[tokio::test]
+async fn notifications_handed_back_by_a_stopping_instance_are_due_at_once_but_only_under_its_own_lease()
+ {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let now = Clock::default().unix_now();
+        enqueue_due(storage, 2, now).await;
+        let claimed = storage.claim_notifications(claim(now, 2)).await.unwrap();
+        let held: Vec<(String, i64)> = claimed
+            .notifications
+            .iter()
+            .map(|n| (n.id.clone(), n.next_attempt_at))
+            .collect();
+        assert_eq!(held.len(), 2, "{}", backend.name);
+        assert!(held.iter().all(|(_, until)| *until == now + 60));
+        // n-0 under its lease; n-1 under a lease that is not the one it
+        // holds (as if it ran out and another claim took it).
+        storage
+            .release_notifications(
+                vec![held[0].clone(), (held[1].0.clone(), held[1].1 - 1)],
+                now,
+            )
+            .await
+            .unwrap();
+        let again: Vec<String> = storage
+            .claim_notifications(claim(now, 2))
+            .await
+            .unwrap()
+            .notifications
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(again, [held[0].0.clone()], "{}", backend.name);
     }
 }
 
