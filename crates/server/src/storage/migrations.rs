@@ -12,15 +12,18 @@
 //!
 //! On PostgreSQL the whole run holds an advisory lock, so that instances
 //! starting together apply each migration once.
+//!
+//! Each backend runs its migrations (`SqliteDb::migrate`,
+//! `PostgresStorage::migrate`: refinery's runner is per driver, as is
+//! finding an old count); the scripts that adopt an old count and upgrade
+//! old templates are written here once, over the executor.
 
 use refinery::Runner;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::postgres::PgExec;
+use super::StorageError;
 use super::sql::{Exec, values};
-use super::sqlite::SqliteExec;
-use super::{Script, StorageError};
 
 mod sqlite_files {
     refinery::embed_migrations!("migrations/sqlite");
@@ -31,22 +34,33 @@ mod postgres_files {
 }
 
 /// refinery's table of applied migrations.
-const HISTORY: &str = "refinery_schema_history";
+pub(super) const HISTORY: &str = "refinery_schema_history";
 
 /// An arbitrary constant naming card-member's migration lock.
-const MIGRATION_LOCK: i64 = 0x6361_7264_6d65_6d62;
+pub(super) const MIGRATION_LOCK: i64 = 0x6361_7264_6d65_6d62;
+
+/// The SQLite migrations, as refinery applies them.
+pub(super) fn sqlite_runner() -> Runner {
+    runner(sqlite_files::migrations::runner())
+}
+
+/// The PostgreSQL migrations, as refinery applies them.
+pub(super) fn postgres_runner() -> Runner {
+    runner(postgres_files::migrations::runner())
+}
 
 fn runner(runner: Runner) -> Runner {
     runner.set_abort_missing(true).set_abort_divergent(true)
 }
 
-fn failed(error: impl std::fmt::Display) -> StorageError {
+/// A migration's failure.
+pub(super) fn failed(error: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(format!("schema migration: {error}"))
 }
 
 /// The migrations of `runner` a count from before refinery (`counted`)
 /// says were applied: version, name, checksum.
-fn counted_migrations(runner: &Runner, counted: usize) -> Vec<(i64, String, String)> {
+pub(super) fn counted_migrations(runner: &Runner, counted: usize) -> Vec<(i64, String, String)> {
     runner
         .get_migrations()
         .iter()
@@ -64,7 +78,10 @@ fn counted_migrations(runner: &Runner, counted: usize) -> Vec<(i64, String, Stri
 
 /// Adopts migrations applied before refinery into refinery's history, in
 /// the caller's transaction: one script for both backends.
-async fn adopt(db: &mut dyn Exec, applied: Vec<(i64, String, String)>) -> Result<(), StorageError> {
+pub(super) async fn adopt(
+    db: &mut dyn Exec,
+    applied: Vec<(i64, String, String)>,
+) -> Result<(), StorageError> {
     db.execute(
         &format!(
             "CREATE TABLE {HISTORY} (version INT4 PRIMARY KEY, name VARCHAR(255), \
@@ -89,7 +106,7 @@ async fn adopt(db: &mut dyn Exec, applied: Vec<(i64, String, String)>) -> Result
 /// Rewrites the templates stored before the provider's template object
 /// (`state` `EFFECTIVE`/`INVALID`, `user_information_form`), in the
 /// caller's transaction: one script for both backends.
-async fn upgrade_templates(db: &mut dyn Exec) -> Result<(), StorageError> {
+pub(super) async fn upgrade_templates(db: &mut dyn Exec) -> Result<(), StorageError> {
     let old = db
         .query(
             "SELECT brand_id, card_id, body FROM card_templates \
@@ -106,41 +123,6 @@ async fn upgrade_templates(db: &mut dyn Exec) -> Result<(), StorageError> {
         .await?;
     }
     Ok(())
-}
-
-/// Runs a migration script in one transaction on a SQLite connection
-/// (whose statements are answered at once: the script's future is done in
-/// one poll).
-fn in_sqlite_transaction(
-    connection: &mut rusqlite::Connection,
-    script: impl FnOnce(&mut dyn Exec) -> Script<'_, ()>,
-) -> Result<(), StorageError> {
-    connection.execute_batch("BEGIN").map_err(failed)?;
-    let done = super::sqlite::finish(script(&mut SqliteExec::on(connection)));
-    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    connection.execute_batch(end).map_err(failed)?;
-    done
-}
-
-/// Applies the SQLite migrations not yet applied.
-pub(crate) fn migrate_sqlite(connection: &mut rusqlite::Connection) -> Result<(), StorageError> {
-    let runner = runner(sqlite_files::migrations::runner());
-    let has_history: bool = connection
-        .query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [HISTORY],
-            |row| row.get(0),
-        )
-        .map_err(failed)?;
-    let counted: usize = connection
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(failed)?;
-    if !has_history && counted > 0 {
-        let applied = counted_migrations(&runner, counted);
-        in_sqlite_transaction(connection, |db| Box::pin(adopt(db, applied)))?;
-    }
-    runner.run(connection).map(drop).map_err(failed)?;
-    in_sqlite_transaction(connection, |db| Box::pin(upgrade_templates(db)))
 }
 
 /// A template body stored before card-member followed the provider's
@@ -177,60 +159,6 @@ pub(crate) fn upgrade_template(body: &str) -> Result<(String, String), StorageEr
         map.insert("user_information".to_owned(), form);
     }
     Ok((state, value.to_string()))
-}
-
-/// Applies the PostgreSQL migrations not yet applied, under the advisory
-/// lock.
-pub(crate) async fn migrate_postgres(
-    client: &mut deadpool_postgres::Client,
-) -> Result<(), StorageError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(failed)?;
-    let result = adopt_and_migrate_postgres(client).await;
-    let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(failed);
-    result.and(unlocked.map(drop))
-}
-
-async fn adopt_and_migrate_postgres(
-    client: &mut deadpool_postgres::Client,
-) -> Result<(), StorageError> {
-    let runner = runner(postgres_files::migrations::runner());
-    let exists = client
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL, to_regclass('card_member_schema') IS NOT NULL",
-            &[&HISTORY],
-        )
-        .await
-        .map_err(failed)?;
-    let (has_history, has_old_count): (bool, bool) = (exists.get(0), exists.get(1));
-    if !has_history && has_old_count {
-        let tx = client.transaction().await.map_err(failed)?;
-        let counted: i32 = tx
-            .query_opt("SELECT version FROM card_member_schema", &[])
-            .await
-            .map_err(failed)?
-            .map_or(0, |row| row.get(0));
-        let applied = counted_migrations(&runner, usize::try_from(counted).unwrap_or(0));
-        adopt(&mut PgExec::on(&tx), applied).await?;
-        tx.batch_execute("DROP TABLE card_member_schema")
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
-    }
-    let connection: &mut tokio_postgres::Client = client;
-    runner
-        .run_async(connection)
-        .await
-        .map(drop)
-        .map_err(failed)?;
-    let tx = client.transaction().await.map_err(failed)?;
-    upgrade_templates(&mut PgExec::on(&tx)).await?;
-    tx.commit().await.map_err(failed)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use deadpool_postgres::{
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls, Statement};
 
+use super::migrations;
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
 use super::{Mode, Nonce, NonceAdmission, StorageError, Work};
 
@@ -127,8 +128,21 @@ impl PostgresStorage {
         Ok(())
     }
 
+    /// Applies the migrations not yet applied under an advisory lock, so
+    /// that instances starting together apply each once.
     async fn migrate(&self) -> Result<(), StorageError> {
-        super::migrations::migrate_postgres(&mut self.client().await?).await
+        let mut client = self.client().await?;
+        let lock = migrations::MIGRATION_LOCK;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&lock])
+            .await
+            .map_err(migrations::failed)?;
+        let result = migrate_locked(&mut client).await;
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+            .await
+            .map_err(migrations::failed);
+        result.and(unlocked.map(drop))
     }
 
     /// Runs `work` on a pooled connection: statements on their own, in a
@@ -237,16 +251,50 @@ impl PostgresStorage {
     }
 }
 
+/// Applies the migrations not yet applied (adopting a count kept in a
+/// `card_member_schema` table by builds before refinery), then upgrades
+/// templates stored before the provider's template object.
+async fn migrate_locked(client: &mut Object) -> Result<(), StorageError> {
+    let runner = migrations::postgres_runner();
+    let exists = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL, to_regclass('card_member_schema') IS NOT NULL",
+            &[&migrations::HISTORY],
+        )
+        .await
+        .map_err(migrations::failed)?;
+    let (has_history, has_old_count): (bool, bool) = (exists.get(0), exists.get(1));
+    if !has_history && has_old_count {
+        let tx = client.transaction().await.map_err(migrations::failed)?;
+        let counted: i32 = tx
+            .query_opt("SELECT version FROM card_member_schema", &[])
+            .await
+            .map_err(migrations::failed)?
+            .map_or(0, |row| row.get(0));
+        let applied =
+            migrations::counted_migrations(&runner, usize::try_from(counted).unwrap_or(0));
+        migrations::adopt(&mut PgExec(&tx), applied).await?;
+        tx.batch_execute("DROP TABLE card_member_schema")
+            .await
+            .map_err(migrations::failed)?;
+        tx.commit().await.map_err(migrations::failed)?;
+    }
+    let connection: &mut Client = client;
+    runner
+        .run_async(connection)
+        .await
+        .map(drop)
+        .map_err(migrations::failed)?;
+    let tx = client.transaction().await.map_err(migrations::failed)?;
+    migrations::upgrade_templates(&mut PgExec(&tx)).await?;
+    tx.commit().await.map_err(migrations::failed)
+}
+
 /// A pooled connection, or a transaction on one: each statement prepared
 /// once per connection (deadpool's statement cache).
-pub(super) struct PgExec<'a, C>(&'a C);
+struct PgExec<'a, C>(&'a C);
 
-impl<'a, C: GenericClient> PgExec<'a, C> {
-    /// Statements on `client` (a pooled connection or a transaction).
-    pub(super) fn on(client: &'a C) -> Self {
-        Self(client)
-    }
-
+impl<C: GenericClient> PgExec<'_, C> {
     async fn prepared(&self, sql: &str) -> Result<Statement, DbError> {
         let sql = Dialect::Postgres.sql(sql);
         self.0.prepare_cached(&sql).await.map_err(db_error)

@@ -29,6 +29,7 @@ use card_member_protocol::model::ImageType;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, params};
 
+use super::migrations;
 use super::rate_limit::RateLimiter;
 use super::replay::{ReplayGuard, expiry};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
@@ -269,8 +270,21 @@ impl SqliteStorage {
     }
 }
 
+/// Runs a script in one (deferred) transaction outside the group commit:
+/// at open, before anything else uses the connection.
+fn in_transaction(
+    connection: &mut Connection,
+    script: impl FnOnce(&mut dyn Exec) -> Script<'_, ()>,
+) -> Result<(), StorageError> {
+    connection.execute_batch("BEGIN").map_err(classify)?;
+    let done = finish(script(&mut SqliteExec { connection }));
+    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    connection.execute_batch(end).map_err(classify)?;
+    done
+}
+
 /// The output of a script whose statements are all answered at once.
-pub(super) fn finish<T>(script: Script<'_, T>) -> Result<T, StorageError> {
+fn finish<T>(script: Script<'_, T>) -> Result<T, StorageError> {
     let mut script = script;
     match script
         .as_mut()
@@ -484,8 +498,31 @@ impl SqliteDb {
         Ok(())
     }
 
+    /// Applies the migrations not yet applied (adopting a count kept in
+    /// `PRAGMA user_version` by builds before refinery), then upgrades
+    /// templates stored before the provider's template object.
     fn migrate(&self) -> Result<(), StorageError> {
-        super::migrations::migrate_sqlite(&mut self.lock())
+        let connection = &mut *self.lock();
+        let runner = migrations::sqlite_runner();
+        let has_history: bool = connection
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [migrations::HISTORY],
+                |row| row.get(0),
+            )
+            .map_err(migrations::failed)?;
+        let counted: usize = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(migrations::failed)?;
+        if !has_history && counted > 0 {
+            let applied = migrations::counted_migrations(&runner, counted);
+            in_transaction(connection, |db| Box::pin(migrations::adopt(db, applied)))?;
+        }
+        runner
+            .run(connection)
+            .map(drop)
+            .map_err(migrations::failed)?;
+        in_transaction(connection, |db| Box::pin(migrations::upgrade_templates(db)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -627,12 +664,7 @@ pub(super) struct SqliteExec<'c> {
     connection: &'c mut Connection,
 }
 
-impl<'c> SqliteExec<'c> {
-    /// Statements on `connection`.
-    pub(super) fn on(connection: &'c mut Connection) -> Self {
-        Self { connection }
-    }
-
+impl SqliteExec<'_> {
     fn execute_now(&mut self, sql: &str, values: &[Value]) -> Result<u64, DbError> {
         let sql = Dialect::Sqlite.sql(sql);
         #[cfg(test)]
