@@ -277,10 +277,14 @@ fn in_transaction(
     script: impl FnOnce(&mut dyn Exec) -> Script<'_, ()>,
 ) -> Result<(), StorageError> {
     connection.execute_batch("BEGIN").map_err(classify)?;
-    let done = finish(script(&mut SqliteExec { connection }));
-    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    connection.execute_batch(end).map_err(classify)?;
-    done
+    match finish(script(&mut SqliteExec { connection })) {
+        Ok(()) => connection.execute_batch("COMMIT").map_err(classify),
+        // The script's error is the one to report, not the rollback's.
+        Err(err) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(err)
+        }
+    }
 }
 
 /// The output of a script whose statements are all answered at once.
