@@ -13,7 +13,9 @@
 //! (time, status, latency, error) after it ends, with the others that end
 //! meanwhile in one transaction, so a crash between the
 //! send and the record sends it again: at least once, and the receiver
-//! deduplicates by `id`. A success recorded is never sent again. A
+//! deduplicates by `id`. A record the database refuses (down, disk full)
+//! is tried again while the notification's lease lasts, so an outage
+//! shorter than a lease sends nothing twice. A success recorded is never sent again. A
 //! graceful stop claims nothing more, starts no delivery that waits for a
 //! slot, waits (up to a deadline and a little) for the deliveries in
 //! flight to end and be recorded, so a restart does not send them again,
@@ -450,8 +452,15 @@ async fn deliver(
         error,
     };
     // Recorded with the other attempts that end meanwhile; until then the
-    // notification stays leased, so it is not sent again before.
-    if courier.recorder.send((record, outcome)).await.is_err() {
+    // notification stays leased (a claimed notification's due time is its
+    // lease's end), so it is not sent again before.
+    let lease_until = notification.next_attempt_at;
+    if courier
+        .recorder
+        .send((record, outcome, lease_until))
+        .await
+        .is_err()
+    {
         tracing::warn!(id = notification.id, "the delivery recorder has stopped");
     }
 }
@@ -533,9 +542,12 @@ impl Targets {
 }
 
 /// What records ended attempts: one task that writes every attempt that
-/// ended meanwhile in one transaction. An attempt it could not write is
-/// sent again when its lease ends (at least once).
-type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome)>;
+/// ended meanwhile in one transaction. Each comes with the end of the
+/// lease it was sent under: a batch that cannot be written (the database
+/// down, the disk full) is tried again, with what ends meanwhile, as long
+/// as its leases last; an attempt whose lease ran out first is given up
+/// and its notification sent again (at least once).
+type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome, i64)>;
 
 /// How often the recorder writes at most. An attempt that ends after a
 /// quiet spell is written at once; under a backlog, one transaction
@@ -548,22 +560,86 @@ type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome)>;
 /// as any unrecorded delivery (at least once).
 const RECORD_EVERY: Duration = Duration::from_millis(20);
 
+/// The first wait before a batch that could not be written is tried
+/// again; each failure doubles it, up to [`RECORD_RETRY_MOST`].
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest wait between two tries of a batch not written: a database
+/// back within a lease (60 s) is written to within this.
+const RECORD_RETRY_MOST: Duration = Duration::from_secs(2);
+
+/// Ended attempts not written yet, with the end of each one's lease.
+#[derive(Default)]
+struct Unrecorded {
+    attempts: Vec<(AttemptRecord, DeliveryOutcome)>,
+    leases: Vec<i64>,
+}
+
+impl Unrecorded {
+    fn push(&mut self, (attempt, outcome, lease_until): (AttemptRecord, DeliveryOutcome, i64)) {
+        self.attempts.push((attempt, outcome));
+        self.leases.push(lease_until);
+    }
+
+    /// Gives up the attempts whose lease has ended by `now` (their
+    /// notifications are due again and sent again); how many.
+    fn give_up_lapsed(&mut self, now: i64) -> usize {
+        let before = self.leases.len();
+        let mut keep = self.leases.iter().map(|&lease| lease > now);
+        self.attempts
+            .retain(|_| keep.next().expect("one lease per attempt"));
+        self.leases.retain(|&lease| lease > now);
+        before - self.leases.len()
+    }
+
+    fn clear(&mut self) {
+        self.attempts.clear();
+        self.leases.clear();
+    }
+}
+
 /// Starts the recorder: it writes what its senders send and ends once
-/// every sender is gone and the last batch is written.
+/// every sender is gone and the last batch is written (or given up).
 fn spawn_recorder(state: Arc<AppState>) -> (Recorder, tokio::task::JoinHandle<()>) {
     let (recorder, mut ended) = mpsc::channel(HELD_IN_ALL);
     let recorded = tokio::spawn(async move {
-        let mut batch = Vec::new();
-        while ended.recv_many(&mut batch, HELD_IN_ALL).await > 0 {
+        let mut received = Vec::new();
+        let mut batch = Unrecorded::default();
+        let mut wait = RECORD_EVERY;
+        loop {
+            if batch.attempts.is_empty() {
+                if ended.recv_many(&mut received, HELD_IN_ALL).await == 0 {
+                    return;
+                }
+            } else {
+                // A batch not written yet: what ended meanwhile joins it.
+                while let Ok(one) = ended.try_recv() {
+                    received.push(one);
+                }
+            }
+            received.drain(..).for_each(|one| batch.push(one));
             let started = tokio::time::Instant::now();
-            let attempts = std::mem::take(&mut batch);
-            let count = attempts.len();
-            if let Err(err) = state.storage.record_deliveries(attempts).await {
-                tracing::warn!(%err, count, "could not record delivery attempts");
+            match state.storage.record_deliveries(&batch.attempts).await {
+                Ok(()) => {
+                    batch.clear();
+                    wait = RECORD_EVERY;
+                }
+                Err(err) => {
+                    let count = batch.attempts.len();
+                    let given_up = batch.give_up_lapsed(state.clock.unix_now());
+                    wait = (wait * 2).clamp(RECORD_RETRY_FIRST, RECORD_RETRY_MOST);
+                    tracing::warn!(
+                        %err,
+                        count,
+                        given_up,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "could not record delivery attempts: trying again while their leases last (one given up is sent again)"
+                    );
+                }
             }
             // Retries may be due, leases are released: look again.
             state.outbox.wake();
-            tokio::time::sleep_until(started + RECORD_EVERY).await;
+            tokio::time::sleep_until(started + wait).await;
         }
     });
     (recorder, recorded)
@@ -670,6 +746,31 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_not_recorded_is_kept_while_its_lease_lasts_and_given_up_when_it_ends() {
+        let attempt = |id: &str| AttemptRecord {
+            notification_id: id.into(),
+            attempt: 1,
+            at: String::new(),
+            status: Some(204),
+            latency_ms: 1,
+            error: None,
+        };
+        let mut batch = Unrecorded::default();
+        for (id, lease_until) in [("a", 100), ("b", 160), ("c", 100), ("d", 161)] {
+            batch.push((attempt(id), DeliveryOutcome::Delivered, lease_until));
+        }
+        assert_eq!(batch.give_up_lapsed(99), 0);
+        assert_eq!(batch.give_up_lapsed(100), 2, "a lease ending now has ended");
+        let kept: Vec<&str> = batch
+            .attempts
+            .iter()
+            .map(|(a, _)| a.notification_id.as_str())
+            .collect();
+        assert_eq!(kept, ["b", "d"]);
+        assert_eq!(batch.leases, [160, 161]);
+    }
 
     #[test]
     fn notification_ids_are_uuids_of_version_7_ordered_by_when_they_were_made() {

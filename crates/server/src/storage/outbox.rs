@@ -198,9 +198,9 @@ impl Storage {
     /// one commit per batch, not one per delivery).
     pub(crate) async fn record_deliveries(
         &self,
-        attempts: Vec<(AttemptRecord, DeliveryOutcome)>,
+        attempts: &[(AttemptRecord, DeliveryOutcome)],
     ) -> Result<(), StorageError> {
-        let batch = attempts_as_json(&attempts);
+        let batch = attempts_as_json(attempts);
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
                 db.execute(

@@ -1,12 +1,17 @@
 //! PostgreSQL stopped under a running server: requests fail with 503
 //! `SERVICE_UNAVAILABLE` in the API's format, the server stays up, and it
 //! recovers by itself when the database returns; nothing acknowledged is
-//! lost.
+//! lost, and a notification delivered meanwhile is recorded when it
+//! returns, not sent again.
 
+use std::time::{Duration, Instant};
+
+use card_member_server::DEV_SIGNUP_CARD_ID;
 use card_member_testkit::DedicatedPostgres;
 use serde_json::json;
 
 use crate::helpers::{CARD_ID, OPENID, Outgoing, spawn_app_with_database};
+use crate::notifications::{Reply, TestReceiver, notify_to, sign_up};
 
 #[tokio::test]
 async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_returns() {
@@ -63,5 +68,62 @@ async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_retur
         "the acknowledged update survived, the refused one left nothing"
     );
     assert_eq!(card.attach.as_deref(), Some("after"));
+    drop(postgres);
+}
+
+#[tokio::test]
+async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns_not_sent_again() {
+    let postgres = tokio::task::spawn_blocking(DedicatedPostgres::start)
+        .await
+        .unwrap();
+    let app = spawn_app_with_database(postgres.url()).await;
+    // The receiver holds the delivery while the database goes down.
+    let hold = Duration::from_secs(3);
+    let receiver = TestReceiver::start(&[Reply::After(hold)]).await;
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
+    sign_up(&app, "oRecordedLate").await;
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let id = received[0].envelope().id;
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres
+    })
+    .await
+    .unwrap();
+    assert!(
+        received[0].at.elapsed() < hold,
+        "the database went down before the receiver answered"
+    );
+    // The receiver has answered and the attempt's record failed (more
+    // than once) before the database returns.
+    tokio::time::sleep_until((received[0].at + hold + Duration::from_millis(800)).into()).await;
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.restart();
+        postgres
+    })
+    .await
+    .unwrap();
+    // Written within its lease (60 s), well before it runs out.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (notification, attempts) = loop {
+        if let Ok(Some((notification, attempts))) = app.handle.notification(&id).await
+            && notification.state != "PENDING"
+        {
+            break (notification, attempts);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the attempt was not recorded after the database returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(notification.state, "DELIVERED", "{attempts:?}");
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(attempts[0].latency_ms >= 3000, "{attempts:?}");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "sent once: recorded, not sent again"
+    );
     drop(postgres);
 }

@@ -597,7 +597,7 @@ async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_hel
         // n-0 delivered and recorded; n-1 and n-2 in flight when the run
         // is killed (dropped without recording them).
         storage
-            .record_deliveries(vec![(
+            .record_deliveries(&[(
                 AttemptRecord {
                     notification_id: "n-0".into(),
                     attempt: 1,
@@ -1317,7 +1317,7 @@ async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each
         };
         let refused = "the receiver answered 503";
         storage
-            .record_deliveries(vec![
+            .record_deliveries(&[
                 (attempt("n-0", Some(204), None), DeliveryOutcome::Delivered),
                 (
                     attempt("n-1", Some(503), Some(refused)),
