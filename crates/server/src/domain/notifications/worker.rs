@@ -1,64 +1,23 @@
-//! Notifications to brands (FAMILY.md "Notifications"): made into the
-//! outbox in the same transaction as the change that causes them, then
-//! delivered by a worker.
-//!
-//! **Delivery.** The worker leases due notifications (on PostgreSQL with
-//! `FOR UPDATE SKIP LOCKED`, so instances share the outbox without sending
-//! one twice at once), and delivers each in its own task: the resource
-//! sealed with AES-256-GCM under the brand's APIv3 key, a fresh nonce per
-//! attempt, the body signed by the WeChat Pay key like a response, POSTed
-//! to the template's `notify_url`. A 2xx within 5 seconds is success;
-//! anything else is retried on [`SCHEDULE`] with the same `id`, and after
-//! the last try the notification is `FAILED`. Every attempt is recorded
-//! (time, status, latency, error) after it ends, with the others that end
-//! meanwhile in one transaction, so a crash between the
-//! send and the record sends it again: at least once, and the receiver
-//! deduplicates by `id`. A record the database refuses (down, disk full)
-//! is tried again while the notification's lease lasts, so an outage
-//! shorter than a lease sends nothing twice. A success recorded is never sent again. A
-//! graceful stop claims nothing more, starts no delivery that waits for a
-//! slot, waits (up to a deadline and a little) for the deliveries in
-//! flight to end and be recorded, so a restart does not send them again,
-//! and hands back what it claimed and did not send, due at once.
-//!
-//! **Isolation.** Each delivery is its own task with a 5-second deadline;
-//! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, and
-//! the worker claims only what a brand may hold (`HELD`: its running ones
-//! and a few waiting for its slots), brands taken in turn
-//! (`Storage::claim_notifications`), and claims again as soon as a
-//! delivery ends. So a receiver
-//! that hangs, crawls or refuses connections costs its own brand its slots
-//! and nobody else anything, a backlog of any length takes no other
-//! brand's turn, and a claimed notification never waits for a slot past
-//! its lease (which would let it be claimed and sent a second time at
-//! once).
+//! The delivery worker: it claims each brand's due notifications in turn,
+//! delivers each in its own task within the brand's and the server's
+//! slots, and hands each ended attempt to the [`recorder`](super::recorder).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
-use card_member_protocol::notify::{EVENTS, Envelope, RESOURCE_TYPE, seal_resource};
+use card_member_protocol::notify::{Envelope, RESOURCE_TYPE, seal_resource};
 use card_member_protocol::secret::SecretString;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
-use crate::crypto::sealing::SealContext;
+use super::recorder::{Recorder, spawn_recorder};
+use super::{DEADLINE, api_v3_key, next_outcome, seal_context};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 use crate::state::AppState;
 use crate::state::faults::FaultKind;
 use crate::storage::{Claim, Claimed};
-
-/// Waits after each failed attempt: after the first, 15 s, then 15 s,
-/// 30 s, 3 min, 10 min, 20 min, 30 min, 30 min, 30 min, 60 min, 3 h, 3 h,
-/// 3 h, 6 h, 6 h; then given up (FAMILY.md's **Decision**: the provider's
-/// payment notifications' schedule). 16 attempts in all.
-pub(crate) const SCHEDULE: [u64; 15] = [
-    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
-];
-
-/// How long a receiver has to answer.
-pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Deliveries in flight for one brand.
 pub(crate) const PER_BRAND: usize = 8;
@@ -104,108 +63,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// new notification waits for it at most this long. A brand's `HELD`
 /// claimed notifications keep its `PER_BRAND` slots busy far longer.
 const CLAIM_EVERY: Duration = Duration::from_millis(10);
-
-/// The seal context of a notification's resource.
-fn seal_context<'a>(brand_id: &'a str, id: &'a str) -> SealContext<'a> {
-    SealContext {
-        brand_id,
-        card_id: "outbox",
-        user_card_code: id,
-        field: "resource",
-    }
-}
-
-/// The seal context of a brand's APIv3 key.
-pub(crate) fn api_v3_key_context(brand_id: &str) -> SealContext<'_> {
-    SealContext {
-        brand_id,
-        card_id: "brand",
-        user_card_code: "",
-        field: "api_v3_key",
-    }
-}
-
-/// A notification ID: 32 hexadecimal digits in UUID form, of version 7
-/// (RFC 9562): the milliseconds since 1970 it was made at, then 74 random
-/// bits. Time-ordered, so the outbox's and the attempts' indexes on it
-/// grow at their end instead of taking a write in a page anywhere in them
-/// for each notification made and each attempt recorded (BENCHMARKS.md
-/// "Recording deliveries in batches"). It tells when the notification was
-/// made, as its `create_time` does anyway.
-pub(crate) fn new_id() -> String {
-    let mut bytes = crate::crypto::random_bytes::<16>();
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = 0x70 | (bytes[6] & 0x0f);
-    bytes[8] = 0x80 | (bytes[8] & 0x3f);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
-/// A notification of `event_type` about the card `user_card_code` of the
-/// template `card_id`, its plaintext sealed with the data key, due now.
-pub(crate) fn new_notification(
-    state: &AppState,
-    brand_id: &str,
-    card_id: &str,
-    user_card_code: &str,
-    event_type: &str,
-    plaintext: String,
-    now: OffsetDateTime,
-) -> OutboxRecord {
-    sealed_notification(
-        |context, plaintext| state.crypto.seal(context, plaintext),
-        (brand_id, card_id, user_card_code),
-        event_type,
-        plaintext,
-        now,
-        state.clock.unix_now(),
-    )
-}
-
-/// A pending notification as [`new_notification`] makes it, sealed by
-/// `seal` and due at `due` (Unix seconds): also what `seed-data
-/// --backlog` writes, without a running server's state.
-pub(crate) fn sealed_notification(
-    seal: impl FnOnce(SealContext<'_>, &SecretString) -> Vec<u8>,
-    (brand_id, card_id, user_card_code): (&str, &str, &str),
-    event_type: &str,
-    plaintext: String,
-    now: OffsetDateTime,
-    due: i64,
-) -> OutboxRecord {
-    let (_, original_type, summary) = EVENTS
-        .iter()
-        .find(|(event, _, _)| *event == event_type)
-        .copied()
-        .expect("one of the four events");
-    let id = new_id();
-    let sealed = seal(seal_context(brand_id, &id), &SecretString::from(plaintext));
-    OutboxRecord {
-        id,
-        brand_id: brand_id.to_owned(),
-        card_id: card_id.to_owned(),
-        user_card_code: user_card_code.to_owned(),
-        event_type: event_type.to_owned(),
-        original_type: original_type.to_owned(),
-        summary: summary.to_owned(),
-        sealed_resource: sealed,
-        create_time: format_rfc3339_millis(now, CHINA_STANDARD_TIME),
-        state: "PENDING".to_owned(),
-        attempts: 0,
-        next_attempt_at: due,
-        last_error: None,
-    }
-}
 
 /// The delivery worker running; [`Worker::finish`] after the server's
 /// `outbox` is stopped.
@@ -253,7 +110,7 @@ impl Worker {
 
 /// Starts the delivery worker; it runs until the server's `outbox` stops.
 pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
-    let (recorder, recorded) = spawn_recorder(Arc::clone(&state));
+    let (recorder, recorded) = spawn_recorder(Arc::clone(&state), HELD_IN_ALL);
     let unsent = Unsent::default();
     let worker = Worker {
         state: Arc::clone(&state),
@@ -541,151 +398,6 @@ impl Targets {
     }
 }
 
-/// What records ended attempts: one task that writes every attempt that
-/// ended meanwhile in one transaction. Each comes with the end of the
-/// lease it was sent under: a batch that cannot be written (the database
-/// down, the disk full) is tried again, with what ends meanwhile, as long
-/// as its leases last; an attempt whose lease ran out first is given up
-/// and its notification sent again (at least once).
-type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome, i64)>;
-
-/// How often the recorder writes at most. An attempt that ends after a
-/// quiet spell is written at once; under a backlog, one transaction
-/// writes what ended over this time (a few dozen attempts) instead of the
-/// three or four that end during one commit: each commit writes every
-/// index page its rows touch, so on SQLite a delivery cost 13 write calls
-/// and 0.4 syncs recorded a few at a time (BENCHMARKS.md "Recording
-/// deliveries in batches"). What waits stays leased, so it is not sent
-/// again meanwhile; a crash in between sends it again when its lease ends,
-/// as any unrecorded delivery (at least once).
-const RECORD_EVERY: Duration = Duration::from_millis(20);
-
-/// The first wait before a batch that could not be written is tried
-/// again; each failure doubles it, up to [`RECORD_RETRY_MOST`].
-const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
-
-/// The longest wait between two tries of a batch not written: a database
-/// back within a lease (60 s) is written to within this.
-const RECORD_RETRY_MOST: Duration = Duration::from_secs(2);
-
-/// Ended attempts not written yet, with the end of each one's lease.
-#[derive(Default)]
-struct Unrecorded {
-    attempts: Vec<(AttemptRecord, DeliveryOutcome)>,
-    leases: Vec<i64>,
-}
-
-impl Unrecorded {
-    fn push(&mut self, (attempt, outcome, lease_until): (AttemptRecord, DeliveryOutcome, i64)) {
-        self.attempts.push((attempt, outcome));
-        self.leases.push(lease_until);
-    }
-
-    /// Gives up the attempts whose lease has ended by `now` (their
-    /// notifications are due again and sent again); how many.
-    fn give_up_lapsed(&mut self, now: i64) -> usize {
-        let before = self.leases.len();
-        let mut keep = self.leases.iter().map(|&lease| lease > now);
-        self.attempts
-            .retain(|_| keep.next().expect("one lease per attempt"));
-        self.leases.retain(|&lease| lease > now);
-        before - self.leases.len()
-    }
-
-    fn clear(&mut self) {
-        self.attempts.clear();
-        self.leases.clear();
-    }
-}
-
-/// Starts the recorder: it writes what its senders send and ends once
-/// every sender is gone and the last batch is written (or given up).
-fn spawn_recorder(state: Arc<AppState>) -> (Recorder, tokio::task::JoinHandle<()>) {
-    let (recorder, mut ended) = mpsc::channel(HELD_IN_ALL);
-    let recorded = tokio::spawn(async move {
-        let mut received = Vec::new();
-        let mut batch = Unrecorded::default();
-        let mut wait = RECORD_EVERY;
-        loop {
-            if batch.attempts.is_empty() {
-                if ended.recv_many(&mut received, HELD_IN_ALL).await == 0 {
-                    return;
-                }
-            } else {
-                // A batch not written yet: what ended meanwhile joins it.
-                while let Ok(one) = ended.try_recv() {
-                    received.push(one);
-                }
-            }
-            received.drain(..).for_each(|one| batch.push(one));
-            let started = tokio::time::Instant::now();
-            match state.storage.record_deliveries(&batch.attempts).await {
-                Ok(()) => {
-                    batch.clear();
-                    wait = RECORD_EVERY;
-                }
-                Err(err) => {
-                    let count = batch.attempts.len();
-                    let given_up = batch.give_up_lapsed(state.clock.unix_now());
-                    wait = (wait * 2).clamp(RECORD_RETRY_FIRST, RECORD_RETRY_MOST);
-                    tracing::warn!(
-                        %err,
-                        count,
-                        given_up,
-                        retry_in_ms = wait.as_millis() as u64,
-                        "could not record delivery attempts: trying again while their leases last (one given up is sent again)"
-                    );
-                }
-            }
-            // Retries may be due, leases are released: look again.
-            state.outbox.wake();
-            tokio::time::sleep_until(started + wait).await;
-        }
-    });
-    (recorder, recorded)
-}
-
-/// Where a notification goes after its `attempt`-th try (1 for the
-/// first) ended at `now`: delivered, retried after the schedule's wait
-/// (divided by `speedup`), or, after the 16th failure, failed.
-pub(crate) fn next_outcome(
-    succeeded: bool,
-    attempt: i64,
-    speedup: u64,
-    now: i64,
-) -> DeliveryOutcome {
-    if succeeded {
-        return DeliveryOutcome::Delivered;
-    }
-    match usize::try_from(attempt - 1)
-        .ok()
-        .and_then(|index| SCHEDULE.get(index))
-    {
-        Some(wait) => {
-            let wait_secs = wait / speedup.max(1);
-            DeliveryOutcome::RetryAt(now + i64::try_from(wait_secs).unwrap_or(i64::MAX))
-        }
-        None => DeliveryOutcome::Failed,
-    }
-}
-
-/// A brand's APIv3 key, opened with the data key, or why not.
-pub(crate) async fn api_v3_key(state: &AppState, brand_id: &str) -> Result<SecretString, String> {
-    let brand = state
-        .storage
-        .brand(brand_id)
-        .await
-        .map_err(|err| format!("reading the brand: {err}"))?
-        .ok_or("the brand no longer exists")?;
-    let sealed_key = brand
-        .api_v3_key
-        .ok_or("the brand has no APIv3 key (card-member brands set-api-v3-key)")?;
-    state
-        .crypto
-        .open(api_v3_key_context(&brand.brand_id), &sealed_key)
-        .map_err(|_| "the brand's APIv3 key does not open with this data key".to_owned())
-}
-
 /// Builds, signs and sends one attempt: the receiver's status, or why
 /// there was none.
 async fn send(
@@ -741,75 +453,4 @@ async fn send(
     // The body is read (to its deadline) so the connection can be reused.
     let _ = response.bytes().await;
     Ok(status)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_attempt_not_recorded_is_kept_while_its_lease_lasts_and_given_up_when_it_ends() {
-        let attempt = |id: &str| AttemptRecord {
-            notification_id: id.into(),
-            attempt: 1,
-            at: String::new(),
-            status: Some(204),
-            latency_ms: 1,
-            error: None,
-        };
-        let mut batch = Unrecorded::default();
-        for (id, lease_until) in [("a", 100), ("b", 160), ("c", 100), ("d", 161)] {
-            batch.push((attempt(id), DeliveryOutcome::Delivered, lease_until));
-        }
-        assert_eq!(batch.give_up_lapsed(99), 0);
-        assert_eq!(batch.give_up_lapsed(100), 2, "a lease ending now has ended");
-        let kept: Vec<&str> = batch
-            .attempts
-            .iter()
-            .map(|(a, _)| a.notification_id.as_str())
-            .collect();
-        assert_eq!(kept, ["b", "d"]);
-        assert_eq!(batch.leases, [160, 161]);
-    }
-
-    #[test]
-    fn notification_ids_are_uuids_of_version_7_ordered_by_when_they_were_made() {
-        let first = new_id();
-        std::thread::sleep(Duration::from_millis(2));
-        let second = new_id();
-        for id in [&first, &second] {
-            let groups: Vec<usize> = id.split('-').map(str::len).collect();
-            assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
-            assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
-            assert_eq!(&id[14..15], "7", "version 7: {id}");
-            assert!("89ab".contains(&id[19..20]), "RFC 9562 variant: {id}");
-        }
-        assert!(first < second, "{first} is older than {second}");
-        assert_ne!(first[15..], second[15..], "random beyond the time");
-    }
-
-    #[test]
-    fn failures_are_retried_on_the_providers_schedule_and_the_sixteenth_is_final() {
-        let now = 1_000;
-        let waits: Vec<i64> = (1..=15)
-            .map(|attempt| match next_outcome(false, attempt, 1, now) {
-                DeliveryOutcome::RetryAt(at) => at - now,
-                other => panic!("attempt {attempt}: {other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            waits,
-            [
-                15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600,
-                21600
-            ]
-        );
-        assert_eq!(next_outcome(false, 16, 1, now), DeliveryOutcome::Failed);
-        assert_eq!(next_outcome(true, 16, 1, now), DeliveryOutcome::Delivered);
-        assert_eq!(
-            next_outcome(false, 15, 1000, now),
-            DeliveryOutcome::RetryAt(now + 21),
-            "the speedup divides the waits"
-        );
-    }
 }
