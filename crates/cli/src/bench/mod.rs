@@ -86,7 +86,9 @@ pub(crate) struct BenchArgs {
     /// 1,000 brands, 10,000 templates). The list workloads then read them.
     #[arg(long, default_value_t = 0)]
     extra_cards: usize,
-    /// Use this PostgreSQL database instead of a fresh SQLite file.
+    /// Use this PostgreSQL database instead of a fresh SQLite file. It must
+    /// be empty: the bench registers brands of its own, sealed under a new
+    /// data key.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
     /// Run the load this many times (the floor is measured before, between

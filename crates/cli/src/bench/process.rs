@@ -24,7 +24,6 @@ pub(super) fn pin(pid: u32, cpus: &str) -> Result<(), CliError> {
     }
 }
 
-/// How many CPUs a `taskset` list names (`0`, `0,2`, `1-3`).
 /// The CPUs a `taskset` list names, in order (`0-2,5`: 0, 1, 2, 5).
 pub(super) fn cpu_list(list: &str) -> Vec<usize> {
     list.split(',')
@@ -199,22 +198,56 @@ fn start_server_with(
     let child = command
         .spawn()
         .map_err(|err| CliError::from(format!("cannot start the server: {err}")))?;
-    let server = Server {
+    let mut server = Server {
         child,
         base_url: format!("http://127.0.0.1:{port}"),
         data_dir,
         _dir: dir,
     };
+    // Serving means its start is done: on a first start, the development
+    // setup (whose credentials the bench signs with) is written by then.
     let started = Instant::now();
-    while (first && !server.data_dir.join("dev/credentials.json").exists())
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    {
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(CliError::from(format!(
+                "the server exited as it started ({status}); run `card-member serve` with the same settings to see why"
+            )));
+        }
+        if answers_health(port) {
+            if !first || server.data_dir.join("dev/credentials.json").exists() {
+                return Ok(server);
+            }
+            return Err(CliError::from(match database_url {
+                Some(_) => "the database --database-url names is not empty (it has brands already): \
+                            the bench needs an empty PostgreSQL database, since it registers brands \
+                            of its own under a new data key"
+                    .to_owned(),
+                None => "the server started without making its development setup".to_owned(),
+            }));
+        }
         if started.elapsed() > Duration::from_secs(30) {
-            return Err(CliError::from("the server did not start".to_owned()));
+            return Err(CliError::from(
+                "the server did not answer /healthz within 30 s".to_owned(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(server)
+}
+
+/// Whether a server on `port` answers `GET /healthz` with 200 (so it has
+/// finished starting: it binds before it opens its storage).
+fn answers_health(port: u16) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 12];
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && &head == b"HTTP/1.1 200"
 }
 
 /// Another instance of the server `first` runs, on its database (a

@@ -9,7 +9,7 @@ use std::time::Duration;
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, json_from, wait_healthy};
+use crate::helpers::{BIN, args, card_member, json_from, wait_healthy};
 
 struct Instance {
     child: Child,
@@ -243,4 +243,27 @@ async fn bench_with_two_instances_sends_to_both_and_counts_both() {
     // counters are summed: three private-key operations per seed update.
     assert_eq!(run["ok"], 20, "{run}");
     assert_eq!(run["server_private_key"]["operations"], 60.0, "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_on_a_database_that_already_has_brands_says_it_needs_an_empty_one() {
+    let url = card_member_testkit::postgres().create_database();
+    let dir = tempfile::tempdir().unwrap();
+    // A server has started there before: the database has its brand.
+    drop(serve(
+        dir.path(),
+        &[("CARD_MEMBER_DATABASE_URL", url.clone())],
+    ));
+    let output = card_member(
+        args(&["bench", "--database-url", &url, "--duration", "1"]),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not empty") && stderr.contains("needs an empty PostgreSQL database"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no report");
 }
