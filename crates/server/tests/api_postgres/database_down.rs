@@ -10,26 +10,18 @@ use card_member_server::DEV_SIGNUP_CARD_ID;
 use card_member_testkit::DedicatedPostgres;
 use serde_json::json;
 
-use crate::helpers::{CARD_ID, OPENID, Outgoing, spawn_app_with_database};
+use crate::helpers::{CARD_ID, OPENID, Outgoing, TestApp, spawn_app_with_database};
 use crate::notifications::{Reply, TestReceiver, notify_to, sign_up};
 
 #[tokio::test]
 async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_returns() {
-    let postgres = tokio::task::spawn_blocking(DedicatedPostgres::start)
-        .await
-        .unwrap();
-    let app = spawn_app_with_database(postgres.url()).await;
+    let (postgres, app) = app_on_a_postgres_of_its_own().await;
     let before = app
         .update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "before"}))
         .await;
     assert_eq!(before.status, 200);
 
-    let postgres = tokio::task::spawn_blocking(move || {
-        postgres.stop();
-        postgres
-    })
-    .await
-    .unwrap();
+    let postgres = pg_ctl(postgres, DedicatedPostgres::stop).await;
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let down = app
         .update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "during"}))
@@ -52,12 +44,7 @@ async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_retur
         "the health check tells the database is down"
     );
 
-    let postgres = tokio::task::spawn_blocking(move || {
-        postgres.restart();
-        postgres
-    })
-    .await
-    .unwrap();
+    let postgres = pg_ctl(postgres, DedicatedPostgres::restart).await;
     let after = app
         .update(&json!({"card_id": CARD_ID, "openid": OPENID, "attach": "after"}))
         .await;
@@ -73,10 +60,7 @@ async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_retur
 
 #[tokio::test]
 async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns_not_sent_again() {
-    let postgres = tokio::task::spawn_blocking(DedicatedPostgres::start)
-        .await
-        .unwrap();
-    let app = spawn_app_with_database(postgres.url()).await;
+    let (postgres, app) = app_on_a_postgres_of_its_own().await;
     // The receiver holds the delivery while the database goes down.
     let hold = Duration::from_secs(3);
     let receiver = TestReceiver::start(&[Reply::After(hold)]).await;
@@ -84,12 +68,7 @@ async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns
     sign_up(&app, "oRecordedLate").await;
     let received = receiver.wait_for(1, Duration::from_secs(10)).await;
     let id = received[0].envelope().id;
-    let postgres = tokio::task::spawn_blocking(move || {
-        postgres.stop();
-        postgres
-    })
-    .await
-    .unwrap();
+    let postgres = pg_ctl(postgres, DedicatedPostgres::stop).await;
     assert!(
         received[0].at.elapsed() < hold,
         "the database went down before the receiver answered"
@@ -97,12 +76,7 @@ async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns
     // The receiver has answered and the attempt's record failed (more
     // than once) before the database returns.
     tokio::time::sleep_until((received[0].at + hold + Duration::from_millis(800)).into()).await;
-    let postgres = tokio::task::spawn_blocking(move || {
-        postgres.restart();
-        postgres
-    })
-    .await
-    .unwrap();
+    let postgres = pg_ctl(postgres, DedicatedPostgres::restart).await;
     // Written within its lease (60 s), well before it runs out.
     let deadline = Instant::now() + Duration::from_secs(15);
     let (notification, attempts) = loop {
@@ -126,4 +100,24 @@ async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns
         "sent once: recorded, not sent again"
     );
     drop(postgres);
+}
+
+/// Runs a `pg_ctl` step, which blocks until it is done, off the async
+/// workers.
+async fn pg_ctl(postgres: DedicatedPostgres, step: fn(&DedicatedPostgres)) -> DedicatedPostgres {
+    tokio::task::spawn_blocking(move || {
+        step(&postgres);
+        postgres
+    })
+    .await
+    .unwrap()
+}
+
+/// A server on a PostgreSQL cluster of its own (one the test may stop).
+async fn app_on_a_postgres_of_its_own() -> (DedicatedPostgres, TestApp) {
+    let postgres = tokio::task::spawn_blocking(DedicatedPostgres::start)
+        .await
+        .unwrap();
+    let app = spawn_app_with_database(postgres.url()).await;
+    (postgres, app)
 }
