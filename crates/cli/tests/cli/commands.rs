@@ -83,30 +83,15 @@ fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm
 #[tokio::test(flavor = "multi_thread")]
 async fn update_with_the_seed_file_prints_the_verified_card_and_decrypts_on_request() {
     let server = start_server().await;
-    let credentials = server.credentials.to_str().unwrap();
     let seed = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/seed-update.json"
     );
-    let output = card_member(
-        args(&[
-            "update",
-            DEV_USER_CARD_CODE,
-            "--json",
-            seed,
-            "--credentials",
-            credentials,
-            "--decrypt",
-        ]),
-        server.dir.path(),
+    let card = json_of(
+        &server,
+        &["update", DEV_USER_CARD_CODE, "--json", seed, "--decrypt"],
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(card["level"], "钻石会员");
     assert_eq!(card["phone_number"], "13800138000");
     assert_eq!(
@@ -114,22 +99,18 @@ async fn update_with_the_seed_file_prints_the_verified_card_and_decrypts_on_requ
         "1990-01-01"
     );
 
-    let output = card_member(
-        args(&[
+    let card = json_of(
+        &server,
+        &[
             "get",
             DEV_USER_CARD_CODE,
             "--card-id",
             DEV_CARD_ID,
             "--openid",
             DEV_OPENID,
-            "--credentials",
-            credentials,
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert!(output.status.success());
-    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_ne!(
         card["phone_number"], "13800138000",
         "without --decrypt the ciphertext is printed"
@@ -166,9 +147,9 @@ async fn update_refused_by_the_api_exits_non_zero_with_its_code_and_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn import_and_cards_create_and_get_print_json() {
     let server = start_server().await;
-    let credentials = server.credentials.to_str().unwrap();
-    let output = card_member(
-        args(&[
+    let card = json_of(
+        &server,
+        &[
             "import",
             "--card-id",
             DEV_CARD_ID,
@@ -180,19 +161,10 @@ async fn import_and_cards_create_and_get_print_json() {
             "13600136000",
             "--valid-days",
             "30",
-            "--credentials",
-            credentials,
             "--decrypt",
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let card: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         (
             card["user_card_code"].as_str(),
@@ -209,15 +181,7 @@ async fn import_and_cards_create_and_get_print_json() {
     )
     .await;
     let card_id = created["card_id"].as_str().unwrap();
-    let output = card_member(
-        args(&["cards", "get", card_id, "--credentials", credentials]),
-        server.dir.path(),
-    )
-    .await;
-    assert_eq!(
-        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
-        created
-    );
+    assert_eq!(json_of(&server, &["cards", "get", card_id]).await, created);
 }
 
 #[tokio::test(flavor = "multi_thread")]
