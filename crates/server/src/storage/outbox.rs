@@ -196,9 +196,15 @@ impl Storage {
     /// their leases: one transaction for the lot (the delivery worker
     /// gathers the attempts that ended meanwhile, so a busy outbox costs
     /// one commit per batch, not one per delivery).
+    ///
+    /// Each attempt comes with the end of the lease it was sent under, and
+    /// is recorded only if its notification is still under that lease: a
+    /// record written late (after its lease ran out and another claim took
+    /// the notification, here or on another instance) changes neither the
+    /// notification nor its attempts; that claim's record will.
     pub(crate) async fn record_deliveries(
         &self,
-        attempts: &[(AttemptRecord, DeliveryOutcome)],
+        attempts: &[(AttemptRecord, DeliveryOutcome, i64)],
     ) -> Result<(), StorageError> {
         let batch = attempts_as_json(attempts);
         self.run(Mode::Write, move |db| {
@@ -207,7 +213,9 @@ impl Storage {
                     "INSERT INTO delivery_attempts (notification_id, attempt, at, status, latency_ms, error) \
                      SELECT e.value ->> 'id', CAST(e.value ->> 'attempt' AS BIGINT), e.value ->> 'at', \
                      CAST(e.value ->> 'status' AS BIGINT), CAST(e.value ->> 'latency_ms' AS BIGINT), \
-                     e.value ->> 'error' FROM #json_elements(CAST($1 AS #jsonb)) AS e WHERE TRUE \
+                     e.value ->> 'error' FROM #json_elements(CAST($1 AS #jsonb)) AS e \
+                     WHERE EXISTS (SELECT 1 FROM outbox WHERE outbox.id = e.value ->> 'id' \
+                     AND outbox.leased_until = CAST(e.value ->> 'lease' AS BIGINT)) \
                      ON CONFLICT (notification_id, attempt) DO UPDATE SET at = excluded.at, \
                      status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error",
                     values![&batch.attempts],
@@ -218,7 +226,8 @@ impl Storage {
                      next_attempt_at = coalesce(CAST(e.value ->> 'next' AS BIGINT), outbox.next_attempt_at), \
                      attempts = CAST(e.value ->> 'attempt' AS BIGINT), leased_until = 0, \
                      last_error = e.value ->> 'error' \
-                     FROM #json_elements(CAST($1 AS #jsonb)) AS e WHERE outbox.id = e.value ->> 'id'",
+                     FROM #json_elements(CAST($1 AS #jsonb)) AS e WHERE outbox.id = e.value ->> 'id' \
+                     AND outbox.leased_until = CAST(e.value ->> 'lease' AS BIGINT)",
                     values![&batch.notifications],
                 )
                 .await?;
@@ -340,37 +349,39 @@ impl Storage {
 /// A batch of ended attempts as the two statements that record it take
 /// them: JSON arrays, one value each, so that a batch is two statements
 /// whatever its size (each statement a round trip to PostgreSQL). Later
-/// entries win, as if written one by one: an attempt recorded twice (a
-/// notification claimed again after its lease ran out while its first
-/// attempt waited to be recorded) is one row, and a notification gets
-/// where its last attempt sent it.
+/// entries under the same lease win, as if written one by one (an attempt
+/// a fault sent twice is one row); under different leases, the lease
+/// condition picks the one that still holds, so no row is written twice
+/// by one statement.
 struct AttemptsJson {
-    /// `{id, attempt, at, status, latency_ms, error}` per attempt.
+    /// `{id, attempt, lease, at, status, latency_ms, error}` per attempt.
     attempts: String,
-    /// `{id, state, next, attempt, error}` per notification.
+    /// `{id, lease, state, next, attempt, error}` per notification.
     notifications: String,
 }
 
-fn attempts_as_json(attempts: &[(AttemptRecord, DeliveryOutcome)]) -> AttemptsJson {
+fn attempts_as_json(attempts: &[(AttemptRecord, DeliveryOutcome, i64)]) -> AttemptsJson {
     // From the last: each key's first entry is its latest.
     let (mut attempts_seen, mut notifications_seen) = (HashSet::new(), HashSet::new());
     let (mut by_attempt, mut by_notification) = (Vec::new(), Vec::new());
-    for (attempt, outcome) in attempts.iter().rev() {
+    for (attempt, outcome, lease) in attempts.iter().rev() {
         let id = &attempt.notification_id;
-        if attempts_seen.insert((id, attempt.attempt)) {
+        if attempts_seen.insert((id, attempt.attempt, lease)) {
             by_attempt.push(serde_json::json!({
                 "id": id,
                 "attempt": attempt.attempt,
+                "lease": lease,
                 "at": attempt.at,
                 "status": attempt.status,
                 "latency_ms": attempt.latency_ms,
                 "error": attempt.error,
             }));
         }
-        if notifications_seen.insert(id) {
+        if notifications_seen.insert((id, lease)) {
             let (state, next) = outcome.columns();
             by_notification.push(serde_json::json!({
                 "id": id,
+                "lease": lease,
                 "state": state,
                 "next": next,
                 "attempt": attempt.attempt,

@@ -13,8 +13,10 @@ use crate::state::AppState;
 /// lease it was sent under: a batch that cannot be written (the database
 /// down, the disk full) is tried again, with what ends meanwhile, as long
 /// as its leases last; an attempt whose lease ran out first is given up
-/// and its notification sent again (at least once).
-pub(super) type Recorder = mpsc::Sender<(AttemptRecord, DeliveryOutcome, i64)>;
+/// and its notification sent again (at least once). Storage writes an
+/// attempt only while its notification is under that lease, so a record
+/// that comes late never overwrites what a later claim sent.
+pub(super) type Recorder = mpsc::Sender<Ended>;
 
 /// How often the recorder writes at most. An attempt that ends after a
 /// quiet spell is written at once; under a backlog, one transaction
@@ -35,34 +37,17 @@ const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// back within a lease (60 s) is written to within this.
 const RECORD_RETRY_MOST: Duration = Duration::from_secs(2);
 
-/// Ended attempts not written yet, with the end of each one's lease.
-#[derive(Default)]
-struct Unrecorded {
-    attempts: Vec<(AttemptRecord, DeliveryOutcome)>,
-    leases: Vec<i64>,
-}
+/// An ended attempt: where its notification goes, and the end of the
+/// lease it was sent under.
+type Ended = (AttemptRecord, DeliveryOutcome, i64);
 
-impl Unrecorded {
-    fn push(&mut self, (attempt, outcome, lease_until): (AttemptRecord, DeliveryOutcome, i64)) {
-        self.attempts.push((attempt, outcome));
-        self.leases.push(lease_until);
-    }
-
-    /// Gives up the attempts whose lease has ended by `now` (their
-    /// notifications are due again and sent again); how many.
-    fn give_up_lapsed(&mut self, now: i64) -> usize {
-        let before = self.leases.len();
-        let mut keep = self.leases.iter().map(|&lease| lease > now);
-        self.attempts
-            .retain(|_| keep.next().expect("one lease per attempt"));
-        self.leases.retain(|&lease| lease > now);
-        before - self.leases.len()
-    }
-
-    fn clear(&mut self) {
-        self.attempts.clear();
-        self.leases.clear();
-    }
+/// Gives up the attempts whose lease has ended by `now` (their
+/// notifications are due again and sent again; a record would no longer be
+/// written); how many.
+fn give_up_lapsed(batch: &mut Vec<Ended>, now: i64) -> usize {
+    let before = batch.len();
+    batch.retain(|&(_, _, lease_until)| lease_until > now);
+    before - batch.len()
 }
 
 /// Starts the recorder: it writes what its senders send and ends once
@@ -76,30 +61,28 @@ pub(super) fn spawn_recorder(
 ) -> (Recorder, tokio::task::JoinHandle<()>) {
     let (recorder, mut ended) = mpsc::channel(capacity);
     let recorded = tokio::spawn(async move {
-        let mut received = Vec::new();
-        let mut batch = Unrecorded::default();
+        let mut batch: Vec<Ended> = Vec::new();
         let mut wait = RECORD_EVERY;
         loop {
-            if batch.attempts.is_empty() {
-                if ended.recv_many(&mut received, capacity).await == 0 {
+            if batch.is_empty() {
+                if ended.recv_many(&mut batch, capacity).await == 0 {
                     return;
                 }
             } else {
                 // A batch not written yet: what ended meanwhile joins it.
                 while let Ok(one) = ended.try_recv() {
-                    received.push(one);
+                    batch.push(one);
                 }
             }
-            received.drain(..).for_each(|one| batch.push(one));
             let started = tokio::time::Instant::now();
-            match state.storage.record_deliveries(&batch.attempts).await {
+            match state.storage.record_deliveries(&batch).await {
                 Ok(()) => {
                     batch.clear();
                     wait = RECORD_EVERY;
                 }
                 Err(err) => {
-                    let count = batch.attempts.len();
-                    let given_up = batch.give_up_lapsed(state.clock.unix_now());
+                    let count = batch.len();
+                    let given_up = give_up_lapsed(&mut batch, state.clock.unix_now());
                     wait = (wait * 2).clamp(RECORD_RETRY_FIRST, RECORD_RETRY_MOST);
                     tracing::warn!(
                         %err,
@@ -132,18 +115,20 @@ mod tests {
             latency_ms: 1,
             error: None,
         };
-        let mut batch = Unrecorded::default();
-        for (id, lease_until) in [("a", 100), ("b", 160), ("c", 100), ("d", 161)] {
-            batch.push((attempt(id), DeliveryOutcome::Delivered, lease_until));
-        }
-        assert_eq!(batch.give_up_lapsed(99), 0);
-        assert_eq!(batch.give_up_lapsed(100), 2, "a lease ending now has ended");
-        let kept: Vec<&str> = batch
-            .attempts
-            .iter()
-            .map(|(a, _)| a.notification_id.as_str())
+        let mut batch: Vec<Ended> = [("a", 100), ("b", 160), ("c", 100), ("d", 161)]
+            .into_iter()
+            .map(|(id, lease_until)| (attempt(id), DeliveryOutcome::Delivered, lease_until))
             .collect();
-        assert_eq!(kept, ["b", "d"]);
-        assert_eq!(batch.leases, [160, 161]);
+        assert_eq!(give_up_lapsed(&mut batch, 99), 0);
+        assert_eq!(
+            give_up_lapsed(&mut batch, 100),
+            2,
+            "a lease ending now has ended"
+        );
+        let kept: Vec<(&str, i64)> = batch
+            .iter()
+            .map(|(a, _, lease)| (a.notification_id.as_str(), *lease))
+            .collect();
+        assert_eq!(kept, [("b", 160), ("d", 161)]);
     }
 }

@@ -607,6 +607,7 @@ async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_hel
                     error: None,
                 },
                 DeliveryOutcome::Delivered,
+                claim(now, 3).lease_until,
             )])
             .await
             .unwrap();
@@ -1307,6 +1308,7 @@ async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each
         enqueue_due(storage, 3, now).await;
         let claimed = storage.claim_notifications(claim(now, 10)).await.unwrap();
         assert_eq!(claimed.notifications.len(), 3, "{}", backend.name);
+        let lease = claim(now, 10).lease_until;
         let attempt = |id: &str, status: Option<i64>, error: Option<&str>| AttemptRecord {
             notification_id: id.into(),
             attempt: 1,
@@ -1318,18 +1320,29 @@ async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each
         let refused = "the receiver answered 503";
         storage
             .record_deliveries(&[
-                (attempt("n-0", Some(204), None), DeliveryOutcome::Delivered),
+                (
+                    attempt("n-0", Some(204), None),
+                    DeliveryOutcome::Delivered,
+                    lease,
+                ),
                 (
                     attempt("n-1", Some(503), Some(refused)),
                     DeliveryOutcome::RetryAt(now + 15),
+                    lease,
                 ),
                 // n-2's first attempt twice (claimed again when its lease
-                // ran out before the first was recorded): the later stands.
+                // ran out before the first was recorded): the one under
+                // the lease that holds stands.
                 (
                     attempt("n-2", None, Some("cannot connect")),
                     DeliveryOutcome::RetryAt(now + 15),
+                    now - 1,
                 ),
-                (attempt("n-2", Some(200), None), DeliveryOutcome::Delivered),
+                (
+                    attempt("n-2", Some(200), None),
+                    DeliveryOutcome::Delivered,
+                    lease,
+                ),
             ])
             .await
             .unwrap();
@@ -1374,6 +1387,82 @@ async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each
             ids,
             ["n-1"],
             "{}: the retry is due, leases released",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_record_written_after_its_lease_was_taken_by_another_claim_changes_nothing() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let now = Clock::default().unix_now();
+        enqueue_due(storage, 1, now).await;
+        let first = claim(now, 1);
+        let first_lease = first.lease_until;
+        assert_eq!(
+            storage
+                .claim_notifications(first)
+                .await
+                .unwrap()
+                .notifications
+                .len(),
+            1
+        );
+        // The first lease runs out unrecorded; another claim takes it.
+        let second = claim(first_lease + 1, 1);
+        let second_lease = second.lease_until;
+        assert_eq!(
+            storage
+                .claim_notifications(second)
+                .await
+                .unwrap()
+                .notifications
+                .len(),
+            1
+        );
+        let attempt = |status: Option<i64>, error: Option<&str>| AttemptRecord {
+            notification_id: "n-0".into(),
+            attempt: 1,
+            at: NOW.into(),
+            status,
+            latency_ms: 5,
+            error: error.map(Into::into),
+        };
+        storage
+            .record_deliveries(&[(
+                attempt(None, Some("no answer within 5 s")),
+                DeliveryOutcome::RetryAt(now + 15),
+                first_lease,
+            )])
+            .await
+            .unwrap();
+        let (late, attempts) = storage.notification("n-0").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                late.state.as_str(),
+                late.attempts,
+                late.next_attempt_at,
+                attempts.len()
+            ),
+            ("PENDING", 0, second_lease, 0),
+            "{}: the late record changed nothing",
+            backend.name
+        );
+        storage
+            .record_deliveries(&[(
+                attempt(Some(204), None),
+                DeliveryOutcome::Delivered,
+                second_lease,
+            )])
+            .await
+            .unwrap();
+        let (delivered, attempts) = storage.notification("n-0").await.unwrap().unwrap();
+        let statuses: Vec<Option<i64>> = attempts.iter().map(|a| a.status).collect();
+        assert_eq!(
+            (delivered.state.as_str(), delivered.attempts, statuses),
+            ("DELIVERED", 1, vec![Some(204)]),
+            "{}: the claim that holds it records it",
             backend.name
         );
     }
