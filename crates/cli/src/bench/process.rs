@@ -213,7 +213,8 @@ fn start_server_with(
                 "the server exited as it started ({status}); run `card-member serve` with the same settings to see why"
             )));
         }
-        if answers_health(port) {
+        let answered = health_status(port);
+        if answered == Some(200) {
             if !first || server.data_dir.join("dev/credentials.json").exists() {
                 return Ok(server);
             }
@@ -226,28 +227,33 @@ fn start_server_with(
             }));
         }
         if started.elapsed() > Duration::from_secs(30) {
-            return Err(CliError::from(
-                "the server did not answer /healthz within 30 s".to_owned(),
-            ));
+            return Err(CliError::from(match answered {
+                Some(503) => "the server still answers /healthz with 503 after 30 s: its database is unavailable".to_owned(),
+                Some(status) => format!("the server still answers /healthz with {status} after 30 s"),
+                None => "the server did not answer /healthz within 30 s".to_owned(),
+            }));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// Whether a server on `port` answers `GET /healthz` with 200 (so it has
-/// finished starting: it binds before it opens its storage).
-fn answers_health(port: u16) -> bool {
+/// The status a server on `port` answers `GET /healthz` with, if it
+/// answers (200 once it has finished starting: it binds before it opens
+/// its storage).
+fn health_status(port: u16) -> Option<u16> {
     use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut head = [0u8; 12];
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_ok()
-        && stream.read_exact(&mut head).is_ok()
-        && &head == b"HTTP/1.1 200"
+        .ok()?;
+    // "HTTP/1.1 200"
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(head.strip_prefix(b"HTTP/1.1 ")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Another instance of the server `first` runs, on its database (a
