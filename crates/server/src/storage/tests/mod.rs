@@ -598,14 +598,7 @@ async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_hel
         // is killed (dropped without recording them).
         storage
             .record_deliveries(&[(
-                AttemptRecord {
-                    notification_id: "n-0".into(),
-                    attempt: 1,
-                    at: NOW.into(),
-                    status: Some(204),
-                    latency_ms: 5,
-                    error: None,
-                },
+                first_attempt("n-0", Some(204), None),
                 DeliveryOutcome::Delivered,
                 claim(now, 3).lease_until,
             )])
@@ -1172,6 +1165,19 @@ fn notification(id: &str, due: i64) -> OutboxRecord {
     }
 }
 
+/// The first attempt at notification `id`: the receiver's status, or why
+/// there was none.
+fn first_attempt(id: &str, status: Option<i64>, error: Option<&str>) -> AttemptRecord {
+    AttemptRecord {
+        notification_id: id.into(),
+        attempt: 1,
+        at: NOW.into(),
+        status,
+        latency_ms: 5,
+        error: error.map(Into::into),
+    }
+}
+
 /// `count` pending notifications of brand `b`, `n-0`, `n-1`, …, due at `due`.
 async fn enqueue_due(storage: &Storage, count: usize, due: i64) {
     let due = (0..count).map(|index| notification(&format!("n-{index}"), due));
@@ -1309,14 +1315,7 @@ async fn a_batch_of_ended_attempts_is_recorded_at_once_and_the_last_word_on_each
         let claimed = storage.claim_notifications(claim(now, 10)).await.unwrap();
         assert_eq!(claimed.notifications.len(), 3, "{}", backend.name);
         let lease = claim(now, 10).lease_until;
-        let attempt = |id: &str, status: Option<i64>, error: Option<&str>| AttemptRecord {
-            notification_id: id.into(),
-            attempt: 1,
-            at: NOW.into(),
-            status,
-            latency_ms: 5,
-            error: error.map(Into::into),
-        };
+        let attempt = first_attempt;
         let refused = "the receiver answered 503";
         storage
             .record_deliveries(&[
@@ -1421,14 +1420,7 @@ async fn a_record_written_after_its_lease_was_taken_by_another_claim_changes_not
                 .len(),
             1
         );
-        let attempt = |status: Option<i64>, error: Option<&str>| AttemptRecord {
-            notification_id: "n-0".into(),
-            attempt: 1,
-            at: NOW.into(),
-            status,
-            latency_ms: 5,
-            error: error.map(Into::into),
-        };
+        let attempt = |status, error| first_attempt("n-0", status, error);
         storage
             .record_deliveries(&[(
                 attempt(None, Some("no answer within 5 s")),
