@@ -47,7 +47,7 @@ pub(super) async fn select_template(
 impl Storage {
     /// Creates a template, or returns the one created before with the same
     /// `out_request_no` and request digest (idempotent); the same key with
-    /// another digest is [`StorageError::Taken(Taken::TemplateRequestNo)`]. Templates
+    /// another digest is [`StorageError::Taken`]`(TemplateRequestNo)`. Templates
     /// stored without a digest match any.
     pub(crate) async fn create_card(
         &self,

@@ -508,7 +508,7 @@ impl CardSearch {
 /// changed, inside the change's transaction.
 pub(crate) type NotifyFn = Box<dyn FnOnce(&UserCardRecord) -> OutboxRecord + Send>;
 
-/// What the storage made of a [`MemberRecord`].
+/// What the storage made of a [`MemberRecord`](crate::records::MemberRecord).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Recorded {
     /// Recorded now; answer it.

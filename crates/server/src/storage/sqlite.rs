@@ -13,7 +13,7 @@
 //! loaded back at start. An admitted nonce waits in `unsaved_nonces` until
 //! the next group's transaction writes it: a change's own (so an update
 //! costs no extra commit), or, for a request that changed nothing, the one
-//! [`Storage::record_nonce`] joins before the answer leaves. Nothing is
+//! [`Storage::record_nonce`](super::Storage::record_nonce) joins before the answer leaves. Nothing is
 //! answered before its nonce is on disk. Expired rows are deleted at most
 //! once a minute, so the table holds the nonces of the requests verified in
 //! the last 5 minutes (their timestamp plus the window), and one minute's

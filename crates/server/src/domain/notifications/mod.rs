@@ -22,7 +22,7 @@
 //! and hands back what it claimed and did not send, due at once.
 //!
 //! **Isolation.** Each delivery is its own task with a 5-second deadline;
-//! at most [`PER_BRAND`] run for one brand and [`IN_FLIGHT`] in all, and
+//! at most [`PER_BRAND`](worker::PER_BRAND) run for one brand and [`IN_FLIGHT`](worker::IN_FLIGHT) in all, and
 //! the worker claims only what a brand may hold (`HELD`: its running ones
 //! and a few waiting for its slots), brands taken in turn
 //! (`Storage::claim_notifications`), and claims again as soon as a
