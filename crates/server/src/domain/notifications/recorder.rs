@@ -79,6 +79,8 @@ pub(super) fn spawn_recorder(
                 Ok(()) => {
                     batch.clear();
                     wait = RECORD_EVERY;
+                    // Retries may be due, leases are released: look again.
+                    state.outbox.wake();
                 }
                 Err(err) => {
                     let count = batch.len();
@@ -93,8 +95,6 @@ pub(super) fn spawn_recorder(
                     );
                 }
             }
-            // Retries may be due, leases are released: look again.
-            state.outbox.wake();
             tokio::time::sleep_until(started + wait).await;
         }
     });
