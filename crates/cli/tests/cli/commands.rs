@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::Value;
 
-use crate::helpers::{BIN, args, card_member, json_from, json_of, start_server, wait_healthy};
+use crate::helpers::{
+    BIN, args, card_member, json_from, json_of, refusal_of, start_server, wait_healthy,
+};
 
 #[test]
 fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm() {
@@ -120,8 +122,9 @@ async fn update_with_the_seed_file_prints_the_verified_card_and_decrypts_on_requ
 #[tokio::test(flavor = "multi_thread")]
 async fn update_refused_by_the_api_exits_non_zero_with_its_code_and_message() {
     let server = start_server().await;
-    let output = card_member(
-        args(&[
+    let stderr = refusal_of(
+        &server,
+        &[
             "update",
             DEV_USER_CARD_CODE,
             "--card-id",
@@ -130,14 +133,9 @@ async fn update_refused_by_the_api_exits_non_zero_with_its_code_and_message() {
             "not-the-holder",
             "--level",
             "x",
-            "--credentials",
-            server.credentials.to_str().unwrap(),
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert_eq!(output.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("INVALID_REQUEST") && stderr.contains("openid is not the holder"),
         "{stderr}"
@@ -383,7 +381,6 @@ async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_pr
 #[tokio::test(flavor = "multi_thread")]
 async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
     let server = start_server().await;
-    let credentials = server.credentials.to_str().unwrap();
     let card = json_of(
         &server,
         &[
@@ -400,8 +397,9 @@ async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
     .await;
     assert_eq!(card["user_card_state"], "INVALID");
     assert_eq!(card["invalid_reason"], "closed");
-    let update = card_member(
-        args(&[
+    refusal_of(
+        &server,
+        &[
             "update",
             DEV_USER_CARD_CODE,
             "--card-id",
@@ -410,13 +408,9 @@ async fn invalidate_prints_the_invalidated_card_and_a_later_update_exits_3() {
             DEV_OPENID,
             "--level",
             "x",
-            "--credentials",
-            credentials,
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert_eq!(update.status.code(), Some(3));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -611,22 +605,19 @@ async fn the_family_commands_print_json_from_upload_to_sign_up_confirm_and_excha
     )
     .await;
     assert_eq!(invalid["state"], "CARD_INVALID");
-    let output = card_member(
-        args(&[
+    let refused = refusal_of(
+        &server,
+        &[
             "tokens",
             "create",
             "--card-id",
             card_member_server::DEV_SIGNUP_CARD_ID,
             "--openid",
             "late",
-            "--credentials",
-            server.credentials.to_str().unwrap(),
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert_eq!(output.status.code(), Some(3), "an API error exits 3");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("INVALID_REQUEST"));
+    assert!(refused.contains("INVALID_REQUEST"));
 }
 
 /// Runs `card-member` with `arguments`, reads its first line, closes the

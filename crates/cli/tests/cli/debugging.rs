@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::flow::Listening;
-use crate::helpers::{args, card_member, free_port, json_of, start_server};
+use crate::helpers::{args, card_member, free_port, json_of, refusal_of, start_server};
 
 #[tokio::test]
 async fn a_refused_signature_points_to_explain_and_explain_names_the_mistake() {
@@ -54,21 +54,17 @@ async fn a_refused_signature_points_to_explain_and_explain_names_the_mistake() {
 #[tokio::test]
 async fn explain_of_an_unknown_request_id_exits_3_and_says_why_on_stderr() {
     let server = start_server().await;
-    let output = card_member(
-        args(&[
+    let stderr = refusal_of(
+        &server,
+        &[
             "explain",
             "00000000000000000000000000000000000000000000-1004",
-            "--credentials",
-            server.credentials.to_str().unwrap(),
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert_eq!(output.status.code(), Some(3));
-    assert!(output.stdout.is_empty());
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("no explanation for this Request-ID"),
-        "{output:?}"
+        stderr.contains("no explanation for this Request-ID"),
+        "{stderr}"
     );
 }
 
@@ -104,13 +100,8 @@ async fn simulate_fault_adds_lists_and_clears_a_failure_the_next_call_meets() {
         table.contains("list_cards\terror\t503 SERVICE_UNAVAILABLE\tevery 1"),
         "{table}"
     );
-    let failed = card_member(
-        args(&["cards", "list", "--credentials", credentials]),
-        server.dir.path(),
-    )
-    .await;
-    assert_eq!(failed.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&failed.stderr).contains("503 SERVICE_UNAVAILABLE"));
+    let failed = refusal_of(&server, &["cards", "list"]).await;
+    assert!(failed.contains("503 SERVICE_UNAVAILABLE"));
 
     let cleared = card_member(
         args(&["simulate", "fault", "clear", "--credentials", credentials]),
@@ -120,8 +111,9 @@ async fn simulate_fault_adds_lists_and_clears_a_failure_the_next_call_meets() {
     assert_eq!(String::from_utf8_lossy(&cleared.stdout).trim(), "cleared 1");
     let _ = json_of(&server, &["cards", "list"]).await;
 
-    let refused = card_member(
-        args(&[
+    let refused = refusal_of(
+        &server,
+        &[
             "simulate",
             "fault",
             "add",
@@ -129,14 +121,10 @@ async fn simulate_fault_adds_lists_and_clears_a_failure_the_next_call_meets() {
             "nope",
             "--kind",
             "drop",
-            "--credentials",
-            credentials,
-        ]),
-        server.dir.path(),
+        ],
     )
     .await;
-    assert_eq!(refused.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("endpoint:"));
+    assert!(refused.contains("endpoint:"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,8 +12,8 @@ use card_member_server::{DEV_BRAND_ID, DEV_SIGNUP_CARD_ID};
 use serde_json::Value;
 
 use crate::helpers::{
-    BIN, Server, args, card_member, free_port, json_from, json_of, start_on_a_free_port,
-    start_server, wait_healthy,
+    BIN, Server, args, card_member, free_port, json_from, json_of, refusal_of,
+    start_on_a_free_port, start_server, wait_healthy,
 };
 
 /// `card-member listen` as a child, its stdout lines on a channel.
@@ -130,20 +130,8 @@ async fn a_member_signs_up_the_listener_confirms_and_the_card_turns_effective() 
     assert_eq!(listening.next()["state"], "POINT_EXCHANGE_COUPON_SUCCESS");
 
     // A refusal is clear and exits 3.
-    let output = card_member(
-        args(&[
-            "simulate",
-            "sign-up",
-            "--token",
-            "nonexistent",
-            "--credentials",
-            server.credentials.to_str().unwrap(),
-        ]),
-        server.dir.path(),
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+    let refused = refusal_of(&server, &["simulate", "sign-up", "--token", "nonexistent"]).await;
+    assert!(refused.contains("does not exist"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -91,10 +91,31 @@ pub(crate) async fn card_member(args: Vec<String>, cwd: &Path) -> Output {
 /// Runs the binary with the server's development credentials; asserts it
 /// succeeded and returns its JSON output.
 pub(crate) async fn json_of(server: &Server, command: &[&str]) -> serde_json::Value {
+    json_from(&with_credentials(server, command), server.dir.path()).await
+}
+
+/// Runs the binary with the server's development credentials; asserts that
+/// the API refused the call (exit 3, nothing on standard output) and
+/// returns what it wrote to standard error.
+pub(crate) async fn refusal_of(server: &Server, command: &[&str]) -> String {
+    let output = card_member(args(&with_credentials(server, command)), server.dir.path()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{command:?}: an API error exits 3: {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "{command:?}: an error prints nothing on standard output"
+    );
+    stderr
+}
+
+fn with_credentials<'a>(server: &'a Server, command: &[&'a str]) -> Vec<&'a str> {
     let mut full: Vec<&str> = command.to_vec();
-    let credentials = server.credentials.to_str().unwrap();
-    full.extend(["--credentials", credentials]);
-    json_from(&full, server.dir.path()).await
+    full.extend(["--credentials", server.credentials.to_str().unwrap()]);
+    full
 }
 
 /// Runs `card-member` with `command` in `dir` (no server: `bench` starts

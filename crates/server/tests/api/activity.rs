@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{CARD_ID, CODE, OPENID, TestApp, spawn_app};
+use crate::helpers::{CARD_ID, CODE, OPENID, call, spawn_app};
 
 const FEEDS: &str = "/brand/card-member/user-feeds";
 const POINTS: &str = "/brand/card-member/user-points/sync";
@@ -18,50 +18,43 @@ fn points(out_request_no: &str, balance: i64) -> Value {
         "user_card_code": CODE, "point_balance": balance})
 }
 
-async fn post(app: &TestApp, target: &str, body: &Value) -> crate::helpers::Incoming {
-    app.send(&app.signed("POST", target, &serde_json::to_vec(body).unwrap()))
-        .await
-}
-
-/// The signed 200 answer's JSON.
-fn answered(app: &TestApp, answer: &crate::helpers::Incoming) -> Value {
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    answer.verify(app).expect("a 200 is signed");
-    answer.json()
-}
-
 #[tokio::test]
 async fn a_feed_answers_the_entry_with_the_brand_and_a_repeat_answers_it_again() {
     let app = spawn_app().await;
-    let first = answered(&app, &post(&app, FEEDS, &feed("feed-1", "签到 +10")).await);
+    let first = call(&app, "POST", FEEDS, &feed("feed-1", "签到 +10"))
+        .await
+        .signed_json(&app);
     assert_eq!(first["brand_id"], app.brand.brand_id.as_str());
     assert_eq!(first["cell"], "签到 +10");
-    let again = answered(&app, &post(&app, FEEDS, &feed("feed-1", "签到 +10")).await);
+    let again = call(&app, "POST", FEEDS, &feed("feed-1", "签到 +10"))
+        .await
+        .signed_json(&app);
     assert_eq!(again, first);
-    let other = post(&app, FEEDS, &feed("feed-1", "another entry")).await;
+    let other = call(&app, "POST", FEEDS, &feed("feed-1", "another entry")).await;
     other.assert_refused(400, "INVALID_REQUEST", "out_request_no");
 }
 
 #[tokio::test]
 async fn a_points_sync_is_recorded_once_per_out_request_no() {
     let app = spawn_app().await;
-    let first = answered(&app, &post(&app, POINTS, &points("p-1", 120)).await);
+    let first = call(&app, "POST", POINTS, &points("p-1", 120))
+        .await
+        .signed_json(&app);
     assert_eq!(first["point_balance"], 120);
     assert_eq!(
-        answered(&app, &post(&app, POINTS, &points("p-1", 120)).await),
+        call(&app, "POST", POINTS, &points("p-1", 120))
+            .await
+            .signed_json(&app),
         first
     );
-    post(&app, POINTS, &points("p-1", 121))
+    call(&app, "POST", POINTS, &points("p-1", 121))
         .await
         .assert_error(400, "INVALID_REQUEST");
-    let next = answered(&app, &post(&app, POINTS, &points("p-2", 121)).await);
+    let next = call(&app, "POST", POINTS, &points("p-2", 121))
+        .await
+        .signed_json(&app);
     assert_eq!(next["point_balance"], 121);
-    let negative = post(&app, POINTS, &points("p-3", -1)).await;
+    let negative = call(&app, "POST", POINTS, &points("p-3", -1)).await;
     negative.assert_error(400, "PARAM_ERROR");
     assert_eq!(negative.json()["detail"]["field"], "/point_balance");
 }
@@ -71,15 +64,15 @@ async fn records_need_the_holders_card_and_a_valid_card() {
     let app = spawn_app().await;
     let mut unknown = feed("f-unknown", "x");
     unknown["user_card_code"] = json!("NOSUCH");
-    post(&app, FEEDS, &unknown)
+    call(&app, "POST", FEEDS, &unknown)
         .await
         .assert_error(404, "NOT_FOUND");
     let mut stranger = feed("f-stranger", "x");
     stranger["openid"] = json!("someone-else");
-    post(&app, FEEDS, &stranger)
+    call(&app, "POST", FEEDS, &stranger)
         .await
         .assert_error(400, "INVALID_REQUEST");
-    let long = post(&app, FEEDS, &feed("f-long", &"长".repeat(129))).await;
+    let long = call(&app, "POST", FEEDS, &feed("f-long", &"长".repeat(129))).await;
     long.assert_error(400, "PARAM_ERROR");
     assert_eq!(long.json()["detail"]["field"], "/cell");
     let other = app.add_brand("4004004004").await;
@@ -99,7 +92,7 @@ async fn records_need_the_holders_card_and_a_valid_card() {
     ))
     .await
     .user_card(&app);
-    post(&app, POINTS, &points("p-invalid", 1))
+    call(&app, "POST", POINTS, &points("p-invalid", 1))
         .await
         .assert_error(400, "INVALID_REQUEST");
 }

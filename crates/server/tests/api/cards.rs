@@ -5,7 +5,7 @@ use card_member_protocol::cards::CARD_BODY;
 use card_member_protocol::model::{Card, CardState};
 use serde_json::{Value, json};
 
-use crate::helpers::{CARD_ID, Incoming, OPENID, TestApp, spawn_app};
+use crate::helpers::{CARD_ID, Incoming, OPENID, TestApp, call, spawn_app};
 
 const CARDS: &str = "/brand/card-member/cards";
 
@@ -29,30 +29,13 @@ pub(crate) fn template(out_request_no: &str) -> Value {
     })
 }
 
-/// Sends a signed request, waiting out the brand's rate limit (tests of
-/// the limit itself send directly).
-async fn call(app: &TestApp, method: &str, target: &str, body: &Value) -> Incoming {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(body).unwrap()
-    };
-    crate::helpers::paced(app, &app.signed(method, target, &bytes)).await
-}
-
 /// The signed 200 answer's JSON, checked against the published schema.
 fn template_answer(app: &TestApp, answer: &Incoming) -> Card {
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    answer.verify(app).expect("a 200 is signed");
+    let json = answer.signed_json(app);
     CARD_BODY
-        .validate(&answer.json())
+        .validate(&json)
         .expect("the answer follows the Card schema");
-    serde_json::from_slice(&answer.body).unwrap()
+    serde_json::from_value(json).unwrap()
 }
 
 pub(crate) async fn create(app: &TestApp, out_request_no: &str) -> Card {

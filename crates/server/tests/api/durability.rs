@@ -33,18 +33,7 @@ async fn a_restart_keeps_every_acknowledged_update_and_regenerates_nothing() {
         acknowledged.last().map(String::as_str)
     );
     assert_eq!(card.attach.as_deref(), Some("a3"));
-    let trail = restarted
-        .handle
-        .audit_trail(&restarted.brand.brand_id, CARD_ID, crate::helpers::CODE)
-        .await
-        .unwrap();
-    assert_eq!(
-        trail
-            .iter()
-            .filter(|entry| entry.action == "update")
-            .count(),
-        4
-    );
+    assert_eq!(restarted.updates_recorded(CODE).await, 4);
 }
 
 #[tokio::test]

@@ -84,6 +84,16 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
+    /// A request with no body and no headers (no signature).
+    pub(crate) fn unsigned(method: &str, target: &str) -> Self {
+        Self {
+            method: method.into(),
+            target: target.into(),
+            body: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
     pub(crate) fn set_header(&mut self, name: &str, value: &str) {
         self.remove_header(name);
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -139,11 +149,22 @@ impl Incoming {
         )
     }
 
-    /// The card in a 200 answer, after checking the status and signature.
-    pub(crate) fn user_card(&self, app: &TestApp) -> UserCard {
+    /// Asserts a 200 answer that carries a valid signature.
+    pub(crate) fn assert_signed_ok(&self, app: &TestApp) {
         assert_eq!(self.status, 200, "{}", String::from_utf8_lossy(&self.body));
         self.verify(app)
             .expect("a 200 response must carry a valid signature");
+    }
+
+    /// The JSON of a 200 answer, after checking the status and signature.
+    pub(crate) fn signed_json(&self, app: &TestApp) -> Value {
+        self.assert_signed_ok(app);
+        self.json()
+    }
+
+    /// The card in a 200 answer, after checking the status and signature.
+    pub(crate) fn user_card(&self, app: &TestApp) -> UserCard {
+        self.assert_signed_ok(app);
         serde_json::from_slice(&self.body).unwrap()
     }
 
@@ -595,20 +616,25 @@ impl TestApp {
     }
 
     pub(crate) async fn metric(&self, name: &str) -> f64 {
-        let response = self
-            .send(&Outgoing {
-                method: "GET".into(),
-                target: "/metrics".into(),
-                body: Vec::new(),
-                headers: Vec::new(),
-            })
-            .await;
+        let response = self.send(&Outgoing::unsigned("GET", "/metrics")).await;
         String::from_utf8(response.body)
             .unwrap()
             .lines()
             .find_map(|line| line.strip_prefix(&format!("{name} ")))
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+    }
+
+    /// How many updates the audit trail holds for the development card
+    /// `user_card_code` of the template [`CARD_ID`].
+    pub(crate) async fn updates_recorded(&self, user_card_code: &str) -> usize {
+        self.handle
+            .audit_trail(&self.brand.brand_id, CARD_ID, user_card_code)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|entry| entry.action == "update")
+            .count()
     }
 
     pub(crate) async fn update(&self, body: &Value) -> Incoming {
@@ -812,6 +838,17 @@ pub(crate) async fn paced(app: &TestApp, request: &Outgoing) -> Incoming {
         let authorization = fresh.header("Authorization").unwrap().to_owned();
         request.set_header("Authorization", &authorization);
     }
+}
+
+/// Sends `body` (JSON; none when null) signed by the development brand,
+/// [`paced`]: for tests of what an endpoint answers, not of its limit.
+pub(crate) async fn call(app: &TestApp, method: &str, target: &str, body: &Value) -> Incoming {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(body).unwrap()
+    };
+    paced(app, &app.signed(method, target, &bytes)).await
 }
 
 /// Runs the independent notification checker (`scripts/check_notification.py`,

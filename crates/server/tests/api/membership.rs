@@ -7,45 +7,21 @@ use card_member_protocol::user_cards::USER_CARD_BODY;
 use card_member_server::{DEV_SIGNUP_CARD_ID, SignUpForm, SignedUp};
 use serde_json::{Value, json};
 
-use crate::helpers::{CARD_ID, CODE, Incoming, OPENID, TestApp, spawn_app};
+use crate::helpers::{CARD_ID, CODE, Incoming, OPENID, TestApp, call, spawn_app};
 
 const TOKENS: &str = "/brand/card-member/pre-auth-tokens";
 const USER_CARDS: &str = "/brand/card-member/user-cards";
 const EXCHANGE: &str = "/brand/card-member/user-points/exchange-coupon/confirm";
 
-/// Sends a signed request, waiting out the brand's rate limit (tests of
-/// the limit itself send directly).
-async fn call(app: &TestApp, method: &str, target: &str, body: &Value) -> Incoming {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(body).unwrap()
-    };
-    crate::helpers::paced(app, &app.signed(method, target, &bytes)).await
-}
-
-fn answered(app: &TestApp, answer: &Incoming) -> Value {
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    answer.verify(app).expect("a 200 is signed");
-    answer.json()
-}
-
 async fn token(app: &TestApp, card_id: &str, openid: &str) -> String {
-    let answer = answered(
+    let answer = call(
         app,
-        &call(
-            app,
-            "POST",
-            TOKENS,
-            &json!({"card_id": card_id, "openid": openid}),
-        )
-        .await,
-    );
+        "POST",
+        TOKENS,
+        &json!({"card_id": card_id, "openid": openid}),
+    )
+    .await
+    .signed_json(app);
     answer["token"].as_str().unwrap().to_owned()
 }
 
@@ -96,16 +72,14 @@ async fn confirm(app: &TestApp, card: &SignedUp, outcome: &str, extra: Value) ->
 #[tokio::test]
 async fn a_token_is_valid_one_hour_for_an_effective_template_of_the_brand() {
     let app = spawn_app().await;
-    let answer = answered(
+    let answer = call(
         &app,
-        &call(
-            &app,
-            "POST",
-            TOKENS,
-            &json!({"card_id": CARD_ID, "openid": "newcomer"}),
-        )
-        .await,
-    );
+        "POST",
+        TOKENS,
+        &json!({"card_id": CARD_ID, "openid": "newcomer"}),
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(answer["token"].as_str().unwrap().len(), 32);
     let expires = time::OffsetDateTime::parse(
         answer["expire_time"].as_str().unwrap(),
@@ -199,16 +173,14 @@ async fn a_card_walks_from_token_to_confirm_updates_expiry_and_invalidation() {
     assert_eq!(expired.modify_time, updated.modify_time);
     let refused = call(&app, "PATCH", &card_target(&card, ""), &update).await;
     refused.assert_refused(400, "INVALID_REQUEST", "expired");
-    let listed = answered(
+    let listed = call(
         &app,
-        &call(
-            &app,
-            "GET",
-            &format!("{USER_CARDS}?openid=walker&user_card_state=EXPIRED"),
-            &Value::Null,
-        )
-        .await,
-    );
+        "GET",
+        &format!("{USER_CARDS}?openid=walker&user_card_state=EXPIRED"),
+        &Value::Null,
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(listed["total_count"], 1);
 
     let invalidated = call(
@@ -324,16 +296,14 @@ async fn only_a_card_awaiting_confirmation_is_confirmed_and_only_by_its_brand() 
 async fn a_users_cards_under_the_brand_are_listed_newest_first_by_state() {
     let app = spawn_app().await;
     let fresh = signed_up(&app, OPENID).await;
-    let page = answered(
+    let page = call(
         &app,
-        &call(
-            &app,
-            "GET",
-            &format!("{USER_CARDS}?openid={OPENID}"),
-            &Value::Null,
-        )
-        .await,
-    );
+        "GET",
+        &format!("{USER_CARDS}?openid={OPENID}"),
+        &Value::Null,
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(page["total_count"], 2);
     let data = page["data"].as_array().unwrap();
     assert_eq!(data[0]["user_card_code"], fresh.user_card_code.as_str());
@@ -341,28 +311,24 @@ async fn a_users_cards_under_the_brand_are_listed_newest_first_by_state() {
     for card in data {
         USER_CARD_BODY.validate(card).unwrap();
     }
-    let effective = answered(
+    let effective = call(
         &app,
-        &call(
-            &app,
-            "GET",
-            &format!("{USER_CARDS}?openid={OPENID}&user_card_state=EFFECTIVE&limit=1"),
-            &Value::Null,
-        )
-        .await,
-    );
+        "GET",
+        &format!("{USER_CARDS}?openid={OPENID}&user_card_state=EFFECTIVE&limit=1"),
+        &Value::Null,
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(effective["total_count"], 1);
     assert_eq!(effective["data"][0]["user_card_code"], CODE);
-    let second_page = answered(
+    let second_page = call(
         &app,
-        &call(
-            &app,
-            "GET",
-            &format!("{USER_CARDS}?openid={OPENID}&offset=1&limit=1"),
-            &Value::Null,
-        )
-        .await,
-    );
+        "GET",
+        &format!("{USER_CARDS}?openid={OPENID}&offset=1&limit=1"),
+        &Value::Null,
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(second_page["data"][0]["user_card_code"], CODE);
     let missing = call(&app, "GET", USER_CARDS, &Value::Null).await;
     missing.assert_error(400, "PARAM_ERROR");
@@ -405,16 +371,14 @@ async fn exchange_request(app: &TestApp) -> String {
 async fn allowing_a_points_exchange_issues_a_coupon_once() {
     let app = spawn_app().await;
     let record = exchange_request(&app).await;
-    let allowed = answered(
+    let allowed = call(
         &app,
-        &call(
-            &app,
-            "POST",
-            EXCHANGE,
-            &decision(&record, "POINT_EXCHANGE_COUPON_ALLOW"),
-        )
-        .await,
-    );
+        "POST",
+        EXCHANGE,
+        &decision(&record, "POINT_EXCHANGE_COUPON_ALLOW"),
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(allowed["state"], "POINT_EXCHANGE_COUPON_SUCCESS");
     assert_eq!(allowed["brand_id"], app.brand.brand_id.as_str());
     for field in [
@@ -425,16 +389,14 @@ async fn allowing_a_points_exchange_issues_a_coupon_once() {
     ] {
         assert!(allowed[field].is_string(), "{field}: {allowed}");
     }
-    let again = answered(
+    let again = call(
         &app,
-        &call(
-            &app,
-            "POST",
-            EXCHANGE,
-            &decision(&record, "POINT_EXCHANGE_COUPON_ALLOW"),
-        )
-        .await,
-    );
+        "POST",
+        EXCHANGE,
+        &decision(&record, "POINT_EXCHANGE_COUPON_ALLOW"),
+    )
+    .await
+    .signed_json(&app);
     assert_eq!(again, allowed, "the same decision answers the same coupon");
     let mut reject = decision(&record, "POINT_EXCHANGE_COUPON_REJECT");
     reject["reject_reason"] = json!("积分不足");
@@ -476,7 +438,9 @@ async fn rejecting_a_points_exchange_needs_a_reason_and_the_records_own_card() {
         .assert_error(404, "NOT_FOUND");
     let mut reject = decision(&record, "POINT_EXCHANGE_COUPON_REJECT");
     reject["reject_reason"] = json!("积分不足");
-    let rejected = answered(&app, &call(&app, "POST", EXCHANGE, &reject).await);
+    let rejected = call(&app, "POST", EXCHANGE, &reject)
+        .await
+        .signed_json(&app);
     assert_eq!(rejected["state"], "POINT_EXCHANGE_COUPON_FAIL");
     assert_eq!(rejected["reject_reason"], "积分不足");
     assert!(rejected.get("coupon_code").is_none());

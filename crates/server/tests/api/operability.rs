@@ -21,15 +21,6 @@ fn target(path: &str) -> String {
         .replace("{card_id}", CARD_ID)
 }
 
-fn unsigned(method: &str, target: &str) -> Outgoing {
-    Outgoing {
-        method: method.into(),
-        target: target.into(),
-        body: Vec::new(),
-        headers: Vec::new(),
-    }
-}
-
 /// Validates `value` against a JSON Schema `schema` (the keywords the
 /// document uses), resolving `$ref`s in `document`.
 fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
@@ -137,7 +128,7 @@ fn schema(document: &Value, name: &str) -> Value {
 #[tokio::test]
 async fn openapi_document_lists_every_route_and_every_route_answers() {
     let app = spawn_app().await;
-    let response = app.send(&unsigned("GET", "/openapi.json")).await;
+    let response = app.send(&Outgoing::unsigned("GET", "/openapi.json")).await;
     assert_eq!(response.status, 200);
     let document = response.json();
     assert_eq!(document["openapi"], "3.1.0");
@@ -156,7 +147,7 @@ async fn openapi_document_lists_every_route_and_every_route_answers() {
     assert_eq!(documented, expected);
     for (method, path) in routes() {
         let answer = app
-            .send(&unsigned(&method.to_uppercase(), &target(path)))
+            .send(&Outgoing::unsigned(&method.to_uppercase(), &target(path)))
             .await;
         assert_eq!(
             answer.status, 401,
@@ -180,7 +171,10 @@ async fn openapi_document_lists_every_route_and_every_route_answers() {
 #[tokio::test]
 async fn openapi_schemas_accept_the_seed_examples_and_real_answers_and_refuse_bad_ones() {
     let app = spawn_app().await;
-    let document = app.send(&unsigned("GET", "/openapi.json")).await.json();
+    let document = app
+        .send(&Outgoing::unsigned("GET", "/openapi.json"))
+        .await
+        .json();
     let update = schema(&document, "UpdateUserCardRequest");
     let user_card = schema(&document, "UserCard");
     validate(&document, &update, &seed_request(), "").unwrap();
@@ -233,7 +227,7 @@ async fn metrics_count_requests_by_route_and_code_rsa_operations_with_their_cpu_
         app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": format!("m{i}")}))
             .await;
     }
-    let response = app.send(&unsigned("GET", "/metrics")).await;
+    let response = app.send(&Outgoing::unsigned("GET", "/metrics")).await;
     assert_eq!(response.status, 200);
     assert!(
         response
@@ -286,7 +280,7 @@ async fn every_described_endpoint_is_served_and_no_undescribed_method_is() {
     for (_, path) in &described {
         for method in ["get", "post", "patch", "put", "delete"] {
             let answer = app
-                .send(&unsigned(&method.to_uppercase(), &target(path)))
+                .send(&Outgoing::unsigned(&method.to_uppercase(), &target(path)))
                 .await;
             if described.contains(&(method.to_owned(), *path)) {
                 answer.assert_error(401, "SIGN_ERROR");
@@ -299,7 +293,10 @@ async fn every_described_endpoint_is_served_and_no_undescribed_method_is() {
         }
     }
     let beside = app
-        .send(&unsigned("GET", "/brand/card-member/no-such-resource"))
+        .send(&Outgoing::unsigned(
+            "GET",
+            "/brand/card-member/no-such-resource",
+        ))
         .await;
     assert_eq!(
         beside.status, 404,
@@ -310,7 +307,7 @@ async fn every_described_endpoint_is_served_and_no_undescribed_method_is() {
 #[tokio::test]
 async fn metrics_are_openmetrics_to_a_scraper_that_asks_and_plain_text_otherwise() {
     let app = spawn_app().await;
-    let mut asks = unsigned("GET", "/metrics");
+    let mut asks = Outgoing::unsigned("GET", "/metrics");
     asks.set_header(
         "Accept",
         "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
@@ -323,7 +320,7 @@ async fn metrics_are_openmetrics_to_a_scraper_that_asks_and_plain_text_otherwise
             .starts_with("application/openmetrics-text; version=1.0.0")
     );
     assert!(String::from_utf8(answer.body).unwrap().ends_with("# EOF\n"));
-    let plain = app.send(&unsigned("GET", "/metrics")).await;
+    let plain = app.send(&Outgoing::unsigned("GET", "/metrics")).await;
     assert!(
         plain
             .header("Content-Type")

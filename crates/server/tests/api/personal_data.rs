@@ -36,12 +36,7 @@ async fn canary_personal_data_appears_in_no_log_line_and_not_in_plaintext_in_the
 
     for target in ["/metrics", "/openapi.json", "/healthz"] {
         let page = app
-            .send(&crate::helpers::Outgoing {
-                method: "GET".into(),
-                target: target.into(),
-                body: Vec::new(),
-                headers: Vec::new(),
-            })
+            .send(&crate::helpers::Outgoing::unsigned("GET", target))
             .await;
         let page = String::from_utf8_lossy(&page.body);
         assert!(

@@ -31,14 +31,7 @@ async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_retur
         down.json()["message"],
         "service temporarily unavailable, try again later"
     );
-    let health = app
-        .send(&Outgoing {
-            method: "GET".into(),
-            target: "/healthz".into(),
-            body: Vec::new(),
-            headers: Vec::new(),
-        })
-        .await;
+    let health = app.send(&Outgoing::unsigned("GET", "/healthz")).await;
     assert_eq!(
         health.status, 503,
         "the health check tells the database is down"
