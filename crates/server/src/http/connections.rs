@@ -58,6 +58,7 @@ use tower::ServiceExt;
 use super::addresses::{Addresses, Unfinished};
 use super::faults::DropConnection;
 use crate::ops::metrics::Metrics;
+use crate::ops::repeated::Repeated;
 
 /// How long connections may take, and how many may be open.
 #[derive(Clone, Copy, Debug)]
@@ -77,7 +78,7 @@ pub(crate) struct ConnectionLimits {
 /// under pressure.
 const PRESSURE_CHECK: Duration = Duration::from_millis(250);
 
-/// How often the cap's warning may be logged.
+/// How often the cap's warning, or a failing `accept`'s, may be logged.
 const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How many refused connections may be draining at once at most (fewer
@@ -143,18 +144,26 @@ pub(crate) async fn serve(
     let addresses = Arc::new(Addresses::default());
     let (closing, closing_seen) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
-    let mut refusals = CapWarning::default();
+    let mut at_cap = Repeated::every(CAP_WARNING_INTERVAL);
+    let mut accept_failing = Repeated::every(CAP_WARNING_INTERVAL);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    accept_failed(&err).await;
+                    accept_failed(&err, &mut accept_failing).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        if let Some(ended) = accept_failing.ended(Instant::now()) {
+            tracing::info!(
+                failed = ended.times,
+                lasted_ms = ended.lasted.as_millis() as u64,
+                "accepting connections works again"
+            );
+        }
         // One address's connections owing their head: beyond its
         // allowance, closed at once, before it takes a slot.
         let pressured = under_pressure(&slots, limits.max_connections);
@@ -176,12 +185,25 @@ pub(crate) async fn serve(
         };
         let Some(slot) = slot else {
             metrics.connection_refused();
-            refusals.refused(limits.max_connections);
+            if let Some(refused) = at_cap.happened(Instant::now()) {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    refused,
+                    "connection limit reached: closing new connections at once"
+                );
+            }
             if tls.is_none() {
                 refuse(stream, &refusals_draining);
             }
             continue;
         };
+        if let Some(ended) = at_cap.ended(Instant::now()) {
+            tracing::info!(
+                refused = ended.times,
+                lasted_ms = ended.lasted.as_millis() as u64,
+                "connection limit no longer reached"
+            );
+        }
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             router: router.clone(),
@@ -239,8 +261,9 @@ fn refuse(mut stream: TcpStream, draining: &Arc<Semaphore>) {
 
 /// A failed `accept`: a connection reset before it was taken needs nothing;
 /// running out of file descriptors or memory is waited out briefly, so the
-/// loop does not spin.
-async fn accept_failed(error: &io::Error) {
+/// loop does not spin (and logged at most once per
+/// [`CAP_WARNING_INTERVAL`], since it can fail 20 times a second).
+async fn accept_failed(error: &io::Error, failing: &mut Repeated) {
     if matches!(
         error.kind(),
         io::ErrorKind::ConnectionAborted
@@ -249,35 +272,10 @@ async fn accept_failed(error: &io::Error) {
     ) {
         return;
     }
-    tracing::warn!(%error, "accepting a connection failed; retrying in 50 ms");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-/// Logs the cap being reached at most once per [`CAP_WARNING_INTERVAL`],
-/// with how many connections were refused since the last warning.
-#[derive(Default)]
-struct CapWarning {
-    last: Option<Instant>,
-    unreported: u64,
-}
-
-impl CapWarning {
-    fn refused(&mut self, cap: usize) {
-        self.unreported += 1;
-        if self
-            .last
-            .is_some_and(|last| last.elapsed() < CAP_WARNING_INTERVAL)
-        {
-            return;
-        }
-        tracing::warn!(
-            max_connections = cap,
-            refused = self.unreported,
-            "connection limit reached: closing new connections at once"
-        );
-        self.last = Some(Instant::now());
-        self.unreported = 0;
+    if let Some(since) = failing.happened(Instant::now()) {
+        tracing::warn!(%error, failed = since, "accepting a connection failed; retrying every 50 ms");
     }
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// One accepted connection's share of the server.

@@ -10,7 +10,7 @@ use card_member_server::DEV_SIGNUP_CARD_ID;
 use card_member_testkit::DedicatedPostgres;
 use serde_json::json;
 
-use crate::helpers::{CARD_ID, OPENID, Outgoing, TestApp, spawn_app_with_database};
+use crate::helpers::{CARD_ID, OPENID, Outgoing, TestApp, captured_logs, spawn_app_with_database};
 use crate::notifications::{Reply, TestReceiver, notify_to, sign_up};
 
 #[tokio::test]
@@ -54,6 +54,7 @@ async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_retur
 #[tokio::test]
 async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns_not_sent_again() {
     let (postgres, app) = app_on_a_postgres_of_its_own().await;
+    let logged_before = captured_logs().len();
     // The receiver holds the delivery while the database goes down.
     let hold = Duration::from_secs(3);
     let receiver = TestReceiver::start(&[Reply::After(hold)]).await;
@@ -91,6 +92,20 @@ async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns
         receiver.received().len(),
         1,
         "sent once: recorded, not sent again"
+    );
+    // The outbox's claims failed every second and the record at each
+    // retry, for more than 3 s: each said once (the other test here may
+    // add its own outage's line).
+    let logs = captured_logs()[logged_before..].to_owned();
+    let said = |what: &str| logs.lines().filter(|line| line.contains(what)).count();
+    assert!(
+        (1..=2).contains(&said("could not read the outbox")),
+        "a failing claim is logged, at most once a minute:\n{logs}"
+    );
+    assert_eq!(
+        said("could not record delivery attempts"),
+        1,
+        "a failing record is logged, at most once a minute:\n{logs}"
     );
     drop(postgres);
 }

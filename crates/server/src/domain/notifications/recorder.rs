@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::ops::repeated::{Repeated, WARN_AT_MOST_EVERY};
 use crate::records::{AttemptRecord, DeliveryOutcome};
 use crate::state::AppState;
 
@@ -63,6 +64,7 @@ pub(super) fn spawn_recorder(
     let recorded = tokio::spawn(async move {
         let mut batch: Vec<Ended> = Vec::new();
         let mut wait = RECORD_EVERY;
+        let mut refused = Repeated::every(WARN_AT_MOST_EVERY);
         loop {
             if batch.is_empty() {
                 if ended.recv_many(&mut batch, capacity).await == 0 {
@@ -77,6 +79,14 @@ pub(super) fn spawn_recorder(
             let started = tokio::time::Instant::now();
             match state.storage.record_deliveries(&batch).await {
                 Ok(()) => {
+                    if let Some(ended) = refused.ended(std::time::Instant::now()) {
+                        tracing::info!(
+                            failed = ended.times,
+                            lasted_ms = ended.lasted.as_millis() as u64,
+                            written = batch.len(),
+                            "delivery attempts are recorded again"
+                        );
+                    }
                     batch.clear();
                     wait = RECORD_EVERY;
                     // Retries may be due, leases are released: look again.
@@ -86,13 +96,21 @@ pub(super) fn spawn_recorder(
                     let count = batch.len();
                     let given_up = give_up_lapsed(&mut batch, state.clock.unix_now());
                     wait = (wait * 2).clamp(RECORD_RETRY_FIRST, RECORD_RETRY_MOST);
-                    tracing::warn!(
-                        %err,
-                        count,
-                        given_up,
-                        retry_in_ms = wait.as_millis() as u64,
-                        "could not record delivery attempts: trying again while their leases last (one given up is sent again)"
-                    );
+                    if let Some(failed) = refused.happened(std::time::Instant::now()) {
+                        tracing::warn!(
+                            %err,
+                            count,
+                            failed,
+                            retry_in_ms = wait.as_millis() as u64,
+                            "could not record delivery attempts: trying again while their leases last (said at most once a minute while it lasts)"
+                        );
+                    }
+                    if given_up > 0 {
+                        tracing::warn!(
+                            given_up,
+                            "delivery attempts not recorded before their lease ended: their notifications are sent again when due"
+                        );
+                    }
                 }
             }
             tokio::time::sleep_until(started + wait).await;

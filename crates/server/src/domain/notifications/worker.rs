@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::recorder::{Recorder, spawn_recorder};
 use super::{DEADLINE, api_v3_key, next_outcome, seal_context};
+use crate::ops::repeated::{Repeated, WARN_AT_MOST_EVERY};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 use crate::state::AppState;
 use crate::state::faults::FaultKind;
@@ -139,6 +140,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
         let held = Arc::new(Semaphore::new(HELD_IN_ALL));
         let mut brands: HashMap<String, BrandSlots> = HashMap::new();
         let mut last_brand: Option<String> = None;
+        let mut unreadable = Repeated::every(WARN_AT_MOST_EVERY);
         loop {
             if state.outbox.is_stopped() {
                 return;
@@ -162,7 +164,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                     last_brand: last_brand.take(),
                 })
             } else {
-                state
+                let claimed = state
                     .storage
                     .claim_notifications(Claim {
                         now,
@@ -173,7 +175,17 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                         }),
                         start_after: last_brand.take(),
                     })
-                    .await
+                    .await;
+                if claimed.is_ok()
+                    && let Some(ended) = unreadable.ended(std::time::Instant::now())
+                {
+                    tracing::info!(
+                        failed = ended.times,
+                        lasted_ms = ended.lasted.as_millis() as u64,
+                        "the outbox can be read again"
+                    );
+                }
+                claimed
             };
             match claimed {
                 Ok(claimed) => {
@@ -237,7 +249,15 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                         });
                     }
                 }
-                Err(err) => tracing::warn!(%err, "could not read the outbox"),
+                Err(err) => {
+                    if let Some(failed) = unreadable.happened(std::time::Instant::now()) {
+                        tracing::warn!(
+                            %err,
+                            failed,
+                            "could not read the outbox (said at most once a minute while it lasts)"
+                        );
+                    }
+                }
             }
             tokio::select! {
                 () = state.outbox.woken() => {}
