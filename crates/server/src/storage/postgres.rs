@@ -183,21 +183,25 @@ impl PostgresStorage {
     ) -> Result<NonceAdmission, StorageError> {
         let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
         let sweep = self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999;
-        let mut pooled = self.client().await?;
-        let client: &mut Client = &mut pooled;
+        let pooled = self.client().await?;
         if sweep {
-            client
+            pooled
                 .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
                 .await
                 .map_err(classify)?;
         }
-        let recorded = client
-            .query_opt(
+        // Prepared once per connection, as every other statement
+        // (a statement given as text is prepared anew: a round trip more).
+        let statement = pooled
+            .prepare_cached(
                 "INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
                  WHERE n.expires_at < $4 RETURNING 1",
-                &[&brand_id, &nonce, &expires_at, &now],
             )
+            .await
+            .map_err(classify)?;
+        let recorded = pooled
+            .query_opt(&statement, &[&brand_id, &nonce, &expires_at, &now])
             .await
             .map_err(classify)?;
         Ok(if recorded.is_some() {
@@ -218,31 +222,36 @@ impl PostgresStorage {
         let bucket = format!("{brand_id} {endpoint}");
         let interval = 1_000_000 / i64::from(per_second.max(1));
         let tolerance = interval * (i64::from(per_second.max(1)) - 1);
-        let mut pooled = self.client().await?;
-        let client: &mut Client = &mut pooled;
+        let pooled = self.client().await?;
         // One statement, one row lock: the buckets are exact however
         // many instances share them. The database's clock is the clock.
-        let taken = client
-            .query_opt(
+        let statement = pooled
+            .prepare_cached(
                 "INSERT INTO rate_limits AS r (bucket, tat_micros) \
                  VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $2) \
                  ON CONFLICT (bucket) DO UPDATE \
                  SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) + $2 \
                  WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) - (EXCLUDED.tat_micros - $2) <= $3 \
                  RETURNING tat_micros",
-                &[&bucket, &interval, &tolerance],
             )
+            .await
+            .map_err(classify)?;
+        let taken = pooled
+            .query_opt(&statement, &[&bucket, &interval, &tolerance])
             .await
             .map_err(classify)?;
         if taken.is_some() {
             return Ok(Ok(()));
         }
-        let ahead: i64 = client
-            .query_one(
+        let statement = pooled
+            .prepare_cached(
                 "SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
                  FROM rate_limits WHERE bucket = $1",
-                &[&bucket],
             )
+            .await
+            .map_err(classify)?;
+        let ahead: i64 = pooled
+            .query_one(&statement, &[&bucket])
             .await
             .map_err(classify)?
             .get(0);

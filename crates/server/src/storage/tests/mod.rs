@@ -830,6 +830,14 @@ async fn template_lists_are_newest_first_filtered_and_counted() {
         );
         let (page, _) = storage.list_cards("b", None, 4, 20).await.unwrap();
         assert_eq!(ids(page), ["c0"]);
+        let (page, total) = storage.list_cards("b", None, 10, 20).await.unwrap();
+        assert_eq!(
+            (ids(page), total),
+            (vec![], 5),
+            "past the end: no templates, and still the total"
+        );
+        let (page, total) = storage.list_cards("nobody", None, 0, 20).await.unwrap();
+        assert_eq!((ids(page), total), (vec![], 0), "a brand with none");
         let (page, total) = storage
             .list_cards("b", Some("CARD_INVALID"), 0, 20)
             .await
