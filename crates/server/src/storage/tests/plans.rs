@@ -3,7 +3,9 @@
 //! the outbox, records, tokens, nonces) through an index, never by a scan,
 //! unless it is one of the few that scan on purpose (below, each with why).
 //! Every test of the storage suite that runs a statement is so also a test
-//! of its plan (`EXPLAIN QUERY PLAN` on the statement with its values).
+//! of its plan (`EXPLAIN QUERY PLAN` on the statement with its values), and
+//! all of them together check that the connection's statement cache keeps
+//! every statement storage runs prepared.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -50,10 +52,19 @@ const SCANS: &[(&str, &str)] = &[
 
 pub(super) fn check(connection: &Connection, sql: &str, values: &[Value]) {
     static CHECKED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    let first = CHECKED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .insert(sql.to_owned());
+    let first = {
+        let mut checked = CHECKED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = checked.insert(sql.to_owned());
+        assert!(
+            checked.len() <= super::STATEMENT_CACHE,
+            "storage runs more statements than SQLite's statement cache keeps prepared \
+             ({}): raise STATEMENT_CACHE",
+            checked.len()
+        );
+        first
+    };
     let verb = sql
         .trim_start()
         .get(..6)
