@@ -332,6 +332,12 @@ async fn prepare(
     let (data_key, wechatpay_key, key_id) = keys?;
     let metrics = Arc::new(Metrics::default());
     let storage = Storage::counted(backend, Arc::clone(&metrics));
+    // This server's start (not administration's opening of the same file):
+    // what a stopped run held is due now.
+    storage
+        .void_leases_of_a_stopped_run(clock.unix_now())
+        .await
+        .map_err(|err| StartError(format!("releasing the last run's notifications: {err}")))?;
     let public_url = match &settings.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::sql::{Exec, ExecExt, Row, one_row, values};
-use super::{Mode, NotificationFilter, Storage, StorageError};
+use super::{Backend, Mode, NotificationFilter, Storage, StorageError};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
 /// An outbox row's columns, in [`outbox_from_row`]'s order.
@@ -189,6 +189,29 @@ impl Storage {
                 })
             })
         })
+        .await
+    }
+
+    /// At a server's start on SQLite (one server process per file): the
+    /// leases a stopped or killed run held are void, and what they held is
+    /// due now. Only a pending notification is leased (recording an
+    /// attempt ends its lease): the pending ones are read through their
+    /// index, not the whole outbox.
+    ///
+    /// Only the server's start calls this, not opening the file:
+    /// administration (`card-member brands`, `notifications`) opens it
+    /// beside a running server, and voiding that server's leases made it
+    /// claim and send its notifications in flight a second time. On
+    /// PostgreSQL other instances hold leases: nothing is voided.
+    pub(crate) async fn void_leases_of_a_stopped_run(&self, now: i64) -> Result<u64, StorageError> {
+        if matches!(self.backend, Backend::Postgres(_)) {
+            return Ok(0);
+        }
+        self.change(
+            "UPDATE outbox SET leased_until = 0, next_attempt_at = $1 \
+             WHERE state = 'PENDING' AND leased_until > 0",
+            values![now].to_vec(),
+        )
         .await
     }
 

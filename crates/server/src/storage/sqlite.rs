@@ -339,19 +339,9 @@ impl SqliteDb {
         };
         storage.migrate()?;
         storage.load_nonces(storage.clock.unix_now())?;
-        // One process per file: leases a killed run held are void, and
-        // what they held is due now. Only a pending notification is leased
-        // (recording an attempt ends its lease): the pending ones are read
-        // through their index, not the whole outbox (a million delivered
-        // rows read at every start).
-        SqliteExec {
-            connection: &mut storage.lock(),
-        }
-        .execute_now(
-            "UPDATE outbox SET leased_until = 0, next_attempt_at = $1 \
-             WHERE state = 'PENDING' AND leased_until > 0",
-            &[Value::Int(storage.clock.unix_now())],
-        )?;
+        // The leases of a stopped run are the server's to void at its start
+        // (`Storage::void_leases_of_a_stopped_run`), not any opener's:
+        // administration opens this file beside a running server.
         Ok(storage)
     }
 

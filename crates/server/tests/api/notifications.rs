@@ -354,6 +354,36 @@ async fn a_changed_notify_url_receives_the_very_next_notification() {
 }
 
 #[tokio::test]
+async fn administering_the_data_directory_beside_the_running_server_sends_no_notification_in_flight_again()
+ {
+    let app = spawn_app().await;
+    // The receiver holds the delivery while an operator administers the
+    // data directory (`card-member brands add`, which opens the database
+    // the server is running on).
+    let receiver = TestReceiver::start(&[Reply::After(Duration::from_secs(3))]).await;
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
+    sign_up(&app, "oAdministered").await;
+    let first = receiver.wait_for(1, Duration::from_secs(10)).await;
+    app.add_brand("4005005005").await;
+    // Past the hold, the delivery ended and was recorded; the worker has
+    // claimed at least twice meanwhile (it looks every second).
+    tokio::time::sleep_until((first[0].at + Duration::from_secs(4)).into()).await;
+    let ids: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|received| received.envelope().id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "sent once, not claimed again when administration opened the database: {ids:?}"
+    );
+    let (notification, attempts) = app.handle.notification(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(notification.state, "DELIVERED", "{attempts:?}");
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+}
+
+#[tokio::test]
 async fn a_hanging_receiver_is_given_up_after_five_seconds_and_stalls_no_other_brand() {
     let app = spawn_app().await;
     let hanging = TestReceiver::start(&[Reply::Hang; 8]).await;

@@ -585,7 +585,7 @@ async fn sqlite_a_failed_change_leaves_its_nonce_waiting_for_the_next_transactio
 }
 
 #[tokio::test]
-async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_held_due() {
+async fn sqlite_a_server_start_voids_the_leases_of_a_killed_run_and_makes_what_they_held_due() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     let now = Clock::default().unix_now();
@@ -606,8 +606,28 @@ async fn sqlite_a_start_voids_the_leases_of_a_killed_run_and_makes_what_they_hel
             .unwrap();
     }
     let restarted = sqlite_at(&path).await;
-    // Due at the start's time (a second may have passed since `now`).
+    // Opened (as administration opens the file beside a running server):
+    // the leases hold.
+    let opened = Clock::default().unix_now();
+    assert!(
+        restarted
+            .claim_notifications(claim(opened, 3))
+            .await
+            .unwrap()
+            .notifications
+            .is_empty(),
+        "opening the file voids no lease"
+    );
+    // The server's start: due at its time (a second may have passed since
+    // `now`).
     let started = Clock::default().unix_now();
+    assert_eq!(
+        restarted
+            .void_leases_of_a_stopped_run(started)
+            .await
+            .unwrap(),
+        2
+    );
     let mut again: Vec<String> = restarted
         .claim_notifications(claim(started, 3))
         .await
