@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, args, card_member, start_on_a_free_port};
+use crate::helpers::{BIN, args, card_member, free_port, start_on_a_free_port};
 
 /// A `card-member serve` process, killed when dropped.
 struct Served {
@@ -359,12 +359,7 @@ async fn the_sdk_and_the_cli_call_the_server_over_https_with_the_certificate_key
             tls.join("key.pem").display().to_string(),
         ),
     ];
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", &address])
         .current_dir(dir.path())

@@ -7,25 +7,20 @@ use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::Value;
 
 use crate::helpers::{
-    BIN, args, card_member, json_from, json_of, refusal_of, start_server, wait_healthy,
+    BIN, args, card_member, json_from, json_of, refusal_of, start_on_a_free_port, start_server,
 };
 
 #[test]
 fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &address])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_healthy(&address);
+    let (mut child, address) = start_on_a_free_port(|address| {
+        Command::new(BIN)
+            .args(["serve", "--listen", address])
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
 
     let credentials: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("card-member-data/dev/credentials.json")).unwrap(),
@@ -288,19 +283,14 @@ async fn openapi_command_prints_the_document_the_server_serves() {
 #[test]
 fn serve_with_log_format_json_writes_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &address, "--log-format", "json"])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_healthy(&address);
+    let (mut child, _) = start_on_a_free_port(|address| {
+        Command::new(BIN)
+            .args(["serve", "--listen", address, "--log-format", "json"])
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

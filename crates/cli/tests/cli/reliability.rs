@@ -12,30 +12,26 @@ use card_member_client::{Client, Error, RetryPolicy, UserCardImport, UserCardUpd
 use card_member_server::brands::{self, CertificateSource};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, Settings};
 
-use crate::helpers::{BIN, wait_healthy};
+use crate::helpers::{BIN, start_on_a_free_port};
 
 /// Brands updating at once (each limited to 5 requests/s), and cards per brand.
 const BRANDS: usize = 6;
 const CARDS_PER_BRAND: usize = 2;
 
 fn start(dir: &Path, database_url: Option<&str>) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(url) = database_url {
-        command.env("CARD_MEMBER_DATABASE_URL", url);
-    }
-    let child = command.spawn().unwrap();
-    wait_healthy(&format!("127.0.0.1:{port}"));
-    (child, format!("http://127.0.0.1:{port}"))
+    let (child, address) = start_on_a_free_port(|address| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", address])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(url) = database_url {
+            command.env("CARD_MEMBER_DATABASE_URL", url);
+        }
+        command.spawn().unwrap()
+    });
+    (child, format!("http://{address}"))
 }
 
 /// A client of `brand_id` (all brands here share the development key).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, args, card_member, json_from, wait_healthy};
+use crate::helpers::{BIN, args, card_member, json_from, start_on_a_free_port};
 
 struct Instance {
     child: Child,
@@ -23,25 +23,17 @@ impl Drop for Instance {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn serve(dir: &Path, env: &[(&str, String)]) -> Instance {
-    let address = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &address])
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(&address);
+    let (child, address) = start_on_a_free_port(|address| {
+        Command::new(BIN)
+            .args(["serve", "--listen", address])
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
     Instance {
         child,
         base_url: format!("http://{address}"),
