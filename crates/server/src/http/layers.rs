@@ -41,6 +41,7 @@ pub(crate) async fn request_id_and_log(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let _in_flight = state.metrics.request_started();
     let id = new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();

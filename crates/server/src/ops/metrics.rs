@@ -90,6 +90,7 @@ pub(crate) struct Metrics {
     rsa_private_key_cpu: Counter<f64, AtomicU64>,
     rsa_private_key_wall: Counter<f64, AtomicU64>,
     connections_open: Gauge,
+    requests_in_flight: Gauge,
     connections_refused: Counter,
     connections_timed_out: Counter,
     brands_cached: Gauge,
@@ -212,6 +213,12 @@ impl Default for Metrics {
             "Client connections open now",
             connections_open.clone(),
         );
+        let requests_in_flight = Gauge::default();
+        registry.register(
+            "card_member_requests_in_flight",
+            "Requests received and not answered yet (a scrape of /metrics counts itself)",
+            requests_in_flight.clone(),
+        );
         let connections_refused = Counter::default();
         registry.register(
             "card_member_connections_refused",
@@ -244,12 +251,22 @@ impl Default for Metrics {
             rsa_private_key_cpu,
             rsa_private_key_wall,
             connections_open,
+            requests_in_flight,
             connections_refused,
             connections_timed_out,
             brands_cached,
             deliveries,
             injected,
         }
+    }
+}
+
+/// A request in flight: [`Metrics::request_started`]'s guard.
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -355,6 +372,13 @@ impl Metrics {
             .sum()
     }
 
+    /// A request received: counted in flight until the guard is dropped
+    /// (answered, timed out, or abandoned by its client).
+    pub(crate) fn request_started(&self) -> InFlight {
+        self.requests_in_flight.inc();
+        InFlight(self.requests_in_flight.clone())
+    }
+
     pub(crate) fn connection_opened(&self) {
         self.connections_open.inc();
     }
@@ -388,6 +412,30 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_in_flight_from_its_start_until_its_guard_is_dropped() {
+        let metrics = Metrics::default();
+        let first = metrics.request_started();
+        let second = metrics.request_started();
+        assert!(
+            metrics
+                .render(0)
+                .contains("card_member_requests_in_flight 2")
+        );
+        drop(first);
+        assert!(
+            metrics
+                .render(0)
+                .contains("card_member_requests_in_flight 1")
+        );
+        drop(second);
+        assert!(
+            metrics
+                .render(0)
+                .contains("card_member_requests_in_flight 0")
+        );
+    }
 
     #[test]
     fn histograms_are_cumulative() {
@@ -453,6 +501,7 @@ mod tests {
             "card_member_rsa_private_key_wall_seconds_total 0.0004",
             "card_member_build_info{version=\"",
             "card_member_connections_open 0",
+            "card_member_requests_in_flight 0",
             "card_member_connections_refused_total 0",
             "card_member_connections_timed_out_total 0",
             "card_member_brands_cached 3",

@@ -47,7 +47,15 @@ async fn graceful_shutdown_finishes_the_requests_in_flight() {
         &serde_json::to_vec(&body).unwrap(),
     );
     let release = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // In flight: the update, waiting for the lock, and this scrape.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while app.metric("card_member_requests_in_flight").await < 2.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the update never came in flight"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         app.begin_shutdown();
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         lock.release();
