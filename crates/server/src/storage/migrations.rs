@@ -58,6 +58,22 @@ pub(super) fn failed(error: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(format!("schema migration: {error}"))
 }
 
+/// A migration script's failure (adopting an old count, upgrading old
+/// templates), named as a migration's as refinery's own failures are; its
+/// kind is kept (a database that cannot be written stays unavailable).
+pub(super) fn in_migration(error: StorageError) -> StorageError {
+    const PREFIX: &str = "schema migration: ";
+    match error {
+        StorageError::Unavailable(why) if !why.starts_with(PREFIX) => {
+            StorageError::Unavailable(format!("{PREFIX}{why}"))
+        }
+        StorageError::Internal(why) if !why.starts_with(PREFIX) => {
+            StorageError::Internal(format!("{PREFIX}{why}"))
+        }
+        other => other,
+    }
+}
+
 /// The migrations of `runner` a count from before refinery (`counted`)
 /// says were applied: version, name, checksum.
 pub(super) fn counted_migrations(runner: &Runner, counted: usize) -> Vec<(i64, String, String)> {

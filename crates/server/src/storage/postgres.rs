@@ -282,7 +282,9 @@ async fn migrate_locked(client: &mut Object) -> Result<(), StorageError> {
             .map_or(0, |row| row.get(0));
         let applied =
             migrations::counted_migrations(&runner, usize::try_from(counted).unwrap_or(0));
-        migrations::adopt(&mut PgExec(&tx), applied).await?;
+        migrations::adopt(&mut PgExec(&tx), applied)
+            .await
+            .map_err(migrations::in_migration)?;
         tx.batch_execute("DROP TABLE card_member_schema")
             .await
             .map_err(migrations::failed)?;
@@ -295,7 +297,9 @@ async fn migrate_locked(client: &mut Object) -> Result<(), StorageError> {
         .map(drop)
         .map_err(migrations::failed)?;
     let tx = client.transaction().await.map_err(migrations::failed)?;
-    migrations::upgrade_templates(&mut PgExec(&tx)).await?;
+    migrations::upgrade_templates(&mut PgExec(&tx))
+        .await
+        .map_err(migrations::in_migration)?;
     tx.commit().await.map_err(migrations::failed)
 }
 

@@ -520,13 +520,15 @@ impl SqliteDb {
             .map_err(migrations::failed)?;
         if !has_history && counted > 0 {
             let applied = migrations::counted_migrations(&runner, counted);
-            in_transaction(connection, |db| Box::pin(migrations::adopt(db, applied)))?;
+            in_transaction(connection, |db| Box::pin(migrations::adopt(db, applied)))
+                .map_err(migrations::in_migration)?;
         }
         runner
             .run(connection)
             .map(drop)
             .map_err(migrations::failed)?;
         in_transaction(connection, |db| Box::pin(migrations::upgrade_templates(db)))
+            .map_err(migrations::in_migration)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {

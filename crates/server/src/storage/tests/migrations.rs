@@ -18,3 +18,27 @@ fn an_old_template_becomes_the_providers_object() {
     assert!(!body.contains("user_information_form"));
     assert_eq!(upgrade_template(&body).unwrap().1, body, "idempotent");
 }
+
+#[test]
+fn a_migration_scripts_failure_is_named_a_migrations_and_keeps_its_kind() {
+    let named = |error: StorageError| in_migration(error).to_string();
+    assert!(
+        named(StorageError::Unavailable("database is locked".into()))
+            .contains("schema migration: database is locked")
+    );
+    assert!(matches!(
+        in_migration(StorageError::Unavailable("full".into())),
+        StorageError::Unavailable(_)
+    ));
+    assert!(
+        named(StorageError::Internal("no such table".into()))
+            .contains("schema migration: no such table")
+    );
+    assert_eq!(
+        named(failed("a stored template is not a JSON object"))
+            .matches("schema migration")
+            .count(),
+        1,
+        "named once"
+    );
+}
