@@ -223,9 +223,9 @@ async fn metrics_count_requests_by_route_and_code_rsa_operations_with_their_cpu_
         .user_card(&app);
     app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "card_color": "red"}))
         .await;
-    // Six more at once, past the brand's limit (one after another, a
+    // Ten more at once, past the brand's limit (one after another, a
     // loaded machine may answer them slowly enough for the bucket to refill).
-    let bodies: Vec<_> = (0..6)
+    let bodies: Vec<_> = (0..10)
         .map(|i| json!({"card_id": CARD_ID, "openid": OPENID, "level": format!("m{i}")}))
         .collect();
     futures_util::future::join_all(bodies.iter().map(|body| app.update(body))).await;
