@@ -157,13 +157,7 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        if let Some(ended) = accept_failing.ended(Instant::now()) {
-            tracing::info!(
-                failed = ended.times,
-                lasted_ms = ended.lasted.as_millis() as u64,
-                "accepting connections works again"
-            );
-        }
+        accept_failing.log_end("accepting connections works again");
         // One address's connections owing their head: beyond its
         // allowance, closed at once, before it takes a slot.
         let pressured = under_pressure(&slots, limits.max_connections);
@@ -197,13 +191,7 @@ pub(crate) async fn serve(
             }
             continue;
         };
-        if let Some(ended) = at_cap.ended(Instant::now()) {
-            tracing::info!(
-                refused = ended.times,
-                lasted_ms = ended.lasted.as_millis() as u64,
-                "connection limit no longer reached"
-            );
-        }
+        at_cap.log_end("connection limit no longer reached");
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             router: router.clone(),

@@ -88,6 +88,23 @@ impl Repeated {
             times: lasting.times,
         })
     }
+
+    /// It works again: [`Self::ended`] now, logged at info as `what` with
+    /// how often it failed and how long it lasted. The clock is read only
+    /// while a failure lasts, so a loop may call this at every success
+    /// (the accept loop does, at every connection) for nothing.
+    pub(crate) fn log_end(&mut self, what: &'static str) {
+        if self.lasting.is_none() {
+            return;
+        }
+        if let Some(ended) = self.ended(Instant::now()) {
+            tracing::info!(
+                failed = ended.times,
+                lasted_ms = u64::try_from(ended.lasted.as_millis()).unwrap_or(u64::MAX),
+                "{what}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +147,15 @@ mod tests {
             })
         );
         assert_eq!(warning.ended(at(17)), None, "its end is told once");
+    }
+
+    #[test]
+    fn logging_a_failures_end_ends_it() {
+        let mut warning = Repeated::every(MINUTE);
+        warning.log_end("nothing failed: nothing to say");
+        assert_eq!(warning.happened(Instant::now()), Some(1));
+        warning.log_end("works again");
+        assert_eq!(warning.ended(Instant::now()), None, "already told");
     }
 
     #[test]

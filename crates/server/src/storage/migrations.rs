@@ -53,16 +53,18 @@ fn runner(runner: Runner) -> Runner {
     runner.set_abort_missing(true).set_abort_divergent(true)
 }
 
+/// What names a failure as a migration's.
+const PREFIX: &str = "schema migration: ";
+
 /// A migration's failure.
 pub(super) fn failed(error: impl std::fmt::Display) -> StorageError {
-    StorageError::Internal(format!("schema migration: {error}"))
+    StorageError::Internal(format!("{PREFIX}{error}"))
 }
 
 /// A migration script's failure (adopting an old count, upgrading old
 /// templates), named as a migration's as refinery's own failures are; its
 /// kind is kept (a database that cannot be written stays unavailable).
 pub(super) fn in_migration(error: StorageError) -> StorageError {
-    const PREFIX: &str = "schema migration: ";
     match error {
         StorageError::Unavailable(why) if !why.starts_with(PREFIX) => {
             StorageError::Unavailable(format!("{PREFIX}{why}"))

@@ -79,14 +79,7 @@ pub(super) fn spawn_recorder(
             let started = tokio::time::Instant::now();
             match state.storage.record_deliveries(&batch).await {
                 Ok(()) => {
-                    if let Some(ended) = refused.ended(std::time::Instant::now()) {
-                        tracing::info!(
-                            failed = ended.times,
-                            lasted_ms = ended.lasted.as_millis() as u64,
-                            written = batch.len(),
-                            "delivery attempts are recorded again"
-                        );
-                    }
+                    refused.log_end("delivery attempts are recorded again");
                     batch.clear();
                     wait = RECORD_EVERY;
                     // Retries may be due, leases are released: look again.

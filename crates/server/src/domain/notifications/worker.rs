@@ -176,14 +176,8 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                         start_after: last_brand.take(),
                     })
                     .await;
-                if claimed.is_ok()
-                    && let Some(ended) = unreadable.ended(std::time::Instant::now())
-                {
-                    tracing::info!(
-                        failed = ended.times,
-                        lasted_ms = ended.lasted.as_millis() as u64,
-                        "the outbox can be read again"
-                    );
+                if claimed.is_ok() {
+                    unreadable.log_end("the outbox can be read again");
                 }
                 claimed
             };
