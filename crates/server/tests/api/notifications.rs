@@ -164,6 +164,22 @@ pub(crate) fn form() -> SignUpForm {
     }
 }
 
+/// A member `openid` signs up to the development sign-up template, whose
+/// notifications go to a receiver that holds the first one for `hold`
+/// before it answers: the receiver, and that delivery as it arrived (still
+/// held).
+pub(crate) async fn held_delivery(
+    app: &TestApp,
+    openid: &str,
+    hold: Duration,
+) -> (TestReceiver, Received) {
+    let receiver = TestReceiver::start(&[Reply::After(hold)]).await;
+    notify_to(app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
+    sign_up(app, openid).await;
+    let first = receiver.wait_for(1, Duration::from_secs(10)).await;
+    (receiver, first[0].clone())
+}
+
 pub(crate) async fn sign_up(app: &TestApp, openid: &str) -> SignedUp {
     let body =
         serde_json::to_vec(&json!({"card_id": DEV_SIGNUP_CARD_ID, "openid": openid})).unwrap();
@@ -360,14 +376,11 @@ async fn administering_the_data_directory_beside_the_running_server_sends_no_not
     // The receiver holds the delivery while an operator administers the
     // data directory (`card-member brands add`, which opens the database
     // the server is running on).
-    let receiver = TestReceiver::start(&[Reply::After(Duration::from_secs(3))]).await;
-    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
-    sign_up(&app, "oAdministered").await;
-    let first = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let (receiver, first) = held_delivery(&app, "oAdministered", Duration::from_secs(3)).await;
     app.add_brand("4005005005").await;
     // Past the hold, the delivery ended and was recorded; the worker has
     // claimed at least twice meanwhile (it looks every second).
-    tokio::time::sleep_until((first[0].at + Duration::from_secs(4)).into()).await;
+    tokio::time::sleep_until((first.at + Duration::from_secs(4)).into()).await;
     let ids: Vec<String> = receiver
         .received()
         .iter()
@@ -472,12 +485,9 @@ async fn a_restart_mid_schedule_resumes_the_same_notification() {
 async fn a_graceful_stop_waits_for_a_delivery_in_flight_and_records_it_so_a_restart_does_not_send_it_again()
  {
     let app = spawn_app().await;
-    let receiver = TestReceiver::start(&[Reply::After(Duration::from_millis(800))]).await;
-    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
-    sign_up(&app, "oStoppedMidDelivery").await;
-    let id = receiver.wait_for(1, Duration::from_secs(10)).await[0]
-        .envelope()
-        .id;
+    let (receiver, first) =
+        held_delivery(&app, "oStoppedMidDelivery", Duration::from_millis(800)).await;
+    let id = first.envelope().id;
     // The receiver is still answering: the stop waits for it.
     let stopped = app.stop().await;
     let restarted = spawn_app_in(stopped).await;

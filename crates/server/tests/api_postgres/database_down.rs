@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use card_member_server::DEV_SIGNUP_CARD_ID;
 use card_member_testkit::DedicatedPostgres;
 use serde_json::json;
 
 use crate::helpers::{CARD_ID, OPENID, Outgoing, TestApp, captured_logs, spawn_app_with_database};
-use crate::notifications::{Reply, TestReceiver, notify_to, sign_up};
+use crate::notifications::held_delivery;
 
 #[tokio::test]
 async fn requests_fail_with_503_while_postgres_is_down_and_succeed_when_it_returns() {
@@ -57,19 +56,16 @@ async fn a_delivery_that_ends_while_postgres_is_down_is_recorded_when_it_returns
     let logged_before = captured_logs().len();
     // The receiver holds the delivery while the database goes down.
     let hold = Duration::from_secs(3);
-    let receiver = TestReceiver::start(&[Reply::After(hold)]).await;
-    notify_to(&app, DEV_SIGNUP_CARD_ID, &receiver.url()).await;
-    sign_up(&app, "oRecordedLate").await;
-    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
-    let id = received[0].envelope().id;
+    let (receiver, held) = held_delivery(&app, "oRecordedLate", hold).await;
+    let id = held.envelope().id;
     let postgres = pg_ctl(postgres, DedicatedPostgres::stop).await;
     assert!(
-        received[0].at.elapsed() < hold,
+        held.at.elapsed() < hold,
         "the database went down before the receiver answered"
     );
     // The receiver has answered and the attempt's record failed (more
     // than once) before the database returns.
-    tokio::time::sleep_until((received[0].at + hold + Duration::from_millis(800)).into()).await;
+    tokio::time::sleep_until((held.at + hold + Duration::from_millis(800)).into()).await;
     let postgres = pg_ctl(postgres, DedicatedPostgres::restart).await;
     // Written within its lease (60 s), well before it runs out.
     let deadline = Instant::now() + Duration::from_secs(15);
