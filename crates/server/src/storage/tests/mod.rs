@@ -610,12 +610,7 @@ async fn sqlite_a_server_start_voids_the_leases_of_a_killed_run_and_makes_what_t
     // the leases hold.
     let opened = Clock::default().unix_now();
     assert!(
-        restarted
-            .claim_notifications(claim(opened, 3))
-            .await
-            .unwrap()
-            .notifications
-            .is_empty(),
+        claims_nothing(&restarted, claim(opened, 3)).await,
         "opening the file voids no lease"
     );
     // The server's start: due at its time (a second may have passed since
@@ -1167,6 +1162,16 @@ fn claim(now: i64, limit: i64) -> Claim {
 }
 
 /// [`claim`], taking brands in turn after `brand`.
+/// Whether `claim` takes nothing.
+async fn claims_nothing(storage: &Storage, claim: Claim) -> bool {
+    storage
+        .claim_notifications(claim)
+        .await
+        .unwrap()
+        .notifications
+        .is_empty()
+}
+
 fn claim_after(now: i64, limit: i64, brand: &str) -> Claim {
     Claim {
         start_after: Some(brand.to_owned()),
@@ -1242,12 +1247,7 @@ async fn instances_claim_disjoint_notifications_from_one_outbox() {
             backend.name
         );
         assert!(
-            storage
-                .claim_notifications(claim(now, 20))
-                .await
-                .unwrap()
-                .notifications
-                .is_empty(),
+            claims_nothing(storage, claim(now, 20)).await,
             "leased ones are not due until their lease ends"
         );
     }
@@ -1322,12 +1322,7 @@ async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() 
         let mut rest = claim_after(now, 6, "a");
         rest.per_brand = Box::new(|_| 0);
         assert!(
-            storage
-                .claim_notifications(rest)
-                .await
-                .unwrap()
-                .notifications
-                .is_empty(),
+            claims_nothing(storage, rest).await,
             "{}: a brand with no free slot gets nothing",
             backend.name
         );
