@@ -4,11 +4,16 @@ against any build of `card-member`, reproducible with Python's standard
 library and the `openssl` command line (the flood has its own command,
 `card-member flood`).
 
-    scripts/attacks.py --bin target/release/card-member [--attack replay|connections|all]
+    scripts/attacks.py --bin target/release/card-member [--attack replay|connections|second-server|all]
 
 replay       sign one update, send it (200), send it again (refused), restart
              the server (SIGTERM, then again with kill -9) and send it a third
              time: a server that forgets nonces applies it again.
+second-server
+             start a second server on the first's data directory (another
+             port), send one signed update to the first (200) and the same
+             bytes to the second: a second server that starts has its own
+             memory of nonces and applies it again.
 connections  under a 1,024 open-file limit, open 1,100 connections that each
              send an unfinished request head and hold them; report whether
              /healthz still answers, how soon, and how many of the attack's
@@ -56,7 +61,7 @@ class Server:
         self.port = free_port()
         self.process = None
 
-    def start(self):
+    def start(self, may_refuse=False):
         command = [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}"]
         if self.open_files:
             command = ["sh", "-c", f'ulimit -n {self.open_files} && exec "$0" "$@"'] + command
@@ -67,6 +72,8 @@ class Server:
         while time.time() < deadline:
             if (healthz(self.port, 1) or "").startswith("HTTP/1.1 200"):
                 return self
+            if may_refuse and self.process.poll() is not None:
+                return None
             time.sleep(0.05)
         raise SystemExit("the server did not start")
 
@@ -129,6 +136,21 @@ def replay(binary):
             server.stop()
 
 
+def second_server(binary):
+    with tempfile.TemporaryDirectory() as directory:
+        first = Server(binary, directory).start()
+        second = Server(binary, directory)
+        started = second.start(may_refuse=True)
+        captured = signed_update(directory, "captured")
+        print(f"second-server: to the first:  {send(first.port, captured)}")
+        if started is None:
+            print(f"second-server: the second refused to start (exit {second.process.returncode})")
+        else:
+            print(f"second-server: to the second: {send(second.port, captured)}")
+            second.stop()
+        first.stop()
+
+
 def connections(binary, count=1100, hold=15.0):
     with tempfile.TemporaryDirectory() as directory:
         server = Server(binary, directory, open_files=1024).start()
@@ -171,11 +193,15 @@ def connections(binary, count=1100, hold=15.0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", default="target/release/card-member")
-    parser.add_argument("--attack", choices=["replay", "connections", "all"], default="all")
+    parser.add_argument(
+        "--attack", choices=["replay", "connections", "second-server", "all"], default="all"
+    )
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     if args.attack in ("replay", "all"):
         replay(binary)
+    if args.attack in ("second-server", "all"):
+        second_server(binary)
     if args.attack in ("connections", "all"):
         connections(binary)
 

@@ -25,7 +25,7 @@ use crate::ops::metrics::Metrics;
 use crate::ops::settings::Settings;
 use crate::records::{AuditEntry, UserCardKey};
 use crate::state::{AppState, BrandDirectory, ConsoleAccess, Explanations, Faults, Outbox, Recent};
-use crate::storage::{self, NotificationFilter, Storage};
+use crate::storage::{self, NotificationFilter, Opener, Storage};
 
 /// A built server: its listener bound, its storage open, its keys loaded.
 pub struct Application {
@@ -139,6 +139,7 @@ impl Application {
             connections::serve(self.listener, app, self.limits, self.tls, metrics, shutdown).await;
         state.outbox.stop();
         worker.finish().await;
+        state.storage.server_stopped();
         served
     }
 }
@@ -305,7 +306,7 @@ async fn prepare(
     tls: bool,
 ) -> Result<(AppState, Option<PathBuf>), StartError> {
     let clock = Clock::default();
-    let (backend, fresh) = storage::open(settings, &clock).await?;
+    let (backend, fresh) = storage::open(settings, &clock, Opener::Server).await?;
     let keys_settings = settings.clone();
     let keys = tokio::task::spawn_blocking(move || {
         let settings = keys_settings;

@@ -78,6 +78,40 @@ fn serve_on_an_empty_data_dir_creates_the_development_setup_and_stops_on_sigterm
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_a_running_servers_sqlite_data_dir_exits_1_naming_the_first() {
+    let server = start_server().await;
+    let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
+    let second = card_member(
+        args(&["serve", "--data-dir", &data_dir, "--listen", "127.0.0.1:0"]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("one server per SQLite file")
+            && stderr.contains(&format!("process {}", std::process::id())),
+        "{stderr}"
+    );
+    let card = json_of(
+        &server,
+        &[
+            "get",
+            DEV_USER_CARD_CODE,
+            "--card-id",
+            DEV_CARD_ID,
+            "--openid",
+            DEV_OPENID,
+        ],
+    )
+    .await;
+    assert_eq!(
+        card["user_card_code"], DEV_USER_CARD_CODE,
+        "the first serves on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn update_with_the_seed_file_prints_the_verified_card_and_decrypts_on_request() {
     let server = start_server().await;
     let seed = concat!(

@@ -11,7 +11,7 @@ use crate::error::StartError;
 use crate::ops::settings::Settings;
 use crate::records::{BrandCertificate, BrandRecord};
 use crate::storage;
-use crate::storage::{Storage, StorageError, Taken};
+use crate::storage::{Opener, Storage, StorageError, Taken};
 
 /// A brand API certificate given to `brands add`.
 #[derive(Debug)]
@@ -214,7 +214,7 @@ pub(crate) fn administer<T>(
         .build()
         .map_err(|err| StartError(format!("cannot start a runtime: {err}")))?;
     runtime.block_on(async {
-        let (backend, _) = storage::open(settings, &Clock::default()).await?;
+        let (backend, _) = storage::open(settings, &Clock::default(), Opener::Administration).await?;
         work(&Storage::untimed(backend)).await
     })
 }

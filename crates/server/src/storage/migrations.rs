@@ -94,6 +94,26 @@ pub(super) fn counted_migrations(runner: &Runner, counted: usize) -> Vec<(i64, S
         .collect()
 }
 
+/// Whether a database whose newest applied migration is `applied` has the
+/// schema `runner` would leave: what administration beside a running
+/// server (which migrated it) needs, since it must not migrate it itself.
+pub(super) fn same_schema(applied: i64, runner: &Runner) -> Result<(), StorageError> {
+    let known = runner
+        .get_migrations()
+        .iter()
+        .map(|migration| i64::from(migration.version()))
+        .max()
+        .unwrap_or(0);
+    if applied == known {
+        return Ok(());
+    }
+    Err(StorageError::Unavailable(format!(
+        "{PREFIX}a server is running on this database with schema version {applied}, and this \
+         card-member's is version {known}; stop the server (the first to start alone migrates \
+         the schema), or run this command with the server's own card-member"
+    )))
+}
+
 /// Adopts migrations applied before refinery into refinery's history, in
 /// the caller's transaction: one script for both backends.
 pub(super) async fn adopt(

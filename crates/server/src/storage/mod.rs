@@ -31,6 +31,7 @@ mod outbox;
 mod postgres;
 mod rate_limit;
 mod replay;
+mod server_lock;
 pub(crate) mod sql;
 mod sqlite;
 #[cfg(test)]
@@ -49,6 +50,7 @@ use serde::Serialize;
 pub(crate) use faults::FaultRecord;
 pub(crate) use outbox::{Claim, Claimed};
 pub(crate) use postgres::PostgresStorage;
+pub(crate) use server_lock::Opener;
 use sql::{Exec, Row, Value};
 pub(crate) use sqlite::SqliteStorage;
 
@@ -248,6 +250,15 @@ impl Storage {
         result
     }
 
+    /// A server has stopped: on SQLite it lets go of the file, so that
+    /// another may start on it while handles on this storage live on (one
+    /// server per file: `server_lock.rs`). PostgreSQL holds nothing.
+    pub(crate) fn server_stopped(&self) {
+        if let Backend::Sqlite(db) = &self.backend {
+            db.let_go_of_the_file();
+        }
+    }
+
     /// After a bulk load (`seed-data`): SQLite's write-ahead log folded
     /// into the database; PostgreSQL's tables vacuumed and analysed.
     pub(crate) async fn settle(&self) -> Result<(), StorageError> {
@@ -321,7 +332,11 @@ impl fmt::Display for OpenError {
 
 /// Opens the storage `settings` name and applies its migrations; `true`
 /// when no brand is registered yet (a first start).
-pub(crate) async fn open(settings: &Settings, clock: &Clock) -> Result<(Backend, bool), OpenError> {
+pub(crate) async fn open(
+    settings: &Settings,
+    clock: &Clock,
+    opener: Opener,
+) -> Result<(Backend, bool), OpenError> {
     let backend = match settings
         .database()
         .map_err(|err| OpenError(err.to_string()))?
@@ -333,7 +348,7 @@ pub(crate) async fn open(settings: &Settings, clock: &Clock) -> Result<(Backend,
                 })?;
             }
             Backend::Sqlite(
-                SqliteStorage::open(&path, clock.clone())
+                SqliteStorage::open(&path, clock.clone(), opener)
                     .await
                     .map_err(|err| OpenError(format!("{}: {err}", path.display())))?,
             )

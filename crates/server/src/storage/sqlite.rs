@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file, WAL with `synchronous=FULL`, so a
 //! crash or power loss never loses a committed (acknowledged) write. One
-//! server process per file: rate-limit buckets live in memory.
+//! server process per file, which it holds locked (`server_lock.rs`): nonces,
+//! rate-limit buckets and notification leases live in its memory.
 //!
 //! Writes are committed in groups: a write queues, one committer on a
 //! blocking thread runs what has queued in one transaction, each write in
@@ -21,7 +22,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ use rusqlite::{Connection, ErrorCode, params};
 use super::migrations;
 use super::rate_limit::RateLimiter;
 use super::replay::{ReplayGuard, expiry};
+use super::server_lock::{self, Held, Opener};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
 use super::{Mode, Nonce, NonceAdmission, Script, StorageError, Work};
 use crate::clock::Clock;
@@ -146,14 +148,22 @@ pub(crate) struct SqliteDb {
     /// Where uploaded images are kept: `media/` beside the database file.
     media_dir: std::path::PathBuf,
     clock: Clock,
+    /// The file's lock while this process holds it: a server's until it
+    /// stops, administration's when no server runs (`None`: beside a
+    /// server, or let go).
+    file_lock: Mutex<Held>,
 }
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database file and applies migrations
-    /// (off the async workers).
-    pub(crate) async fn open(path: &Path, clock: Clock) -> Result<Self, StorageError> {
+    /// Opens (creating if needed) the database file for `opener` and applies
+    /// migrations unless a server runs on it (off the async workers).
+    pub(crate) async fn open(
+        path: &Path,
+        clock: Clock,
+        opener: Opener,
+    ) -> Result<Self, StorageError> {
         let path = path.to_owned();
-        let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path, clock))
+        let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path, clock, opener))
             .await
             .map_err(|err| StorageError::Internal(err.to_string()))??;
         Ok(Self(Arc::new(db)))
@@ -220,6 +230,11 @@ impl SqliteStorage {
     /// Counts this database's group commits in `metrics` from now on.
     pub(super) fn count_commits_in(&self, metrics: Arc<Metrics>) {
         let _ = self.0.metrics.set(metrics);
+    }
+
+    /// A stopped server lets go of the file (see [`server_lock`]).
+    pub(super) fn let_go_of_the_file(&self) {
+        self.0.let_go_of_the_file();
     }
 
     /// After a bulk load: the write-ahead log folded into the database
@@ -311,8 +326,11 @@ fn finish<T>(script: Script<'_, T>) -> Result<T, StorageError> {
 }
 
 impl SqliteDb {
-    /// Opens (creating if needed) the database file and applies migrations.
-    fn open(path: &Path, clock: Clock) -> Result<Self, StorageError> {
+    /// Opens (creating if needed) the database file and applies migrations,
+    /// or, beside a running server, checks the schema is this build's.
+    fn open(path: &Path, clock: Clock, opener: Opener) -> Result<Self, StorageError> {
+        let lock = server_lock::take(path, opener)?;
+        let migrates = lock.is_some();
         let connection = Connection::open(path).map_err(classify)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         connection
@@ -336,8 +354,13 @@ impl SqliteDb {
                 .unwrap_or_else(|| Path::new("."))
                 .join("media"),
             clock,
+            file_lock: Mutex::new(lock),
         };
-        storage.migrate()?;
+        if migrates {
+            storage.migrate()?;
+        } else {
+            storage.check_schema_beside_a_server()?;
+        }
         storage.load_nonces(storage.clock.unix_now())?;
         // The leases of a stopped run are the server's to void at its start
         // (`Storage::void_leases_of_a_stopped_run`), not any opener's:
@@ -529,6 +552,32 @@ impl SqliteDb {
             .map_err(migrations::failed)?;
         in_transaction(connection, |db| Box::pin(migrations::upgrade_templates(db)))
             .map_err(migrations::in_migration)
+    }
+
+    /// Lets go of the file's lock: a stopped server's, while handles on its
+    /// storage may live on (another server may start on the file).
+    fn let_go_of_the_file(&self) {
+        *self
+            .file_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Beside a running server, which migrated the file at its start: this
+    /// build works on it only if it knows the same migrations.
+    fn check_schema_beside_a_server(&self) -> Result<(), StorageError> {
+        let applied: i64 = self
+            .lock()
+            .query_row(
+                &format!(
+                    "SELECT coalesce(max(version), 0) FROM {}",
+                    migrations::HISTORY
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(migrations::failed)?;
+        migrations::same_schema(applied, &migrations::sqlite_runner())
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {

@@ -69,18 +69,17 @@ fn validate(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
             return Err(format!("{at}: {text:?} does not match {pattern}"));
         }
     }
-    if let Some(number) = value.as_i64() {
-        if schema
+    if let Some(number) = value.as_i64()
+        && (schema
             .get("minimum")
             .and_then(Value::as_i64)
             .is_some_and(|min| number < min)
             || schema
                 .get("maximum")
                 .and_then(Value::as_i64)
-                .is_some_and(|max| number > max)
-        {
-            return Err(format!("{at}: {number} out of range"));
-        }
+                .is_some_and(|max| number > max))
+    {
+        return Err(format!("{at}: {number} out of range"));
     }
     if let Some(items) = value.as_array() {
         if schema

@@ -36,9 +36,13 @@ impl Backend {
 
 async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStorage::open(&dir.path().join("test.db"), Clock::default())
-        .await
-        .unwrap();
+    let sqlite = SqliteStorage::open(
+        &dir.path().join("test.db"),
+        Clock::default(),
+        Opener::Server,
+    )
+    .await
+    .unwrap();
     let url = card_member_testkit::postgres().create_database();
     let postgres = PostgresStorage::open(&url, 4).await.unwrap();
     vec![
@@ -60,7 +64,9 @@ async fn backends() -> Vec<Backend> {
 /// Storage on a SQLite file (opened again where a test reopens it).
 async fn sqlite_at(path: &std::path::Path) -> Storage {
     Storage::untimed(crate::storage::Backend::Sqlite(
-        SqliteStorage::open(path, Clock::default()).await.unwrap(),
+        SqliteStorage::open(path, Clock::default(), Opener::Server)
+            .await
+            .unwrap(),
     ))
 }
 
@@ -776,7 +782,7 @@ async fn a_database_with_a_migration_this_build_lacks_is_refused() {
             [],
         )
         .unwrap();
-    let refused = SqliteStorage::open(&path, Clock::default())
+    let refused = SqliteStorage::open(&path, Clock::default(), Opener::Server)
         .await
         .err()
         .expect("refused");

@@ -4,7 +4,7 @@ use crate::storage::CardSearch;
 /// A fresh database, for reading query plans.
 fn empty_database() -> (tempfile::TempDir, SqliteDb) {
     let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default(), Opener::Server).unwrap();
     (dir, db)
 }
 
@@ -124,7 +124,7 @@ fn finding_the_brands_with_due_notifications_reads_no_backlog_but_probes_an_inde
 #[test]
 fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default(), Opener::Server).unwrap();
     let now = Clock::default().unix_now();
     assert_eq!(
         db.first_use_of_nonce(crate::storage::tests::signed_nonce("b", "n", now), now)
@@ -145,7 +145,7 @@ fn a_nonce_another_transaction_is_writing_is_not_saved_until_that_commit() {
 #[test]
 fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default()).unwrap();
+    let db = SqliteDb::open(&dir.path().join("t.db"), Clock::default(), Opener::Server).unwrap();
     let now = Clock::default().unix_now();
     db.first_use_of_nonce(crate::storage::tests::signed_nonce("b", "n", now), now)
         .unwrap();
@@ -160,7 +160,7 @@ fn a_nonce_whose_transaction_failed_waits_for_the_next_one() {
 /// them in.
 async fn counted_storage() -> (tempfile::TempDir, SqliteStorage, Arc<Metrics>) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = SqliteStorage::open(&dir.path().join("t.db"), Clock::default())
+    let storage = SqliteStorage::open(&dir.path().join("t.db"), Clock::default(), Opener::Server)
         .await
         .unwrap();
     let metrics = Arc::new(Metrics::default());
@@ -378,5 +378,115 @@ async fn a_group_whose_transaction_fails_answers_every_write_with_the_failure_an
         clocks_set(&storage),
         ["b0", "later"],
         "the next group commits"
+    );
+}
+
+/// Opens the SQLite file `path` for `opener`.
+fn open_as(path: &Path, opener: Opener) -> Result<SqliteDb, StorageError> {
+    SqliteDb::open(path, Clock::default(), opener)
+}
+
+/// The newest migration `path`'s history records.
+fn schema_version(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT max(version) FROM refinery_schema_history",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_second_server_on_one_sqlite_file_is_refused_naming_the_first_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let _first = open_as(&path, Opener::Server).unwrap();
+    let refused = open_as(&path, Opener::Server).err().expect("refused");
+    let message = refused.to_string();
+    assert!(message.contains("one server per SQLite file"), "{message}");
+    assert!(
+        message.contains(&format!("process {}", std::process::id())),
+        "it names the process that holds the file: {message}"
+    );
+    assert!(
+        message.contains("PostgreSQL"),
+        "and what to use instead: {message}"
+    );
+}
+
+#[test]
+fn a_server_may_start_on_a_file_whose_last_server_has_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    drop(open_as(&path, Opener::Server).unwrap());
+    let stopped = open_as(&path, Opener::Server).expect("the lock went with the first's storage");
+    // A server stopped in a process that still holds its storage (a
+    // handle on it) lets go of the file.
+    stopped.let_go_of_the_file();
+    open_as(&path, Opener::Server).expect("and another starts");
+    drop(stopped);
+}
+
+#[test]
+fn a_server_starting_while_administration_holds_the_file_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let administration = open_as(&path, Opener::Administration).unwrap();
+    let server = std::thread::spawn(move || open_as(&path, Opener::Server).map(drop));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !server.is_finished(),
+        "the server waits while administration works"
+    );
+    drop(administration);
+    server.join().unwrap().expect("then it starts");
+}
+
+#[test]
+fn administration_works_beside_a_running_server_and_leaves_the_schema_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let server = open_as(&path, Opener::Server).unwrap();
+    let administration = open_as(&path, Opener::Administration).expect("beside the server");
+    assert!(
+        administration.file_lock.lock().unwrap().is_none(),
+        "it does not hold the file"
+    );
+    administration.write(|_| Ok(())).unwrap();
+    drop(server);
+}
+
+#[test]
+fn administration_by_another_build_beside_a_running_server_is_refused_and_migrates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    drop(open_as(&path, Opener::Server).unwrap());
+    let newest = schema_version(&path);
+    // A server of the build before the newest migration: its history ends
+    // one migration earlier.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "DELETE FROM refinery_schema_history WHERE version = ?1",
+            [newest],
+        )
+        .unwrap();
+    let _held = server_lock::take(&path, Opener::Server).unwrap();
+    let refused = open_as(&path, Opener::Administration)
+        .err()
+        .expect("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("schema version {}", newest - 1))
+            && message.contains(&format!("version {newest}"))
+            && message.contains("stop the server"),
+        "{message}"
+    );
+    assert_eq!(
+        schema_version(&path),
+        newest - 1,
+        "nothing migrated under the server"
     );
 }
