@@ -310,11 +310,6 @@ async fn prepare(
     let keys_settings = settings.clone();
     let keys = tokio::task::spawn_blocking(move || {
         let settings = keys_settings;
-        let data_key_file = settings
-            .data_key_file
-            .clone()
-            .unwrap_or_else(|| settings.data_dir.join("data.key"));
-        let data_key = bootstrap::data_key(&data_key_file, settings.data_key_file.is_none())?;
         let wechatpay_dir = settings.data_dir.join("wechatpay");
         let key_file = settings
             .wechatpay_private_key_file
@@ -326,13 +321,14 @@ async fn prepare(
             &wechatpay_dir,
             settings.wechatpay_private_key_file.is_none(),
         )?;
-        Ok::<_, StartError>((data_key, wechatpay_key, key_id))
+        Ok::<_, StartError>((wechatpay_key, key_id))
     })
     .await
     .map_err(|err| StartError(format!("loading keys: {err}")))?;
-    let (data_key, wechatpay_key, key_id) = keys?;
+    let (wechatpay_key, key_id) = keys?;
     let metrics = Arc::new(Metrics::default());
     let storage = Storage::counted(backend, Arc::clone(&metrics));
+    let data_key = bootstrap::checked_data_key(&storage, settings, true).await?;
     // This server's start (not administration's opening of the same file):
     // what a stopped run held is due now.
     storage

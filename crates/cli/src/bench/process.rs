@@ -209,8 +209,18 @@ fn start_server_with(
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
+            // On a database with brands, a first start with the bench's new
+            // data key is refused (the data key's check).
+            let empty = match (database_url, first) {
+                (Some(_), true) => {
+                    "; if the database --database-url names is not empty, the bench needs an empty \
+                     PostgreSQL database, since it registers brands of its own under a new data key"
+                }
+                _ => "",
+            };
             return Err(CliError::from(format!(
-                "the server exited as it started ({status}); run `card-member serve` with the same settings to see why"
+                "the server exited as it started ({status}); run `card-member serve` with the same \
+                 settings to see why{empty}"
             )));
         }
         let answered = health_status(port);

@@ -256,7 +256,8 @@ async fn seed_data_backlog_writes_pending_notifications_for_the_development_card
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn brands_get_an_api_v3_key_that_is_never_printed() {
+async fn brands_get_an_api_v3_key_that_is_never_printed_and_sealed_only_under_the_databases_data_key()
+ {
     let server = start_server().await;
     let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
     let key_file = server.dir.path().join("data/dev/brand_public_key.pem");
@@ -303,6 +304,38 @@ async fn brands_get_an_api_v3_key_that_is_never_printed() {
     .await;
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("32"));
+    // Sealed under another data key than the database's, the brand's key
+    // could not be opened by the server: refused before it is sealed.
+    let another_key = server.dir.path().join("another.key");
+    std::fs::write(&another_key, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=").unwrap();
+    let config = server.dir.path().join("another-key.toml");
+    std::fs::write(
+        &config,
+        format!("data_key_file = {:?}\n", another_key.to_str().unwrap()),
+    )
+    .unwrap();
+    let another = card_member(
+        args(&[
+            "brands",
+            "set-api-v3-key",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            &data_dir,
+            "--brand-id",
+            "5005005005",
+            "--api-v3-key",
+            &secret,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(another.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&another.stderr);
+    assert!(
+        stderr.contains("does not open the check the database keeps"),
+        "{stderr}"
+    );
     let listed = card_member(
         args(&["brands", "list", "--data-dir", &data_dir]),
         server.dir.path(),

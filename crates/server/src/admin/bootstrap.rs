@@ -21,11 +21,14 @@ use card_member_protocol::secret::SecretString;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::crypto::sealing::DataKey;
+use crate::crypto::sealing::{DataKey, SealContext};
 use crate::domain::media::store_image;
+use crate::domain::notifications::api_v3_key_context;
+use crate::domain::user_cards::{PHONE_NUMBER, seal_context};
 use crate::error::StartError;
-use crate::records::{AuditEntry, BrandCertificate, BrandRecord, UserCardRecord};
-use crate::storage::Storage;
+use crate::ops::settings::Settings;
+use crate::records::{AuditEntry, BrandCertificate, BrandRecord, UserCardKey, UserCardRecord};
+use crate::storage::{SealedSample, Storage, StorageError};
 
 /// The demo brand of the development setup (the seed page's brand ID).
 pub const DEV_BRAND_ID: &str = "1001622624";
@@ -122,6 +125,114 @@ pub(crate) fn data_key(path: &Path, create: bool) -> Result<DataKey, StartError>
         .try_into()
         .map_err(|_| StartError(format!("{} must hold 32 bytes in base64", path.display())))?;
     Ok(DataKey::new(&bytes))
+}
+
+/// The data key's file: `data_key_file`, or `DATA_DIR/data.key`.
+pub(crate) fn data_key_file(settings: &Settings) -> PathBuf {
+    settings
+        .data_key_file
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("data.key"))
+}
+
+/// Where the data key's check is sealed, and what it seals.
+const KEY_CHECK: SealContext<'static> = SealContext {
+    brand_id: "",
+    card_id: "card-member",
+    user_card_code: "",
+    field: "data_key_check",
+};
+const KEY_CHECK_TEXT: &str = "card-member data key check, version 1";
+
+/// Loads the data key of `settings` and checks it against the database,
+/// before anything is sealed with it: personal data sealed under two keys
+/// is data lost when one of them is (a second instance given a fresh data
+/// directory, a `data.key` deleted or replaced, an administrative command
+/// run elsewhere).
+///
+/// - The first start keeps a constant sealed under its key in the
+///   database; every later start or command opens it with its own key and
+///   refuses to go on if it does not open. A database from before the
+///   check is tested on a value already sealed (a brand's APIv3 key, a
+///   phone number) before its check is written.
+/// - A new key is made (where `may_create` and the default file is
+///   missing) only while nothing is sealed in the database: a missing key
+///   is otherwise an error that says which key to bring back.
+pub(crate) async fn checked_data_key(
+    storage: &Storage,
+    settings: &Settings,
+    may_create: bool,
+) -> Result<DataKey, StartError> {
+    let path = data_key_file(settings);
+    let failed = |err: StorageError| StartError(format!("checking the data key: {err}"));
+    let kept = storage.data_key_check().await.map_err(failed)?;
+    let sample = match kept {
+        Some(_) => None,
+        None => storage.a_sealed_sample().await.map_err(failed)?,
+    };
+    let nothing_sealed = kept.is_none() && sample.is_none();
+    if !path.exists() && !nothing_sealed {
+        return Err(StartError(format!(
+            "{} does not exist, and this database holds personal data sealed under a data key: \
+             put that key there (the data.key of the data directory that first served this \
+             database) or name it with data_key_file; a new key could not open what is sealed",
+            path.display()
+        )));
+    }
+    let create = may_create && settings.data_key_file.is_none() && nothing_sealed;
+    let key = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || data_key(&path, create))
+            .await
+            .map_err(|err| StartError(format!("loading the data key: {err}")))??
+    };
+    let mismatch = |what: &str| {
+        StartError(format!(
+            "the data key {} does not open {what}: it is not the key this database's personal \
+             data is sealed under. Use the data.key of the data directory that first served \
+             this database (instances sharing one database share one data key); with another \
+             key, what is sealed could not be opened, and what it sealed no other could open",
+            path.display()
+        ))
+    };
+    if let Some(sample) = &sample {
+        let (context, sealed, what) = match sample {
+            SealedSample::ApiV3Key { brand_id, sealed } => (
+                api_v3_key_context(brand_id),
+                sealed,
+                "a brand's APIv3 key stored in the database",
+            ),
+            SealedSample::PhoneNumber {
+                brand_id,
+                card_id,
+                user_card_code,
+                sealed,
+            } => (
+                seal_context(
+                    UserCardKey {
+                        brand_id,
+                        card_id,
+                        user_card_code,
+                    },
+                    PHONE_NUMBER,
+                ),
+                sealed,
+                "a phone number stored in the database",
+            ),
+        };
+        key.open(context, sealed).map_err(|_| mismatch(what))?;
+    }
+    let kept = match kept {
+        Some(kept) => kept,
+        None => storage
+            .keep_data_key_check(&key.seal(KEY_CHECK, &SecretString::new(KEY_CHECK_TEXT)))
+            .await
+            .map_err(failed)?,
+    };
+    match key.open(KEY_CHECK, &kept) {
+        Ok(text) if text.expose() == KEY_CHECK_TEXT => Ok(key),
+        _ => Err(mismatch("the check the database keeps")),
+    }
 }
 
 /// Loads the WeChat Pay private key and its public key ID, generating both

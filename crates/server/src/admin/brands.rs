@@ -139,16 +139,12 @@ pub fn set_api_v3_key(
     key: &card_member_protocol::secret::SecretString,
 ) -> Result<(), StartError> {
     check_api_v3_key(key)?;
-    let data_key_file = settings
-        .data_key_file
-        .clone()
-        .unwrap_or_else(|| settings.data_dir.join("data.key"));
-    let data_key = crate::admin::bootstrap::data_key(&data_key_file, false)?;
-    let sealed = data_key.seal(
-        crate::domain::notifications::api_v3_key_context(brand_id),
-        key,
-    );
     administer(settings, async |storage| {
+        let data_key = crate::admin::bootstrap::checked_data_key(storage, settings, false).await?;
+        let sealed = data_key.seal(
+            crate::domain::notifications::api_v3_key_context(brand_id),
+            key,
+        );
         storage
             .set_brand_api_v3_key(brand_id, &sealed)
             .await
@@ -214,7 +210,8 @@ pub(crate) fn administer<T>(
         .build()
         .map_err(|err| StartError(format!("cannot start a runtime: {err}")))?;
     runtime.block_on(async {
-        let (backend, _) = storage::open(settings, &Clock::default(), Opener::Administration).await?;
+        let (backend, _) =
+            storage::open(settings, &Clock::default(), Opener::Administration).await?;
         work(&Storage::untimed(backend)).await
     })
 }

@@ -178,13 +178,11 @@ pub fn seed(
 }
 
 /// The data key of the database `settings` name (written by the server's
-/// first start).
+/// first start), checked against what the database has sealed under it.
 fn data_key(settings: &Settings) -> Result<DataKey, StartError> {
-    let data_key_file = settings
-        .data_key_file
-        .clone()
-        .unwrap_or_else(|| settings.data_dir.join("data.key"));
-    bootstrap::data_key(&data_key_file, false)
+    administer(settings, async |storage| {
+        bootstrap::checked_data_key(storage, settings, false).await
+    })
 }
 
 /// A backlog of notifications to write: what accumulates for a brand

@@ -23,6 +23,7 @@
 
 mod brands;
 mod cards;
+mod data_key;
 mod faults;
 mod media;
 mod membership;
@@ -47,6 +48,7 @@ use std::time::Instant;
 pub(crate) use card_member_protocol::shared::wire_name;
 use serde::Serialize;
 
+pub(crate) use data_key::SealedSample;
 pub(crate) use faults::FaultRecord;
 pub(crate) use outbox::{Claim, Claimed};
 pub(crate) use postgres::PostgresStorage;

@@ -1,5 +1,7 @@
 //! Acknowledged writes survive a restart; a restart regenerates nothing;
-//! a nonce used before a restart is still used after it.
+//! a nonce used before a restart is still used after it; a start with
+//! another data key than the one the database's personal data is sealed
+//! under is refused before it seals anything.
 
 use serde_json::json;
 
@@ -111,5 +113,76 @@ async fn a_request_captured_before_a_restart_is_refused_as_a_replay_after_it() {
         card.level.as_deref(),
         Some("later"),
         "the replay changed nothing"
+    );
+}
+
+/// A data key (base64) that is not the one the first start made.
+const ANOTHER_DATA_KEY: &str = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+
+#[tokio::test]
+async fn a_start_with_another_data_key_is_refused_before_it_seals_anything() {
+    let app = spawn_app().await;
+    app.update(&app.seed_request("13800138000", "1990-01-01"))
+        .await
+        .user_card(&app);
+    let stopped = app.stop().await;
+    let key_file = stopped.data_dir().join("data.key");
+    let original = std::fs::read(&key_file).unwrap();
+    std::fs::write(&key_file, ANOTHER_DATA_KEY).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains("does not open the check the database keeps")
+            && refused.contains("the data.key of the data directory that first served"),
+        "{refused}"
+    );
+    std::fs::write(&key_file, original).unwrap();
+    let restarted = spawn_app_in(stopped).await;
+    let card = restarted.get_card().await.user_card(&restarted);
+    let phone = card.phone_number.expect("the phone number");
+    assert_eq!(
+        restarted.decrypt_as(&restarted.brand, phone.as_str()),
+        "13800138000",
+        "what was sealed still opens with the right key"
+    );
+}
+
+#[tokio::test]
+async fn a_start_without_the_data_key_of_a_database_holding_sealed_data_is_refused_and_makes_none()
+{
+    let app = spawn_app().await;
+    let stopped = app.stop().await;
+    let key_file = stopped.data_dir().join("data.key");
+    let original = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains("does not exist, and this database holds personal data sealed"),
+        "{refused}"
+    );
+    assert!(!key_file.exists(), "no new key was made");
+    std::fs::write(&key_file, original).unwrap();
+    spawn_app_in(stopped).await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_data_key_check_is_checked_on_a_sealed_value_then_keeps_one() {
+    let app = spawn_app().await;
+    app.execute_sql("DELETE FROM data_key_check");
+    let stopped = app.stop().await;
+    let key_file = stopped.data_dir().join("data.key");
+    let original = std::fs::read(&key_file).unwrap();
+    std::fs::write(&key_file, ANOTHER_DATA_KEY).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains("does not open a brand's APIv3 key"),
+        "{refused}"
+    );
+    std::fs::write(&key_file, &original).unwrap();
+    let stopped = spawn_app_in(stopped).await.stop().await;
+    std::fs::write(&key_file, ANOTHER_DATA_KEY).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains("does not open the check the database keeps"),
+        "the right key's start kept the check: {refused}"
     );
 }

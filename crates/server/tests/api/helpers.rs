@@ -314,6 +314,13 @@ pub(crate) async fn spawn_app_in(stopped: Stopped) -> TestApp {
 /// behind a load balancer would be deployed.
 #[allow(dead_code)]
 pub(crate) async fn spawn_replica(app: &TestApp) -> TestApp {
+    spawn_app_in(replica_of(app)).await
+}
+
+/// A second instance's storage on a running server's PostgreSQL database,
+/// its data directory holding the first's keys and credentials, not started.
+#[allow(dead_code)]
+pub(crate) fn replica_of(app: &TestApp) -> Stopped {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     for file in [
@@ -326,15 +333,14 @@ pub(crate) async fn spawn_replica(app: &TestApp) -> TestApp {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(app.data_dir.join(file), to).unwrap();
     }
-    spawn_app_in(Stopped {
+    Stopped {
         dir,
         database_url: Some(
             app.database_url
                 .clone()
                 .expect("a replica shares a PostgreSQL database"),
         ),
-    })
-    .await
+    }
 }
 
 /// Starts a server on a stopped one's storage with its settings changed by
@@ -344,17 +350,40 @@ pub(crate) async fn spawn_app_in_with(
     change: impl FnOnce(&mut Settings),
 ) -> TestApp {
     capture_logs();
-    let Stopped { dir, database_url } = stopped;
-    let mut settings = Settings {
-        data_dir: dir.path().join("data"),
-        listen: "127.0.0.1:0".to_owned(),
-        database_url: database_url.clone(),
-        // Notification retries in milliseconds instead of seconds.
-        notification_retry_speedup: 1000,
-        ..Settings::default()
-    };
+    let mut settings = stopped.settings();
     change(&mut settings);
+    let Stopped { dir, database_url } = stopped;
     start(dir, settings, database_url).await
+}
+
+impl Stopped {
+    /// The stopped server's data directory.
+    #[allow(dead_code)]
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The settings a server started again on this storage runs with.
+    fn settings(&self) -> Settings {
+        Settings {
+            data_dir: self.data_dir(),
+            listen: "127.0.0.1:0".to_owned(),
+            database_url: self.database_url.clone(),
+            // Notification retries in milliseconds instead of seconds.
+            notification_retry_speedup: 1000,
+            ..Settings::default()
+        }
+    }
+
+    /// Why a server started again on this storage refuses to start (panics
+    /// if it starts).
+    #[allow(dead_code)]
+    pub(crate) async fn refused_start(&self) -> String {
+        match Application::build(self.settings()).await {
+            Ok(_) => panic!("the server started"),
+            Err(err) => err.to_string(),
+        }
+    }
 }
 
 /// Starts a server on a fresh data directory and database of this binary's

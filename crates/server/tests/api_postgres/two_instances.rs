@@ -12,7 +12,9 @@ use card_member_server::seed_data::{self, BacklogPlan};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, SignedUp};
 
 use crate::backlog::peak_rss_mib;
-use crate::helpers::{TestApp, spawn_app_in_with, spawn_app_on_backend_with, spawn_replica};
+use crate::helpers::{
+    TestApp, replica_of, spawn_app_in, spawn_app_in_with, spawn_app_on_backend_with, spawn_replica,
+};
 use crate::notifications::notify_to;
 
 /// A receiver that counts each notification's deliveries and notices one
@@ -267,4 +269,36 @@ async fn two_instances_drain_a_backlog_measured() {
     assert_eq!(delivered.len(), backlog + 2);
     assert_eq!(at_once, 0);
     assert_eq!(twice, 0);
+}
+
+#[tokio::test]
+async fn a_second_instance_starts_only_with_the_first_ones_data_key() {
+    let first = spawn_app_on_backend_with(|_| {}).await;
+    first
+        .update(&first.seed_request("13800138000", "1990-01-01"))
+        .await
+        .user_card(&first);
+    let second = replica_of(&first);
+    let key_file = second.data_dir().join("data.key");
+    let copied = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let refused = second.refused_start().await;
+    assert!(
+        refused.contains("does not exist, and this database holds personal data sealed"),
+        "a data directory of its own makes no key of its own: {refused}"
+    );
+    std::fs::write(&key_file, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=").unwrap();
+    let refused = second.refused_start().await;
+    assert!(
+        refused.contains("does not open the check the database keeps"),
+        "nor does another key: {refused}"
+    );
+    std::fs::write(&key_file, copied).unwrap();
+    let second = spawn_app_in(second).await;
+    let card = second.get_card().await.user_card(&second);
+    assert_eq!(
+        second.decrypt_as(&second.brand, card.phone_number.unwrap().as_str()),
+        "13800138000",
+        "the first's key opens what the first sealed"
+    );
 }

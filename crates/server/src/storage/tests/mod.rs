@@ -718,7 +718,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         "1 and 2 adopted, the later ones applied"
     );
 }
@@ -759,7 +759,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
         "1 adopted, the later ones applied"
     );
     let old = client
@@ -1592,5 +1592,40 @@ async fn the_card_search_matches_every_criterion_given_and_only_those_newest_fir
             let (_, total) = storage.search_user_cards(&capped).await.unwrap();
             assert_eq!(total, counted, "{}: {offset} {limit}", backend.name);
         }
+    }
+}
+
+#[tokio::test]
+async fn the_data_key_check_is_kept_once_and_a_sealed_value_stands_in_before_it() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        assert_eq!(storage.data_key_check().await.unwrap(), None);
+        assert_eq!(
+            storage.a_sealed_sample().await.unwrap(),
+            None,
+            "nothing sealed yet"
+        );
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        storage.set_brand_api_v3_key("b", b"sealed").await.unwrap();
+        assert_eq!(
+            storage.a_sealed_sample().await.unwrap(),
+            Some(SealedSample::ApiV3Key {
+                brand_id: "b".to_owned(),
+                sealed: b"sealed".to_vec()
+            })
+        );
+        assert_eq!(
+            storage.keep_data_key_check(b"first").await.unwrap(),
+            b"first"
+        );
+        assert_eq!(
+            storage.keep_data_key_check(b"second").await.unwrap(),
+            b"first",
+            "an instance starting at the same time is answered the check kept first"
+        );
+        assert_eq!(
+            storage.data_key_check().await.unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
     }
 }

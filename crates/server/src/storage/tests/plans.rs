@@ -36,6 +36,12 @@ const SCANS: &[(&str, &str)] = &[
          million cards), no request path",
     ),
     (
+        "FROM user_cards WHERE phone_number IS NOT NULL LIMIT 1",
+        "the data key tried on a phone number sealed under it (`Storage::a_sealed_sample`): at \
+         a start or a command on a database from before the data key's check, once, since the \
+         check is kept after it; stops at the first card with a phone number",
+    ),
+    (
         "FROM user_cards WHERE TRUE",
         "the console's unfiltered card list: newest first, the table read backwards in its \
          own order and stopped at the page; its total counted up to 10,000 (or the page's \

@@ -1,0 +1,94 @@
+//! The data key's check: a constant the first start sealed under the data
+//! key (`admin/bootstrap.rs` seals and opens it; storage only keeps it),
+//! and, for a database from before the check, a value sealed under the key
+//! to try instead.
+
+use super::sql::values;
+use super::{Mode, Storage, StorageError};
+
+/// A value sealed under the data key before the check was kept, and where
+/// it belongs (its sealing context).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SealedSample {
+    /// A brand's APIv3 key.
+    ApiV3Key { brand_id: String, sealed: Vec<u8> },
+    /// A member's phone number.
+    PhoneNumber {
+        brand_id: String,
+        card_id: String,
+        user_card_code: String,
+        sealed: Vec<u8>,
+    },
+}
+
+impl Storage {
+    /// The check sealed under the data key, if one is kept.
+    pub(crate) async fn data_key_check(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let sql = "SELECT sealed FROM data_key_check WHERE id = 1";
+        self.row(sql, Vec::new(), |row| row.bytes(0)).await
+    }
+
+    /// Keeps `sealed` as the check unless one is kept already (an instance
+    /// starting at the same time); answers the check kept.
+    pub(crate) async fn keep_data_key_check(&self, sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let sealed = sealed.to_vec();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "INSERT INTO data_key_check (id, sealed) VALUES (1, $1) \
+                     ON CONFLICT (id) DO NOTHING",
+                    values![sealed.as_slice()],
+                )
+                .await?;
+                db.query("SELECT sealed FROM data_key_check WHERE id = 1", &[])
+                    .await?
+                    .first()
+                    .ok_or(StorageError::NotFound)?
+                    .bytes(0)
+            })
+        })
+        .await
+    }
+
+    /// A value sealed under the data key before the check was kept: a
+    /// brand's APIv3 key, or else a member's phone number; `None` when
+    /// nothing is sealed yet.
+    pub(crate) async fn a_sealed_sample(&self) -> Result<Option<SealedSample>, StorageError> {
+        self.run(Mode::Read, |db| {
+            Box::pin(async move {
+                let brands = db
+                    .query(
+                        "SELECT brand_id, api_v3_key FROM brands \
+                         WHERE api_v3_key IS NOT NULL LIMIT 1",
+                        &[],
+                    )
+                    .await?;
+                if let Some(row) = brands.first() {
+                    return Ok(Some(SealedSample::ApiV3Key {
+                        brand_id: row.text(0)?,
+                        sealed: row.bytes(1)?,
+                    }));
+                }
+                let cards = db
+                    .query(
+                        "SELECT brand_id, card_id, user_card_code, phone_number FROM user_cards \
+                         WHERE phone_number IS NOT NULL LIMIT 1",
+                        &[],
+                    )
+                    .await?;
+                cards
+                    .first()
+                    .map(|row| {
+                        Ok(SealedSample::PhoneNumber {
+                            brand_id: row.text(0)?,
+                            card_id: row.text(1)?,
+                            user_card_code: row.text(2)?,
+                            sealed: row.bytes(3)?,
+                        })
+                    })
+                    .transpose()
+            })
+        })
+        .await
+    }
+}
