@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use card_member_client::{Client, Error, RetryPolicy, UserCardUpdate};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 
-use crate::helpers::{BIN, args, card_member, free_port, start_on_a_free_port};
+use crate::helpers::{BIN, GET_DEV_CARD, args, card_member, free_port, start_on_a_free_port};
 
 /// A `card-member serve` process, killed when dropped.
 struct Served {
@@ -416,22 +416,14 @@ async fn the_sdk_and_the_cli_call_the_server_over_https_with_the_certificate_key
         "an unknown certificate is a transport error: {refused}"
     );
 
-    let cli = card_member(
-        args(&[
-            "get",
-            DEV_USER_CARD_CODE,
-            "--card-id",
-            DEV_CARD_ID,
-            "--openid",
-            DEV_OPENID,
-            "--base-url",
-            &https,
-            "--tls-root-cert",
-            tls.join("cert.pem").to_str().unwrap(),
-        ]),
-        dir.path(),
-    )
-    .await;
+    let root = tls.join("cert.pem");
+    let over_tls = [
+        "--base-url",
+        &https,
+        "--tls-root-cert",
+        root.to_str().unwrap(),
+    ];
+    let cli = card_member(args(&[GET_DEV_CARD, &over_tls].concat()), dir.path()).await;
     assert!(
         cli.status.success(),
         "{}",

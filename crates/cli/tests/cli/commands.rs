@@ -7,7 +7,8 @@ use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE};
 use serde_json::Value;
 
 use crate::helpers::{
-    BIN, args, card_member, json_from, json_of, refusal_of, start_on_a_free_port, start_server,
+    BIN, GET_DEV_CARD, args, card_member, json_from, json_of, refusal_of, start_on_a_free_port,
+    start_server,
 };
 
 #[test]
@@ -93,18 +94,7 @@ async fn a_second_server_on_a_running_servers_sqlite_data_dir_exits_1_naming_the
             && stderr.contains(&format!("process {}", std::process::id())),
         "{stderr}"
     );
-    let card = json_of(
-        &server,
-        &[
-            "get",
-            DEV_USER_CARD_CODE,
-            "--card-id",
-            DEV_CARD_ID,
-            "--openid",
-            DEV_OPENID,
-        ],
-    )
-    .await;
+    let card = json_of(&server, GET_DEV_CARD).await;
     assert_eq!(
         card["user_card_code"], DEV_USER_CARD_CODE,
         "the first serves on"
@@ -130,18 +120,7 @@ async fn update_with_the_seed_file_prints_the_verified_card_and_decrypts_on_requ
         "1990-01-01"
     );
 
-    let card = json_of(
-        &server,
-        &[
-            "get",
-            DEV_USER_CARD_CODE,
-            "--card-id",
-            DEV_CARD_ID,
-            "--openid",
-            DEV_OPENID,
-        ],
-    )
-    .await;
+    let card = json_of(&server, GET_DEV_CARD).await;
     assert_ne!(
         card["phone_number"], "13800138000",
         "without --decrypt the ciphertext is printed"
@@ -671,21 +650,13 @@ fn after_the_reader_leaves(arguments: &[&str], cwd: &std::path::Path) -> (Option
 async fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly_with_status_141_or_0() {
     let server = start_server().await;
     let credentials = server.credentials.to_string_lossy().into_owned();
+    let get = [GET_DEV_CARD, &["--credentials", &credentials]].concat();
     let cases: [&[&str]; 4] = [
         // More than a pipe holds: the write after the reader left fails.
         &["openapi"],
         &["--help"],
         &["cards", "list", "--credentials", &credentials],
-        &[
-            "get",
-            DEV_USER_CARD_CODE,
-            "--card-id",
-            DEV_CARD_ID,
-            "--openid",
-            DEV_OPENID,
-            "--credentials",
-            &credentials,
-        ],
+        &get,
     ];
     for arguments in cases {
         let cwd = server.dir.path().to_owned();

@@ -4,10 +4,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use card_member_server::{Application, ServerHandle, Settings};
+use card_member_server::{
+    Application, DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, ServerHandle, Settings,
+};
 use tempfile::TempDir;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_card-member");
+
+/// `card-member get` of the development card.
+pub(crate) const GET_DEV_CARD: &[&str] = &[
+    "get",
+    DEV_USER_CARD_CODE,
+    "--card-id",
+    DEV_CARD_ID,
+    "--openid",
+    DEV_OPENID,
+];
 
 pub(crate) struct Server {
     pub(crate) dir: TempDir,

@@ -240,6 +240,10 @@ pub(crate) struct Stopped {
     database_url: Option<String>,
 }
 
+/// A data key (base64) that is not the one a first start made.
+#[allow(dead_code)]
+pub(crate) const ANOTHER_DATA_KEY: &str = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+
 /// A running server.
 pub(crate) struct TestApp {
     pub(crate) address: SocketAddr,

@@ -13,7 +13,8 @@ use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, SignedUp};
 
 use crate::backlog::peak_rss_mib;
 use crate::helpers::{
-    TestApp, replica_of, spawn_app_in, spawn_app_in_with, spawn_app_on_backend_with, spawn_replica,
+    ANOTHER_DATA_KEY, TestApp, replica_of, spawn_app_in, spawn_app_in_with,
+    spawn_app_on_backend_with, spawn_replica,
 };
 use crate::notifications::notify_to;
 
@@ -287,7 +288,7 @@ async fn a_second_instance_starts_only_with_the_first_ones_data_key() {
         refused.contains("does not exist, and this database holds personal data sealed"),
         "a data directory of its own makes no key of its own: {refused}"
     );
-    std::fs::write(&key_file, "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=").unwrap();
+    std::fs::write(&key_file, ANOTHER_DATA_KEY).unwrap();
     let refused = second.refused_start().await;
     assert!(
         refused.contains("does not open the check the database keeps"),
