@@ -285,6 +285,42 @@ impl Storage {
         }
     }
 
+    /// Authentication's two checks on storage, in the spec's order: admits
+    /// the request's `nonce` (as [`Storage::first_use_of_nonce`]) and, if it
+    /// is new and `rate` is given, takes a slot of the request's rate-limit
+    /// bucket (as [`Storage::take_rate_slot`]; a suspended brand's request,
+    /// refused between the two, takes none). On PostgreSQL both are one
+    /// statement: one round trip and one commit.
+    pub(crate) async fn admit(
+        &self,
+        nonce: Nonce<'_>,
+        now: i64,
+        rate: Option<RateSlot<'_>>,
+    ) -> Result<Admitted, StorageError> {
+        let slot = match (&self.backend, rate) {
+            (Backend::Postgres(db), Some(rate)) => {
+                let bucket = format!("{} {}", nonce.brand_id, rate.endpoint);
+                let (nonce, slot) = self
+                    .timed(db.admit(nonce, now, &bucket, rate.per_second))
+                    .await?;
+                return Ok(Admitted { nonce, slot });
+            }
+            (_, rate) => rate,
+        };
+        let admitted = self.first_use_of_nonce(nonce, now).await?;
+        let slot = match (admitted, slot) {
+            (NonceAdmission::Replayed, _) | (_, None) => Ok(()),
+            (_, Some(rate)) => {
+                self.take_rate_slot(nonce.brand_id, rate.endpoint, rate.per_second)
+                    .await?
+            }
+        };
+        Ok(Admitted {
+            nonce: admitted,
+            slot,
+        })
+    }
+
     /// Makes an admitted nonce durable, if no transaction has yet (a no-op
     /// where [`Storage::first_use_of_nonce`] answered `Recorded`).
     pub(crate) async fn record_nonce(
@@ -547,6 +583,23 @@ pub(crate) struct Nonce<'a> {
 }
 
 /// What the storage made of a request's nonce.
+/// The rate limit a request is held to: its endpoint's bucket of its
+/// brand, `per_second` requests a second.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RateSlot<'a> {
+    pub(crate) endpoint: &'a str,
+    pub(crate) per_second: u32,
+}
+
+/// What [`Storage::admit`] found: the nonce, and the rate limit's slot
+/// (`Ok` also when none was asked for or the nonce was replayed), or how
+/// long to wait for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Admitted {
+    pub(crate) nonce: NonceAdmission,
+    pub(crate) slot: Result<(), std::time::Duration>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NonceAdmission {
     /// Used before within its window: the request is a replay.

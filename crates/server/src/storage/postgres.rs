@@ -171,6 +171,91 @@ impl PostgresStorage {
         Ok(value)
     }
 
+    /// Admits a nonce and, if it is new, takes a slot of the rate-limit
+    /// `bucket`, in one statement: one round trip and one commit (one sync
+    /// of the write-ahead log) instead of two each. A replayed nonce takes
+    /// no slot, as when they were two statements in turn.
+    ///
+    /// The wait of a refused slot is read from the statement's snapshot
+    /// (a data-modifying CTE's change is not visible to the rest of its
+    /// statement): another instance's slot taken since makes it a few
+    /// microseconds short, against a `Retry-After` given in seconds.
+    pub(super) async fn admit(
+        &self,
+        Nonce {
+            brand_id,
+            nonce,
+            signed_at,
+        }: Nonce<'_>,
+        now: i64,
+        bucket: &str,
+        per_second: u32,
+    ) -> Result<(NonceAdmission, Result<(), Duration>), StorageError> {
+        let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
+        let (interval, tolerance) = gcra(per_second);
+        let pooled = self.client().await?;
+        self.sweep_nonces(&pooled, now).await?;
+        let statement = pooled
+            .prepare_cached(
+                "WITH admitted AS ( \
+                   INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+                   WHERE n.expires_at < $4 RETURNING 1 \
+                 ), taken AS ( \
+                   INSERT INTO rate_limits AS r (bucket, tat_micros) \
+                   SELECT $5, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $6 \
+                   WHERE EXISTS (SELECT 1 FROM admitted) \
+                   ON CONFLICT (bucket) DO UPDATE \
+                   SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) + $6 \
+                   WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) - (EXCLUDED.tat_micros - $6) <= $7 \
+                   RETURNING 1 \
+                 ) \
+                 SELECT EXISTS (SELECT 1 FROM admitted), EXISTS (SELECT 1 FROM taken), \
+                   (SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
+                    FROM rate_limits WHERE bucket = $5)",
+            )
+            .await
+            .map_err(classify)?;
+        let row = pooled
+            .query_one(
+                &statement,
+                &[
+                    &brand_id,
+                    &nonce,
+                    &expires_at,
+                    &now,
+                    &bucket,
+                    &interval,
+                    &tolerance,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        let (admitted, taken): (bool, bool) = (row.get(0), row.get(1));
+        if !admitted {
+            return Ok((NonceAdmission::Replayed, Ok(())));
+        }
+        if taken {
+            return Ok((NonceAdmission::Recorded, Ok(())));
+        }
+        let ahead: Option<i64> = row.get(2);
+        Ok((
+            NonceAdmission::Recorded,
+            Err(wait(ahead.unwrap_or(interval), tolerance)),
+        ))
+    }
+
+    /// Deletes the expired nonces at every thousandth admission.
+    async fn sweep_nonces(&self, pooled: &Object, now: i64) -> Result<(), StorageError> {
+        if self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999 {
+            pooled
+                .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
     /// Admits a nonce with one statement every instance sees.
     pub(super) async fn first_use_of_nonce(
         &self,
@@ -182,14 +267,8 @@ impl PostgresStorage {
         now: i64,
     ) -> Result<NonceAdmission, StorageError> {
         let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
-        let sweep = self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999;
         let pooled = self.client().await?;
-        if sweep {
-            pooled
-                .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
-                .await
-                .map_err(classify)?;
-        }
+        self.sweep_nonces(&pooled, now).await?;
         // Prepared once per connection, as every other statement
         // (a statement given as text is prepared anew: a round trip more).
         let statement = pooled
@@ -220,8 +299,7 @@ impl PostgresStorage {
         per_second: u32,
     ) -> Result<Result<(), Duration>, StorageError> {
         let bucket = format!("{brand_id} {endpoint}");
-        let interval = 1_000_000 / i64::from(per_second.max(1));
-        let tolerance = interval * (i64::from(per_second.max(1)) - 1);
+        let (interval, tolerance) = gcra(per_second);
         let pooled = self.client().await?;
         // One statement, one row lock: the buckets are exact however
         // many instances share them. The database's clock is the clock.
@@ -255,9 +333,22 @@ impl PostgresStorage {
             .await
             .map_err(classify)?
             .get(0);
-        let wait = (ahead - tolerance).max(1);
-        Ok(Err(Duration::from_micros(wait as u64)))
+        Ok(Err(wait(ahead, tolerance)))
     }
+}
+
+/// A bucket of `per_second` requests a second (the same burst), in
+/// microseconds: the emission interval and the tolerance (GCRA).
+fn gcra(per_second: u32) -> (i64, i64) {
+    let per_second = i64::from(per_second.max(1));
+    let interval = 1_000_000 / per_second;
+    (interval, interval * (per_second - 1))
+}
+
+/// How long a refused request waits, its bucket's theoretical arrival time
+/// `ahead` microseconds from now.
+fn wait(ahead: i64, tolerance: i64) -> Duration {
+    Duration::from_micros((ahead - tolerance).max(1) as u64)
 }
 
 /// Applies the migrations not yet applied (adopting a count kept in a

@@ -487,6 +487,67 @@ async fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
 }
 
 #[tokio::test]
+async fn admitting_a_new_nonce_takes_a_rate_slot_and_a_replayed_one_takes_none() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let now = Clock::default().unix_now();
+        let rate = Some(RateSlot {
+            endpoint: "PATCH x",
+            per_second: 5,
+        });
+        let admit =
+            |nonce: &'static str, rate| storage.admit(signed_nonce("b", nonce, now), now, rate);
+        let fresh = if backend.name == "sqlite" {
+            NonceAdmission::Unsaved
+        } else {
+            NonceAdmission::Recorded
+        };
+        for (i, nonce) in ["n0", "n1", "n2", "n3"].into_iter().enumerate() {
+            assert_eq!(
+                admit(nonce, rate).await.unwrap(),
+                Admitted {
+                    nonce: fresh,
+                    slot: Ok(())
+                },
+                "{} request {i}",
+                backend.name
+            );
+        }
+        let replayed = admit("n0", rate).await.unwrap();
+        assert_eq!(
+            (replayed.nonce, replayed.slot),
+            (NonceAdmission::Replayed, Ok(())),
+            "{}: a replay is refused for its nonce, before the rate limit",
+            backend.name
+        );
+        assert_eq!(
+            admit("n4", rate).await.unwrap().slot,
+            Ok(()),
+            "{}: the replay took no slot: the burst's fifth is still there",
+            backend.name
+        );
+        let wait = admit("n5", rate).await.unwrap().slot.unwrap_err();
+        assert!(
+            wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_millis(200),
+            "{}: the sixth new nonce waits for the bucket: {wait:?}",
+            backend.name
+        );
+        assert_eq!(
+            admit("n6", None).await.unwrap().slot,
+            Ok(()),
+            "{}: no slot asked (a suspended brand's request), none refused",
+            backend.name
+        );
+        assert_eq!(
+            admit("n6", rate).await.unwrap().nonce,
+            NonceAdmission::Replayed,
+            "{}: and its nonce is used all the same",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn migrations_apply_once_and_reopening_keeps_the_data() {
     let url = card_member_testkit::postgres().create_database();
     postgres_at(&url)
