@@ -287,38 +287,33 @@ impl Storage {
 
     /// Authentication's two checks on storage, in the spec's order: admits
     /// the request's `nonce` (as [`Storage::first_use_of_nonce`]) and, if it
-    /// is new and `rate` is given, takes a slot of the request's rate-limit
-    /// bucket (as [`Storage::take_rate_slot`]; a suspended brand's request,
-    /// refused between the two, takes none). On PostgreSQL both are one
-    /// statement: one round trip and one commit.
+    /// is new and `rate` is given, takes one request from the GCRA bucket of
+    /// its brand and endpoint (`per_second` requests a second, the same
+    /// burst) or says how long to wait; a suspended brand's request, refused
+    /// between the two, takes none. Every server instance on this storage
+    /// shares the nonces and the buckets. On SQLite both are in memory; on
+    /// PostgreSQL one statement: one round trip and one commit.
     pub(crate) async fn admit(
         &self,
         nonce: Nonce<'_>,
         now: i64,
         rate: Option<RateSlot<'_>>,
     ) -> Result<Admitted, StorageError> {
-        let slot = match (&self.backend, rate) {
+        let (nonce, slot) = match (&self.backend, rate) {
             (Backend::Postgres(db), Some(rate)) => {
-                let bucket = format!("{} {}", nonce.brand_id, rate.endpoint);
-                let (nonce, slot) = self
-                    .timed(db.admit(nonce, now, &bucket, rate.per_second))
-                    .await?;
-                return Ok(Admitted { nonce, slot });
-            }
-            (_, rate) => rate,
-        };
-        let admitted = self.first_use_of_nonce(nonce, now).await?;
-        let slot = match (admitted, slot) {
-            (NonceAdmission::Replayed, _) | (_, None) => Ok(()),
-            (_, Some(rate)) => {
-                self.take_rate_slot(nonce.brand_id, rate.endpoint, rate.per_second)
+                self.timed(db.admit(nonce, now, rate.endpoint, rate.per_second))
                     .await?
             }
+            (Backend::Sqlite(db), Some(rate)) => match db.first_use_of_nonce(nonce, now)? {
+                NonceAdmission::Replayed => (NonceAdmission::Replayed, Ok(())),
+                admitted => (
+                    admitted,
+                    db.take_rate_slot(nonce.brand_id, rate.endpoint, rate.per_second),
+                ),
+            },
+            (_, None) => (self.first_use_of_nonce(nonce, now).await?, Ok(())),
         };
-        Ok(Admitted {
-            nonce: admitted,
-            slot,
-        })
+        Ok(Admitted { nonce, slot })
     }
 
     /// Makes an admitted nonce durable, if no transaction has yet (a no-op
@@ -334,25 +329,6 @@ impl Storage {
                 self.timed(db.save_waiting_nonces()).await
             }
             Backend::Sqlite(_) | Backend::Postgres(_) => Ok(()),
-        }
-    }
-
-    /// Takes one request from the GCRA bucket of `brand_id` and `endpoint`
-    /// (`per_second` requests per second, the same burst), or says how long
-    /// to wait. Every server instance on this storage shares the buckets.
-    pub(crate) async fn take_rate_slot(
-        &self,
-        brand_id: &str,
-        endpoint: &str,
-        per_second: u32,
-    ) -> Result<Result<(), std::time::Duration>, StorageError> {
-        match &self.backend {
-            // In memory: no database call.
-            Backend::Sqlite(db) => Ok(db.take_rate_slot(brand_id, endpoint, per_second)),
-            Backend::Postgres(db) => {
-                self.timed(db.take_rate_slot(brand_id, endpoint, per_second))
-                    .await
-            }
         }
     }
 }

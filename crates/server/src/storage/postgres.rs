@@ -172,7 +172,7 @@ impl PostgresStorage {
     }
 
     /// Admits a nonce and, if it is new, takes a slot of the rate-limit
-    /// `bucket`, in one statement: one round trip and one commit (one sync
+    /// bucket of its brand and `endpoint`, in one statement: one round trip and one commit (one sync
     /// of the write-ahead log) instead of two each. A replayed nonce takes
     /// no slot, as when they were two statements in turn.
     ///
@@ -188,10 +188,11 @@ impl PostgresStorage {
             signed_at,
         }: Nonce<'_>,
         now: i64,
-        bucket: &str,
+        endpoint: &str,
         per_second: u32,
     ) -> Result<(NonceAdmission, Result<(), Duration>), StorageError> {
         let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
+        let bucket = format!("{brand_id} {endpoint}");
         let (interval, tolerance) = gcra(per_second);
         let pooled = self.client().await?;
         self.sweep_nonces(&pooled, now).await?;
@@ -288,52 +289,6 @@ impl PostgresStorage {
         } else {
             NonceAdmission::Replayed
         })
-    }
-
-    /// Takes a slot of the bucket, in one statement against the
-    /// database's clock.
-    pub(super) async fn take_rate_slot(
-        &self,
-        brand_id: &str,
-        endpoint: &str,
-        per_second: u32,
-    ) -> Result<Result<(), Duration>, StorageError> {
-        let bucket = format!("{brand_id} {endpoint}");
-        let (interval, tolerance) = gcra(per_second);
-        let pooled = self.client().await?;
-        // One statement, one row lock: the buckets are exact however
-        // many instances share them. The database's clock is the clock.
-        let statement = pooled
-            .prepare_cached(
-                "INSERT INTO rate_limits AS r (bucket, tat_micros) \
-                 VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $2) \
-                 ON CONFLICT (bucket) DO UPDATE \
-                 SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) + $2 \
-                 WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $2) - (EXCLUDED.tat_micros - $2) <= $3 \
-                 RETURNING tat_micros",
-            )
-            .await
-            .map_err(classify)?;
-        let taken = pooled
-            .query_opt(&statement, &[&bucket, &interval, &tolerance])
-            .await
-            .map_err(classify)?;
-        if taken.is_some() {
-            return Ok(Ok(()));
-        }
-        let statement = pooled
-            .prepare_cached(
-                "SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
-                 FROM rate_limits WHERE bucket = $1",
-            )
-            .await
-            .map_err(classify)?;
-        let ahead: i64 = pooled
-            .query_one(&statement, &[&bucket])
-            .await
-            .map_err(classify)?
-            .get(0);
-        Ok(Err(wait(ahead, tolerance)))
     }
 }
 

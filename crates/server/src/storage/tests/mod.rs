@@ -463,27 +463,47 @@ async fn rate_buckets_allow_a_burst_of_five_shared_by_every_instance() {
         for i in 0..5 {
             let instance = if i % 2 == 0 { &first } else { &second };
             assert_eq!(
-                instance.take_rate_slot("b", "PATCH x", 5).await.unwrap(),
+                take_rate_slot(instance, "PATCH x").await,
                 Ok(()),
                 "{} request {i}",
                 backend.name
             );
         }
-        let wait = second
-            .take_rate_slot("b", "PATCH x", 5)
-            .await
-            .unwrap()
-            .unwrap_err();
+        let wait = take_rate_slot(&second, "PATCH x").await.unwrap_err();
         assert!(
             wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_millis(200),
             "{wait:?}"
         );
         assert_eq!(
-            first.take_rate_slot("b", "GET x", 5).await.unwrap(),
+            take_rate_slot(&first, "GET x").await,
             Ok(()),
             "another endpoint has its own bucket"
         );
     }
+}
+
+/// A request of brand `b` to `endpoint` (5 a second) with a fresh nonce,
+/// admitted: its rate-limit slot, or how long to wait for one.
+async fn take_rate_slot(storage: &Storage, endpoint: &str) -> Result<(), std::time::Duration> {
+    let now = Clock::default().unix_now();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!(
+        "slot-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let admitted = storage
+        .admit(
+            signed_nonce("b", &nonce, now),
+            now,
+            Some(RateSlot {
+                endpoint,
+                per_second: 5,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_ne!(admitted.nonce, NonceAdmission::Replayed);
+    admitted.slot
 }
 
 #[tokio::test]
