@@ -172,9 +172,10 @@ impl PostgresStorage {
     }
 
     /// Admits a nonce and, if it is new, takes a slot of the rate-limit
-    /// bucket of its brand and `endpoint`, in one statement: one round trip and one commit (one sync
-    /// of the write-ahead log) instead of two each. A replayed nonce takes
-    /// no slot, as when they were two statements in turn.
+    /// bucket of its brand and `endpoint`, in one statement: one round trip
+    /// and one commit (one sync of the write-ahead log) instead of two
+    /// each. A replayed nonce takes no slot, as when they were two
+    /// statements in turn.
     ///
     /// The wait of a refused slot is read from the statement's snapshot
     /// (a data-modifying CTE's change is not visible to the rest of its
