@@ -270,23 +270,9 @@ impl Storage {
         }
     }
 
-    /// Admits a request's `nonce` (its brand's, signed at
-    /// `nonce.signed_at`), or says it was already used within the signature
-    /// window. Every server instance on this storage sees the same nonces.
-    pub(crate) async fn first_use_of_nonce(
-        &self,
-        nonce: Nonce<'_>,
-        now: i64,
-    ) -> Result<NonceAdmission, StorageError> {
-        match &self.backend {
-            // In memory: no database call.
-            Backend::Sqlite(db) => db.first_use_of_nonce(nonce, now),
-            Backend::Postgres(db) => self.timed(db.first_use_of_nonce(nonce, now)).await,
-        }
-    }
-
     /// Authentication's two checks on storage, in the spec's order: admits
-    /// the request's `nonce` (as [`Storage::first_use_of_nonce`]) and, if it
+    /// the request's `nonce` (its brand's, signed at `nonce.signed_at`), or
+    /// says it was already used within the signature window, and, if it
     /// is new and `rate` is given, takes one request from the GCRA bucket of
     /// its brand and endpoint (`per_second` requests a second, the same
     /// burst) or says how long to wait; a suspended brand's request, refused
@@ -299,25 +285,22 @@ impl Storage {
         now: i64,
         rate: Option<RateSlot<'_>>,
     ) -> Result<Admitted, StorageError> {
-        let (nonce, slot) = match (&self.backend, rate) {
-            (Backend::Postgres(db), Some(rate)) => {
-                self.timed(db.admit(nonce, now, rate.endpoint, rate.per_second))
-                    .await?
-            }
-            (Backend::Sqlite(db), Some(rate)) => match db.first_use_of_nonce(nonce, now)? {
-                NonceAdmission::Replayed => (NonceAdmission::Replayed, Ok(())),
-                admitted => (
+        let (nonce, slot) = match &self.backend {
+            Backend::Postgres(db) => self.timed(db.admit(nonce, now, rate)).await?,
+            Backend::Sqlite(db) => match (db.first_use_of_nonce(nonce, now)?, rate) {
+                (NonceAdmission::Replayed, _) => (NonceAdmission::Replayed, Ok(())),
+                (admitted, None) => (admitted, Ok(())),
+                (admitted, Some(rate)) => (
                     admitted,
                     db.take_rate_slot(nonce.brand_id, rate.endpoint, rate.per_second),
                 ),
             },
-            (_, None) => (self.first_use_of_nonce(nonce, now).await?, Ok(())),
         };
         Ok(Admitted { nonce, slot })
     }
 
     /// Makes an admitted nonce durable, if no transaction has yet (a no-op
-    /// where [`Storage::first_use_of_nonce`] answered `Recorded`).
+    /// where [`Storage::admit`] answered `Recorded`).
     pub(crate) async fn record_nonce(
         &self,
         brand_id: &str,

@@ -27,7 +27,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::migrations;
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{Mode, Nonce, NonceAdmission, StorageError, Work};
+use super::{Mode, Nonce, NonceAdmission, RateSlot, StorageError, Work};
 
 /// PostgreSQL storage: a pool of connections (cheap to clone).
 #[derive(Clone)]
@@ -171,11 +171,12 @@ impl PostgresStorage {
         Ok(value)
     }
 
-    /// Admits a nonce and, if it is new, takes a slot of the rate-limit
-    /// bucket of its brand and `endpoint`, in one statement: one round trip
-    /// and one commit (one sync of the write-ahead log) instead of two
-    /// each. A replayed nonce takes no slot, as when they were two
-    /// statements in turn.
+    /// Admits a nonce with one statement every instance sees and, if it
+    /// is new and `rate` is given, takes a slot of the rate-limit bucket of
+    /// its brand and endpoint in the same statement: one round trip and one
+    /// commit (one sync of the write-ahead log) instead of two each. A
+    /// replayed nonce takes no slot, as when they were two statements in
+    /// turn.
     ///
     /// The wait of a refused slot is read from the statement's snapshot
     /// (a data-modifying CTE's change is not visible to the rest of its
@@ -189,12 +190,11 @@ impl PostgresStorage {
             signed_at,
         }: Nonce<'_>,
         now: i64,
-        endpoint: &str,
-        per_second: u32,
+        rate: Option<RateSlot<'_>>,
     ) -> Result<(NonceAdmission, Result<(), Duration>), StorageError> {
         let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
-        let bucket = format!("{brand_id} {endpoint}");
-        let (interval, tolerance) = gcra(per_second);
+        let bucket = rate.map(|rate| format!("{brand_id} {}", rate.endpoint));
+        let (interval, tolerance) = gcra(rate.map_or(1, |rate| rate.per_second));
         let pooled = self.client().await?;
         self.sweep_nonces(&pooled, now).await?;
         let statement = pooled
@@ -206,7 +206,7 @@ impl PostgresStorage {
                  ), taken AS ( \
                    INSERT INTO rate_limits AS r (bucket, tat_micros) \
                    SELECT $5, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $6 \
-                   WHERE EXISTS (SELECT 1 FROM admitted) \
+                   WHERE EXISTS (SELECT 1 FROM admitted) AND $5::TEXT IS NOT NULL \
                    ON CONFLICT (bucket) DO UPDATE \
                    SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) + $6 \
                    WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) - (EXCLUDED.tat_micros - $6) <= $7 \
@@ -237,7 +237,7 @@ impl PostgresStorage {
         if !admitted {
             return Ok((NonceAdmission::Replayed, Ok(())));
         }
-        if taken {
+        if taken || bucket.is_none() {
             return Ok((NonceAdmission::Recorded, Ok(())));
         }
         let ahead: Option<i64> = row.get(2);
@@ -256,40 +256,6 @@ impl PostgresStorage {
                 .map_err(classify)?;
         }
         Ok(())
-    }
-
-    /// Admits a nonce with one statement every instance sees.
-    pub(super) async fn first_use_of_nonce(
-        &self,
-        Nonce {
-            brand_id,
-            nonce,
-            signed_at,
-        }: Nonce<'_>,
-        now: i64,
-    ) -> Result<NonceAdmission, StorageError> {
-        let expires_at = signed_at + TIMESTAMP_WINDOW_SECS;
-        let pooled = self.client().await?;
-        self.sweep_nonces(&pooled, now).await?;
-        // Prepared once per connection, as every other statement
-        // (a statement given as text is prepared anew: a round trip more).
-        let statement = pooled
-            .prepare_cached(
-                "INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-                 WHERE n.expires_at < $4 RETURNING 1",
-            )
-            .await
-            .map_err(classify)?;
-        let recorded = pooled
-            .query_opt(&statement, &[&brand_id, &nonce, &expires_at, &now])
-            .await
-            .map_err(classify)?;
-        Ok(if recorded.is_some() {
-            NonceAdmission::Recorded
-        } else {
-            NonceAdmission::Replayed
-        })
     }
 }
 

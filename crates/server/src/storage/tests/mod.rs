@@ -34,6 +34,17 @@ impl Backend {
     }
 }
 
+impl Storage {
+    /// Admits a nonce without a rate limit (as for a suspended brand).
+    async fn first_use_of_nonce(
+        &self,
+        nonce: Nonce<'_>,
+        now: i64,
+    ) -> Result<NonceAdmission, StorageError> {
+        Ok(self.admit(nonce, now, None).await?.nonce)
+    }
+}
+
 async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStorage::open(
