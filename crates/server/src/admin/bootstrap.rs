@@ -128,7 +128,7 @@ pub(crate) fn data_key(path: &Path, create: bool) -> Result<DataKey, StartError>
 }
 
 /// The data key's file: `data_key_file`, or `DATA_DIR/data.key`.
-pub(crate) fn data_key_file(settings: &Settings) -> PathBuf {
+fn data_key_file(settings: &Settings) -> PathBuf {
     settings
         .data_key_file
         .clone()

@@ -6,6 +6,9 @@
 use super::sql::values;
 use super::{Mode, Storage, StorageError};
 
+/// The check kept, read.
+const SELECT_CHECK: &str = "SELECT sealed FROM data_key_check WHERE id = 1";
+
 /// A value sealed under the data key before the check was kept, and where
 /// it belongs (its sealing context).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +27,7 @@ pub(crate) enum SealedSample {
 impl Storage {
     /// The check sealed under the data key, if one is kept.
     pub(crate) async fn data_key_check(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        let sql = "SELECT sealed FROM data_key_check WHERE id = 1";
-        self.row(sql, Vec::new(), |row| row.bytes(0)).await
+        self.row(SELECT_CHECK, Vec::new(), |row| row.bytes(0)).await
     }
 
     /// Keeps `sealed` as the check unless one is kept already (an instance
@@ -40,7 +42,7 @@ impl Storage {
                     values![sealed.as_slice()],
                 )
                 .await?;
-                db.query("SELECT sealed FROM data_key_check WHERE id = 1", &[])
+                db.query(SELECT_CHECK, &[])
                     .await?
                     .first()
                     .ok_or(StorageError::NotFound)?

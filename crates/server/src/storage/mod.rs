@@ -541,7 +541,6 @@ pub(crate) struct Nonce<'a> {
     pub(crate) signed_at: i64,
 }
 
-/// What the storage made of a request's nonce.
 /// The rate limit a request is held to: its endpoint's bucket of its
 /// brand, `per_second` requests a second.
 #[derive(Clone, Copy, Debug)]
@@ -559,6 +558,7 @@ pub(crate) struct Admitted {
     pub(crate) slot: Result<(), std::time::Duration>,
 }
 
+/// What the storage made of a request's nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NonceAdmission {
     /// Used before within its window: the request is a replay.

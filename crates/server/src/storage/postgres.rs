@@ -197,6 +197,10 @@ impl PostgresStorage {
         let (interval, tolerance) = gcra(rate.map_or(1, |rate| rate.per_second));
         let pooled = self.client().await?;
         self.sweep_nonces(&pooled, now).await?;
+        // Prepared once per connection, as every other statement (a
+        // statement given as text is prepared anew: a round trip more). One
+        // row lock per bucket: the buckets are exact however many instances
+        // share them, and the database's clock is the clock.
         let statement = pooled
             .prepare_cached(
                 "WITH admitted AS ( \

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::helpers::{
-    ANOTHER_DATA_KEY, CARD_ID, CODE, OPENID, Stopped, UPDATE_TARGET, spawn_app, spawn_app_in,
+    ANOTHER_DATA_KEY, CARD_ID, CODE, OPENID, UPDATE_TARGET, spawn_app, spawn_app_in,
 };
 
 #[tokio::test]
@@ -118,13 +118,6 @@ async fn a_request_captured_before_a_restart_is_refused_as_a_replay_after_it() {
     );
 }
 
-/// A stopped server's data key file and the key it holds.
-fn data_key_of(stopped: &Stopped) -> (std::path::PathBuf, Vec<u8>) {
-    let key_file = stopped.data_dir().join("data.key");
-    let key = std::fs::read(&key_file).unwrap();
-    (key_file, key)
-}
-
 #[tokio::test]
 async fn a_start_with_another_data_key_is_refused_before_it_seals_anything() {
     let app = spawn_app().await;
@@ -132,7 +125,7 @@ async fn a_start_with_another_data_key_is_refused_before_it_seals_anything() {
         .await
         .user_card(&app);
     let stopped = app.stop().await;
-    let (key_file, original) = data_key_of(&stopped);
+    let (key_file, original) = stopped.data_key();
     std::fs::write(&key_file, ANOTHER_DATA_KEY).unwrap();
     let refused = stopped.refused_start().await;
     assert!(
@@ -156,7 +149,7 @@ async fn a_start_without_the_data_key_of_a_database_holding_sealed_data_is_refus
 {
     let app = spawn_app().await;
     let stopped = app.stop().await;
-    let (key_file, original) = data_key_of(&stopped);
+    let (key_file, original) = stopped.data_key();
     std::fs::remove_file(&key_file).unwrap();
     let refused = stopped.refused_start().await;
     assert!(
@@ -173,7 +166,7 @@ async fn a_database_from_before_the_data_key_check_is_checked_on_a_sealed_value_
     let app = spawn_app().await;
     app.execute_sql("DELETE FROM data_key_check");
     let stopped = app.stop().await;
-    let (key_file, original) = data_key_of(&stopped);
+    let (key_file, original) = stopped.data_key();
     std::fs::write(&key_file, ANOTHER_DATA_KEY).unwrap();
     let refused = stopped.refused_start().await;
     assert!(

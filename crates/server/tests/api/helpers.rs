@@ -367,6 +367,14 @@ impl Stopped {
         self.dir.path().join("data")
     }
 
+    /// The data key's file in the data directory, and the key it holds.
+    #[allow(dead_code)]
+    pub(crate) fn data_key(&self) -> (PathBuf, Vec<u8>) {
+        let key_file = self.data_dir().join("data.key");
+        let key = std::fs::read(&key_file).unwrap();
+        (key_file, key)
+    }
+
     /// The settings a server started again on this storage runs with.
     fn settings(&self) -> Settings {
         Settings {

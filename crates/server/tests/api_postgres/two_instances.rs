@@ -280,8 +280,7 @@ async fn a_second_instance_starts_only_with_the_first_ones_data_key() {
         .await
         .user_card(&first);
     let second = replica_of(&first);
-    let key_file = second.data_dir().join("data.key");
-    let copied = std::fs::read(&key_file).unwrap();
+    let (key_file, copied) = second.data_key();
     std::fs::remove_file(&key_file).unwrap();
     let refused = second.refused_start().await;
     assert!(
