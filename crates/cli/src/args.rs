@@ -248,7 +248,9 @@ pub(crate) enum NotificationsCommand {
         settings: SettingsArgs,
     },
     /// Send a notification again now, with the same ID (a running server
-    /// sends it within a second).
+    /// sends it within a second). One being sent right now is left as it
+    /// is, and the command exits 1 saying so: try again once its attempt
+    /// ends (within the receiver's 5 seconds).
     Resend {
         /// The notification ID.
         id: String,

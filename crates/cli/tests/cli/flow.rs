@@ -201,6 +201,89 @@ async fn notifications_are_listed_shown_with_their_attempts_and_resent_with_the_
     assert_eq!(event["id"], id.as_str());
 }
 
+/// A receiver that takes each notification's request and never answers,
+/// keeping the connection open: each request's notification ID on the
+/// channel as soon as its body has arrived.
+fn a_receiver_that_never_answers() -> (u16, mpsc::Receiver<String>) {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (send, ids) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = Vec::new();
+            let mut buffer = [0; 4096];
+            let id = loop {
+                let read = stream.read(&mut buffer).unwrap();
+                assert!(read > 0, "the server closed the request early");
+                request.extend_from_slice(&buffer[..read]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(body) = text.split("\r\n\r\n").nth(1)
+                    && let Ok(envelope) = serde_json::from_str::<Value>(body)
+                {
+                    break envelope["id"].as_str().unwrap().to_owned();
+                }
+            };
+            held.push(stream);
+            if send.send(id).is_err() {
+                return;
+            }
+        }
+    });
+    (port, ids)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_being_sent_is_not_resent_by_hand_and_is_once_its_attempt_ends() {
+    let server = start_server().await;
+    let (port, ids) = a_receiver_that_never_answers();
+    let url = format!("http://127.0.0.1:{port}/notify");
+    json_of(
+        &server,
+        &["cards", "update", DEV_SIGNUP_CARD_ID, "--notify-url", &url],
+    )
+    .await;
+    let sign_up = [
+        "simulate",
+        "sign-up",
+        "--card-id",
+        DEV_SIGNUP_CARD_ID,
+        "--openid",
+        "oHeld",
+    ];
+    json_of(&server, &sign_up).await;
+    let id = ids.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Its attempt is in flight (the receiver has 5 s to answer, and does
+    // not): sending it again now would send it twice at once.
+    let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
+    let resend = args(&["notifications", "resend", &id, "--data-dir", &data_dir]);
+    let refused = card_member(resend.clone(), server.dir.path()).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is being sent now"), "{stderr}");
+    assert!(refused.stdout.is_empty());
+    // Once the attempt has timed out and been recorded, it is sent again
+    // at once, with the same id.
+    let started = Instant::now();
+    loop {
+        let shown = json_from(
+            &["notifications", "show", &id, "--data-dir", &data_dir],
+            server.dir.path(),
+        )
+        .await;
+        if shown["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resent = card_member(resend, server.dir.path()).await;
+    assert!(resent.status.success(), "{resent:?}");
+    assert_eq!(ids.recv_timeout(Duration::from_secs(10)).unwrap(), id);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_data_backlog_writes_pending_notifications_for_the_development_card_and_not_with_cards()
  {

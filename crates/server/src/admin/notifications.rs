@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::brands;
 use crate::clock::Clock;
+use crate::domain::notifications::being_sent;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
 use crate::records::{AttemptRecord, OutboxRecord};
-use crate::storage::{NotificationFilter, StorageError};
+use crate::storage::{NotificationFilter, Resent, StorageError};
 
 /// A notification, without its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -118,15 +119,16 @@ pub fn show(settings: &Settings, id: &str) -> Result<(Notification, Vec<Attempt>
 }
 
 /// Sends a notification again from now, with the same ID, whatever its
-/// state (a delivered one too: the receiver deduplicates by ID).
+/// state (a delivered one too: the receiver deduplicates by ID), unless
+/// it is being sent right now (an error that says so).
 pub fn resend(settings: &Settings, id: &str) -> Result<(), StartError> {
     brands::administer(settings, async |storage| {
-        storage
-            .resend_notification(id, Clock::default().unix_now())
-            .await
-            .map_err(|err| match err {
-                StorageError::NotFound => StartError(format!("no notification {id}")),
-                other => StartError(other.to_string()),
-            })
+        let now = Clock::default().unix_now();
+        match storage.resend_notification(id, now).await {
+            Ok(Resent::Due) => Ok(()),
+            Ok(Resent::InFlight { until }) => Err(StartError(being_sent(id, until, now))),
+            Err(StorageError::NotFound) => Err(StartError(format!("no notification {id}"))),
+            Err(other) => Err(StartError(other.to_string())),
+        }
     })
 }

@@ -50,7 +50,7 @@ use serde::Serialize;
 
 pub(crate) use data_key::SealedSample;
 pub(crate) use faults::FaultRecord;
-pub(crate) use outbox::{Claim, Claimed};
+pub(crate) use outbox::{Claim, Claimed, Resent};
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use server_lock::Opener;
 use sql::{Exec, Row, Value};

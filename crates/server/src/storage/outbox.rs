@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::sql::{Exec, ExecExt, Row, one_row, values};
+use super::sql::{Exec, ExecExt, Row, values};
 use super::{Backend, Mode, NotificationFilter, Storage, StorageError};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
@@ -42,6 +42,17 @@ pub(crate) struct Claim {
     pub(crate) per_brand: Box<dyn Fn(&str) -> i64 + Send + Sync>,
     /// The brand the last claim ended with: this one starts after it.
     pub(crate) start_after: Option<String>,
+}
+
+/// What [`Storage::resend_notification`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resent {
+    /// Due now: the next claim sends it.
+    Due,
+    /// Being sent now, under a lease until `until` (Unix seconds): left as
+    /// it is. Its attempt is recorded by then (or, if its sender died, it
+    /// is due again then).
+    InFlight { until: i64 },
 }
 
 /// What a claim leased.
@@ -361,11 +372,40 @@ impl Storage {
         .map(drop)
     }
 
-    /// Sends a notification again from now (whatever its state), with the
-    /// same `id`.
-    pub(crate) async fn resend_notification(&self, id: &str, now: i64) -> Result<(), StorageError> {
-        let sql = "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 WHERE id = $2";
-        one_row(self.change(sql, values![now, id].to_vec()).await?)
+    /// Sends a notification again from `now`, with the same `id`, whatever
+    /// its state, unless it is being sent right now: a notification under
+    /// a claim's lease (here or on another instance) is left as it is, for
+    /// due now it would be claimed and sent again while its attempt is in
+    /// flight, twice at once, and the attempt's record, under a lease that
+    /// no longer holds, would be dropped.
+    pub(crate) async fn resend_notification(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Resent, StorageError> {
+        let id = id.to_owned();
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let sent_again = db
+                    .execute(
+                        "UPDATE outbox SET state = 'PENDING', next_attempt_at = $1, leased_until = 0 \
+                         WHERE id = $2 AND NOT (state = 'PENDING' AND leased_until >= $1)",
+                        values![now, &id],
+                    )
+                    .await?;
+                if sent_again == 1 {
+                    return Ok(Resent::Due);
+                }
+                let row = db
+                    .query_opt("SELECT leased_until FROM outbox WHERE id = $1", values![&id])
+                    .await?
+                    .ok_or(StorageError::NotFound)?;
+                Ok(Resent::InFlight {
+                    until: row.int(0)?,
+                })
+            })
+        })
+        .await
     }
 }
 

@@ -64,6 +64,20 @@ pub(crate) const SCHEDULE: [u64; 15] = [
 /// How long a receiver has to answer.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
 
+/// Why a notification was not sent again by hand ([`Resent::InFlight`]):
+/// it is being sent now, under a lease until `until`, at `now` (Unix
+/// seconds).
+///
+/// [`Resent::InFlight`]: crate::storage::Resent::InFlight
+pub(crate) fn being_sent(id: &str, until: i64, now: i64) -> String {
+    format!(
+        "notification {id} is being sent now (its attempt ends within {} s): it was left as it \
+         is, since sending it again meanwhile would send it twice at once; see its attempts \
+         then, and send it again if it was not delivered",
+        (until - now).max(0)
+    )
+}
+
 /// The seal context of a notification's resource.
 fn seal_context<'a>(brand_id: &'a str, id: &'a str) -> SealContext<'a> {
     SealContext {

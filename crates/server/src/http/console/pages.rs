@@ -16,10 +16,11 @@ use time::OffsetDateTime;
 use super::view::{chart, csrf_field, mask, mask_phone, page, refusal};
 use super::{Session, csrf_refusal};
 use crate::domain::member::{self, SignUpForm};
+use crate::domain::notifications::being_sent;
 use crate::domain::user_cards::{base64_decode_sealed, current_state, seal_context};
 use crate::records::UserCardKey;
 use crate::state::AppState;
-use crate::storage::{CardSearch, Counted, NotificationFilter, wire_name};
+use crate::storage::{CardSearch, Counted, NotificationFilter, Resent, StorageError, wire_name};
 
 /// A storage failure, as a page.
 fn failed(error: impl std::fmt::Display) -> Response {
@@ -516,10 +517,15 @@ pub(crate) async fn resend(
         .resend_notification(&id, state.clock.unix_now())
         .await
     {
-        Ok(()) => {
+        Ok(Resent::Due) => {
             state.outbox.wake();
             Redirect::to(&format!("/console/notifications/{id}")).into_response()
         }
+        Ok(Resent::InFlight { until }) => refusal(
+            StatusCode::CONFLICT,
+            &being_sent(&id, until, state.clock.unix_now()),
+        ),
+        Err(StorageError::NotFound) => refusal(StatusCode::NOT_FOUND, "No such notification."),
         Err(err) => failed(err),
     }
 }

@@ -1388,6 +1388,63 @@ async fn notifications_handed_back_by_a_stopping_instance_are_due_at_once_but_on
 }
 
 #[tokio::test]
+async fn a_notification_being_sent_is_not_sent_again_by_hand_until_its_attempt_is_recorded() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let now = Clock::default().unix_now();
+        enqueue_due(storage, 1, now).await;
+        let lease = claim(now, 1).lease_until;
+        let claimed = storage.claim_notifications(claim(now, 1)).await.unwrap();
+        assert_eq!(claimed.notifications.len(), 1, "{}", backend.name);
+        assert_eq!(
+            storage.resend_notification("n-0", now + 1).await.unwrap(),
+            Resent::InFlight { until: lease },
+            "{}: in flight, left as it is",
+            backend.name
+        );
+        assert!(
+            claims_nothing(storage, claim(now + 1, 1)).await,
+            "{}: not due while its attempt is in flight",
+            backend.name
+        );
+        // Its attempt is recorded under the lease it was sent under: the
+        // refused resend did not void the lease.
+        let delivered = (
+            first_attempt("n-0", Some(204), None),
+            DeliveryOutcome::Delivered,
+            lease,
+        );
+        storage.record_deliveries(&[delivered]).await.unwrap();
+        let (recorded, attempts) = storage.notification("n-0").await.unwrap().unwrap();
+        assert_eq!(
+            (recorded.state.as_str(), attempts.len()),
+            ("DELIVERED", 1),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            storage.resend_notification("n-0", now + 2).await.unwrap(),
+            Resent::Due,
+            "{}: delivered, sent again with the same id",
+            backend.name
+        );
+        let again = storage
+            .claim_notifications(claim(now + 2, 1))
+            .await
+            .unwrap();
+        assert_eq!(again.notifications[0].id, "n-0", "{}", backend.name);
+        assert!(
+            matches!(
+                storage.resend_notification("n-404", now).await,
+                Err(StorageError::NotFound)
+            ),
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_claim_takes_each_brand_in_turn_and_no_more_than_the_brand_can_send() {
     for backend in backends().await {
         let storage = &backend.storage;
