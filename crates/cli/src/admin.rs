@@ -7,7 +7,9 @@ use card_member_server::brands::{self, CertificateSource};
 use card_member_server::seed_data::{self, BacklogPlan, SeedPlan};
 use card_member_server::{Application, LogFormat, Settings, outbox};
 
-use crate::args::{BrandsCommand, LogFormatArg, NotificationsCommand, SeedDataArgs, ServeArgs};
+use crate::args::{
+    BrandsCommand, LogFormatArg, NotificationsCommand, SeedDataArgs, ServeArgs, SettingsArgs,
+};
 use crate::{CliError, emit, load_settings, print_json, read, runtime_with};
 
 /// Starts logging to stderr: `RUST_LOG` if set, else `level`.
@@ -50,6 +52,14 @@ pub(crate) fn notifications(command: NotificationsCommand) -> Result<(), CliErro
             print_json(&serde_json::json!({"resent": id}))
         }
     }
+}
+
+/// `keys adopt-wechatpay-key`: the settings' WeChat Pay key becomes the one
+/// the database keeps.
+pub(crate) fn adopt_wechatpay_key(settings: &SettingsArgs) -> Result<(), CliError> {
+    let settings = load_settings(settings)?;
+    let id = card_member_server::adopt_wechatpay_key(&settings).map_err(|err| err.to_string())?;
+    print_json(&serde_json::json!({"adopted_wechatpay_public_key_id": id}))
 }
 
 /// `seed-data`: a brand program's worth of data, straight into storage.

@@ -53,7 +53,8 @@ pub(crate) enum Command {
     /// one again (works on the data directory).
     #[command(subcommand)]
     Notifications(NotificationsCommand),
-    /// Generate key material for trying things out.
+    /// Key material: generate keys for trying things out; adopt a changed
+    /// WeChat Pay key.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Many calls from a file, at the brand's rate limit, resumable.
@@ -279,6 +280,17 @@ pub(crate) enum KeysCommand {
         /// A host name or IP address the certificate is for (repeatable).
         #[arg(long = "host", value_name = "NAME", required = true)]
         hosts: Vec<String>,
+    },
+    /// Make the settings' WeChat Pay platform key the one the database
+    /// keeps as the key its brands were given. A server refuses to start
+    /// with another key than the kept one (its responses and notifications
+    /// would be signed under a key no brand has); after a deliberate change
+    /// of the key, once every brand has the new public key and its ID, run
+    /// this once, and start every instance with the new key. Works on the
+    /// data directory or the database, like `brands`; prints the key's ID.
+    AdoptWechatpayKey {
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
 }
 

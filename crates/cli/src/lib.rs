@@ -191,6 +191,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Notifications(command) => admin::notifications(command),
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
+        Command::Keys(KeysCommand::AdoptWechatpayKey { settings }) => {
+            admin::adopt_wechatpay_key(&settings)
+        }
         Command::SeedData(args) => admin::seed_data(args),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
         Command::Flood(args) => runtime()?.block_on(flood::run(args)),

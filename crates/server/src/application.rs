@@ -307,27 +307,9 @@ async fn prepare(
 ) -> Result<(AppState, Option<PathBuf>), StartError> {
     let clock = Clock::default();
     let (backend, fresh) = storage::open(settings, &clock, Opener::Server).await?;
-    let keys_settings = settings.clone();
-    let keys = tokio::task::spawn_blocking(move || {
-        let settings = keys_settings;
-        let wechatpay_dir = settings.data_dir.join("wechatpay");
-        let key_file = settings
-            .wechatpay_private_key_file
-            .clone()
-            .unwrap_or_else(|| wechatpay_dir.join("private_key.pem"));
-        let (wechatpay_key, key_id) = bootstrap::wechatpay_key(
-            &key_file,
-            settings.wechatpay_public_key_id.as_deref(),
-            &wechatpay_dir,
-            settings.wechatpay_private_key_file.is_none(),
-        )?;
-        Ok::<_, StartError>((wechatpay_key, key_id))
-    })
-    .await
-    .map_err(|err| StartError(format!("loading keys: {err}")))?;
-    let (wechatpay_key, key_id) = keys?;
     let metrics = Arc::new(Metrics::default());
     let storage = Storage::counted(backend, Arc::clone(&metrics));
+    let (wechatpay_key, key_id) = bootstrap::checked_wechatpay_key(&storage, settings).await?;
     let data_key = bootstrap::checked_data_key(&storage, settings, true).await?;
     // This server's start (not administration's opening of the same file):
     // what a stopped run held is due now.

@@ -209,12 +209,13 @@ fn start_server_with(
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
-            // On a database with brands, a first start with the bench's new
-            // data key is refused (the data key's check).
+            // On a database that has served before, a first start with the
+            // bench's new keys is refused (the keys' checks).
             let empty = match (database_url, first) {
                 (Some(_), true) => {
                     "; if the database --database-url names is not empty, the bench needs an empty \
-                     PostgreSQL database, since it registers brands of its own under a new data key"
+                     PostgreSQL database, since it starts with keys of its own (a new data key and \
+                     WeChat Pay key), which a database that has served before refuses"
                 }
                 _ => "",
             };

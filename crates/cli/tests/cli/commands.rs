@@ -250,6 +250,40 @@ async fn keys_generate_makes_a_key_pair_that_brands_add_registers() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_prints_its_id() {
+    let server = start_server().await;
+    let data_dir = server.settings.data_dir.to_str().unwrap();
+    let adopted = json_from(
+        &["keys", "adopt-wechatpay-key", "--data-dir", data_dir],
+        server.dir.path(),
+    )
+    .await;
+    let credentials: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&server.credentials).unwrap()).unwrap();
+    assert_eq!(
+        adopted["adopted_wechatpay_public_key_id"], credentials["wechatpay_public_key_id"],
+        "{adopted}"
+    );
+    let elsewhere = server.dir.path().join("nowhere");
+    let output = card_member(
+        args(&[
+            "keys",
+            "adopt-wechatpay-key",
+            "--data-dir",
+            elsewhere.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("private_key.pem"),
+        "no key is made: {stderr}"
+    );
+}
+
 #[test]
 fn every_command_has_help_and_the_readme_names_it() {
     let readme =

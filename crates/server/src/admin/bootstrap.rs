@@ -28,7 +28,7 @@ use crate::domain::user_cards::{PHONE_NUMBER, seal_context};
 use crate::error::StartError;
 use crate::ops::settings::Settings;
 use crate::records::{AuditEntry, BrandCertificate, BrandRecord, UserCardKey, UserCardRecord};
-use crate::storage::{SealedSample, Storage, StorageError};
+use crate::storage::{KeptWechatpayKey, SealedSample, Storage, StorageError};
 
 /// The demo brand of the development setup (the seed page's brand ID).
 pub const DEV_BRAND_ID: &str = "1001622624";
@@ -235,9 +235,114 @@ pub(crate) async fn checked_data_key(
     }
 }
 
+/// Where the WeChat Pay key of `settings` is: its private key file, and
+/// the directory that holds the files made with it (`public_key.pem`,
+/// `public_key_id`); whether it may be made there (the default file).
+fn wechatpay_key_files(settings: &Settings) -> (PathBuf, PathBuf, bool) {
+    let dir = settings.data_dir.join("wechatpay");
+    match &settings.wechatpay_private_key_file {
+        Some(file) => (file.clone(), dir, false),
+        None => (dir.join("private_key.pem"), dir, true),
+    }
+}
+
+/// Loads the WeChat Pay platform key of `settings` and checks it against
+/// the one the database's brands were given, before anything is signed
+/// with it: an instance holding another key (a second instance given a
+/// fresh data directory, a key file replaced) would sign its responses and
+/// notifications under a key no brand has, and every brand's verification
+/// of them would fail.
+///
+/// - The first start keeps its key's public key ID and public key in the
+///   database (nothing secret); every later start compares its own and
+///   refuses to start on a difference.
+/// - A new key is made (where the default file is missing) only while the
+///   database keeps none.
+/// - A deliberate change of the key is [`adopt_wechatpay_key`].
+pub(crate) async fn checked_wechatpay_key(
+    storage: &Storage,
+    settings: &Settings,
+) -> Result<(PrivateKey, String), StartError> {
+    let failed = |err: StorageError| StartError(format!("checking the WeChat Pay key: {err}"));
+    let kept = storage.kept_wechatpay_key().await.map_err(failed)?;
+    let (key_file, dir, default_file) = wechatpay_key_files(settings);
+    if kept.is_some() && !key_file.exists() {
+        return Err(StartError(format!(
+            "{} does not exist, and this database's brands were given the WeChat Pay key {}: \
+             put that key there (the wechatpay/ directory of the data directory that first \
+             served this database) or name it with wechatpay_private_key_file; a new key would \
+             sign what no brand can verify",
+            key_file.display(),
+            kept.as_ref().map_or("", |kept| kept.public_key_id.as_str()),
+        )));
+    }
+    let (key, id) = {
+        let key_id = settings.wechatpay_public_key_id.clone();
+        tokio::task::spawn_blocking(move || {
+            wechatpay_key(&key_file, key_id.as_deref(), &dir, default_file)
+        })
+        .await
+        .map_err(|err| StartError(format!("loading keys: {err}")))??
+    };
+    let this = KeptWechatpayKey {
+        public_key_id: id.clone(),
+        public_key_pem: key.public_key().to_spki_pem(),
+    };
+    let kept = match kept {
+        Some(kept) => kept,
+        None => storage
+            .keep_wechatpay_key(this.clone(), false)
+            .await
+            .map_err(failed)?,
+    };
+    if kept != this {
+        let which = if kept.public_key_id == this.public_key_id {
+            format!("{} with another public key", this.public_key_id)
+        } else {
+            this.public_key_id.clone()
+        };
+        return Err(StartError(format!(
+            "this instance's WeChat Pay key ({which}) is not the key this database's brands were \
+             given ({}): its responses and notifications would be signed under a key no brand \
+             has. Use the wechatpay/ directory of the data directory that first served this \
+             database (or name its files with wechatpay_private_key_file and \
+             wechatpay_public_key_id); to change the key on purpose, once every brand has the \
+             new public key and ID, run `card-member keys adopt-wechatpay-key` with this \
+             instance's settings",
+            kept.public_key_id
+        )));
+    }
+    Ok((key, id))
+}
+
+/// Makes the WeChat Pay key of `settings` the one the database keeps as
+/// the key its brands were given: a deliberate change of the platform key,
+/// once every brand has the new public key and its ID (instances holding
+/// the old key then refuse to start). Answers the key's public key ID.
+pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
+    let (key_file, dir, _) = wechatpay_key_files(settings);
+    let (key, id) = wechatpay_key(
+        &key_file,
+        settings.wechatpay_public_key_id.as_deref(),
+        &dir,
+        false,
+    )?;
+    let adopted = KeptWechatpayKey {
+        public_key_id: id.clone(),
+        public_key_pem: key.public_key().to_spki_pem(),
+    };
+    crate::admin::brands::administer(settings, async |storage| {
+        storage
+            .keep_wechatpay_key(adopted, true)
+            .await
+            .map_err(|err| StartError(format!("keeping the WeChat Pay key: {err}")))
+    })?;
+    Ok(id)
+}
+
 /// Loads the WeChat Pay private key and its public key ID, generating both
 /// in `dir` if they do not exist.
-pub(crate) fn wechatpay_key(
+fn wechatpay_key(
     key_file: &Path,
     key_id: Option<&str>,
     dir: &Path,

@@ -23,8 +23,8 @@
 
 mod brands;
 mod cards;
-mod data_key;
 mod faults;
+mod key_checks;
 mod media;
 mod membership;
 mod migrations;
@@ -48,8 +48,8 @@ use std::time::Instant;
 pub(crate) use card_member_protocol::shared::wire_name;
 use serde::Serialize;
 
-pub(crate) use data_key::SealedSample;
 pub(crate) use faults::FaultRecord;
+pub(crate) use key_checks::{KeptWechatpayKey, SealedSample};
 pub(crate) use outbox::{Claim, Claimed, Resent};
 pub(crate) use postgres::PostgresStorage;
 pub(crate) use server_lock::Opener;

@@ -1,8 +1,10 @@
 //! Acknowledged writes survive a restart; a restart regenerates nothing;
 //! a nonce used before a restart is still used after it; a start with
 //! another data key than the one the database's personal data is sealed
-//! under is refused before it seals anything.
+//! under is refused before it seals anything, and one with another WeChat
+//! Pay key than the one the brands were given before it signs anything.
 
+use card_member_protocol::keys::PrivateKey;
 use serde_json::json;
 
 use crate::helpers::{
@@ -181,4 +183,59 @@ async fn a_database_from_before_the_data_key_check_is_checked_on_a_sealed_value_
         refused.contains("does not open the check the database keeps"),
         "the right key's start kept the check: {refused}"
     );
+}
+
+#[tokio::test]
+async fn a_start_with_another_wechatpay_key_is_refused_until_the_key_is_adopted_on_purpose() {
+    let app = spawn_app().await;
+    let stopped = app.stop().await;
+    let (key_file, original) = stopped.wechatpay_key();
+    let another = PrivateKey::generate().unwrap().to_pkcs8_pem();
+    std::fs::write(&key_file, &another).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused
+            .contains("with another public key) is not the key this database's brands were given")
+            && refused.contains("keys adopt-wechatpay-key"),
+        "{refused}"
+    );
+    // A deliberate change: adopted, the new key starts, and the old one no
+    // longer does.
+    let settings = stopped.settings();
+    tokio::task::spawn_blocking(move || card_member_server::adopt_wechatpay_key(&settings))
+        .await
+        .unwrap()
+        .unwrap();
+    let restarted = spawn_app_in(stopped).await;
+    let answered = restarted.get_card().await;
+    assert_eq!(answered.status, 200);
+    assert!(
+        answered.verify(&restarted).is_err(),
+        "signed under the adopted key, which the brands must be given: not the old one"
+    );
+    let stopped = restarted.stop().await;
+    std::fs::write(&key_file, &original).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains("is not the key this database's brands were given"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_start_without_the_wechatpay_key_of_a_database_that_served_is_refused_and_makes_none() {
+    let app = spawn_app().await;
+    let stopped = app.stop().await;
+    let (key_file, original) = stopped.wechatpay_key();
+    std::fs::remove_file(&key_file).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains(
+            "does not exist, and this database's brands were given the WeChat Pay key PUB_KEY_ID_"
+        ),
+        "{refused}"
+    );
+    assert!(!key_file.exists(), "no new key was made");
+    std::fs::write(&key_file, original).unwrap();
+    spawn_app_in(stopped).await;
 }

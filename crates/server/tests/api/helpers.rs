@@ -375,8 +375,16 @@ impl Stopped {
         (key_file, key)
     }
 
+    /// The stopped server's WeChat Pay private key: its file and contents.
+    #[allow(dead_code)]
+    pub(crate) fn wechatpay_key(&self) -> (PathBuf, Vec<u8>) {
+        let key_file = self.data_dir().join("wechatpay/private_key.pem");
+        let key = std::fs::read(&key_file).unwrap();
+        (key_file, key)
+    }
+
     /// The settings a server started again on this storage runs with.
-    fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         Settings {
             data_dir: self.data_dir(),
             listen: "127.0.0.1:0".to_owned(),

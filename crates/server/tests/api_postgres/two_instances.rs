@@ -2,12 +2,14 @@
 //! backlog of notifications together: each notification is claimed by one
 //! instance at a time (`FOR UPDATE SKIP LOCKED` leases), so both deliver
 //! and none is delivered twice at once (BENCHMARKS.md "A backlog of
-//! notifications" measures one instance; issue 24 asks for two).
+//! notifications" measures one instance; issue 24 asks for two). A second
+//! instance starts only with the first one's data key and WeChat Pay key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use card_member_protocol::keys::PrivateKey;
 use card_member_server::seed_data::{self, BacklogPlan};
 use card_member_server::{DEV_CARD_ID, DEV_OPENID, DEV_USER_CARD_CODE, SignedUp};
 
@@ -301,4 +303,36 @@ async fn a_second_instance_starts_only_with_the_first_ones_data_key() {
         "13800138000",
         "the first's key opens what the first sealed"
     );
+}
+
+#[tokio::test]
+async fn a_second_instance_starts_only_with_the_first_ones_wechatpay_key_and_id() {
+    let first = spawn_app_on_backend_with(|_| {}).await;
+    let second = replica_of(&first);
+    let (key_file, copied) = second.wechatpay_key();
+    std::fs::remove_file(&key_file).unwrap();
+    let refused = second.refused_start().await;
+    assert!(
+        refused
+            .contains("does not exist, and this database's brands were given the WeChat Pay key"),
+        "a data directory of its own makes no key of its own: {refused}"
+    );
+    std::fs::write(&key_file, PrivateKey::generate().unwrap().to_pkcs8_pem()).unwrap();
+    let refused = second.refused_start().await;
+    assert!(
+        refused.contains("is not the key this database's brands were given"),
+        "nor does another key: {refused}"
+    );
+    std::fs::write(&key_file, copied).unwrap();
+    let id_file = second.data_dir().join("wechatpay/public_key_id");
+    let id = std::fs::read_to_string(&id_file).unwrap();
+    std::fs::write(&id_file, "PUB_KEY_ID_0000000000000000000000000000000001").unwrap();
+    let refused = second.refused_start().await;
+    assert!(
+        refused.contains("(PUB_KEY_ID_0000000000000000000000000000000001) is not the key"),
+        "nor the key under another ID: {refused}"
+    );
+    std::fs::write(&id_file, id).unwrap();
+    let second = spawn_app_in(second).await;
+    second.get_card().await.user_card(&second);
 }

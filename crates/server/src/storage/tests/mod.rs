@@ -810,7 +810,7 @@ async fn a_sqlite_database_counted_by_user_version_is_adopted_into_the_migration
         .unwrap();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         "1 and 2 adopted, the later ones applied"
     );
 }
@@ -851,7 +851,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         "1 adopted, the later ones applied"
     );
     let old = client
@@ -1776,5 +1776,45 @@ async fn the_data_key_check_is_kept_once_and_a_sealed_value_stands_in_before_it(
             storage.data_key_check().await.unwrap().as_deref(),
             Some(&b"first"[..])
         );
+    }
+}
+
+#[tokio::test]
+async fn the_wechatpay_key_is_kept_once_and_replaced_only_on_purpose() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let key = |id: &str, pem: &str| KeptWechatpayKey {
+            public_key_id: id.to_owned(),
+            public_key_pem: pem.to_owned(),
+        };
+        assert_eq!(storage.kept_wechatpay_key().await.unwrap(), None);
+        let first = key("PUB_KEY_ID_1", "first");
+        assert_eq!(
+            storage
+                .keep_wechatpay_key(first.clone(), false)
+                .await
+                .unwrap(),
+            first
+        );
+        assert_eq!(
+            storage
+                .keep_wechatpay_key(key("PUB_KEY_ID_2", "second"), false)
+                .await
+                .unwrap(),
+            first,
+            "{}: the first kept wins",
+            backend.name
+        );
+        let adopted = key("PUB_KEY_ID_2", "second");
+        assert_eq!(
+            storage
+                .keep_wechatpay_key(adopted.clone(), true)
+                .await
+                .unwrap(),
+            adopted,
+            "{}: replaced on purpose",
+            backend.name
+        );
+        assert_eq!(storage.kept_wechatpay_key().await.unwrap(), Some(adopted));
     }
 }

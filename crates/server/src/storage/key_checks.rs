@@ -1,13 +1,37 @@
-//! The data key's check: a constant the first start sealed under the data
-//! key (`admin/bootstrap.rs` seals and opens it; storage only keeps it),
-//! and, for a database from before the check, a value sealed under the key
-//! to try instead.
+//! What the database keeps to check an instance's keys against
+//! (`admin/bootstrap.rs` checks; storage only keeps):
+//!
+//! - the data key's check: a constant the first start sealed under the
+//!   data key, and, for a database from before the check, a value sealed
+//!   under the key to try instead;
+//! - the WeChat Pay platform key the brands were given: its public key ID
+//!   and public key, nothing secret.
 
-use super::sql::values;
+use super::sql::{Row, values};
 use super::{Mode, Storage, StorageError};
 
 /// The check kept, read.
 const SELECT_CHECK: &str = "SELECT sealed FROM data_key_check WHERE id = 1";
+
+/// The WeChat Pay platform key the database's brands were given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeptWechatpayKey {
+    /// Its public key ID (`PUB_KEY_ID_…`).
+    pub(crate) public_key_id: String,
+    /// Its SPKI public key, PEM.
+    pub(crate) public_key_pem: String,
+}
+
+/// The WeChat Pay key kept, read.
+const SELECT_WECHATPAY_KEY: &str =
+    "SELECT public_key_id, public_key_pem FROM wechatpay_key WHERE id = 1";
+
+fn wechatpay_key_from_row(row: &Row) -> Result<KeptWechatpayKey, StorageError> {
+    Ok(KeptWechatpayKey {
+        public_key_id: row.text(0)?,
+        public_key_pem: row.text(1)?,
+    })
+}
 
 /// A value sealed under the data key before the check was kept, and where
 /// it belongs (its sealing context).
@@ -89,6 +113,46 @@ impl Storage {
                         })
                     })
                     .transpose()
+            })
+        })
+        .await
+    }
+
+    /// The WeChat Pay platform key the database's brands were given, if one
+    /// is kept.
+    pub(crate) async fn kept_wechatpay_key(
+        &self,
+    ) -> Result<Option<KeptWechatpayKey>, StorageError> {
+        self.row(SELECT_WECHATPAY_KEY, Vec::new(), wechatpay_key_from_row)
+            .await
+    }
+
+    /// Keeps `key` as the WeChat Pay key the brands were given, unless one
+    /// is kept already (an instance starting at the same time) or
+    /// `replace` (a deliberate change of the key); answers the key kept.
+    pub(crate) async fn keep_wechatpay_key(
+        &self,
+        key: KeptWechatpayKey,
+        replace: bool,
+    ) -> Result<KeptWechatpayKey, StorageError> {
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let on_conflict = if replace {
+                    "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET public_key_id = excluded.public_key_id, \
+                     public_key_pem = excluded.public_key_pem"
+                } else {
+                    "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO NOTHING"
+                };
+                db.execute(on_conflict, values![&key.public_key_id, &key.public_key_pem])
+                    .await?;
+                wechatpay_key_from_row(
+                    db.query(SELECT_WECHATPAY_KEY, &[])
+                        .await?
+                        .first()
+                        .ok_or(StorageError::NotFound)?,
+                )
             })
         })
         .await
