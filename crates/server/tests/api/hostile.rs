@@ -399,8 +399,12 @@ async fn a_flood_of_distinct_unknown_brand_ids_costs_at_most_six_database_reads_
     for answer in &answers {
         answer.assert_error(401, "SIGN_ERROR");
     }
+    // Six a second for the flood (the list of IDs read again once, five
+    // single lookups), and the notification worker's claim, once a second
+    // while the outbox is idle, which runs beside it whatever arrives: at
+    // most seven calls a second in all (without the budget, 300).
     assert!(
-        database_calls <= 6.0 * seconds,
+        database_calls <= 7.0 * seconds,
         "{database_calls} database calls for 300 unknown brands in under {seconds} s"
     );
     assert_eq!(
@@ -418,13 +422,15 @@ async fn a_flood_of_bad_signatures_for_a_real_brand_costs_no_database_and_spends
     let Flood {
         answers,
         database_calls,
-        ..
+        seconds,
     } = flood(&app, 100, Some(&brand_id)).await;
     for answer in answers {
         answer.assert_error(401, "SIGN_ERROR");
     }
+    // None for the flood: what calls there are, are the notification
+    // worker's claims, once a second, however long a loaded machine takes.
     assert!(
-        database_calls <= 5.0,
+        database_calls <= seconds.max(5.0),
         "{database_calls} database calls for 100 forged requests"
     );
     app.update(&json!({"card_id": CARD_ID, "openid": OPENID, "level": "after"}))
