@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use card_member_server::DEV_SIGNUP_CARD_ID;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -14,7 +15,7 @@ use crate::helpers::{
     CODE, console_http as http, console_session as session, console_token as token, paced,
     spawn_app,
 };
-use crate::notifications::{TestReceiver, notify_to};
+use crate::notifications::{Reply, TestReceiver, notify_to, sign_up};
 
 #[tokio::test]
 async fn the_console_needs_the_admin_token_and_every_form_its_csrf_token() {
@@ -70,6 +71,50 @@ async fn the_console_needs_the_admin_token_and_every_form_its_csrf_token() {
     assert_eq!(tampered.status().as_u16(), 401);
     // The forged form changed nothing: the brand still answers.
     app.get_card().await.user_card(&app);
+}
+
+#[tokio::test]
+async fn the_consoles_resend_of_a_notification_being_sent_answers_409_and_sends_it_once() {
+    let app = spawn_app().await;
+    let hanging = TestReceiver::start(&[Reply::Hang]).await;
+    notify_to(&app, DEV_SIGNUP_CARD_ID, &hanging.url()).await;
+    sign_up(&app, "oHeldInTheConsole").await;
+    let id = hanging.wait_for(1, Duration::from_secs(5)).await[0]
+        .envelope()
+        .id;
+    let cookie = session(&app).await;
+    let page = http()
+        .get(format!("http://{}/console/notifications/{id}", app.address))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the resend form's CSRF token");
+    let resent = http()
+        .post(format!(
+            "http://{}/console/notifications/{id}/resend",
+            app.address
+        ))
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resent.status().as_u16(), 409);
+    let said = resent.text().await.unwrap();
+    assert!(said.contains("is being sent now"), "{said}");
+    // Its attempt still waits for the receiver's answer: nothing else was
+    // sent meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hanging.received().len(), 1, "sent once");
 }
 
 /// chromedriver on a free port, ended with the test.
