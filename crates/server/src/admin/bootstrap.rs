@@ -238,7 +238,7 @@ pub(crate) async fn checked_data_key(
 /// Where the WeChat Pay key of `settings` is: its private key file, and
 /// the directory that holds the files made with it (`public_key.pem`,
 /// `public_key_id`); whether it may be made there (the default file).
-fn wechatpay_key_files(settings: &Settings) -> (PathBuf, PathBuf, bool) {
+pub(crate) fn wechatpay_key_files(settings: &Settings) -> (PathBuf, PathBuf, bool) {
     let dir = settings.data_dir.join("wechatpay");
     match &settings.wechatpay_private_key_file {
         Some(file) => (file.clone(), dir, false),
@@ -258,7 +258,8 @@ fn wechatpay_key_files(settings: &Settings) -> (PathBuf, PathBuf, bool) {
 ///   refuses to start on a difference.
 /// - A new key is made (where the default file is missing) only while the
 ///   database keeps none.
-/// - A deliberate change of the key is [`adopt_wechatpay_key`].
+/// - A deliberate change of the key is
+///   [`adopt_wechatpay_key`](super::keys::adopt_wechatpay_key).
 pub(crate) async fn checked_wechatpay_key(
     storage: &Storage,
     settings: &Settings,
@@ -315,34 +316,9 @@ pub(crate) async fn checked_wechatpay_key(
     Ok((key, id))
 }
 
-/// Makes the WeChat Pay key of `settings` the one the database keeps as
-/// the key its brands were given: a deliberate change of the platform key,
-/// once every brand has the new public key and its ID (instances holding
-/// the old key then refuse to start). Answers the key's public key ID.
-pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
-    let (key_file, dir, _) = wechatpay_key_files(settings);
-    let (key, id) = wechatpay_key(
-        &key_file,
-        settings.wechatpay_public_key_id.as_deref(),
-        &dir,
-        false,
-    )?;
-    let adopted = KeptWechatpayKey {
-        public_key_id: id.clone(),
-        public_key_pem: key.public_key().to_spki_pem(),
-    };
-    crate::admin::brands::administer(settings, async |storage| {
-        storage
-            .keep_wechatpay_key(adopted, true)
-            .await
-            .map_err(|err| StartError(format!("keeping the WeChat Pay key: {err}")))
-    })?;
-    Ok(id)
-}
-
 /// Loads the WeChat Pay private key and its public key ID, generating both
 /// in `dir` if they do not exist.
-fn wechatpay_key(
+pub(crate) fn wechatpay_key(
     key_file: &Path,
     key_id: Option<&str>,
     dir: &Path,
