@@ -251,7 +251,7 @@ async fn keys_generate_makes_a_key_pair_that_brands_add_registers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_prints_its_id() {
+async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_hands_out_its_public_key_and_id() {
     let server = start_server().await;
     let data_dir = server.settings.data_dir.to_str().unwrap();
     let adopted = json_from(
@@ -264,6 +264,38 @@ async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_prints_its_id() {
     assert_eq!(
         adopted["adopted_wechatpay_public_key_id"], credentials["wechatpay_public_key_id"],
         "{adopted}"
+    );
+    // A deliberate change: a new key and ID in the data directory, adopted;
+    // the credentials handed out name them.
+    let new_key = server.dir.path().join("new-key");
+    let generated = card_member(
+        args(&["keys", "generate", "--out", new_key.to_str().unwrap()]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(generated.status.success());
+    let wechatpay = server.settings.data_dir.join("wechatpay");
+    std::fs::copy(
+        new_key.join("brand_private_key.pem"),
+        wechatpay.join("private_key.pem"),
+    )
+    .unwrap();
+    let new_id = "PUB_KEY_ID_0000000000000000000000000000000002";
+    std::fs::write(wechatpay.join("public_key_id"), new_id).unwrap();
+    let adopted = json_from(
+        &["keys", "adopt-wechatpay-key", "--data-dir", data_dir],
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(adopted["adopted_wechatpay_public_key_id"], new_id);
+    let credentials: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&server.credentials).unwrap()).unwrap();
+    assert_eq!(credentials["wechatpay_public_key_id"], new_id);
+    let handed_out = credentials["wechatpay_public_key_file"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(handed_out).unwrap(),
+        std::fs::read_to_string(new_key.join("brand_public_key.pem")).unwrap(),
+        "the public key handed out is the adopted key's"
     );
     let elsewhere = server.dir.path().join("nowhere");
     let output = card_member(

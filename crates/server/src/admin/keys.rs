@@ -2,7 +2,7 @@
 //! adopt-wechatpay-key` (the check every start makes is
 //! `bootstrap::checked_wechatpay_key`).
 
-use super::bootstrap::{wechatpay_key, wechatpay_key_files};
+use super::bootstrap::{wechatpay_key, wechatpay_key_files, write_file};
 use super::brands::administer;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
@@ -11,18 +11,23 @@ use crate::storage::KeptWechatpayKey;
 /// Makes the WeChat Pay key of `settings` the one the database keeps as
 /// the key its brands were given: a deliberate change of the platform key,
 /// once every brand has the new public key and its ID (instances holding
-/// the old key then refuse to start). Answers the key's public key ID.
+/// the old key then refuse to start). What the data directory hands out is
+/// brought in line: a key in its default place has its public key written
+/// beside it again (`wechatpay/public_key.pem`), and the development
+/// setup's credentials, if any, name the new key and its ID. Answers the
+/// key's public key ID.
 pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
-    let (key_file, dir, _) = wechatpay_key_files(settings);
+    let (key_file, dir, default_file) = wechatpay_key_files(settings);
     let (key, id) = wechatpay_key(
         &key_file,
         settings.wechatpay_public_key_id.as_deref(),
         &dir,
         false,
     )?;
+    let public_key_pem = key.public_key().to_spki_pem();
     let adopted = KeptWechatpayKey {
         public_key_id: id.clone(),
-        public_key_pem: key.public_key().to_spki_pem(),
+        public_key_pem: public_key_pem.clone(),
     };
     administer(settings, async |storage| {
         storage
@@ -30,5 +35,45 @@ pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
             .await
             .map_err(|err| StartError(format!("keeping the WeChat Pay key: {err}")))
     })?;
+    if default_file {
+        write_file(
+            &dir.join("public_key.pem"),
+            public_key_pem.as_bytes(),
+            false,
+        )?;
+    }
+    let dev = settings.data_dir.join("dev");
+    let credentials_file = dev.join("credentials.json");
+    if credentials_file.exists() {
+        let unreadable = |err: &dyn std::fmt::Display| {
+            StartError(format!("{}: {err}", credentials_file.display()))
+        };
+        let text = std::fs::read_to_string(&credentials_file).map_err(|err| unreadable(&err))?;
+        let mut credentials: serde_json::Value =
+            serde_json::from_str(&text).map_err(|err| unreadable(&err))?;
+        let public_key_file = dev.join("wechatpay_public_key.pem");
+        if std::fs::read_to_string(&public_key_file).ok().as_ref() != Some(&public_key_pem) {
+            write_file(&public_key_file, public_key_pem.as_bytes(), false)?;
+        }
+        let named = [
+            ("wechatpay_public_key_id", id.clone()),
+            (
+                "wechatpay_public_key_file",
+                public_key_file.display().to_string(),
+            ),
+        ];
+        // Rewritten only when it changes (its fields come back in another order).
+        if named
+            .iter()
+            .any(|(field, value)| credentials[field] != value.as_str())
+        {
+            for (field, value) in named {
+                credentials[field] = value.into();
+            }
+            let mut json = serde_json::to_vec_pretty(&credentials).expect("credentials serialise");
+            json.push(b'\n');
+            write_file(&credentials_file, &json, true)?;
+        }
+    }
     Ok(id)
 }

@@ -199,8 +199,9 @@ async fn a_start_with_another_wechatpay_key_is_refused_until_the_key_is_adopted_
             && refused.contains("keys adopt-wechatpay-key"),
         "{refused}"
     );
-    // A deliberate change: adopted, the new key starts, and the old one no
-    // longer does.
+    // A deliberate change: adopted, the new key starts, signing what the
+    // public key file brands are handed verifies, and the old key no longer
+    // starts.
     let settings = stopped.settings();
     tokio::task::spawn_blocking(move || card_member_server::adopt_wechatpay_key(&settings))
         .await
@@ -209,9 +210,15 @@ async fn a_start_with_another_wechatpay_key_is_refused_until_the_key_is_adopted_
     let restarted = spawn_app_in(stopped).await;
     let answered = restarted.get_card().await;
     assert_eq!(answered.status, 200);
-    assert!(
-        answered.verify(&restarted).is_err(),
-        "signed under the adopted key, which the brands must be given: not the old one"
+    answered
+        .verify(&restarted)
+        .expect("signed under the adopted key, whose public key the data directory hands out");
+    assert_eq!(
+        std::fs::read_to_string(key_file.with_file_name("public_key.pem")).unwrap(),
+        PrivateKey::from_pkcs8_pem(&another)
+            .unwrap()
+            .public_key()
+            .to_spki_pem()
     );
     let stopped = restarted.stop().await;
     std::fs::write(&key_file, &original).unwrap();
