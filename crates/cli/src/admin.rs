@@ -58,8 +58,9 @@ pub(crate) fn notifications(command: NotificationsCommand) -> Result<(), CliErro
 /// the database keeps.
 pub(crate) fn adopt_wechatpay_key(settings: &SettingsArgs) -> Result<(), CliError> {
     let settings = load_settings(settings)?;
-    let id = card_member_server::adopt_wechatpay_key(&settings).map_err(|err| err.to_string())?;
-    print_json(&serde_json::json!({"adopted_wechatpay_public_key_id": id}))
+    let adopted =
+        card_member_server::adopt_wechatpay_key(&settings).map_err(|err| err.to_string())?;
+    print_json(&adopted)
 }
 
 /// `seed-data`: a brand program's worth of data, straight into storage.

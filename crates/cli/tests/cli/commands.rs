@@ -288,6 +288,10 @@ async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_hands_out_its_publi
     )
     .await;
     assert_eq!(adopted["adopted_wechatpay_public_key_id"], new_id);
+    assert_eq!(
+        adopted["brands_moved"], 1,
+        "the development brand: {adopted}"
+    );
     let credentials: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&server.credentials).unwrap()).unwrap();
     assert_eq!(credentials["wechatpay_public_key_id"], new_id);

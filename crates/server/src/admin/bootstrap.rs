@@ -256,8 +256,10 @@ pub(crate) fn wechatpay_key_files(settings: &Settings) -> (PathBuf, PathBuf, boo
 /// - The first start keeps its key's public key ID and public key in the
 ///   database (nothing secret); every later start compares its own and
 ///   refuses to start on a difference.
+/// - A database from before the key was kept is checked on the public key
+///   ID its brands' records were given, then keeps this instance's key.
 /// - A new key is made (where the default file is missing) only while the
-///   database keeps none.
+///   database keeps none and its brands were given none.
 /// - A deliberate change of the key is
 ///   [`adopt_wechatpay_key`](super::keys::adopt_wechatpay_key).
 pub(crate) async fn checked_wechatpay_key(
@@ -266,15 +268,26 @@ pub(crate) async fn checked_wechatpay_key(
 ) -> Result<(PrivateKey, String), StartError> {
     let failed = |err: StorageError| StartError(format!("checking the WeChat Pay key: {err}"));
     let kept = storage.kept_wechatpay_key().await.map_err(failed)?;
+    // A database from before the key was kept: its brands' records say
+    // which public key ID they were given (not which key).
+    let ids_given = match &kept {
+        Some(_) => Vec::new(),
+        None => storage.wechatpay_key_ids_given().await.map_err(failed)?,
+    };
+    let given = match &kept {
+        Some(kept) => Some(kept.public_key_id.clone()),
+        None => (!ids_given.is_empty()).then(|| ids_given.join(", ")),
+    };
     let (key_file, dir, default_file) = wechatpay_key_files(settings);
-    if kept.is_some() && !key_file.exists() {
+    if let Some(given) = &given
+        && !key_file.exists()
+    {
         return Err(StartError(format!(
-            "{} does not exist, and this database's brands were given the WeChat Pay key {}: \
+            "{} does not exist, and this database's brands were given the WeChat Pay key {given}: \
              put that key there (the wechatpay/ directory of the data directory that first \
              served this database) or name it with wechatpay_private_key_file; a new key would \
              sign what no brand can verify",
             key_file.display(),
-            kept.as_ref().map_or("", |kept| kept.public_key_id.as_str()),
         )));
     }
     let (key, id) = {
@@ -289,29 +302,34 @@ pub(crate) async fn checked_wechatpay_key(
         public_key_id: id.clone(),
         public_key_pem: key.public_key().to_spki_pem(),
     };
+    let refused = |which: &str, given: &str| {
+        StartError(format!(
+            "this instance's WeChat Pay key ({which}) is not the key this database's brands were \
+             given ({given}): its responses and notifications would be signed under a key no \
+             brand has. Use the wechatpay/ directory of the data directory that first served \
+             this database (or name its files with wechatpay_private_key_file and \
+             wechatpay_public_key_id); to change the key on purpose, once every brand has the \
+             new public key and ID, run `card-member keys adopt-wechatpay-key` with this \
+             instance's settings"
+        ))
+    };
     let kept = match kept {
         Some(kept) => kept,
+        None if !ids_given.is_empty() && !ids_given.contains(&id) => {
+            return Err(refused(&id, &ids_given.join(", ")));
+        }
         None => storage
-            .keep_wechatpay_key(this.clone(), false)
+            .keep_wechatpay_key(this.clone())
             .await
             .map_err(failed)?,
     };
     if kept != this {
-        let which = if kept.public_key_id == this.public_key_id {
-            format!("{} with another public key", this.public_key_id)
+        let which = if kept.public_key_id == id {
+            format!("{id} with another public key")
         } else {
-            this.public_key_id.clone()
+            id
         };
-        return Err(StartError(format!(
-            "this instance's WeChat Pay key ({which}) is not the key this database's brands were \
-             given ({}): its responses and notifications would be signed under a key no brand \
-             has. Use the wechatpay/ directory of the data directory that first served this \
-             database (or name its files with wechatpay_private_key_file and \
-             wechatpay_public_key_id); to change the key on purpose, once every brand has the \
-             new public key and ID, run `card-member keys adopt-wechatpay-key` with this \
-             instance's settings",
-            kept.public_key_id
-        )));
+        return Err(refused(&which, &kept.public_key_id));
     }
     Ok((key, id))
 }

@@ -8,15 +8,26 @@ use crate::error::StartError;
 use crate::ops::settings::Settings;
 use crate::storage::KeptWechatpayKey;
 
+/// What adopting a WeChat Pay key did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Adopted {
+    /// The adopted key's public key ID.
+    #[serde(rename = "adopted_wechatpay_public_key_id")]
+    pub id: String,
+    /// How many brands' records moved from the ID kept before to this one.
+    pub brands_moved: u64,
+}
+
 /// Makes the WeChat Pay key of `settings` the one the database keeps as
 /// the key its brands were given: a deliberate change of the platform key,
 /// once every brand has the new public key and its ID (instances holding
 /// the old key then refuse to start). What the data directory hands out is
 /// brought in line: a key in its default place has its public key written
 /// beside it again (`wechatpay/public_key.pem`), and the development
-/// setup's credentials, if any, name the new key and its ID. Answers the
-/// key's public key ID.
-pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
+/// setup's credentials, if any, name the new key and its ID. Brands
+/// recorded with the ID kept before are recorded with the new one (the
+/// `Wechatpay-Serial` their requests must name).
+pub fn adopt_wechatpay_key(settings: &Settings) -> Result<Adopted, StartError> {
     let (key_file, dir, default_file) = wechatpay_key_files(settings);
     let (key, id) = wechatpay_key(
         &key_file,
@@ -29,9 +40,9 @@ pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
         public_key_id: id.clone(),
         public_key_pem: public_key_pem.clone(),
     };
-    administer(settings, async |storage| {
+    let brands_moved = administer(settings, async |storage| {
         storage
-            .keep_wechatpay_key(adopted, true)
+            .adopt_wechatpay_key(adopted)
             .await
             .map_err(|err| StartError(format!("keeping the WeChat Pay key: {err}")))
     })?;
@@ -75,5 +86,5 @@ pub fn adopt_wechatpay_key(settings: &Settings) -> Result<String, StartError> {
             write_file(&credentials_file, &json, true)?;
         }
     }
-    Ok(id)
+    Ok(Adopted { id, brands_moved })
 }

@@ -7,7 +7,7 @@
 //! - the WeChat Pay platform key the brands were given: its public key ID
 //!   and public key, nothing secret.
 
-use super::sql::{Row, values};
+use super::sql::{ExecExt, Row, values};
 use super::{Mode, Storage, StorageError};
 
 /// The check kept, read.
@@ -128,33 +128,69 @@ impl Storage {
     }
 
     /// Keeps `key` as the WeChat Pay key the brands were given, unless one
-    /// is kept already (an instance starting at the same time) or
-    /// `replace` (a deliberate change of the key); answers the key kept.
+    /// is kept already (an instance starting at the same time); answers
+    /// the key kept.
     pub(crate) async fn keep_wechatpay_key(
         &self,
         key: KeptWechatpayKey,
-        replace: bool,
     ) -> Result<KeptWechatpayKey, StorageError> {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
-                let on_conflict = if replace {
+                db.execute(
                     "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
-                     ON CONFLICT (id) DO UPDATE SET public_key_id = excluded.public_key_id, \
-                     public_key_pem = excluded.public_key_pem"
-                } else {
-                    "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
-                     ON CONFLICT (id) DO NOTHING"
-                };
-                db.execute(on_conflict, values![&key.public_key_id, &key.public_key_pem])
-                    .await?;
-                wechatpay_key_from_row(
-                    db.query(SELECT_WECHATPAY_KEY, &[])
-                        .await?
-                        .first()
-                        .ok_or(StorageError::NotFound)?,
+                     ON CONFLICT (id) DO NOTHING",
+                    values![&key.public_key_id, &key.public_key_pem],
                 )
+                .await?;
+                wechatpay_key_from_row(&db.query_one(SELECT_WECHATPAY_KEY, &[]).await?)
             })
         })
+        .await
+    }
+
+    /// Makes `key` the WeChat Pay key the brands were given (a deliberate
+    /// change of the key), in one transaction with the brands' records: a
+    /// brand recorded with the public key ID kept before is recorded with
+    /// the new one (authentication expects it in `Wechatpay-Serial`).
+    /// Answers how many brands were moved to the new ID.
+    pub(crate) async fn adopt_wechatpay_key(
+        &self,
+        key: KeptWechatpayKey,
+    ) -> Result<u64, StorageError> {
+        self.run(Mode::Write, move |db| {
+            Box::pin(async move {
+                let before = db.query_opt(SELECT_WECHATPAY_KEY, &[]).await?;
+                db.execute(
+                    "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET public_key_id = excluded.public_key_id, \
+                     public_key_pem = excluded.public_key_pem",
+                    values![&key.public_key_id, &key.public_key_pem],
+                )
+                .await?;
+                let Some(before) = before else {
+                    return Ok(0);
+                };
+                Ok(db
+                    .execute(
+                        "UPDATE brands SET wechatpay_public_key_id = $1 \
+                         WHERE wechatpay_public_key_id = $2",
+                        values![&key.public_key_id, before.text(0)?],
+                    )
+                    .await?)
+            })
+        })
+        .await
+    }
+
+    /// The WeChat Pay public key IDs the brands were given, as their
+    /// records say: what a database from before the key was kept tells of
+    /// it.
+    pub(crate) async fn wechatpay_key_ids_given(&self) -> Result<Vec<String>, StorageError> {
+        self.rows(
+            "SELECT DISTINCT wechatpay_public_key_id FROM brands ORDER BY wechatpay_public_key_id",
+            Vec::new(),
+            |row| row.text(0),
+        )
         .await
     }
 }

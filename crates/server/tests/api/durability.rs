@@ -199,17 +199,27 @@ async fn a_start_with_another_wechatpay_key_is_refused_until_the_key_is_adopted_
             && refused.contains("keys adopt-wechatpay-key"),
         "{refused}"
     );
-    // A deliberate change: adopted, the new key starts, signing what the
-    // public key file brands are handed verifies, and the old key no longer
+    // A deliberate change, of the key and its ID: adopted, the new key
+    // starts; the brand, calling with the new ID and key the data directory
+    // now hands out, is answered under them; and the old key no longer
     // starts.
+    let new_id = "PUB_KEY_ID_0000000000000000000000000000000003";
+    std::fs::write(key_file.with_file_name("public_key_id"), new_id).unwrap();
     let settings = stopped.settings();
-    tokio::task::spawn_blocking(move || card_member_server::adopt_wechatpay_key(&settings))
-        .await
-        .unwrap()
-        .unwrap();
+    let adopted =
+        tokio::task::spawn_blocking(move || card_member_server::adopt_wechatpay_key(&settings))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (adopted.id.as_str(), adopted.brands_moved),
+        (new_id, 1),
+        "the development brand moves to the new ID"
+    );
     let restarted = spawn_app_in(stopped).await;
+    assert_eq!(restarted.wechatpay_public_key_id, new_id);
     let answered = restarted.get_card().await;
-    assert_eq!(answered.status, 200);
+    assert_eq!(answered.status, 200, "{:?}", answered.json());
     answered
         .verify(&restarted)
         .expect("signed under the adopted key, whose public key the data directory hands out");
@@ -245,4 +255,41 @@ async fn a_start_without_the_wechatpay_key_of_a_database_that_served_is_refused_
     assert!(!key_file.exists(), "no new key was made");
     std::fs::write(&key_file, original).unwrap();
     spawn_app_in(stopped).await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_wechatpay_key_was_kept_is_checked_on_its_brands_key_id_then_keeps_one()
+ {
+    let app = spawn_app().await;
+    let id = app.wechatpay_public_key_id.clone();
+    app.execute_sql("DELETE FROM wechatpay_key");
+    let stopped = app.stop().await;
+    let (key_file, original) = stopped.wechatpay_key();
+    std::fs::remove_file(&key_file).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains(&format!(
+            "does not exist, and this database's brands were given the WeChat Pay key {id}"
+        )),
+        "its brands' records name the ID: {refused}"
+    );
+    assert!(!key_file.exists(), "no new key was made");
+    std::fs::write(&key_file, &original).unwrap();
+    let id_file = key_file.with_file_name("public_key_id");
+    std::fs::write(&id_file, "PUB_KEY_ID_0000000000000000000000000000000004").unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains(&format!(
+            "(PUB_KEY_ID_0000000000000000000000000000000004) is not the key this database's brands were given ({id})"
+        )),
+        "nor does a key under another ID: {refused}"
+    );
+    std::fs::write(&id_file, &id).unwrap();
+    let stopped = spawn_app_in(stopped).await.stop().await;
+    std::fs::write(&key_file, PrivateKey::generate().unwrap().to_pkcs8_pem()).unwrap();
+    let refused = stopped.refused_start().await;
+    assert!(
+        refused.contains("is not the key this database's brands were given"),
+        "the right key's start kept it: {refused}"
+    );
 }

@@ -1780,25 +1780,32 @@ async fn the_data_key_check_is_kept_once_and_a_sealed_value_stands_in_before_it(
 }
 
 #[tokio::test]
-async fn the_wechatpay_key_is_kept_once_and_replaced_only_on_purpose() {
+async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_the_brands_given_the_old_id() {
     for backend in backends().await {
         let storage = &backend.storage;
         let key = |id: &str, pem: &str| KeptWechatpayKey {
             public_key_id: id.to_owned(),
             public_key_pem: pem.to_owned(),
         };
+        storage.add_brand(&brand("b"), NOW).await.unwrap();
+        let mut other = brand("o");
+        other.wechatpay_public_key_id = "PUB_KEY_ID_OTHER".into();
+        storage.add_brand(&other, NOW).await.unwrap();
+        assert_eq!(
+            storage.wechatpay_key_ids_given().await.unwrap(),
+            ["PUB_KEY_ID_1", "PUB_KEY_ID_OTHER"],
+            "{}: what the brands' records say",
+            backend.name
+        );
         assert_eq!(storage.kept_wechatpay_key().await.unwrap(), None);
         let first = key("PUB_KEY_ID_1", "first");
         assert_eq!(
-            storage
-                .keep_wechatpay_key(first.clone(), false)
-                .await
-                .unwrap(),
+            storage.keep_wechatpay_key(first.clone()).await.unwrap(),
             first
         );
         assert_eq!(
             storage
-                .keep_wechatpay_key(key("PUB_KEY_ID_2", "second"), false)
+                .keep_wechatpay_key(key("PUB_KEY_ID_2", "second"))
                 .await
                 .unwrap(),
             first,
@@ -1807,14 +1814,21 @@ async fn the_wechatpay_key_is_kept_once_and_replaced_only_on_purpose() {
         );
         let adopted = key("PUB_KEY_ID_2", "second");
         assert_eq!(
-            storage
-                .keep_wechatpay_key(adopted.clone(), true)
-                .await
-                .unwrap(),
-            adopted,
-            "{}: replaced on purpose",
+            storage.adopt_wechatpay_key(adopted.clone()).await.unwrap(),
+            1,
+            "{}: the brand given the old ID moves",
             backend.name
         );
         assert_eq!(storage.kept_wechatpay_key().await.unwrap(), Some(adopted));
+        let recorded = |id: &'static str| async move {
+            storage
+                .brand(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .wechatpay_public_key_id
+        };
+        assert_eq!(recorded("b").await, "PUB_KEY_ID_2", "{}", backend.name);
+        assert_eq!(recorded("o").await, "PUB_KEY_ID_OTHER", "{}", backend.name);
     }
 }
