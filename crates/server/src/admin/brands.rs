@@ -60,7 +60,8 @@ impl CertificateSource {
 }
 
 /// Registers a brand, or adds a certificate to an existing one. The WeChat
-/// Pay public key ID defaults to the server's own. Returns the brand as
+/// Pay public key ID defaults to the server's own, and must be the one the
+/// database keeps (once a server has started on it). Returns the brand as
 /// stored.
 pub fn add(
     settings: &Settings,
@@ -96,6 +97,23 @@ pub fn add_all(
         None => server_public_key_id(settings)?,
     };
     administer(settings, async |storage| {
+        // A brand recorded with another ID than the key the database keeps
+        // would have every request refused (its `Wechatpay-Serial`).
+        let kept = storage
+            .kept_wechatpay_key()
+            .await
+            .map_err(|err| StartError(err.to_string()))?;
+        if let Some(kept) = kept
+            && kept.public_key_id != key_id
+        {
+            return Err(StartError(format!(
+                "the WeChat Pay public key ID {key_id} is not the one this database's brands are \
+                 given ({}): a brand recorded with it would have every request refused. Leave \
+                 --wechatpay-public-key-id out, with the settings of an instance serving this \
+                 database",
+                kept.public_key_id
+            )));
+        }
         let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
         let mut added = Vec::with_capacity(brand_ids.len());
         for &brand_id in brand_ids {

@@ -293,3 +293,32 @@ async fn a_database_from_before_the_wechatpay_key_was_kept_is_checked_on_its_bra
         "the right key's start kept it: {refused}"
     );
 }
+
+#[tokio::test]
+async fn a_brand_is_registered_only_under_the_wechatpay_key_id_the_database_keeps() {
+    let app = spawn_app().await;
+    let settings = app.settings.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        card_member_server::brands::add(
+            &settings,
+            "6006006006",
+            card_member_server::brands::CertificateSource::PublicKey {
+                pem: PrivateKey::generate().unwrap().public_key().to_spki_pem(),
+                serial_no: None,
+            },
+            Some("PUB_KEY_ID_0000000000000000000000000000000005".to_owned()),
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains(&format!(
+            "is not the one this database's brands are given ({})",
+            app.wechatpay_public_key_id
+        )),
+        "{refused}"
+    );
+    app.add_brand("6006006006").await;
+}
