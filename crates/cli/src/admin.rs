@@ -56,10 +56,10 @@ pub(crate) fn notifications(command: NotificationsCommand) -> Result<(), CliErro
 
 /// `keys adopt-wechatpay-key`: the settings' WeChat Pay key becomes the one
 /// the database keeps.
-pub(crate) fn adopt_wechatpay_key(settings: &SettingsArgs) -> Result<(), CliError> {
+pub(crate) fn adopt_wechatpay_key(settings: &SettingsArgs, yes: bool) -> Result<(), CliError> {
     let settings = load_settings(settings)?;
     let adopted =
-        card_member_server::adopt_wechatpay_key(&settings).map_err(|err| err.to_string())?;
+        card_member_server::adopt_wechatpay_key(&settings, yes).map_err(|err| err.to_string())?;
     print_json(&adopted)
 }
 

@@ -286,13 +286,17 @@ pub(crate) enum KeysCommand {
     /// with another key than the kept one (its responses and notifications
     /// would be signed under a key no brand has); after a deliberate change
     /// of the key, once every brand has the new public key and its ID, run
-    /// this once, and start every instance with the new key. Brands recorded
-    /// with the old key's ID are recorded with the new one (their requests'
-    /// Wechatpay-Serial), and the data directory's public key file and
-    /// development credentials are brought in line. Works on the data
-    /// directory or the database, like `brands`; prints the key's ID and how
-    /// many brands moved to it.
+    /// this once with --yes, and start every instance with the new key.
+    /// Brands recorded with the old key's ID are recorded with the new one
+    /// (their requests' Wechatpay-Serial), and the data directory's public
+    /// key file and development credentials are brought in line. Works on
+    /// the data directory or the database, like `brands`; prints the key's
+    /// ID and how many brands moved to it.
     AdoptWechatpayKey {
+        /// Change the key: without it, a change is refused, saying what it
+        /// would change (exit 1).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         settings: SettingsArgs,
     },

@@ -191,8 +191,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Notifications(command) => admin::notifications(command),
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Keys(KeysCommand::Tls { out, hosts }) => keys::tls(&out, hosts),
-        Command::Keys(KeysCommand::AdoptWechatpayKey { settings }) => {
-            admin::adopt_wechatpay_key(&settings)
+        Command::Keys(KeysCommand::AdoptWechatpayKey { yes, settings }) => {
+            admin::adopt_wechatpay_key(&settings, yes)
         }
         Command::SeedData(args) => admin::seed_data(args),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),

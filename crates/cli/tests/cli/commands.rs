@@ -282,8 +282,22 @@ async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_hands_out_its_publi
     .unwrap();
     let new_id = "PUB_KEY_ID_0000000000000000000000000000000002";
     std::fs::write(wechatpay.join("public_key_id"), new_id).unwrap();
+    let unconfirmed = card_member(
+        args(&["keys", "adopt-wechatpay-key", "--data-dir", data_dir]),
+        server.dir.path(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&unconfirmed.stderr);
+    assert_eq!(unconfirmed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("run this again with --yes"), "{stderr}");
     let adopted = json_from(
-        &["keys", "adopt-wechatpay-key", "--data-dir", data_dir],
+        &[
+            "keys",
+            "adopt-wechatpay-key",
+            "--yes",
+            "--data-dir",
+            data_dir,
+        ],
         server.dir.path(),
     )
     .await;

@@ -309,8 +309,8 @@ pub(crate) async fn checked_wechatpay_key(
              brand has. Use the wechatpay/ directory of the data directory that first served \
              this database (or name its files with wechatpay_private_key_file and \
              wechatpay_public_key_id); to change the key on purpose, once every brand has the \
-             new public key and ID, run `card-member keys adopt-wechatpay-key` with this \
-             instance's settings"
+             new public key and ID, run `card-member keys adopt-wechatpay-key --yes` with \
+             this instance's settings"
         ))
     };
     let kept = match kept {

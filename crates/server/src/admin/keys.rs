@@ -27,7 +27,12 @@ pub struct Adopted {
 /// setup's credentials, if any, name the new key and its ID. Brands
 /// recorded with the ID kept before are recorded with the new one (the
 /// `Wechatpay-Serial` their requests must name).
-pub fn adopt_wechatpay_key(settings: &Settings) -> Result<Adopted, StartError> {
+///
+/// Unless `confirmed`, a change is refused, saying what it would change
+/// (the key kept, the brands that would move): run on a misconfigured
+/// instance to make its start error go away, it would take every brand's
+/// key from under it. Adopting the key already kept needs no confirmation.
+pub fn adopt_wechatpay_key(settings: &Settings, confirmed: bool) -> Result<Adopted, StartError> {
     let (key_file, dir, default_file) = wechatpay_key_files(settings);
     let (key, id) = wechatpay_key(
         &key_file,
@@ -40,11 +45,25 @@ pub fn adopt_wechatpay_key(settings: &Settings) -> Result<Adopted, StartError> {
         public_key_id: id.clone(),
         public_key_pem: public_key_pem.clone(),
     };
+    let failed = |err: crate::storage::StorageError| {
+        StartError(format!("keeping the WeChat Pay key: {err}"))
+    };
     let brands_moved = administer(settings, async |storage| {
-        storage
-            .adopt_wechatpay_key(adopted)
-            .await
-            .map_err(|err| StartError(format!("keeping the WeChat Pay key: {err}")))
+        let kept = storage.kept_wechatpay_key().await.map_err(failed)?;
+        if let Some(kept) = kept.filter(|kept| !confirmed && *kept != adopted) {
+            let moving = storage
+                .brands_given_wechatpay_key_id(&kept.public_key_id)
+                .await
+                .map_err(failed)?;
+            return Err(StartError(format!(
+                "nothing changed: adopting {id} replaces the WeChat Pay key this database's brands \
+                 were given ({}), and moves the {moving} brand(s) recorded with it; every \
+                 instance with the old key then refuses to start. Once every brand has the new \
+                 public key and ID, run this again with --yes",
+                kept.public_key_id
+            )));
+        }
+        storage.adopt_wechatpay_key(adopted).await.map_err(failed)
     })?;
     if default_file {
         write_file(

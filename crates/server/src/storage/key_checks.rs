@@ -193,4 +193,19 @@ impl Storage {
         )
         .await
     }
+
+    /// How many brands' records name the WeChat Pay public key ID `id`.
+    pub(crate) async fn brands_given_wechatpay_key_id(
+        &self,
+        id: &str,
+    ) -> Result<i64, StorageError> {
+        let counted = self
+            .row(
+                "SELECT count(*) FROM brands WHERE wechatpay_public_key_id = $1",
+                values![id].to_vec(),
+                |row| row.int(0),
+            )
+            .await?;
+        Ok(counted.unwrap_or(0))
+    }
 }

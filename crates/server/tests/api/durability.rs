@@ -205,12 +205,20 @@ async fn a_start_with_another_wechatpay_key_is_refused_until_the_key_is_adopted_
     // starts.
     let new_id = "PUB_KEY_ID_0000000000000000000000000000000003";
     std::fs::write(key_file.with_file_name("public_key_id"), new_id).unwrap();
-    let settings = stopped.settings();
-    let adopted =
-        tokio::task::spawn_blocking(move || card_member_server::adopt_wechatpay_key(&settings))
-            .await
-            .unwrap()
-            .unwrap();
+    let adopt = |confirmed: bool| {
+        let settings = stopped.settings();
+        tokio::task::spawn_blocking(move || {
+            card_member_server::adopt_wechatpay_key(&settings, confirmed)
+        })
+    };
+    let unconfirmed = adopt(false).await.unwrap().unwrap_err().to_string();
+    assert!(
+        unconfirmed.contains("nothing changed")
+            && unconfirmed.contains("moves the 1 brand(s) recorded with it"),
+        "{unconfirmed}"
+    );
+    assert!(stopped.refused_start().await.contains("is not the key"));
+    let adopted = adopt(true).await.unwrap().unwrap();
     assert_eq!(
         (adopted.id.as_str(), adopted.brands_moved),
         (new_id, 1),
