@@ -287,8 +287,8 @@ pub(crate) enum KeysCommand {
     /// would be signed under a key no brand has); after a deliberate change
     /// of the key, once every brand has the new public key and its ID, run
     /// this once with --yes, and start every instance with the new key.
-    /// Brands recorded with the old key's ID are recorded with the new one
-    /// (their requests' Wechatpay-Serial), and the data directory's public
+    /// Every brand is recorded with the new key's ID (its requests'
+    /// Wechatpay-Serial), and the data directory's public
     /// key file and development credentials are brought in line. Works on
     /// the data directory or the database, like `brands`; prints the key's
     /// ID and how many brands moved to it.

@@ -14,7 +14,7 @@ pub struct Adopted {
     /// The adopted key's public key ID.
     #[serde(rename = "adopted_wechatpay_public_key_id")]
     pub id: String,
-    /// How many brands' records moved from the ID kept before to this one.
+    /// How many brands' records moved to this key's ID from another.
     pub brands_moved: u64,
 }
 
@@ -24,12 +24,13 @@ pub struct Adopted {
 /// the old key then refuse to start). What the data directory hands out is
 /// brought in line: a key in its default place has its public key written
 /// beside it again (`wechatpay/public_key.pem`), and the development
-/// setup's credentials, if any, name the new key and its ID. Brands
-/// recorded with the ID kept before are recorded with the new one (the
-/// `Wechatpay-Serial` their requests must name).
+/// setup's credentials, if any, name the new key and its ID. Every brand
+/// is recorded with the new ID (the `Wechatpay-Serial` its requests must
+/// name).
 ///
 /// Unless `confirmed`, a change is refused, saying what it would change
-/// (the key kept, the brands that would move): run on a misconfigured
+/// (the key kept, the brands that would move; a database that keeps no key
+/// yet, whose brands were given another ID, too): run on a misconfigured
 /// instance to make its start error go away, it would take every brand's
 /// key from under it. Adopting the key already kept needs no confirmation.
 pub fn adopt_wechatpay_key(settings: &Settings, confirmed: bool) -> Result<Adopted, StartError> {
@@ -50,17 +51,18 @@ pub fn adopt_wechatpay_key(settings: &Settings, confirmed: bool) -> Result<Adopt
     };
     let brands_moved = administer(settings, async |storage| {
         let kept = storage.kept_wechatpay_key().await.map_err(failed)?;
-        if let Some(kept) = kept.filter(|kept| !confirmed && *kept != adopted) {
-            let moving = storage
-                .brands_given_wechatpay_key_id(&kept.public_key_id)
-                .await
-                .map_err(failed)?;
+        let moving = storage
+            .brands_not_given_wechatpay_key_id(&id)
+            .await
+            .map_err(failed)?;
+        let replaced = kept.as_ref().filter(|kept| **kept != adopted);
+        if !confirmed && (replaced.is_some() || moving > 0) {
+            let before = kept.map_or_else(|| "none kept".to_owned(), |kept| kept.public_key_id);
             return Err(StartError(format!(
-                "nothing changed: adopting {id} replaces the WeChat Pay key this database's brands \
-                 were given ({}), and moves the {moving} brand(s) recorded with it; every \
-                 instance with the old key then refuses to start. Once every brand has the new \
-                 public key and ID, run this again with --yes",
-                kept.public_key_id
+                "nothing changed: adopting {id} replaces the WeChat Pay key this database keeps as \
+                 its brands' ({before}), and records {moving} brand(s) with the new ID; every \
+                 instance with another key then refuses to start. Once every brand has the new \
+                 public key and ID, run this again with --yes"
             )));
         }
         storage.adopt_wechatpay_key(adopted).await.map_err(failed)

@@ -149,17 +149,16 @@ impl Storage {
     }
 
     /// Makes `key` the WeChat Pay key the brands were given (a deliberate
-    /// change of the key), in one transaction with the brands' records: a
-    /// brand recorded with the public key ID kept before is recorded with
-    /// the new one (authentication expects it in `Wechatpay-Serial`).
-    /// Answers how many brands were moved to the new ID.
+    /// change of the key, once every brand has it), in one transaction with
+    /// the brands' records: every brand recorded with another public key ID
+    /// is recorded with its ID (authentication expects it in
+    /// `Wechatpay-Serial`). Answers how many brands were moved to it.
     pub(crate) async fn adopt_wechatpay_key(
         &self,
         key: KeptWechatpayKey,
     ) -> Result<u64, StorageError> {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
-                let before = db.query_opt(SELECT_WECHATPAY_KEY, &[]).await?;
                 db.execute(
                     "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
                      ON CONFLICT (id) DO UPDATE SET public_key_id = excluded.public_key_id, \
@@ -167,14 +166,11 @@ impl Storage {
                     values![&key.public_key_id, &key.public_key_pem],
                 )
                 .await?;
-                let Some(before) = before else {
-                    return Ok(0);
-                };
                 Ok(db
                     .execute(
                         "UPDATE brands SET wechatpay_public_key_id = $1 \
-                         WHERE wechatpay_public_key_id = $2",
-                        values![&key.public_key_id, before.text(0)?],
+                         WHERE wechatpay_public_key_id <> $1",
+                        values![&key.public_key_id],
                     )
                     .await?)
             })
@@ -194,14 +190,15 @@ impl Storage {
         .await
     }
 
-    /// How many brands' records name the WeChat Pay public key ID `id`.
-    pub(crate) async fn brands_given_wechatpay_key_id(
+    /// How many brands' records name another WeChat Pay public key ID than
+    /// `id`.
+    pub(crate) async fn brands_not_given_wechatpay_key_id(
         &self,
         id: &str,
     ) -> Result<i64, StorageError> {
         let counted = self
             .row(
-                "SELECT count(*) FROM brands WHERE wechatpay_public_key_id = $1",
+                "SELECT count(*) FROM brands WHERE wechatpay_public_key_id <> $1",
                 values![id].to_vec(),
                 |row| row.int(0),
             )

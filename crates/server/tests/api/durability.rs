@@ -214,7 +214,7 @@ async fn a_start_with_another_wechatpay_key_is_refused_until_the_key_is_adopted_
     let unconfirmed = adopt(false).await.unwrap().unwrap_err().to_string();
     assert!(
         unconfirmed.contains("nothing changed")
-            && unconfirmed.contains("moves the 1 brand(s) recorded with it"),
+            && unconfirmed.contains("records 1 brand(s) with the new ID"),
         "{unconfirmed}"
     );
     assert!(stopped.refused_start().await.contains("is not the key"));

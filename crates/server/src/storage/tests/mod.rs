@@ -1780,7 +1780,7 @@ async fn the_data_key_check_is_kept_once_and_a_sealed_value_stands_in_before_it(
 }
 
 #[tokio::test]
-async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_the_brands_given_the_old_id() {
+async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_every_brand_to_its_id() {
     for backend in backends().await {
         let storage = &backend.storage;
         let key = |id: &str, pem: &str| KeptWechatpayKey {
@@ -1814,9 +1814,16 @@ async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_the_brands_give
         );
         let adopted = key("PUB_KEY_ID_2", "second");
         assert_eq!(
+            storage
+                .brands_not_given_wechatpay_key_id("PUB_KEY_ID_2")
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
             storage.adopt_wechatpay_key(adopted.clone()).await.unwrap(),
-            1,
-            "{}: the brand given the old ID moves",
+            2,
+            "{}: every brand moves to the new ID",
             backend.name
         );
         assert_eq!(storage.kept_wechatpay_key().await.unwrap(), Some(adopted));
@@ -1829,6 +1836,15 @@ async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_the_brands_give
                 .wechatpay_public_key_id
         };
         assert_eq!(recorded("b").await, "PUB_KEY_ID_2", "{}", backend.name);
-        assert_eq!(recorded("o").await, "PUB_KEY_ID_OTHER", "{}", backend.name);
+        assert_eq!(recorded("o").await, "PUB_KEY_ID_2", "{}", backend.name);
+        assert_eq!(
+            storage
+                .adopt_wechatpay_key(key("PUB_KEY_ID_2", "second"))
+                .await
+                .unwrap(),
+            0,
+            "{}: again, nothing moves",
+            backend.name
+        );
     }
 }
