@@ -104,7 +104,9 @@ pub(crate) struct BenchArgs {
     client_cpus: Option<String>,
     /// The `card-member` binary to serve with (default: this one): another
     /// build's server measured with this build's generator and floor, for
-    /// before/after comparisons.
+    /// before/after comparisons. Its own `brands add` registers the bench's
+    /// brands, so builds with different schemas compare; `--extra-cards`
+    /// are written by this build and need its schema.
     #[arg(long, value_name = "BIN")]
     server: Option<std::path::PathBuf>,
     /// Serve with this many instances on the one PostgreSQL database
@@ -224,20 +226,28 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let brand_ids: Vec<String> = (0..brand_count).map(|i| format!("bench{i:05}")).collect();
     {
-        let (settings, ids, pem, serial) = (
+        let (settings, ids, pem, serial, binary) = (
             settings.clone(),
             brand_ids.clone(),
             signer.key.public_key().to_spki_pem(),
             signer.serial.clone(),
+            args.server.clone(),
         );
-        tokio::task::spawn_blocking(move || {
-            let source = CertificateSource::PublicKey {
-                pem,
-                serial_no: Some(serial),
-            };
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            brands::add_all(&settings, &ids, source, None).map_err(|err| err.to_string())?;
-            Ok::<_, String>(())
+        tokio::task::spawn_blocking(move || match binary {
+            // Another build's server: its own `brands add` registers them,
+            // since administration beside a running server works only with
+            // that server's schema (RELIABILITY.md "1b"), which another
+            // build may not share.
+            Some(binary) => register_with(&binary, &settings, &ids, &pem, &serial),
+            None => {
+                let source = CertificateSource::PublicKey {
+                    pem,
+                    serial_no: Some(serial),
+                };
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                brands::add_all(&settings, &ids, source, None).map_err(|err| err.to_string())?;
+                Ok(())
+            }
         })
         .await
         .map_err(|err| err.to_string())??;
@@ -699,4 +709,49 @@ async fn instance_totals(
         private_keys = private_keys.plus(PrivateKeyTotals::read(&text));
     }
     (database, private_keys)
+}
+
+/// Registers `ids`, each with the public key `pem` under `serial`, through
+/// `binary`'s own `card-member brands add`, one process a brand, on the
+/// storage `settings` name.
+fn register_with(
+    binary: &std::path::Path,
+    settings: &Settings,
+    ids: &[String],
+    pem: &str,
+    serial: &str,
+) -> Result<(), String> {
+    let key_file = settings.data_dir.join("bench-brand-public-key.pem");
+    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
+    for id in ids {
+        let mut command = std::process::Command::new(binary);
+        command
+            .args([
+                "brands",
+                "add",
+                "--brand-id",
+                id,
+                "--serial",
+                serial,
+                "--public-key",
+            ])
+            .arg(&key_file)
+            .arg("--data-dir")
+            .arg(&settings.data_dir)
+            .stdout(std::process::Stdio::null());
+        if let Some(url) = &settings.database_url {
+            command.env("CARD_MEMBER_DATABASE_URL", url);
+        }
+        let output = command
+            .output()
+            .map_err(|err| format!("{}: {err}", binary.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{} brands add {id}: {}",
+                binary.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
 }

@@ -414,6 +414,33 @@ fn serve_with_log_format_json_writes_one_json_object_per_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bench_with_another_builds_server_registers_its_brands_through_that_build() {
+    // Any build given with --server registers the bench's brands with its
+    // own `brands add` (beside a running server, administration needs its
+    // schema): here this build, standing in for an older one.
+    let dir = tempfile::tempdir().unwrap();
+    let whole = json_from(
+        &[
+            "bench",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--brands",
+            "5",
+            "--server",
+            BIN,
+        ],
+        dir.path(),
+    )
+    .await;
+    let report = &whole["runs"][0];
+    assert_eq!(report["ok"], 20, "{whole}");
+    assert_eq!(report["brands"], 5, "{whole}");
+    assert_eq!(whole["summary"]["server"], BIN, "{whole}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bench_smoke_run_reports_throughput_latency_the_floor_and_the_servers_private_key_cost() {
     let dir = tempfile::tempdir().unwrap();
     let whole = json_from(
