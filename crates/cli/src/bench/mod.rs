@@ -105,8 +105,8 @@ pub(crate) struct BenchArgs {
     /// The `card-member` binary to serve with (default: this one): another
     /// build's server measured with this build's generator and floor, for
     /// before/after comparisons. Its own `brands add` registers the bench's
-    /// brands, so builds with different schemas compare; `--extra-cards`
-    /// are written by this build and need its schema.
+    /// brands and its own `seed-data` writes `--extra-cards`, so builds with
+    /// different schemas compare.
     #[arg(long, value_name = "BIN")]
     server: Option<std::path::PathBuf>,
     /// Serve with this many instances on the one PostgreSQL database
@@ -265,7 +265,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         "bench: seeding {brand_count} brands × {} cards through the API…",
         args.cards_per_brand
     );
-    let extra = seed_extra(&settings, &signer, args.extra_cards).await?;
+    let extra = seed_extra(&settings, &signer, args.extra_cards, args.server.as_deref()).await?;
     let mut seeding = tokio::task::JoinSet::new();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
     for (index, brand) in brand_ids.iter().enumerate() {
@@ -645,8 +645,14 @@ impl Extra {
 }
 
 /// `--extra-cards`: seeded as `card-member seed-data` does, signed with the
-/// bench brands' key.
-async fn seed_extra(settings: &Settings, signer: &Signer, cards: usize) -> Result<Extra, CliError> {
+/// bench brands' key; with another build's server (`binary`), by that
+/// build's own `seed-data`, whose schema it is.
+async fn seed_extra(
+    settings: &Settings,
+    signer: &Signer,
+    cards: usize,
+    binary: Option<&std::path::Path>,
+) -> Result<Extra, CliError> {
     if cards == 0 {
         return Ok(Extra::default());
     }
@@ -654,23 +660,40 @@ async fn seed_extra(settings: &Settings, signer: &Signer, cards: usize) -> Resul
     eprintln!(
         "bench: writing {cards} extra cards over {brands} brands straight into the database…"
     );
-    let plan = card_member_server::seed_data::SeedPlan {
-        prefix: EXTRA_PREFIX.to_owned(),
-        brands,
-        templates_per_brand: EXTRA_TEMPLATES,
-        cards,
-        certificate: CertificateSource::PublicKey {
-            pem: signer.key.public_key().to_spki_pem(),
-            serial_no: Some(signer.serial.clone()),
-        },
-    };
-    let settings = settings.clone();
-    let (report, database_bytes) = tokio::task::spawn_blocking(move || {
-        let report = card_member_server::seed_data::seed(&settings, plan, &mut |done| {
-            if done % 100 == 0 {
-                eprintln!("bench: {done}/{brands} extra brands");
+    let (settings, pem, serial) = (
+        settings.clone(),
+        signer.key.public_key().to_spki_pem(),
+        signer.serial.clone(),
+    );
+    let binary = binary.map(std::path::Path::to_path_buf);
+    let (seeded, database_bytes) = tokio::task::spawn_blocking(move || {
+        let seeded = match binary {
+            Some(binary) => seed_with(&binary, &settings, cards, brands, &pem, &serial)?,
+            None => {
+                let plan = card_member_server::seed_data::SeedPlan {
+                    prefix: EXTRA_PREFIX.to_owned(),
+                    brands,
+                    templates_per_brand: EXTRA_TEMPLATES,
+                    cards,
+                    certificate: CertificateSource::PublicKey {
+                        pem,
+                        serial_no: Some(serial),
+                    },
+                };
+                let report = card_member_server::seed_data::seed(&settings, plan, &mut |done| {
+                    if done % 100 == 0 {
+                        eprintln!("bench: {done}/{brands} extra brands");
+                    }
+                })
+                .map_err(|err| err.to_string())?;
+                Extra {
+                    cards: report.cards,
+                    brands: report.brands,
+                    seconds: report.seconds,
+                    database_bytes: None,
+                }
             }
-        })?;
+        };
         let bytes = settings.database_url.is_none().then(|| {
             std::fs::read_dir(&settings.data_dir)
                 .into_iter()
@@ -681,16 +704,64 @@ async fn seed_extra(settings: &Settings, signer: &Signer, cards: usize) -> Resul
                 .map(|meta| meta.len())
                 .sum()
         });
-        Ok::<_, card_member_server::StartError>((report, bytes))
+        Ok::<_, String>((seeded, bytes))
     })
     .await
-    .map_err(|err| err.to_string())?
-    .map_err(|err| err.to_string())?;
+    .map_err(|err| err.to_string())??;
     Ok(Extra {
-        cards: report.cards,
-        brands: report.brands,
-        seconds: report.seconds,
         database_bytes,
+        ..seeded
+    })
+}
+
+/// `--extra-cards` written by `binary`'s own `card-member seed-data` (its
+/// progress on stderr), on the storage `settings` name.
+fn seed_with(
+    binary: &std::path::Path,
+    settings: &Settings,
+    cards: usize,
+    brands: usize,
+    pem: &str,
+    serial: &str,
+) -> Result<Extra, String> {
+    let key_file = settings.data_dir.join("bench-extra-public-key.pem");
+    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("seed-data")
+        .args([
+            "--cards",
+            &cards.to_string(),
+            "--brands",
+            &brands.to_string(),
+        ])
+        .args(["--templates-per-brand", &EXTRA_TEMPLATES.to_string()])
+        .args(["--prefix", EXTRA_PREFIX, "--serial", serial, "--public-key"])
+        .arg(&key_file)
+        .arg("--data-dir")
+        .arg(&settings.data_dir)
+        .stderr(std::process::Stdio::inherit());
+    if let Some(url) = &settings.database_url {
+        command.env("CARD_MEMBER_DATABASE_URL", url);
+    }
+    let output = command
+        .output()
+        .map_err(|err| format!("{}: {err}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} seed-data failed ({})",
+            binary.display(),
+            output.status
+        ));
+    }
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|err| format!("{} seed-data's report: {err}", binary.display()))?;
+    let count = |field: &str| report[field].as_u64().map_or(0, |n| n as usize);
+    Ok(Extra {
+        cards: count("cards"),
+        brands: count("brands"),
+        seconds: report["seconds"].as_f64().unwrap_or(0.0),
+        database_bytes: None,
     })
 }
 

@@ -414,20 +414,28 @@ fn serve_with_log_format_json_writes_one_json_object_per_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bench_with_another_builds_server_registers_its_brands_through_that_build() {
+async fn bench_with_another_builds_server_registers_its_brands_and_extra_cards_through_that_build()
+{
     // Any build given with --server registers the bench's brands with its
-    // own `brands add` (beside a running server, administration needs its
-    // schema): here this build, standing in for an older one.
+    // own `brands add`, and writes --extra-cards with its own `seed-data`
+    // (beside a running server, administration needs its schema): here
+    // this build, standing in for an older one.
     let dir = tempfile::tempdir().unwrap();
     let whole = json_from(
         &[
             "bench",
+            "--workload",
+            "list-user-cards",
             "--rate",
             "20",
             "--duration",
             "1",
             "--brands",
             "5",
+            // Five seeded brands: 4 requests a second each, within their
+            // rate limit.
+            "--extra-cards",
+            "5000",
             "--server",
             BIN,
         ],
@@ -436,7 +444,13 @@ async fn bench_with_another_builds_server_registers_its_brands_through_that_buil
     .await;
     let report = &whole["runs"][0];
     assert_eq!(report["ok"], 20, "{whole}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{whole}");
     assert_eq!(report["brands"], 5, "{whole}");
+    assert_eq!(
+        (&report["extra"]["cards"], &report["extra"]["brands"]),
+        (&serde_json::json!(5000), &serde_json::json!(5)),
+        "the seeded holders' pages were read: {whole}"
+    );
     assert_eq!(whole["summary"]["server"], BIN, "{whole}");
 }
 
