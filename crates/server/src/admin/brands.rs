@@ -97,23 +97,7 @@ pub fn add_all(
         None => server_public_key_id(settings)?,
     };
     administer(settings, async |storage| {
-        // A brand recorded with another ID than the key the database keeps
-        // would have every request refused (its `Wechatpay-Serial`).
-        let kept = storage
-            .kept_wechatpay_key()
-            .await
-            .map_err(|err| StartError(err.to_string()))?;
-        if let Some(kept) = kept
-            && kept.public_key_id != key_id
-        {
-            return Err(StartError(format!(
-                "the WeChat Pay public key ID {key_id} is not the one this database's brands are \
-                 given ({}): a brand recorded with it would have every request refused. Leave \
-                 --wechatpay-public-key-id out, with the settings of an instance serving this \
-                 database",
-                kept.public_key_id
-            )));
-        }
+        the_kept_key_id(storage, &key_id).await?;
         let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
         let mut added = Vec::with_capacity(brand_ids.len());
         for &brand_id in brand_ids {
@@ -232,6 +216,27 @@ pub(crate) fn administer<T>(
             storage::open(settings, &Clock::default(), Opener::Administration).await?;
         work(&Storage::untimed(backend)).await
     })
+}
+
+/// Refuses to record brands under `key_id` unless it is the WeChat Pay
+/// public key ID the database keeps (if it keeps one: a server has
+/// started on it): a brand recorded with another would have every request
+/// refused (its `Wechatpay-Serial`).
+pub(crate) async fn the_kept_key_id(storage: &Storage, key_id: &str) -> Result<(), StartError> {
+    let kept = storage
+        .kept_wechatpay_key()
+        .await
+        .map_err(|err| StartError(err.to_string()))?;
+    match kept {
+        Some(kept) if kept.public_key_id != key_id => Err(StartError(format!(
+            "the WeChat Pay public key ID {key_id} is not the one this database's brands are \
+             given ({}): a brand recorded with it would have every request refused. Leave \
+             --wechatpay-public-key-id out, with the settings of an instance serving this \
+             database",
+            kept.public_key_id
+        ))),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn server_public_key_id(settings: &Settings) -> Result<String, StartError> {

@@ -30,7 +30,7 @@ use card_member_protocol::secret::SecretString;
 use time::OffsetDateTime;
 
 use super::bootstrap;
-use super::brands::{CertificateSource, administer, server_public_key_id};
+use super::brands::{CertificateSource, administer, server_public_key_id, the_kept_key_id};
 use crate::crypto::sealing::DataKey;
 use crate::domain::notifications::sealed_notification;
 use crate::domain::user_cards::seal_context;
@@ -129,6 +129,7 @@ pub fn seed(
     let per_brand = cards.div_ceil(brands);
     let started = Instant::now();
     administer(settings, async |storage| {
+        the_kept_key_id(storage, &key_id).await?;
         let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
         let mut report = SeedReport {
             brands: 0,

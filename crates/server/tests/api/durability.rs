@@ -303,7 +303,7 @@ async fn a_database_from_before_the_wechatpay_key_was_kept_is_checked_on_its_bra
 }
 
 #[tokio::test]
-async fn a_brand_is_registered_only_under_the_wechatpay_key_id_the_database_keeps() {
+async fn a_brand_is_registered_or_seeded_only_under_the_wechatpay_key_id_the_database_keeps() {
     let app = spawn_app().await;
     let settings = app.settings.clone();
     let refused = tokio::task::spawn_blocking(move || {
@@ -326,6 +326,33 @@ async fn a_brand_is_registered_only_under_the_wechatpay_key_id_the_database_keep
             "is not the one this database's brands are given ({})",
             app.wechatpay_public_key_id
         )),
+        "{refused}"
+    );
+    // Nor seeded under it.
+    let mut settings = app.settings.clone();
+    settings.wechatpay_public_key_id = Some("PUB_KEY_ID_0000000000000000000000000000000005".into());
+    let refused = tokio::task::spawn_blocking(move || {
+        card_member_server::seed_data::seed(
+            &settings,
+            card_member_server::seed_data::SeedPlan {
+                prefix: "refused".into(),
+                brands: 1,
+                templates_per_brand: 2,
+                cards: 1,
+                certificate: card_member_server::brands::CertificateSource::PublicKey {
+                    pem: PrivateKey::generate().unwrap().public_key().to_spki_pem(),
+                    serial_no: None,
+                },
+            },
+            &mut |_| {},
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("is not the one this database's brands are given"),
         "{refused}"
     );
     app.add_brand("6006006006").await;
