@@ -714,8 +714,8 @@ async fn seed_extra(
     })
 }
 
-/// `--extra-cards` written by `binary`'s own `card-member seed-data` (its
-/// progress on stderr), on the storage `settings` name.
+/// `--extra-cards` written by `binary`'s own `card-member seed-data`, on
+/// the storage `settings` name.
 fn seed_with(
     binary: &std::path::Path,
     settings: &Settings,
@@ -724,37 +724,30 @@ fn seed_with(
     pem: &str,
     serial: &str,
 ) -> Result<Extra, String> {
-    let key_file = settings.data_dir.join("bench-extra-public-key.pem");
-    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
-    let mut command = std::process::Command::new(binary);
-    command
-        .arg("seed-data")
-        .args([
+    let (cards, brands, templates) = (
+        cards.to_string(),
+        brands.to_string(),
+        EXTRA_TEMPLATES.to_string(),
+    );
+    let stdout = run_its_own(
+        binary,
+        settings,
+        pem,
+        &[
+            "seed-data",
             "--cards",
-            &cards.to_string(),
+            &cards,
             "--brands",
-            &brands.to_string(),
-        ])
-        .args(["--templates-per-brand", &EXTRA_TEMPLATES.to_string()])
-        .args(["--prefix", EXTRA_PREFIX, "--serial", serial, "--public-key"])
-        .arg(&key_file)
-        .arg("--data-dir")
-        .arg(&settings.data_dir)
-        .stderr(std::process::Stdio::inherit());
-    if let Some(url) = &settings.database_url {
-        command.env("CARD_MEMBER_DATABASE_URL", url);
-    }
-    let output = command
-        .output()
-        .map_err(|err| format!("{}: {err}", binary.display()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{} seed-data failed ({})",
-            binary.display(),
-            output.status
-        ));
-    }
-    let report: Value = serde_json::from_slice(&output.stdout)
+            &brands,
+            "--templates-per-brand",
+            &templates,
+            "--prefix",
+            EXTRA_PREFIX,
+            "--serial",
+            serial,
+        ],
+    )?;
+    let report: Value = serde_json::from_slice(&stdout)
         .map_err(|err| format!("{} seed-data's report: {err}", binary.display()))?;
     let count = |field: &str| report[field].as_u64().map_or(0, |n| n as usize);
     Ok(Extra {
@@ -763,6 +756,41 @@ fn seed_with(
         seconds: report["seconds"].as_f64().unwrap_or(0.0),
         database_bytes: None,
     })
+}
+
+/// Runs `binary`'s own `card-member ARGS --public-key FILE --data-dir DIR`
+/// (FILE holding `pem`) on the storage `settings` name, as an older build
+/// administers its own schema; answers its standard output.
+fn run_its_own(
+    binary: &std::path::Path,
+    settings: &Settings,
+    pem: &str,
+    args: &[&str],
+) -> Result<Vec<u8>, String> {
+    let key_file = settings.data_dir.join("bench-public-key.pem");
+    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
+    let mut command = std::process::Command::new(binary);
+    command
+        .args(args)
+        .arg("--public-key")
+        .arg(&key_file)
+        .arg("--data-dir")
+        .arg(&settings.data_dir);
+    if let Some(url) = &settings.database_url {
+        command.env("CARD_MEMBER_DATABASE_URL", url);
+    }
+    let output = command
+        .output()
+        .map_err(|err| format!("{}: {err}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} {}: {}",
+            binary.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(output.stdout)
 }
 
 /// The database and private-key totals of every instance's `/metrics`,
@@ -792,37 +820,13 @@ fn register_with(
     pem: &str,
     serial: &str,
 ) -> Result<(), String> {
-    let key_file = settings.data_dir.join("bench-brand-public-key.pem");
-    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
     for id in ids {
-        let mut command = std::process::Command::new(binary);
-        command
-            .args([
-                "brands",
-                "add",
-                "--brand-id",
-                id,
-                "--serial",
-                serial,
-                "--public-key",
-            ])
-            .arg(&key_file)
-            .arg("--data-dir")
-            .arg(&settings.data_dir)
-            .stdout(std::process::Stdio::null());
-        if let Some(url) = &settings.database_url {
-            command.env("CARD_MEMBER_DATABASE_URL", url);
-        }
-        let output = command
-            .output()
-            .map_err(|err| format!("{}: {err}", binary.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{} brands add {id}: {}",
-                binary.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
+        run_its_own(
+            binary,
+            settings,
+            pem,
+            &["brands", "add", "--brand-id", id, "--serial", serial],
+        )?;
     }
     Ok(())
 }
