@@ -286,7 +286,9 @@ pub(crate) enum KeysCommand {
     /// with another key than the kept one (its responses and notifications
     /// would be signed under a key no brand has); after a deliberate change
     /// of the key, once every brand has the new public key and its ID, run
-    /// this once with --yes, and start every instance with the new key.
+    /// this once with --yes while every instance is stopped (refused beside
+    /// a server running on the SQLite file), and start every instance with
+    /// the new key.
     /// Every brand is recorded with the new key's ID (its requests'
     /// Wechatpay-Serial), and the data directory's public
     /// key file and development credentials are brought in line. Works on

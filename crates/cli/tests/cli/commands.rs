@@ -252,8 +252,9 @@ async fn keys_generate_makes_a_key_pair_that_brands_add_registers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_hands_out_its_public_key_and_id() {
-    let server = start_server().await;
-    let data_dir = server.settings.data_dir.to_str().unwrap();
+    let mut server = start_server().await;
+    let data_dir = server.settings.data_dir.to_str().unwrap().to_owned();
+    let data_dir = data_dir.as_str();
     let adopted = json_from(
         &["keys", "adopt-wechatpay-key", "--data-dir", data_dir],
         server.dir.path(),
@@ -290,6 +291,24 @@ async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_hands_out_its_publi
     let stderr = String::from_utf8_lossy(&unconfirmed.stderr);
     assert_eq!(unconfirmed.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("run this again with --yes"), "{stderr}");
+    let beside = card_member(
+        args(&[
+            "keys",
+            "adopt-wechatpay-key",
+            "--yes",
+            "--data-dir",
+            data_dir,
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&beside.stderr);
+    assert_eq!(beside.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a server is running on this data directory"),
+        "the running server signs with the old key: {stderr}"
+    );
+    server.stop().await;
     let adopted = json_from(
         &[
             "keys",
@@ -315,6 +334,11 @@ async fn keys_adopt_wechatpay_key_keeps_the_settings_key_and_hands_out_its_publi
         std::fs::read_to_string(new_key.join("brand_public_key.pem")).unwrap(),
         "the public key handed out is the adopted key's"
     );
+    // Started again with the new key, the server answers the brand calling
+    // with what the credentials now hand out.
+    server.restart().await;
+    let card = json_of(&server, GET_DEV_CARD).await;
+    assert_eq!(card["openid"], DEV_OPENID, "{card}");
     let elsewhere = server.dir.path().join("nowhere");
     let output = card_member(
         args(&[

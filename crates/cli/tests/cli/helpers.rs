@@ -68,16 +68,21 @@ fn run(
 }
 
 impl Server {
-    /// Stops the server (gracefully) and starts it again on the same
-    /// address and data directory.
-    #[allow(dead_code)]
-    pub(crate) async fn restart(&mut self) {
+    /// Stops the server (gracefully), if it runs.
+    pub(crate) async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(running) = self.running.take() {
             running.await.unwrap().unwrap();
         }
+    }
+
+    /// Stops the server (gracefully) and starts it again on the same
+    /// address and data directory.
+    #[allow(dead_code)]
+    pub(crate) async fn restart(&mut self) {
+        self.stop().await;
         let app = Application::build(self.settings.clone()).await.unwrap();
         let (handle, stop, running) = run(app);
         self.handle = handle;

@@ -56,7 +56,8 @@ pub fn adopt_wechatpay_key(settings: &Settings, confirmed: bool) -> Result<Adopt
             .await
             .map_err(failed)?;
         let replaced = kept.as_ref().filter(|kept| **kept != adopted);
-        if !confirmed && (replaced.is_some() || moving > 0) {
+        let changes = replaced.is_some() || moving > 0;
+        if !confirmed && changes {
             let before = kept.map_or_else(|| "none kept".to_owned(), |kept| kept.public_key_id);
             return Err(StartError(format!(
                 "nothing changed: adopting {id} replaces the WeChat Pay key this database keeps as \
@@ -64,6 +65,14 @@ pub fn adopt_wechatpay_key(settings: &Settings, confirmed: bool) -> Result<Adopt
                  instance with another key then refuses to start. Once every brand has the new \
                  public key and ID, run this again with --yes"
             )));
+        }
+        if changes && storage.beside_a_running_server() {
+            return Err(StartError(
+                "nothing changed: a server is running on this data directory, and it signs with \
+                 the key it started with; stop it, adopt the new key, then start it with the \
+                 new key"
+                    .to_owned(),
+            ));
         }
         storage.adopt_wechatpay_key(adopted).await.map_err(failed)
     })?;

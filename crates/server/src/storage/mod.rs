@@ -261,6 +261,13 @@ impl Storage {
         }
     }
 
+    /// Whether administration opened this storage beside a running server
+    /// (SQLite, whose server holds the file's lock; on PostgreSQL, whether
+    /// instances run cannot be told: `false`).
+    pub(crate) fn beside_a_running_server(&self) -> bool {
+        matches!(&self.backend, Backend::Sqlite(db) if db.beside_a_server())
+    }
+
     /// After a bulk load (`seed-data`): SQLite's write-ahead log folded
     /// into the database; PostgreSQL's tables vacuumed and analysed.
     pub(crate) async fn settle(&self) -> Result<(), StorageError> {

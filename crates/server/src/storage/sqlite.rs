@@ -232,9 +232,16 @@ impl SqliteStorage {
         let _ = self.0.metrics.set(metrics);
     }
 
-    /// A stopped server lets go of the file (see [`server_lock`]).
+    /// A stopped server lets go of the file (see [`server_lock`]), while
+    /// handles on its storage may live on (another may start on the file).
     pub(super) fn let_go_of_the_file(&self) {
-        self.0.let_go_of_the_file();
+        *self.0.file_lock() = None;
+    }
+
+    /// Whether this is administration's, beside a running server (which
+    /// holds the file's lock).
+    pub(super) fn beside_a_server(&self) -> bool {
+        self.0.file_lock().is_none()
     }
 
     /// After a bulk load: the write-ahead log folded into the database
@@ -554,13 +561,11 @@ impl SqliteDb {
             .map_err(migrations::in_migration)
     }
 
-    /// Lets go of the file's lock: a stopped server's, while handles on its
-    /// storage may live on (another server may start on the file).
-    fn let_go_of_the_file(&self) {
-        *self
-            .file_lock
+    /// The file's lock, if this process holds it.
+    fn file_lock(&self) -> MutexGuard<'_, Held> {
+        self.file_lock
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Beside a running server, which migrated the file at its start: this

@@ -424,7 +424,7 @@ fn a_server_may_start_on_a_file_whose_last_server_has_stopped() {
     let stopped = open_as(&path, Opener::Server).expect("the lock went with the first's storage");
     // A server stopped in a process that still holds its storage (a
     // handle on it) lets go of the file.
-    stopped.let_go_of_the_file();
+    *stopped.file_lock() = None;
     open_as(&path, Opener::Server).expect("and another starts");
     drop(stopped);
 }
