@@ -161,10 +161,11 @@ fn seed_with(
         brands.to_string(),
         EXTRA_TEMPLATES.to_string(),
     );
+    let key_file = public_key_file(settings, pem)?;
     let stdout = run_its_own(
         binary,
         settings,
-        pem,
+        &key_file,
         &[
             "seed-data",
             "--cards",
@@ -190,22 +191,28 @@ fn seed_with(
     })
 }
 
-/// Runs `binary`'s own `card-member ARGS --public-key FILE --data-dir DIR`
-/// (FILE holding `pem`) on the storage `settings` name, as an older build
-/// administers its own schema; answers its standard output.
+/// The bench brands' public key `pem`, written into the data directory
+/// for another build's commands to read.
+fn public_key_file(settings: &Settings, pem: &str) -> Result<std::path::PathBuf, String> {
+    let key_file = settings.data_dir.join("bench-public-key.pem");
+    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
+    Ok(key_file)
+}
+
+/// Runs `binary`'s own `card-member ARGS --public-key KEY_FILE --data-dir
+/// DIR` on the storage `settings` name, as an older build administers its
+/// own schema; answers its standard output.
 fn run_its_own(
     binary: &std::path::Path,
     settings: &Settings,
-    pem: &str,
+    key_file: &std::path::Path,
     args: &[&str],
 ) -> Result<Vec<u8>, String> {
-    let key_file = settings.data_dir.join("bench-public-key.pem");
-    std::fs::write(&key_file, pem).map_err(|err| format!("{}: {err}", key_file.display()))?;
     let mut command = std::process::Command::new(binary);
     command
         .args(args)
         .arg("--public-key")
-        .arg(&key_file)
+        .arg(key_file)
         .arg("--data-dir")
         .arg(&settings.data_dir);
     if let Some(url) = &settings.database_url {
@@ -235,11 +242,12 @@ fn register_with(
     pem: &str,
     serial: &str,
 ) -> Result<(), String> {
+    let key_file = public_key_file(settings, pem)?;
     for id in ids {
         run_its_own(
             binary,
             settings,
-            pem,
+            &key_file,
             &["brands", "add", "--brand-id", id, "--serial", serial],
         )?;
     }

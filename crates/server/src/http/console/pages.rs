@@ -512,19 +512,15 @@ pub(crate) async fn resend(
     if let Some(refused) = csrf_refusal(&state, &session, &form.csrf) {
         return refused;
     }
-    match state
-        .storage
-        .resend_notification(&id, state.clock.unix_now())
-        .await
-    {
+    let now = state.clock.unix_now();
+    match state.storage.resend_notification(&id, now).await {
         Ok(Resent::Due) => {
             state.outbox.wake();
             Redirect::to(&format!("/console/notifications/{id}")).into_response()
         }
-        Ok(Resent::InFlight { until }) => refusal(
-            StatusCode::CONFLICT,
-            &being_sent(&id, until, state.clock.unix_now()),
-        ),
+        Ok(Resent::InFlight { until }) => {
+            refusal(StatusCode::CONFLICT, &being_sent(&id, until, now))
+        }
         Err(StorageError::NotFound) => refusal(StatusCode::NOT_FOUND, "No such notification."),
         Err(err) => failed(err),
     }
