@@ -1,6 +1,6 @@
 //! Uploaded images, content-addressed (`<sha256>.<ext>`). Where they live
 //! differs on purpose: files under `DATA_DIR/media/` beside the SQLite
-//! database (`sqlite.rs` writes and reads them), a `media` table on
+//! database (`sqlite/files.rs` writes and reads them), a `media` table on
 //! PostgreSQL, which every instance shares.
 
 use super::sql::values;

@@ -1,4 +1,4 @@
-//! Storage, chosen at start-up: SQLite embedded (`sqlite.rs`) or
+//! Storage, chosen at start-up: SQLite embedded (`sqlite/`) or
 //! PostgreSQL for several instances (`postgres.rs`), behind one concrete
 //! [`Storage`]. Each query and each transaction script is written once,
 //! by aggregate (`brands.rs`, `cards.rs`, `user_cards.rs`,
@@ -30,9 +30,6 @@ mod membership;
 mod migrations;
 mod outbox;
 mod postgres;
-mod rate_limit;
-mod replay;
-mod server_lock;
 pub(crate) mod sql;
 mod sqlite;
 #[cfg(test)]
@@ -52,9 +49,9 @@ pub(crate) use faults::FaultRecord;
 pub(crate) use key_checks::{KeptWechatpayKey, SealedSample};
 pub(crate) use outbox::{Claim, Claimed, Resent};
 pub(crate) use postgres::PostgresStorage;
-pub(crate) use server_lock::Opener;
 use sql::{Exec, Row, Value};
 pub(crate) use sqlite::SqliteStorage;
+pub(crate) use sqlite::server_lock::Opener;
 
 use crate::clock::Clock;
 use crate::ops::metrics::Metrics;
@@ -254,7 +251,7 @@ impl Storage {
 
     /// A server has stopped: on SQLite it lets go of the file, so that
     /// another may start on it while handles on this storage live on (one
-    /// server per file: `server_lock.rs`). PostgreSQL holds nothing.
+    /// server per file: `sqlite/server_lock.rs`). PostgreSQL holds nothing.
     pub(crate) fn server_stopped(&self) {
         if let Backend::Sqlite(db) = &self.backend {
             db.let_go_of_the_file();

@@ -5,7 +5,7 @@
 //!
 //! This is the in-memory index of one server process. The SQLite backend
 //! fills it at start from its `nonces` table, so that a restart or a crash
-//! forgets nothing (see `storage::sqlite`).
+//! forgets nothing (see `nonces.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

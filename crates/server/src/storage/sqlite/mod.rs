@@ -3,42 +3,45 @@
 //! server process per file, which it holds locked (`server_lock.rs`): nonces,
 //! rate-limit buckets and notification leases live in its memory.
 //!
-//! Writes are committed in groups: a write queues, one committer on a
-//! blocking thread runs what has queued in one transaction, each write in
-//! a savepoint of its own (a refused write rolls back alone), commits once
-//! (one sync of the write-ahead log for the group) and only then answers
-//! each. Alone, a write is a group of one; under load, the writes that
-//! arrive while a group commits form the next.
+//! This room holds the connection, how work reaches it (`run`, on a
+//! blocking thread; statements answered at once) and the file's life (open,
+//! migrate, settle). What only the embedded backend does has a room of its
+//! own beside it:
 //!
-//! Nonces are checked in memory and kept durable in the `nonces` table,
-//! loaded back at start. An admitted nonce waits in `unsaved_nonces` until
-//! the next group's transaction writes it: a change's own (so an update
-//! costs no extra commit), or, for a request that changed nothing, the one
-//! [`Storage::record_nonce`](super::Storage::record_nonce) joins before the answer leaves. Nothing is
-//! answered before its nonce is on disk. Expired rows are deleted at most
-//! once a minute, so the table holds the nonces of the requests verified in
-//! the last 5 minutes (their timestamp plus the window), and one minute's
-//! more at most.
+//! - `group_commit.rs`: writes committed in groups, one sync of the
+//!   write-ahead log for all that queued while the last group committed;
+//! - `nonces.rs`: nonces checked in memory (`replay.rs`) and written with
+//!   the next group;
+//! - `rate_limit.rs`: the rate-limit buckets, in memory;
+//! - `files.rs`: uploaded images, kept as files beside the database;
+//! - `server_lock.rs`: one server per file.
+
+mod files;
+mod group_commit;
+mod nonces;
+mod rate_limit;
+mod replay;
+pub(super) mod server_lock;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use card_member_protocol::model::ImageType;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode};
 
 use super::migrations;
-use super::rate_limit::RateLimiter;
-use super::replay::{ReplayGuard, expiry};
-use super::server_lock::{self, Held, Opener};
 use super::sql::{DbError, Dialect, Exec, Row, StatementFuture, Value};
-use super::{Mode, Nonce, NonceAdmission, Script, StorageError, Work};
+use super::{Mode, Script, StorageError, Work};
 use crate::clock::Clock;
 use crate::ops::metrics::Metrics;
-use crate::records::MediaRecord;
+use group_commit::Writes;
+use nonces::UnsavedNonces;
+use rate_limit::RateLimiter;
+use replay::ReplayGuard;
+use server_lock::{Held, Opener};
 
 /// How many prepared statements the connection keeps (rusqlite's default
 /// is 16). Storage runs about 55 different statements (the storage suite's
@@ -48,83 +51,6 @@ use crate::records::MediaRecord;
 /// again costs 7–33 µs of CPU on this schema (an insert into the audit log,
 /// a user card read by its key), against 6–11 µs to run it prepared.
 pub(super) const STATEMENT_CACHE: usize = 128;
-
-/// How often expired nonces are deleted, in seconds.
-const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
-
-/// A nonce admitted but not yet written: brand, nonce, expiry.
-type UnsavedNonce = (String, String, i64);
-
-/// Nonces not yet on disk. One being written is not saved until its
-/// transaction commits: a request whose nonce another request's transaction
-/// is writing must wait for that commit (it takes the connection) before it
-/// answers.
-#[derive(Default)]
-struct UnsavedNonces {
-    waiting: Vec<UnsavedNonce>,
-    writing: Vec<UnsavedNonce>,
-}
-
-impl UnsavedNonces {
-    fn holds(&self, brand_id: &str, nonce: &str) -> bool {
-        self.waiting
-            .iter()
-            .chain(&self.writing)
-            .any(|(b, n, _)| b == brand_id && n == nonce)
-    }
-}
-
-/// The most writes committed in one transaction: a group is what queued
-/// while the previous one committed, up to this many.
-const MOST_WRITES_A_GROUP: usize = 128;
-
-/// A write queued for a group commit, its result type hidden.
-trait GroupedWrite: Send {
-    /// Runs the work in the group's transaction; whether it succeeded
-    /// (else its savepoint is rolled back).
-    fn run(&mut self, exec: &mut SqliteExec<'_>) -> bool;
-    /// Answers the caller once the group's commit is known: a failed
-    /// commit answers every write of the group with its error (what a
-    /// write read may have been another's uncommitted change).
-    fn answer(self: Box<Self>, committed: Result<(), StorageError>);
-}
-
-struct QueuedWrite<T, W> {
-    work: Option<W>,
-    result: Option<Result<T, StorageError>>,
-    answer: tokio::sync::oneshot::Sender<Result<T, StorageError>>,
-}
-
-impl<T: Send + 'static, W: Work<T>> GroupedWrite for QueuedWrite<T, W> {
-    fn run(&mut self, exec: &mut SqliteExec<'_>) -> bool {
-        let Some(work) = self.work.take() else {
-            return false;
-        };
-        let result = finish(work(exec));
-        let succeeded = result.is_ok();
-        self.result = Some(result);
-        succeeded
-    }
-
-    fn answer(self: Box<Self>, committed: Result<(), StorageError>) {
-        let result = match (committed, self.result) {
-            (Err(err), _) => Err(err),
-            (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StorageError::Internal(
-                "a storage write panicked".to_owned(),
-            )),
-        };
-        // A caller gone (its request abandoned) needs no answer.
-        let _ = self.answer.send(result);
-    }
-}
-
-/// The writes waiting for the next group, and whether a committer runs.
-#[derive(Default)]
-struct Writes {
-    queue: Vec<Box<dyn GroupedWrite>>,
-    committing: bool,
-}
 
 /// SQLite storage: a handle on the database, cheap to clone.
 #[derive(Clone)]
@@ -192,31 +118,6 @@ impl SqliteStorage {
         }
     }
 
-    /// Queues a write for the next group commit, starts a committer if
-    /// none runs, and waits for the answer (given once the group's commit
-    /// is known: nothing is answered before it is on disk).
-    async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> Result<T, StorageError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let start = {
-            let mut writes = self.0.writes();
-            writes.queue.push(Box::new(QueuedWrite {
-                work: Some(work),
-                result: None,
-                answer,
-            }));
-            !std::mem::replace(&mut writes.committing, true)
-        };
-        if start {
-            let db = Arc::clone(&self.0);
-            tokio::task::spawn_blocking(move || db.commit_writes());
-        }
-        answered.await.unwrap_or_else(|_| {
-            Err(StorageError::Internal(
-                "a storage write failed before it was answered".to_owned(),
-            ))
-        })
-    }
-
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&SqliteDb) -> Result<T, StorageError> + Send + 'static,
@@ -254,40 +155,6 @@ impl SqliteStorage {
                 .map_err(classify)
         })
         .await
-    }
-
-    /// Writes an image file.
-    pub(super) async fn save_image(&self, image: MediaRecord) -> Result<(), StorageError> {
-        self.blocking(move |db| db.save_image_file(&image)).await
-    }
-
-    /// Reads an image file.
-    pub(super) async fn image(
-        &self,
-        media_id: String,
-    ) -> Result<Option<MediaRecord>, StorageError> {
-        self.blocking(move |db| db.image_file(&media_id)).await
-    }
-
-    /// Admits a nonce in memory; it waits to be written.
-    pub(super) fn first_use_of_nonce(
-        &self,
-        nonce: Nonce<'_>,
-        now: i64,
-    ) -> Result<NonceAdmission, StorageError> {
-        self.0.first_use_of_nonce(nonce, now)
-    }
-
-    /// Writes the nonces waiting, with the next group of writes (one
-    /// another request's group is writing is saved only once that commits,
-    /// so waiting for the next group is waiting long enough).
-    pub(super) async fn save_waiting_nonces(&self) -> Result<(), StorageError> {
-        self.write(|_| Box::pin(async { Ok(()) })).await
-    }
-
-    /// Whether an admitted nonce is on disk.
-    pub(super) fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
-        self.0.nonce_saved(brand_id, nonce)
     }
 
     /// Takes a slot of the in-memory bucket, or says how long to wait.
@@ -375,163 +242,6 @@ impl SqliteDb {
         Ok(storage)
     }
 
-    /// Fills the in-memory replay index with the nonces still in their
-    /// window, so that a restart refuses what the last run accepted.
-    fn load_nonces(&self, now: i64) -> Result<(), StorageError> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare("SELECT brand_id, nonce, expires_at FROM nonces WHERE expires_at >= ?1")
-            .map_err(classify)?;
-        let rows = statement
-            .query_map([now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .map_err(classify)?;
-        for row in rows {
-            let (brand_id, nonce, expires_at) = row.map_err(classify)?;
-            self.replay.remember(brand_id, nonce, expires_at);
-        }
-        Ok(())
-    }
-
-    fn unsaved_nonces(&self) -> MutexGuard<'_, UnsavedNonces> {
-        self.unsaved_nonces
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn writes(&self) -> MutexGuard<'_, Writes> {
-        self.writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Commits the queued writes, a group at a time, until none waits
-    /// (runs on a blocking thread; one at a time). Under load, the writes
-    /// that queue while a group commits share the next group's one
-    /// transaction and its one sync of the write-ahead log.
-    fn commit_writes(&self) {
-        /// Should a group panic outside the writes, the next write starts
-        /// a committer again and the writes of the lost group are answered
-        /// (their senders dropped: an internal error).
-        struct Committing<'a>(&'a SqliteDb);
-        impl Drop for Committing<'_> {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    self.0.writes().committing = false;
-                }
-            }
-        }
-        let _committing = Committing(self);
-        loop {
-            let group: Vec<_> = {
-                let mut writes = self.writes();
-                if writes.queue.is_empty() {
-                    writes.committing = false;
-                    return;
-                }
-                let take = writes.queue.len().min(MOST_WRITES_A_GROUP);
-                writes.queue.drain(..take).collect()
-            };
-            self.commit_group(group);
-        }
-    }
-
-    /// Runs a group of writes in one IMMEDIATE transaction (the write lock
-    /// taken before the first read, so a read-modify-write cannot
-    /// interleave with another writer), each in a savepoint of its own
-    /// that is rolled back if it fails, then commits once and answers them.
-    fn commit_group(&self, mut group: Vec<Box<dyn GroupedWrite>>) {
-        let committed = self.write(|exec| {
-            for write in &mut group {
-                exec.connection
-                    .execute_batch("SAVEPOINT grouped")
-                    .map_err(classify)?;
-                let succeeded =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write.run(exec)))
-                        .unwrap_or(false);
-                let end = if succeeded {
-                    "RELEASE grouped"
-                } else {
-                    "ROLLBACK TO grouped; RELEASE grouped"
-                };
-                exec.connection.execute_batch(end).map_err(classify)?;
-            }
-            Ok(())
-        });
-        if let (Ok(()), Some(metrics)) = (&committed, self.metrics.get()) {
-            metrics.database_commit(group.len());
-        }
-        for write in group {
-            write.answer(match &committed {
-                Ok(()) => Ok(()),
-                Err(StorageError::Unavailable(why)) => Err(StorageError::Unavailable(why.clone())),
-                Err(err) => Err(StorageError::Internal(err.to_string())),
-            });
-        }
-    }
-
-    /// Runs `work` in one IMMEDIATE transaction that also writes every
-    /// nonce waiting. If the transaction does not commit, it is rolled
-    /// back and the nonces wait for the next one.
-    fn write<T>(
-        &self,
-        work: impl FnOnce(&mut SqliteExec<'_>) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        let mut connection = self.lock();
-        let nonces = {
-            let mut unsaved = self.unsaved_nonces();
-            let nonces = std::mem::take(&mut unsaved.waiting);
-            unsaved.writing.clone_from(&nonces);
-            nonces
-        };
-        let result = connection
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(classify)
-            .and_then(|()| {
-                let value = work(&mut SqliteExec {
-                    connection: &mut connection,
-                })?;
-                self.save_nonces(&connection, &nonces)?;
-                connection.execute_batch("COMMIT").map_err(classify)?;
-                Ok(value)
-            });
-        if result.is_err() && !connection.is_autocommit() {
-            let _ = connection.execute_batch("ROLLBACK");
-        }
-        let mut unsaved = self.unsaved_nonces();
-        unsaved.writing.clear();
-        if result.is_err() {
-            unsaved.waiting.extend(nonces);
-        }
-        result
-    }
-
-    fn save_nonces(
-        &self,
-        connection: &Connection,
-        nonces: &[UnsavedNonce],
-    ) -> Result<(), StorageError> {
-        if !nonces.is_empty() {
-            let mut insert = connection
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO nonces (brand_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(classify)?;
-            for (brand_id, nonce, expires_at) in nonces {
-                insert
-                    .execute(params![brand_id, nonce, expires_at])
-                    .map_err(classify)?;
-            }
-        }
-        let now = self.clock.unix_now();
-        if now - self.nonces_pruned_at.load(Ordering::Relaxed) >= NONCE_PRUNE_INTERVAL_SECS {
-            connection
-                .execute("DELETE FROM nonces WHERE expires_at < ?1", [now])
-                .map_err(classify)?;
-            self.nonces_pruned_at.store(now, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
     /// Applies the migrations not yet applied (adopting a count kept in
     /// `PRAGMA user_version` by builds before refinery), then upgrades
     /// templates stored before the provider's template object.
@@ -595,86 +305,6 @@ impl SqliteDb {
             }
             connection
         })
-    }
-
-    /// Writes the image file (to a temporary name, synced, then renamed and
-    /// the directory synced), so an answered upload survives a crash.
-    fn save_image_file(&self, image: &MediaRecord) -> Result<(), StorageError> {
-        use std::io::Write as _;
-        let io = |err: std::io::Error| StorageError::Unavailable(format!("media: {err}"));
-        let path = self.media_dir.join(&image.media_id);
-        if path.exists() {
-            return Ok(());
-        }
-        std::fs::create_dir_all(&self.media_dir).map_err(io)?;
-        let temporary = self.media_dir.join(format!(
-            ".{}.{}",
-            image.media_id,
-            crate::crypto::random_nonce()
-        ));
-        let written = (|| {
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&image.bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &path)?;
-            std::fs::File::open(&self.media_dir)?.sync_all()
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temporary);
-        }
-        written.map_err(io)
-    }
-
-    fn image_file(&self, media_id: &str) -> Result<Option<MediaRecord>, StorageError> {
-        let Some(kind) = media_id
-            .rsplit_once('.')
-            .and_then(|(_, extension)| ImageType::from_extension(extension))
-        else {
-            return Ok(None);
-        };
-        if !media_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
-        {
-            return Ok(None);
-        }
-        match std::fs::read(self.media_dir.join(media_id)) {
-            Ok(bytes) => Ok(Some(MediaRecord {
-                media_id: media_id.to_owned(),
-                brand_id: String::new(),
-                content_type: kind.content_type().to_owned(),
-                bytes,
-                created_at: String::new(),
-            })),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(StorageError::Unavailable(format!("media: {err}"))),
-        }
-    }
-
-    fn first_use_of_nonce(
-        &self,
-        nonce: Nonce<'_>,
-        now: i64,
-    ) -> Result<NonceAdmission, StorageError> {
-        let Nonce {
-            brand_id,
-            nonce,
-            signed_at,
-        } = nonce;
-        if !self.replay.first_use(brand_id, nonce, signed_at, now) {
-            return Ok(NonceAdmission::Replayed);
-        }
-        self.unsaved_nonces().waiting.push((
-            brand_id.to_owned(),
-            nonce.to_owned(),
-            expiry(signed_at),
-        ));
-        Ok(NonceAdmission::Unsaved)
-    }
-
-    /// Admitted nonces are waiting or written: one not waiting is written.
-    fn nonce_saved(&self, brand_id: &str, nonce: &str) -> bool {
-        !self.unsaved_nonces().holds(brand_id, nonce)
     }
 
     fn take_rate_slot(
@@ -795,5 +425,4 @@ impl rusqlite::ToSql for Value {
 mod plans;
 
 #[cfg(test)]
-#[path = "tests/sqlite.rs"]
 mod tests;

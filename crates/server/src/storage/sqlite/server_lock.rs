@@ -1,7 +1,7 @@
 //! One server per SQLite file, enforced.
 //!
 //! A server on SQLite keeps its replay index, its rate-limit buckets and its
-//! notification leases in its own memory (`sqlite.rs`). A second server on
+//! notification leases in its own memory (`sqlite/`). A second server on
 //! the same file would admit a nonce the first has already seen (a captured
 //! request could be replayed to it), double every brand's rate limit, and
 //! void the first's leases at its start (sending notifications in flight a
@@ -27,7 +27,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::StorageError;
+use crate::storage::StorageError;
 
 /// Who opens a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::storage::CardSearch;
+use crate::storage::{CardSearch, NonceAdmission};
 
 /// A fresh database, for reading query plans.
 fn empty_database() -> (tempfile::TempDir, SqliteDb) {
