@@ -29,6 +29,9 @@ mod media;
 mod membership;
 mod migrations;
 mod outbox;
+#[cfg(test)]
+#[path = "tests/plans.rs"]
+mod plans;
 mod postgres;
 pub(crate) mod sql;
 mod sqlite;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::sql::{Exec, ExecExt, Row, values};
+use super::sql::{Exec, ExecExt, Row, Value, values};
 use super::{Backend, Mode, NotificationFilter, Storage, StorageError};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
@@ -273,33 +273,79 @@ impl Storage {
 
     /// The latest notifications (of one brand, or all; of one user card,
     /// or all), newest first.
+    ///
+    /// Only the criteria given are written into the statement, so that a
+    /// brand's or a card's are found through their index (`outbox_by_brand`,
+    /// `outbox_by_card`): an `(? IS NULL OR brand_id = ?)` filter read the
+    /// whole outbox for one card's page in the console, however large a
+    /// backlog had grown.
     pub(crate) async fn list_notifications(
         &self,
         filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
-        let sql = concat!(
-            "SELECT ",
-            outbox_columns!(),
-            " FROM outbox WHERE (CAST($1 AS TEXT) IS NULL OR brand_id = $1) ",
-            "AND (CAST($2 AS TEXT) IS NULL OR card_id = $2) ",
-            "AND (CAST($3 AS TEXT) IS NULL OR user_card_code = $3) ",
-            "ORDER BY #outbox_order LIMIT $4"
-        );
-        let filter = values![
-            &filter.brand_id,
-            &filter.card_id,
-            &filter.user_card_code,
-            limit
+        let criteria = [
+            ("brand_id", &filter.brand_id),
+            ("card_id", &filter.card_id),
+            ("user_card_code", &filter.user_card_code),
         ];
-        self.rows(sql, filter.to_vec(), outbox_from_row).await
+        let mut values: Vec<Value> = Vec::new();
+        let mut clauses = Vec::new();
+        for (column, value) in criteria {
+            if let Some(value) = value {
+                values.push(value.into());
+                clauses.push(format!("{column} = ${}", values.len()));
+            }
+        }
+        if clauses.is_empty() {
+            clauses.push("TRUE".to_owned());
+        }
+        values.push(limit.into());
+        let sql = format!(
+            "SELECT {} FROM outbox WHERE {} ORDER BY #outbox_order LIMIT ${}",
+            outbox_columns!(),
+            clauses.join(" AND "),
+            values.len()
+        );
+        self.run(Mode::Read, move |db| {
+            Box::pin(async move {
+                db.query(&sql, &values)
+                    .await?
+                    .iter()
+                    .map(outbox_from_row)
+                    .collect()
+            })
+        })
+        .await
     }
 
-    /// How many notifications are in each state.
-    pub(crate) async fn count_notifications(&self) -> Result<Vec<(String, i64)>, StorageError> {
-        let sql = "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state";
-        self.rows(sql, Vec::new(), |row| Ok((row.text(0)?, row.int(1)?)))
-            .await
+    /// How many notifications are in each of `states` (`PENDING`,
+    /// `DELIVERED`, `FAILED`), each counted through the index that begins
+    /// with the state (`outbox_pending_by_brand`): the console's dashboard
+    /// asks for the waiting and the failed, and no longer counts every
+    /// notification ever delivered at each refresh.
+    pub(crate) async fn count_notifications(
+        &self,
+        states: &[&str],
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let states: Vec<String> = states.iter().map(|state| (*state).to_owned()).collect();
+        self.run(Mode::Snapshot, move |db| {
+            Box::pin(async move {
+                let mut counts = Vec::new();
+                for state in states {
+                    let counted = db
+                        .query_one(
+                            "SELECT count(*) FROM outbox WHERE state = $1",
+                            values![&state],
+                        )
+                        .await?
+                        .int(0)?;
+                    counts.push((state, counted));
+                }
+                Ok(counts)
+            })
+        })
+        .await
     }
 
     /// One notification and its attempts, oldest first.

@@ -201,40 +201,20 @@ impl PostgresStorage {
         // statement given as text is prepared anew: a round trip more). One
         // row lock per bucket: the buckets are exact however many instances
         // share them, and the database's clock is the clock.
-        let statement = pooled
-            .prepare_cached(
-                "WITH admitted AS ( \
-                   INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
-                   ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-                   WHERE n.expires_at < $4 RETURNING 1 \
-                 ), taken AS ( \
-                   INSERT INTO rate_limits AS r (bucket, tat_micros) \
-                   SELECT $5, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $6 \
-                   WHERE EXISTS (SELECT 1 FROM admitted) AND $5::TEXT IS NOT NULL \
-                   ON CONFLICT (bucket) DO UPDATE \
-                   SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) + $6 \
-                   WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) - (EXCLUDED.tat_micros - $6) <= $7 \
-                   RETURNING 1 \
-                 ) \
-                 SELECT EXISTS (SELECT 1 FROM admitted), EXISTS (SELECT 1 FROM taken), \
-                   (SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
-                    FROM rate_limits WHERE bucket = $5)",
-            )
-            .await
-            .map_err(classify)?;
+        let statement = pooled.prepare_cached(ADMIT).await.map_err(classify)?;
+        let values: [&(dyn ToSql + Sync); 7] = [
+            &brand_id,
+            &nonce,
+            &expires_at,
+            &now,
+            &bucket,
+            &interval,
+            &tolerance,
+        ];
+        #[cfg(test)]
+        plans::check(&pooled, ADMIT, &values).await;
         let row = pooled
-            .query_one(
-                &statement,
-                &[
-                    &brand_id,
-                    &nonce,
-                    &expires_at,
-                    &now,
-                    &bucket,
-                    &interval,
-                    &tolerance,
-                ],
-            )
+            .query_one(&statement, &values)
             .await
             .map_err(classify)?;
         let (admitted, taken): (bool, bool) = (row.get(0), row.get(1));
@@ -254,14 +234,33 @@ impl PostgresStorage {
     /// Deletes the expired nonces at every thousandth admission.
     async fn sweep_nonces(&self, pooled: &Object, now: i64) -> Result<(), StorageError> {
         if self.nonce_writes.fetch_add(1, Ordering::Relaxed) % 1000 == 999 {
-            pooled
-                .execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
-                .await
-                .map_err(classify)?;
+            let sweep = "DELETE FROM nonces WHERE expires_at < $1";
+            #[cfg(test)]
+            plans::check(pooled, sweep, &[&now]).await;
+            pooled.execute(sweep, &[&now]).await.map_err(classify)?;
         }
         Ok(())
     }
 }
+
+/// A request's nonce admitted and, if it is new and a bucket is named
+/// (`$5`), a slot of its rate limit taken: [`PostgresStorage::admit`].
+const ADMIT: &str = "WITH admitted AS ( \
+       INSERT INTO nonces AS n (brand_id, nonce, expires_at) VALUES ($1, $2, $3) \
+       ON CONFLICT (brand_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+       WHERE n.expires_at < $4 RETURNING 1 \
+     ), taken AS ( \
+       INSERT INTO rate_limits AS r (bucket, tat_micros) \
+       SELECT $5, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT + $6 \
+       WHERE EXISTS (SELECT 1 FROM admitted) AND $5::TEXT IS NOT NULL \
+       ON CONFLICT (bucket) DO UPDATE \
+       SET tat_micros = GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) + $6 \
+       WHERE GREATEST(r.tat_micros, EXCLUDED.tat_micros - $6) - (EXCLUDED.tat_micros - $6) <= $7 \
+       RETURNING 1 \
+     ) \
+     SELECT EXISTS (SELECT 1 FROM admitted), EXISTS (SELECT 1 FROM taken), \
+       (SELECT tat_micros - (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT \
+        FROM rate_limits WHERE bucket = $5)";
 
 /// A bucket of `per_second` requests a second (the same burst), in
 /// microseconds: the emission interval and the tolerance (GCRA).
@@ -344,6 +343,8 @@ impl<C: GenericClient> Exec for PgExec<'_, C> {
         Box::pin(async move {
             let statement = self.prepared(sql).await?;
             let parameters = parameters(values);
+            #[cfg(test)]
+            plans::check(self.0, &Dialect::Postgres.sql(sql), &parameters).await;
             self.0
                 .execute(&statement, &parameters)
                 .await
@@ -355,6 +356,8 @@ impl<C: GenericClient> Exec for PgExec<'_, C> {
         Box::pin(async move {
             let statement = self.prepared(sql).await?;
             let parameters = parameters(values);
+            #[cfg(test)]
+            plans::check(self.0, &Dialect::Postgres.sql(sql), &parameters).await;
             self.0
                 .query(&statement, &parameters)
                 .await
@@ -442,3 +445,7 @@ impl<'a> FromSql<'a> for Value {
         <Value as ToSql>::accepts(ty) || <String as FromSql>::accepts(ty)
     }
 }
+
+#[cfg(test)]
+#[path = "tests/postgres_plans.rs"]
+mod plans;

@@ -45,7 +45,11 @@ pub(crate) async fn overview(State(state): State<Arc<AppState>>) -> Response {
             *errors.entry(code).or_default() += count;
         }
     }
-    let counts = match state.storage.count_notifications().await {
+    let counts = match state
+        .storage
+        .count_notifications(&["PENDING", "FAILED"])
+        .await
+    {
         Ok(counts) => counts,
         Err(err) => return failed(err),
     };

@@ -1155,6 +1155,78 @@ async fn a_point_exchange_is_settled_once() {
     }
 }
 
+/// A member record (an activity entry, a points sync) for card `1`.
+fn member_record(out_request_no: &str, digest: &str, openid: &str) -> MemberRecord {
+    MemberRecord {
+        brand_id: "b".into(),
+        kind: "points",
+        out_request_no: out_request_no.into(),
+        request_digest: digest.into(),
+        card_id: "c".into(),
+        user_card_code: "1".into(),
+        openid: openid.into(),
+        answer: format!("{{\"digest\":\"{digest}\"}}"),
+        created_at: NOW.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_member_record_is_kept_once_per_out_request_no_for_its_holders_card_only() {
+    use crate::domain::user_cards::takes_records;
+    for backend in backends().await {
+        seeded(&backend).await;
+        let storage = &backend.storage;
+        let first = member_record("r1", "d1", "o");
+        assert_eq!(
+            storage
+                .record_member_activity(&first, takes_records)
+                .await
+                .unwrap(),
+            Recorded::First,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            storage
+                .record_member_activity(&first, takes_records)
+                .await
+                .unwrap(),
+            Recorded::Repeated(first.answer.clone()),
+            "the same request again answers the first answer"
+        );
+        assert!(matches!(
+            storage
+                .record_member_activity(&member_record("r1", "d2", "o"), takes_records)
+                .await,
+            Err(StorageError::Taken(Taken::RecordRequestNo))
+        ));
+        let refused = storage
+            .record_member_activity(&member_record("r2", "d3", "other"), takes_records)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refusal_of(&refused), Some(Refusal::OpenidMismatch)),
+            "{refused}"
+        );
+        let mut no_card = member_record("r3", "d4", "o");
+        no_card.user_card_code = "404".into();
+        assert!(matches!(
+            storage
+                .record_member_activity(&no_card, takes_records)
+                .await,
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(
+            storage
+                .record_member_activity(&member_record("r2", "d5", "o"), takes_records)
+                .await
+                .unwrap(),
+            Recorded::First,
+            "a refused record kept nothing under its key"
+        );
+    }
+}
+
 #[tokio::test]
 async fn images_are_kept_and_read_back_by_id() {
     for backend in backends().await {
@@ -1313,6 +1385,66 @@ fn first_attempt(id: &str, status: Option<i64>, error: Option<&str>) -> AttemptR
 async fn enqueue_due(storage: &Storage, count: usize, due: i64) {
     let due = (0..count).map(|index| notification(&format!("n-{index}"), due));
     storage.enqueue_notifications(due.collect()).await.unwrap();
+}
+
+#[tokio::test]
+async fn notifications_are_listed_newest_first_by_brand_and_card_and_counted_by_state() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        let mut made = Vec::new();
+        for (index, (brand, code)) in [("b", "1"), ("b", "2"), ("other", "1"), ("b", "1")]
+            .into_iter()
+            .enumerate()
+        {
+            let mut made_now = notification(&format!("n-{index}"), 0);
+            made_now.brand_id = brand.into();
+            made_now.user_card_code = code.into();
+            made_now.create_time = format!("2026-01-01T00:00:0{index}.000+08:00");
+            made.push(made_now);
+        }
+        made[1].state = "DELIVERED".into();
+        // One at a time, as changes make them.
+        for notification in &made {
+            storage
+                .enqueue_notifications(vec![notification.clone()])
+                .await
+                .unwrap();
+        }
+        let listed = |filter: NotificationFilter, limit: i64| async move {
+            let listed = storage.list_notifications(&filter, limit).await.unwrap();
+            listed.into_iter().map(|n| n.id).collect::<Vec<_>>()
+        };
+        let all = NotificationFilter::default();
+        assert_eq!(
+            listed(all.clone(), 10).await,
+            ["n-3", "n-2", "n-1", "n-0"],
+            "{}",
+            backend.name
+        );
+        assert_eq!(listed(all, 2).await, ["n-3", "n-2"]);
+        let brand = NotificationFilter {
+            brand_id: Some("b".into()),
+            ..NotificationFilter::default()
+        };
+        assert_eq!(listed(brand, 10).await, ["n-3", "n-1", "n-0"]);
+        let card = NotificationFilter {
+            brand_id: Some("b".into()),
+            card_id: Some("c".into()),
+            user_card_code: Some("1".into()),
+        };
+        assert_eq!(listed(card, 10).await, ["n-3", "n-0"]);
+        assert_eq!(
+            storage
+                .count_notifications(&["PENDING", "DELIVERED", "FAILED"])
+                .await
+                .unwrap(),
+            [
+                ("PENDING".to_owned(), 3),
+                ("DELIVERED".to_owned(), 1),
+                ("FAILED".to_owned(), 0)
+            ]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,11 +1,9 @@
-//! In test builds, every statement storage runs is checked the first time
-//! it runs: its query plan reads the tables that grow with the data (cards,
-//! the outbox, records, tokens, nonces) through an index, never by a scan,
-//! unless it is one of the few that scan on purpose (below, each with why).
-//! Every test of the storage suite that runs a statement is so also a test
-//! of its plan (`EXPLAIN QUERY PLAN` on the statement with its values), and
-//! all of them together check that the connection's statement cache keeps
-//! every statement storage runs prepared.
+//! SQLite's query-plan check (what it holds: `storage/tests/plans.rs`):
+//! `EXPLAIN QUERY PLAN` on each statement with its values, the first time
+//! it runs, and no step `SCAN`s a growing table (a `SEARCH` uses an
+//! index's key). All the statements together also check that the
+//! connection's statement cache keeps every statement storage runs
+//! prepared.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -13,48 +11,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 use super::Value;
-
-/// The tables that grow with a brand program's size.
-const GROWING: &[&str] = &[
-    "user_cards",
-    "audit_log",
-    "card_templates",
-    "outbox",
-    "delivery_attempts",
-    "member_records",
-    "point_exchanges",
-    "pre_auth_tokens",
-    "nonces",
-];
-
-/// Statements that scan on purpose, by a fragment, and why.
-const SCANS: &[(&str, &str)] = &[
-    (
-        "FROM card_templates WHERE state NOT IN",
-        "the start's check for templates stored before the provider's template object \
-         (`migrations::upgrade_templates`): once per start, the templates only (10,000 at a \
-         million cards), no request path",
-    ),
-    (
-        "FROM user_cards WHERE phone_number IS NOT NULL LIMIT 1",
-        "the data key tried on a phone number sealed under it (`Storage::a_sealed_sample`): at \
-         a start or a command on a database from before the data key's check, once, since the \
-         check is kept after it; stops at the first card with a phone number",
-    ),
-    (
-        "FROM user_cards WHERE TRUE",
-        "the console's unfiltered card list: newest first, the table read backwards in its \
-         own order and stopped at the page; its total counted up to 10,000 (or the page's \
-         end). Console only, no API path (BENCHMARKS.md \"Console\")",
-    ),
-    (
-        "FROM user_cards WHERE +",
-        "the console's searches by brand alone or by the state most cards have (broad \
-         criteria, `CardSearch::filter`): newest first until the page is full, the total \
-         counted up to 10,000 (or the page's end). Console only; bounded at any size \
-         (BENCHMARKS.md \"A million cards\")",
-    ),
-];
+use crate::storage::plans::{GROWING, to_be_checked};
 
 pub(super) fn check(connection: &Connection, sql: &str, values: &[Value]) {
     static CHECKED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
@@ -71,20 +28,7 @@ pub(super) fn check(connection: &Connection, sql: &str, values: &[Value]) {
         );
         first
     };
-    let verb = sql
-        .trim_start()
-        .get(..6)
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if !first
-        || !matches!(
-            verb.as_str(),
-            "SELECT" | "UPDATE" | "DELETE" | "WITH R" | "INSERT"
-        )
-    {
-        return;
-    }
-    if SCANS.iter().any(|(fragment, _)| sql.contains(fragment)) {
+    if !first || !to_be_checked(sql) {
         return;
     }
     let Ok(mut statement) = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")) else {
