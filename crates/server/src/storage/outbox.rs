@@ -297,12 +297,21 @@ impl Storage {
                 clauses.push(format!("{column} = ${}", values.len()));
             }
         }
+        // A brand's alone are read newest first along `outbox_by_brand`
+        // (by time, then insertion), stopped at the limit: sorted by
+        // insertion alone, a brand with a backlog of 300,000 took 0.6 s on
+        // SQLite. A card's are few; all of them, newest first by insertion.
+        let order = if filter.brand_id.is_some() && clauses.len() == 1 {
+            "#outbox_brand_order"
+        } else {
+            "#outbox_order"
+        };
         if clauses.is_empty() {
             clauses.push("TRUE".to_owned());
         }
         values.push(limit.into());
         let sql = format!(
-            "SELECT {} FROM outbox WHERE {} ORDER BY #outbox_order LIMIT ${}",
+            "SELECT {} FROM outbox WHERE {} ORDER BY {order} LIMIT ${}",
             outbox_columns!(),
             clauses.join(" AND "),
             values.len()

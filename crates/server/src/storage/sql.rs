@@ -14,6 +14,7 @@
 //! | `#share` | (nothing) | `FOR SHARE` | a row that must not change under the transaction |
 //! | `#skip_locked` | (nothing) | `FOR UPDATE SKIP LOCKED` | instances claim disjoint outbox rows |
 //! | `#outbox_order` | `rowid DESC` | `create_time DESC, id DESC` | the outbox has no `seq` on PostgreSQL |
+//! | `#outbox_brand_order` | `create_time DESC, rowid DESC` | `create_time DESC, id DESC` | a brand's newest in the order of its index, `outbox_by_brand` |
 //! | `#broad` | `+` | (nothing) | keeps SQLite's planner off an index that narrows little |
 //! | `#json_elements` | `json_each` | `jsonb_array_elements` | the rows of a JSON array bound as one value (a batch in one statement); each is `value` |
 //! | `#jsonb` | `TEXT` | `jsonb` | that value's type |
@@ -25,7 +26,7 @@
 //! **Why hand-written.** A query builder (`sea-query`, with binders for
 //! rusqlite and tokio-postgres) would write the same statements through a
 //! Rust DSL and add its dependency tree to every build; an ORM (Diesel, as
-//! vaultwarden uses) would replace both drivers. Eight words and a value
+//! vaultwarden uses) would replace both drivers. Nine words and a value
 //! enum are all the difference between our two dialects needs, and the
 //! statements stay readable SQL that the query-plan tests can `EXPLAIN`.
 
@@ -254,12 +255,13 @@ impl Dialect {
         if !sql.contains('$') && !sql.contains('#') {
             return Cow::Borrowed(sql);
         }
-        let words: [(&str, &str); 8] = match self {
+        let words: [(&str, &str); 9] = match self {
             Dialect::Sqlite => [
                 ("#seq", "rowid"),
                 (" #lock", ""),
                 (" #share", ""),
                 (" #skip_locked", ""),
+                ("#outbox_brand_order", "create_time DESC, rowid DESC"),
                 ("#outbox_order", "rowid DESC"),
                 ("#broad", "+"),
                 ("#json_elements", "json_each"),
@@ -270,6 +272,7 @@ impl Dialect {
                 ("#lock", "FOR UPDATE"),
                 ("#share", "FOR SHARE"),
                 ("#skip_locked", "FOR UPDATE SKIP LOCKED"),
+                ("#outbox_brand_order", "create_time DESC, id DESC"),
                 ("#outbox_order", "create_time DESC, id DESC"),
                 ("#broad", ""),
                 ("#json_elements", "jsonb_array_elements"),
