@@ -6,7 +6,7 @@ use super::bootstrap::{wechatpay_key, wechatpay_key_files, write_file};
 use super::brands::administer;
 use crate::error::StartError;
 use crate::ops::settings::Settings;
-use crate::storage::KeptWechatpayKey;
+use crate::storage::{Adoption, KeptWechatpayKey};
 
 /// What adopting a WeChat Pay key did.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -50,31 +50,31 @@ pub fn adopt_wechatpay_key(settings: &Settings, confirmed: bool) -> Result<Adopt
         StartError(format!("keeping the WeChat Pay key: {err}"))
     };
     let brands_moved = administer(settings, async |storage| {
-        let kept = storage.kept_wechatpay_key().await.map_err(failed)?;
-        let moving = storage
-            .brands_not_given_wechatpay_key_id(&id)
+        // Beside a server running on the SQLite file, no change: it would
+        // go on signing with the key it started with.
+        let allowed = confirmed && !storage.beside_a_running_server();
+        match storage
+            .adopt_wechatpay_key(adopted, allowed)
             .await
-            .map_err(failed)?;
-        let replaced = kept.as_ref().filter(|kept| **kept != adopted);
-        let changes = replaced.is_some() || moving > 0;
-        if !confirmed && changes {
-            let before = kept.map_or_else(|| "none kept".to_owned(), |kept| kept.public_key_id);
-            return Err(StartError(format!(
-                "nothing changed: adopting {id} replaces the WeChat Pay key this database keeps as \
-                 its brands' ({before}), and records {moving} brand(s) with the new ID; every \
-                 instance with another key then refuses to start. Once every brand has the new \
-                 public key and ID, run this again with --yes"
-            )));
-        }
-        if changes && storage.beside_a_running_server() {
-            return Err(StartError(
+            .map_err(failed)?
+        {
+            Adoption::Adopted { brands_moved } => Ok(brands_moved),
+            Adoption::WouldChange { kept, moving } if !confirmed => {
+                let before = kept.unwrap_or_else(|| "none kept".to_owned());
+                Err(StartError(format!(
+                    "nothing changed: adopting {id} replaces the WeChat Pay key this database keeps \
+                     as its brands' ({before}), and records {moving} brand(s) with the new ID; \
+                     every instance with another key then refuses to start. Once every brand has \
+                     the new public key and ID, run this again with --yes"
+                )))
+            }
+            Adoption::WouldChange { .. } => Err(StartError(
                 "nothing changed: a server is running on this data directory, and it signs with \
                  the key it started with; stop it, adopt the new key, then start it with the \
                  new key"
                     .to_owned(),
-            ));
+            )),
         }
-        storage.adopt_wechatpay_key(adopted).await.map_err(failed)
     })?;
     if default_file {
         write_file(

@@ -26,6 +26,17 @@ pub(crate) struct KeptWechatpayKey {
 const SELECT_WECHATPAY_KEY: &str =
     "SELECT public_key_id, public_key_pem FROM wechatpay_key WHERE id = 1";
 
+/// What [`Storage::adopt_wechatpay_key`] found, and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Adoption {
+    /// The key is kept, and this many brands' records moved to its ID.
+    Adopted { brands_moved: u64 },
+    /// Adopting it would replace the key kept (`kept`: its ID, if one is
+    /// kept) or move `moving` brands to its ID, and changes were not
+    /// allowed: nothing was written.
+    WouldChange { kept: Option<String>, moving: i64 },
+}
+
 fn wechatpay_key_from_row(row: &Row) -> Result<KeptWechatpayKey, StorageError> {
     Ok(KeptWechatpayKey {
         public_key_id: row.text(0)?,
@@ -149,16 +160,55 @@ impl Storage {
     }
 
     /// Makes `key` the WeChat Pay key the brands were given (a deliberate
-    /// change of the key, once every brand has it), in one transaction with
-    /// the brands' records: every brand recorded with another public key ID
-    /// is recorded with its ID (authentication expects it in
-    /// `Wechatpay-Serial`). Answers how many brands were moved to it.
+    /// change of the key, once every brand has it): what is kept is read,
+    /// and changed, in one transaction, under the kept row's lock. Every
+    /// brand recorded with another public key ID is recorded with its ID
+    /// (authentication expects it in `Wechatpay-Serial`).
+    ///
+    /// Unless `changes_allowed`, a change (another key kept, or brands to
+    /// move) is not made but answered ([`Adoption::WouldChange`]), from the
+    /// same reading the change would have been made on: an administrator
+    /// adopting the key already kept cannot, by a race, undo another's
+    /// adoption of a new one. With nothing to change, the key is kept if
+    /// none is, as the first start keeps it.
     pub(crate) async fn adopt_wechatpay_key(
         &self,
         key: KeptWechatpayKey,
-    ) -> Result<u64, StorageError> {
+        changes_allowed: bool,
+    ) -> Result<Adoption, StorageError> {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
+                let kept = db
+                    .query_opt(
+                        "SELECT public_key_id, public_key_pem FROM wechatpay_key WHERE id = 1 #lock",
+                        &[],
+                    )
+                    .await?
+                    .map(|row| wechatpay_key_from_row(&row))
+                    .transpose()?;
+                let moving = db
+                    .query_one(
+                        "SELECT count(*) FROM brands WHERE wechatpay_public_key_id <> $1",
+                        values![&key.public_key_id],
+                    )
+                    .await?
+                    .int(0)?;
+                let replaced = kept.as_ref().is_some_and(|kept| *kept != key);
+                if !replaced && moving == 0 {
+                    db.execute(
+                        "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
+                         ON CONFLICT (id) DO NOTHING",
+                        values![&key.public_key_id, &key.public_key_pem],
+                    )
+                    .await?;
+                    return Ok(Adoption::Adopted { brands_moved: 0 });
+                }
+                if !changes_allowed {
+                    return Ok(Adoption::WouldChange {
+                        kept: kept.map(|kept| kept.public_key_id),
+                        moving,
+                    });
+                }
                 db.execute(
                     "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
                      ON CONFLICT (id) DO UPDATE SET public_key_id = excluded.public_key_id, \
@@ -166,13 +216,14 @@ impl Storage {
                     values![&key.public_key_id, &key.public_key_pem],
                 )
                 .await?;
-                Ok(db
+                let brands_moved = db
                     .execute(
                         "UPDATE brands SET wechatpay_public_key_id = $1 \
                          WHERE wechatpay_public_key_id <> $1",
                         values![&key.public_key_id],
                     )
-                    .await?)
+                    .await?;
+                Ok(Adoption::Adopted { brands_moved })
             })
         })
         .await
@@ -188,21 +239,5 @@ impl Storage {
             |row| row.text(0),
         )
         .await
-    }
-
-    /// How many brands' records name another WeChat Pay public key ID than
-    /// `id`.
-    pub(crate) async fn brands_not_given_wechatpay_key_id(
-        &self,
-        id: &str,
-    ) -> Result<i64, StorageError> {
-        let counted = self
-            .row(
-                "SELECT count(*) FROM brands WHERE wechatpay_public_key_id <> $1",
-                values![id].to_vec(),
-                |row| row.int(0),
-            )
-            .await?;
-        Ok(counted.unwrap_or(0))
     }
 }

@@ -49,7 +49,7 @@ pub(crate) use card_member_protocol::shared::wire_name;
 use serde::Serialize;
 
 pub(crate) use faults::FaultRecord;
-pub(crate) use key_checks::{KeptWechatpayKey, SealedSample};
+pub(crate) use key_checks::{Adoption, KeptWechatpayKey, SealedSample};
 pub(crate) use outbox::{Claim, Claimed, Resent};
 pub(crate) use postgres::PostgresStorage;
 use sql::{Exec, Row, Value};

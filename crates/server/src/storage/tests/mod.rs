@@ -1947,14 +1947,23 @@ async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_every_brand_to_
         let adopted = key("PUB_KEY_ID_2", "second");
         assert_eq!(
             storage
-                .brands_not_given_wechatpay_key_id("PUB_KEY_ID_2")
+                .adopt_wechatpay_key(adopted.clone(), false)
                 .await
                 .unwrap(),
-            2
+            Adoption::WouldChange {
+                kept: Some("PUB_KEY_ID_1".to_owned()),
+                moving: 2
+            },
+            "{}: a change not allowed is answered, not made",
+            backend.name
         );
+        assert_eq!(storage.kept_wechatpay_key().await.unwrap(), Some(first));
         assert_eq!(
-            storage.adopt_wechatpay_key(adopted.clone()).await.unwrap(),
-            2,
+            storage
+                .adopt_wechatpay_key(adopted.clone(), true)
+                .await
+                .unwrap(),
+            Adoption::Adopted { brands_moved: 2 },
             "{}: every brand moves to the new ID",
             backend.name
         );
@@ -1971,11 +1980,11 @@ async fn the_wechatpay_key_is_kept_once_and_an_adopted_one_moves_every_brand_to_
         assert_eq!(recorded("o").await, "PUB_KEY_ID_2", "{}", backend.name);
         assert_eq!(
             storage
-                .adopt_wechatpay_key(key("PUB_KEY_ID_2", "second"))
+                .adopt_wechatpay_key(key("PUB_KEY_ID_2", "second"), false)
                 .await
                 .unwrap(),
-            0,
-            "{}: again, nothing moves",
+            Adoption::Adopted { brands_moved: 0 },
+            "{}: again, nothing moves, and nothing needs allowing",
             backend.name
         );
     }
