@@ -243,7 +243,8 @@ pub(crate) fn server_public_key_id(settings: &Settings) -> Result<String, StartE
     if let Some(id) = &settings.wechatpay_public_key_id {
         return Ok(id.clone());
     }
-    let path = settings.data_dir.join("wechatpay").join("public_key_id");
+    let (_, dir, _) = super::bootstrap::wechatpay_key_files(settings);
+    let path = dir.join("public_key_id");
     std::fs::read_to_string(&path).map(|id| id.trim().to_owned()).map_err(|err| {
         StartError(format!(
             "cannot read the server's WeChat Pay public key ID from {} ({err}); start the server once or pass --wechatpay-public-key-id",
