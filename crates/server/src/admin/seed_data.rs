@@ -120,7 +120,6 @@ pub fn seed(
     } = plan;
     let certificate = certificate.load()?;
     let key_id = server_public_key_id(settings)?;
-    let data_key = data_key(settings)?;
     let concurrent = if settings.database_url.is_some() {
         4
     } else {
@@ -129,6 +128,7 @@ pub fn seed(
     let per_brand = cards.div_ceil(brands);
     let started = Instant::now();
     administer(settings, async |storage| {
+        let data_key = bootstrap::checked_data_key(storage, settings, false).await?;
         the_kept_key_id(storage, &key_id).await?;
         let now = format_rfc3339_millis(OffsetDateTime::now_utc(), CHINA_STANDARD_TIME);
         let mut report = SeedReport {
@@ -178,14 +178,6 @@ pub fn seed(
     })
 }
 
-/// The data key of the database `settings` name (written by the server's
-/// first start), checked against what the database has sealed under it.
-fn data_key(settings: &Settings) -> Result<DataKey, StartError> {
-    administer(settings, async |storage| {
-        bootstrap::checked_data_key(storage, settings, false).await
-    })
-}
-
 /// A backlog of notifications to write: what accumulates for a brand
 /// while its receiver is down, here the holder of one card asking for
 /// their points balance again and again (`SYNC_USER_POINT`, as the
@@ -218,9 +210,11 @@ pub fn seed_backlog(
     plan: BacklogPlan,
     progress: &mut dyn FnMut(usize),
 ) -> Result<SeedReport, StartError> {
-    let data_key = data_key(settings)?;
     let started = Instant::now();
     administer(settings, async |storage| {
+        // The data key (written by the server's first start), checked
+        // against what the database has sealed under it.
+        let data_key = bootstrap::checked_data_key(storage, settings, false).await?;
         let key = crate::records::UserCardKey {
             brand_id: &plan.brand_id,
             card_id: &plan.card_id,
