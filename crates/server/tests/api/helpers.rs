@@ -618,8 +618,6 @@ impl TestApp {
         }
     }
 
-    /// PATCH the development card with `body`.
-    /// A metric's value in the server's `/metrics` text.
     #[allow(dead_code)]
     /// A call to what the server answers loopback clients only
     /// (`/simulate/…`, `/explanations/…`): its status and JSON.

@@ -253,3 +253,40 @@ async fn the_simulation_is_off_unless_set_outside_the_development_setup() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn what_answers_loopback_clients_only_refuses_a_request_a_proxy_forwarded() {
+    let app = spawn_app().await;
+    // Behind a reverse proxy on the same machine, every request arrives
+    // from loopback: the proxy's headers say whose it is.
+    for (method, path) in [
+        ("GET", "/simulate/faults"),
+        ("POST", "/simulate/ask-points"),
+        ("GET", "/explanations/no-such-request"),
+    ] {
+        for header in ["Forwarded", "X-Forwarded-For", "X-Real-IP"] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let answer = reqwest::Client::new()
+                .request(method, format!("http://{}{path}", app.address))
+                .header(header, "203.0.113.9")
+                .header("Content-Type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 403, "{path} with {header}");
+            let body: Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+            assert_eq!(body["code"], "NO_AUTH");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("forwarded by a proxy"),
+                "{body}"
+            );
+        }
+    }
+    // Without them, the same client is answered.
+    let (status, _) = app.local("GET", "/simulate/faults", None).await;
+    assert_eq!(status, 200);
+}

@@ -5,7 +5,6 @@
 //! and out; a refusal is 400 with `INVALID_REQUEST` and a message.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -16,14 +15,14 @@ use card_member_protocol::secret::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::local::{Peer, Refusal, local_only, peer, refusal};
+use super::local::{Client, Peer, Refusal, local_only, peer, refusal};
 use crate::domain::member::{self, MemberError, SignUpForm};
 use crate::records::UserCardKey;
 use crate::state::AppState;
 use crate::storage::wire_name;
 
 /// Refuses the simulation where it is off or the client is not local.
-fn allowed(state: &AppState, peer: Option<SocketAddr>) -> Result<(), Refusal> {
+fn allowed(state: &AppState, peer: Client) -> Result<(), Refusal> {
     local_only(state.simulation, "the simulation", "simulation", peer)
 }
 
