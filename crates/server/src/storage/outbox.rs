@@ -298,9 +298,10 @@ impl Storage {
             }
         }
         // A brand's alone are read newest first along `outbox_by_brand`
-        // (by time, then insertion), stopped at the limit: sorted by
-        // insertion alone, a brand with a backlog of 300,000 took 0.6 s on
-        // SQLite. A card's are few; all of them, newest first by insertion.
+        // (by time, then insertion), stopped at the limit; ordered by
+        // insertion alone, all of a brand's would be read and sorted (a
+        // backlog of 300,000 took 0.6 s on SQLite). A card's are few: read
+        // whole, newest first by insertion.
         let order = if filter.brand_id.is_some() && clauses.len() == 1 {
             "#outbox_brand_order"
         } else {

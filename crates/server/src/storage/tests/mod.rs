@@ -851,7 +851,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         "1 adopted, the later ones applied"
     );
     let old = client

@@ -43,14 +43,11 @@ const SCANS: &[(&str, &str)] = &[
          end). Console only, no API path (BENCHMARKS.md \"Console\")",
     ),
     (
-        "FROM outbox WHERE TRUE ORDER BY",
-        "the newest notifications, unfiltered (the console's notifications page, `notifications \
-         list` without a brand; no API path). On SQLite the table read backwards in its own \
-         order and stopped at the limit, bounded at any size. On PostgreSQL a sort of the \
-         whole outbox for its newest: the outbox has no index on its time, since every index \
-         on it is written again at each lease and each recorded attempt (BENCHMARKS.md \
-         \"Recording deliveries in batches\"); a brand's and a card's lists are read through \
-         their indexes",
+        "FROM outbox WHERE TRUE ORDER BY rowid DESC",
+        "the newest notifications of every brand (the console's notifications page, \
+         `notifications list` without a brand; no API path), on SQLite: the table read \
+         backwards in its own order and stopped at the limit, bounded at any size \
+         (PostgreSQL reads `outbox_newest` backwards)",
     ),
     (
         "FROM user_cards WHERE +",
