@@ -163,3 +163,21 @@ async fn a_backlog_about_a_card_not_stored_is_refused_naming_the_card_and_writes
     assert!(refused.to_string().contains("000000000000"), "{refused}");
     assert_eq!(app.handle.notifications().await.unwrap().len(), before);
 }
+
+#[tokio::test]
+async fn the_consoles_dashboard_counts_the_notifications_waiting() {
+    let app = spawn_app().await;
+    // The brand's receiver is down: what is generated waits.
+    notify_to(&app, DEV_CARD_ID, "http://127.0.0.1:9/down").await;
+    let settings = app.settings.clone();
+    let plan = backlog(&app, 7);
+    tokio::task::spawn_blocking(move || seed_data::seed_backlog(&settings, plan, &mut |_| {}))
+        .await
+        .unwrap()
+        .unwrap();
+    let dashboard = app.console_page("/console/").await;
+    assert!(
+        dashboard.contains(r#"<b id="backlog">7</b>"#),
+        "{dashboard}"
+    );
+}

@@ -1435,14 +1435,20 @@ async fn notifications_are_listed_newest_first_by_brand_and_card_and_counted_by_
         assert_eq!(listed(card, 10).await, ["n-3", "n-0"]);
         assert_eq!(
             storage
-                .count_notifications(&["PENDING", "DELIVERED", "FAILED"])
+                .count_notifications(&["PENDING", "DELIVERED", "FAILED"], 10)
                 .await
                 .unwrap(),
             [
-                ("PENDING".to_owned(), 3),
-                ("DELIVERED".to_owned(), 1),
-                ("FAILED".to_owned(), 0)
+                ("PENDING".to_owned(), Counted::Exactly(3)),
+                ("DELIVERED".to_owned(), Counted::Exactly(1)),
+                ("FAILED".to_owned(), Counted::Exactly(0))
             ]
+        );
+        assert_eq!(
+            storage.count_notifications(&["PENDING"], 2).await.unwrap(),
+            [("PENDING".to_owned(), Counted::MoreThan(2))],
+            "{}: counted up to the cap only",
+            backend.name
         );
     }
 }
