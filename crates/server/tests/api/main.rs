@@ -6,6 +6,7 @@ mod auth;
 mod backlog;
 mod cards;
 mod console;
+mod console_at_size;
 mod disk_full;
 mod durability;
 mod explain;

@@ -9,6 +9,8 @@ mod auth;
 mod backlog;
 #[path = "../api/cards.rs"]
 mod cards;
+#[path = "../api/console_at_size.rs"]
+mod console_at_size;
 mod database_down;
 #[path = "../api/durability.rs"]
 mod durability;
