@@ -364,7 +364,7 @@ pub(crate) async fn open(
         ),
     };
     let fresh = Storage::untimed(backend.clone())
-        .list_brands()
+        .brand_ids()
         .await
         .map_err(|err| OpenError(err.to_string()))?
         .is_empty();

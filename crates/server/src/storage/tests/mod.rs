@@ -244,6 +244,53 @@ async fn brands_are_added_once_listed_and_suspended() {
 }
 
 #[tokio::test]
+async fn every_brand_is_listed_by_id_with_its_own_certificates_and_state() {
+    for backend in backends().await {
+        let storage = &backend.storage;
+        for id in ["c", "a", "b"] {
+            storage.add_brand(&brand(id), NOW).await.unwrap();
+        }
+        let mut second = brand("b").certificates.remove(0);
+        second.serial_no = "02".into();
+        storage
+            .add_brand_certificate("b", &second, NOW)
+            .await
+            .unwrap();
+        storage.set_brand_suspended("c", true).await.unwrap();
+        storage.set_brand_api_v3_key("a", &[7, 7]).await.unwrap();
+        let listed = storage.list_brands().await.unwrap();
+        let summary = |brand: &BrandRecord| {
+            let serials: Vec<String> = brand
+                .certificates
+                .iter()
+                .map(|certificate| certificate.serial_no.clone())
+                .collect();
+            (
+                brand.brand_id.clone(),
+                serials,
+                brand.suspended,
+                brand.api_v3_key.clone(),
+            )
+        };
+        let mut one_by_one = Vec::new();
+        for id in ["a", "b", "c"] {
+            one_by_one.push(summary(&storage.brand(id).await.unwrap().unwrap()));
+        }
+        assert_eq!(
+            listed.iter().map(summary).collect::<Vec<_>>(),
+            one_by_one,
+            "{}: the list is what each brand reads alone",
+            backend.name
+        );
+        assert_eq!(one_by_one[1].1, ["01", "02"]);
+        assert_eq!(
+            listed[0].certificates[0].public_key,
+            brand("a").certificates[0].public_key
+        );
+    }
+}
+
+#[tokio::test]
 async fn templates_are_idempotent_on_out_request_no() {
     for backend in backends().await {
         let storage = &backend.storage;
@@ -851,7 +898,7 @@ async fn a_postgres_database_counted_by_card_member_schema_is_adopted_into_the_m
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         "1 adopted, the later ones applied"
     );
     let old = client

@@ -37,10 +37,15 @@ const SCANS: &[(&str, &str)] = &[
          check is kept after it; stops at the first card with a phone number",
     ),
     (
-        "FROM user_cards WHERE TRUE",
-        "the console's unfiltered card list: newest first, the table read backwards in its \
-         own order and stopped at the page; its total counted up to 10,000 (or the page's \
-         end). Console only, no API path (BENCHMARKS.md \"Console\")",
+        "FROM user_cards WHERE TRUE ORDER BY rowid DESC",
+        "the console's unfiltered card list on SQLite: newest first, the table read backwards \
+         in its own order and stopped at the page. Console only, no API path (BENCHMARKS.md \
+         \"Console\"; PostgreSQL reads `user_cards_newest` backwards)",
+    ),
+    (
+        "SELECT 1 FROM user_cards WHERE TRUE LIMIT",
+        "the console's unfiltered card list's total, on both backends: counted up to 10,000 \
+         (or the page's end), the table read until then and no further",
     ),
     (
         "FROM outbox WHERE TRUE ORDER BY rowid DESC",
