@@ -211,6 +211,17 @@ async fn seeded(backend: &Backend) {
     storage.import(&user_card("1", "o"), true).await.unwrap();
 }
 
+/// Brand `b`'s second certificate (serial `02`, the same key), added.
+async fn second_certificate(storage: &Storage) -> BrandCertificate {
+    let mut second = brand("b").certificates.remove(0);
+    second.serial_no = "02".into();
+    storage
+        .add_brand_certificate("b", &second, NOW)
+        .await
+        .unwrap();
+    second
+}
+
 #[tokio::test]
 async fn brands_are_added_once_listed_and_suspended() {
     for backend in backends().await {
@@ -224,12 +235,7 @@ async fn brands_are_added_once_listed_and_suspended() {
             "{}",
             backend.name
         );
-        let mut second = brand("b").certificates.remove(0);
-        second.serial_no = "02".into();
-        storage
-            .add_brand_certificate("b", &second, NOW)
-            .await
-            .unwrap();
+        let second = second_certificate(storage).await;
         assert!(matches!(
             storage.add_brand_certificate("x", &second, NOW).await,
             Err(StorageError::NotFound)
@@ -250,12 +256,7 @@ async fn every_brand_is_listed_by_id_with_its_own_certificates_and_state() {
         for id in ["c", "a", "b"] {
             storage.add_brand(&brand(id), NOW).await.unwrap();
         }
-        let mut second = brand("b").certificates.remove(0);
-        second.serial_no = "02".into();
-        storage
-            .add_brand_certificate("b", &second, NOW)
-            .await
-            .unwrap();
+        second_certificate(storage).await;
         storage.set_brand_suspended("c", true).await.unwrap();
         storage.set_brand_api_v3_key("a", &[7, 7]).await.unwrap();
         let listed = storage.list_brands().await.unwrap();
