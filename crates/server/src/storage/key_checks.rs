@@ -26,6 +26,10 @@ pub(crate) struct KeptWechatpayKey {
 const SELECT_WECHATPAY_KEY: &str =
     "SELECT public_key_id, public_key_pem FROM wechatpay_key WHERE id = 1";
 
+/// A key kept, unless one is kept already.
+const KEEP_WECHATPAY_KEY: &str = "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) \
+     VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
+
 /// What [`Storage::adopt_wechatpay_key`] found, and did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Adoption {
@@ -148,8 +152,7 @@ impl Storage {
         self.run(Mode::Write, move |db| {
             Box::pin(async move {
                 db.execute(
-                    "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
-                     ON CONFLICT (id) DO NOTHING",
+                    KEEP_WECHATPAY_KEY,
                     values![&key.public_key_id, &key.public_key_pem],
                 )
                 .await?;
@@ -196,8 +199,7 @@ impl Storage {
                 let replaced = kept.as_ref().is_some_and(|kept| *kept != key);
                 if !replaced && moving == 0 {
                     db.execute(
-                        "INSERT INTO wechatpay_key (id, public_key_id, public_key_pem) VALUES (1, $1, $2) \
-                         ON CONFLICT (id) DO NOTHING",
+                        KEEP_WECHATPAY_KEY,
                         values![&key.public_key_id, &key.public_key_pem],
                     )
                     .await?;

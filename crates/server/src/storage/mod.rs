@@ -447,6 +447,16 @@ pub(crate) enum Counted {
 }
 
 impl Counted {
+    /// What a count stopped after `cap + 1` (`SELECT count(*) FROM (…
+    /// LIMIT cap + 1)`) says: more than `cap` when it reached that far.
+    pub(crate) fn capped(counted: i64, cap: i64) -> Self {
+        if counted > cap {
+            Counted::MoreThan(cap)
+        } else {
+            Counted::Exactly(counted)
+        }
+    }
+
     /// Whether more than `n` matched.
     pub(crate) fn more_than(self, n: i64) -> bool {
         match self {
@@ -507,19 +517,32 @@ impl CardSearch {
                 &self.state,
             ),
         ];
-        let mut values = Vec::new();
-        let mut clauses = Vec::new();
-        for (prefix, column, value) in criteria {
-            if let Some(value) = value {
-                values.push(value.as_str());
-                clauses.push(format!("{prefix}{column} = {}", placeholder(values.len())));
-            }
+        criteria_given(criteria, placeholder)
+    }
+}
+
+/// Criteria `(prefix, column, value)` as SQL, only those given (`prefix
+/// column = placeholder(n)`, joined by `AND`; `TRUE` when none), and their
+/// values in placeholder order: written only when given, a criterion lets
+/// the database answer from the column's index, where an `(? IS NULL OR
+/// column = ?)` filter made SQLite read the whole table (the console's
+/// card search, the notification lists).
+pub(crate) fn criteria_given<'a, 'w>(
+    criteria: impl IntoIterator<Item = (&'w str, &'w str, &'a Option<String>)>,
+    placeholder: impl Fn(usize) -> String,
+) -> (String, Vec<&'a str>) {
+    let mut values = Vec::new();
+    let mut clauses = Vec::new();
+    for (prefix, column, value) in criteria {
+        if let Some(value) = value {
+            values.push(value.as_str());
+            clauses.push(format!("{prefix}{column} = {}", placeholder(values.len())));
         }
-        if clauses.is_empty() {
-            ("TRUE".to_owned(), values)
-        } else {
-            (clauses.join(" AND "), values)
-        }
+    }
+    if clauses.is_empty() {
+        ("TRUE".to_owned(), values)
+    } else {
+        (clauses.join(" AND "), values)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::sql::{Exec, ExecExt, Row, Value, values};
-use super::{Backend, Counted, Mode, NotificationFilter, Storage, StorageError};
+use super::{Backend, Counted, Mode, NotificationFilter, Storage, StorageError, criteria_given};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 
 /// An outbox row's columns, in [`outbox_from_row`]'s order.
@@ -284,37 +284,30 @@ impl Storage {
         filter: &NotificationFilter,
         limit: i64,
     ) -> Result<Vec<OutboxRecord>, StorageError> {
-        let criteria = [
-            ("brand_id", &filter.brand_id),
-            ("card_id", &filter.card_id),
-            ("user_card_code", &filter.user_card_code),
-        ];
-        let mut values: Vec<Value> = Vec::new();
-        let mut clauses = Vec::new();
-        for (column, value) in criteria {
-            if let Some(value) = value {
-                values.push(value.into());
-                clauses.push(format!("{column} = ${}", values.len()));
-            }
-        }
+        let (clauses, criteria) = criteria_given(
+            [
+                ("", "brand_id", &filter.brand_id),
+                ("", "card_id", &filter.card_id),
+                ("", "user_card_code", &filter.user_card_code),
+            ],
+            |n| format!("${n}"),
+        );
+        let mut values: Vec<Value> = criteria.into_iter().map(Into::into).collect();
         // A brand's alone are read newest first along `outbox_by_brand`
         // (by time, then insertion), stopped at the limit; ordered by
         // insertion alone, all of a brand's would be read and sorted (a
         // backlog of 300,000 took 0.6 s on SQLite). A card's are few: read
         // whole, newest first by insertion.
-        let order = if filter.brand_id.is_some() && clauses.len() == 1 {
+        let brand_alone = filter.card_id.is_none() && filter.user_card_code.is_none();
+        let order = if filter.brand_id.is_some() && brand_alone {
             "#outbox_brand_order"
         } else {
             "#outbox_order"
         };
-        if clauses.is_empty() {
-            clauses.push("TRUE".to_owned());
-        }
         values.push(limit.into());
         let sql = format!(
-            "SELECT {} FROM outbox WHERE {} ORDER BY {order} LIMIT ${}",
+            "SELECT {} FROM outbox WHERE {clauses} ORDER BY {order} LIMIT ${}",
             outbox_columns!(),
-            clauses.join(" AND "),
             values.len()
         );
         self.run(Mode::Read, move |db| {
@@ -353,11 +346,7 @@ impl Storage {
                         )
                         .await?
                         .int(0)?;
-                    let counted = if counted > cap {
-                        Counted::MoreThan(cap)
-                    } else {
-                        Counted::Exactly(counted)
-                    };
+                    let counted = Counted::capped(counted, cap);
                     counts.push((state, counted));
                 }
                 Ok(counts)

@@ -396,11 +396,7 @@ impl Storage {
                     )
                     .await?
                     .int(0)?;
-                let total = if counted > cap {
-                    Counted::MoreThan(cap)
-                } else {
-                    Counted::Exactly(counted)
-                };
+                let total = Counted::capped(counted, cap);
                 let sql = format!(
                     "SELECT {} FROM user_cards WHERE {filter} \
                      ORDER BY #seq DESC LIMIT ${} OFFSET ${}",
