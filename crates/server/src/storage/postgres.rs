@@ -324,27 +324,30 @@ async fn migrate_locked(client: &mut Object) -> Result<(), StorageError> {
 struct PgExec<'a, C>(&'a C);
 
 impl<C: GenericClient> PgExec<'_, C> {
-    async fn prepared(&self, sql: &str) -> Result<Statement, DbError> {
+    /// The statement in PostgreSQL's words, prepared (once per
+    /// connection), and its values as `tokio-postgres` takes them; in tests,
+    /// its plan checked with those values.
+    async fn prepared<'v>(
+        &self,
+        sql: &str,
+        values: &'v [Value],
+    ) -> Result<(Statement, Vec<&'v (dyn ToSql + Sync)>), DbError> {
         let sql = Dialect::Postgres.sql(sql);
-        self.0.prepare_cached(&sql).await.map_err(db_error)
+        let statement = self.0.prepare_cached(&sql).await.map_err(db_error)?;
+        let parameters: Vec<&(dyn ToSql + Sync)> = values
+            .iter()
+            .map(|value| value as &(dyn ToSql + Sync))
+            .collect();
+        #[cfg(test)]
+        plans::check(self.0, &sql, &parameters).await;
+        Ok((statement, parameters))
     }
-}
-
-/// A statement's values, as `tokio-postgres` takes them.
-fn parameters(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
-    values
-        .iter()
-        .map(|value| value as &(dyn ToSql + Sync))
-        .collect()
 }
 
 impl<C: GenericClient> Exec for PgExec<'_, C> {
     fn execute<'a>(&'a mut self, sql: &'a str, values: &'a [Value]) -> StatementFuture<'a, u64> {
         Box::pin(async move {
-            let statement = self.prepared(sql).await?;
-            let parameters = parameters(values);
-            #[cfg(test)]
-            plans::check(self.0, &Dialect::Postgres.sql(sql), &parameters).await;
+            let (statement, parameters) = self.prepared(sql, values).await?;
             self.0
                 .execute(&statement, &parameters)
                 .await
@@ -354,10 +357,7 @@ impl<C: GenericClient> Exec for PgExec<'_, C> {
 
     fn query<'a>(&'a mut self, sql: &'a str, values: &'a [Value]) -> StatementFuture<'a, Vec<Row>> {
         Box::pin(async move {
-            let statement = self.prepared(sql).await?;
-            let parameters = parameters(values);
-            #[cfg(test)]
-            plans::check(self.0, &Dialect::Postgres.sql(sql), &parameters).await;
+            let (statement, parameters) = self.prepared(sql, values).await?;
             self.0
                 .query(&statement, &parameters)
                 .await
