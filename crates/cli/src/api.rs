@@ -104,9 +104,9 @@ pub(crate) struct GetArgs {
     pub(crate) connect: ConnectArgs,
 }
 
-/// The card a member record is about.
+/// A member's card, named in full.
 #[derive(Debug, Args)]
-pub(crate) struct MemberCardArgs {
+pub(crate) struct HeldCardArgs {
     /// The template ID.
     #[arg(long)]
     pub(crate) card_id: String,
@@ -116,6 +116,13 @@ pub(crate) struct MemberCardArgs {
     /// The holder's openid.
     #[arg(long)]
     pub(crate) openid: String,
+}
+
+/// The card a member record is about.
+#[derive(Debug, Args)]
+pub(crate) struct MemberCardArgs {
+    #[command(flatten)]
+    pub(crate) held: HeldCardArgs,
     /// The idempotency key: the same key and body answer the first result.
     #[arg(long)]
     pub(crate) out_request_no: String,
@@ -159,15 +166,8 @@ pub(crate) struct ConfirmExchangeArgs {
     /// The exchange template.
     #[arg(long)]
     pub(crate) exchange_coupon_template_id: String,
-    /// The template ID.
-    #[arg(long)]
-    pub(crate) card_id: String,
-    /// The member's card.
-    #[arg(long)]
-    pub(crate) user_card_code: String,
-    /// The member.
-    #[arg(long)]
-    pub(crate) openid: String,
+    #[command(flatten)]
+    pub(crate) card: HeldCardArgs,
     /// Reject, for this reason (at most 32 characters); allow when absent.
     #[arg(long, value_name = "REASON")]
     pub(crate) reject: Option<String>,
@@ -367,9 +367,9 @@ pub(crate) fn run(command: ApiCommand) -> Result<(), CliError> {
         }) => {
             let client = connect.client(false)?;
             let feed = runtime()?.block_on(client.activity().feed(&UserFeedRequest {
-                card_id: card.card_id,
-                user_card_code: card.user_card_code,
-                openid: card.openid,
+                card_id: card.held.card_id,
+                user_card_code: card.held.user_card_code,
+                openid: card.held.openid,
                 out_request_no: card.out_request_no,
                 cell,
             }))?;
@@ -383,9 +383,9 @@ pub(crate) fn run(command: ApiCommand) -> Result<(), CliError> {
             let client = connect.client(false)?;
             let sync = runtime()?.block_on(client.activity().sync_points(&PointsSyncRequest {
                 out_request_no: card.out_request_no,
-                card_id: card.card_id,
-                openid: card.openid,
-                user_card_code: card.user_card_code,
+                card_id: card.held.card_id,
+                openid: card.held.openid,
+                user_card_code: card.held.user_card_code,
                 point_balance: balance,
             }))?;
             print_json(&sync)
@@ -488,9 +488,9 @@ pub(crate) fn run(command: ApiCommand) -> Result<(), CliError> {
             let request = ExchangeCouponConfirmRequest {
                 record_id: args.record_id,
                 exchange_coupon_template_id: args.exchange_coupon_template_id,
-                card_id: args.card_id,
-                openid: args.openid,
-                user_card_code: args.user_card_code,
+                card_id: args.card.card_id,
+                openid: args.card.openid,
+                user_card_code: args.card.user_card_code,
                 result: if args.reject.is_some() {
                     ExchangeDecision::PointExchangeCouponReject
                 } else {
