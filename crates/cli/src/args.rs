@@ -9,10 +9,30 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{api, bench, explain, flood, listen, receiver_battery, simulate};
 
+/// What `card-member --help` ends with (and the man page): the exit codes,
+/// as the README's "Exit codes" gives them.
+const EXIT_CODES: &str = "Exit codes:
+  0    success
+  1    the command failed: a flag value it cannot use, an unreadable file, a transport
+       error, a response whose signature does not verify; notify-test: the receiver failed
+       a check
+  2    the command line was refused (unknown command or flag, a missing argument)
+  3    the API refused the request: its status, code, message, field and Request-ID on
+       standard error (and, for a refused signature, the `card-member explain` to run)
+  141  standard output closed before the command finished writing (a pipe's reader gone):
+       it stops quietly
+Errors go to standard error; output to standard output.";
+
 /// Run the card-member service (the WeChat Pay brand card-member API) and
 /// drive it.
 #[derive(Debug, Parser)]
-#[command(name = "card-member", version, about, propagate_version = true)]
+#[command(
+    name = "card-member",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

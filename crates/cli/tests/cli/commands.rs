@@ -384,6 +384,29 @@ fn every_command_has_help_and_the_readme_names_it() {
     }
 }
 
+#[test]
+fn the_help_ends_with_the_exit_codes_and_a_refused_command_line_exits_with_the_one_it_names() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let codes = help
+        .split_once("Exit codes:")
+        .unwrap_or_else(|| panic!("no exit codes in the help:\n{help}"))
+        .1;
+    let named: Vec<&str> = codes
+        .lines()
+        .filter_map(|line| line.strip_prefix("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|code| code.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let closed_pipe = card_member_cli::EXIT_CLOSED_PIPE.to_string();
+    assert_eq!(named, ["0", "1", "2", "3", closed_pipe.as_str()], "{codes}");
+    let refused = Command::new(BIN).arg("--no-such-flag").output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a command line refused");
+    assert!(refused.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--no-such-flag"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_command_prints_the_document_the_server_serves() {
     let server = start_server().await;
