@@ -4,7 +4,7 @@
 //! by aggregate (`brands.rs`, `cards.rs`, `user_cards.rs`,
 //! `membership.rs`, `outbox.rs`), over a small executor whose dialect
 //! fills in the few words where the two databases differ (`sql.rs`). One
-//! test suite (`tests.rs`) runs against both.
+//! test suite (`tests/`, a file an aggregate) runs against both.
 //!
 //! Every method that changes a user card does it in one transaction, with
 //! its audit record, under a lock on the card row: all requested fields
