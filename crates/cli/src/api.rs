@@ -87,8 +87,10 @@ impl UpdateArgs {
     }
 }
 
+/// A user card as the calls on one name it: its code in the path, its
+/// template and holder as flags.
 #[derive(Debug, Args)]
-pub(crate) struct GetArgs {
+pub(crate) struct UserCardArgs {
     /// The card's code.
     pub(crate) user_card_code: String,
     /// The card template ID.
@@ -97,6 +99,12 @@ pub(crate) struct GetArgs {
     /// The holder's openid.
     #[arg(long)]
     pub(crate) openid: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    #[command(flatten)]
+    pub(crate) card: UserCardArgs,
     /// Print sensitive fields decrypted.
     #[arg(long)]
     pub(crate) decrypt: bool,
@@ -244,14 +252,8 @@ pub(crate) enum ImagesCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct InvalidateArgs {
-    /// The card's code.
-    pub(crate) user_card_code: String,
-    /// The card template ID.
-    #[arg(long)]
-    pub(crate) card_id: String,
-    /// The holder's openid.
-    #[arg(long)]
-    pub(crate) openid: String,
+    #[command(flatten)]
+    pub(crate) card: UserCardArgs,
     /// Why (at most 32 characters).
     #[arg(long)]
     pub(crate) reason: Option<String>,
@@ -354,9 +356,9 @@ pub(crate) fn run(command: ApiCommand) -> Result<(), CliError> {
         ApiCommand::Get(args) => {
             let client = args.connect.client(false)?;
             let card = runtime()?.block_on(client.user_cards().get(
-                &args.user_card_code,
-                &args.card_id,
-                &args.openid,
+                &args.card.user_card_code,
+                &args.card.card_id,
+                &args.card.openid,
             ))?;
             print_card(&client, &card, args.decrypt)
         }
@@ -393,9 +395,9 @@ pub(crate) fn run(command: ApiCommand) -> Result<(), CliError> {
         ApiCommand::Invalidate(args) => {
             let client = args.connect.client(false)?;
             let card = runtime()?.block_on(client.user_cards().invalidate(
-                &args.user_card_code,
-                &args.card_id,
-                &args.openid,
+                &args.card.user_card_code,
+                &args.card.card_id,
+                &args.card.openid,
                 args.reason.as_deref(),
             ))?;
             print_card(&client, &card, false)
