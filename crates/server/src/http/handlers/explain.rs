@@ -10,19 +10,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::local::{Peer, local_only, peer, refusal};
+use super::local::{Client, local_only, refusal};
 use crate::state::AppState;
 
 pub(crate) async fn explanation(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     Path(request_id): Path<String>,
 ) -> Response {
     if let Err(refused) = local_only(
         state.explanations.enabled(),
         "explaining refusals",
         "explain",
-        peer(info),
+        client,
     ) {
         return refused.into_response();
     }

@@ -14,13 +14,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::local::{Peer, Refusal, local_only, peer, refusal};
+use super::local::{Client, Refusal, local_only, refusal};
 use crate::admin::{self, faults::NotAdded};
 use crate::state::AppState;
 use crate::state::faults::FaultSpec;
 
-fn allowed(state: &AppState, info: Peer) -> Result<(), Refusal> {
-    local_only(state.simulation, "the simulation", "simulation", peer(info))
+fn allowed(state: &AppState, client: Client) -> Result<(), Refusal> {
+    local_only(state.simulation, "the simulation", "simulation", client)
 }
 
 fn failed(error: impl std::fmt::Display) -> Refusal {
@@ -33,15 +33,19 @@ fn failed(error: impl std::fmt::Display) -> Refusal {
 
 /// `POST /simulate/faults`: a fault, active at once and kept across
 /// restarts. 201 with the fault; 400 naming the field that is wrong.
-pub(crate) async fn add(State(state): State<Arc<AppState>>, info: Peer, raw: Bytes) -> Response {
-    match add_fault(&state, info, &raw).await {
+pub(crate) async fn add(
+    State(state): State<Arc<AppState>>,
+    client: Client,
+    raw: Bytes,
+) -> Response {
+    match add_fault(&state, client, &raw).await {
         Ok(answer) => answer,
         Err(refused) => refused.into_response(),
     }
 }
 
-async fn add_fault(state: &AppState, info: Peer, raw: &[u8]) -> Result<Response, Refusal> {
-    allowed(state, info)?;
+async fn add_fault(state: &AppState, client: Client, raw: &[u8]) -> Result<Response, Refusal> {
+    allowed(state, client)?;
     let spec: FaultSpec = serde_json::from_slice(raw).map_err(|err| {
         refusal(
             StatusCode::BAD_REQUEST,
@@ -68,10 +72,10 @@ pub(crate) struct Which {
 /// with how often each has fired.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     Query(which): Query<Which>,
 ) -> Response {
-    if let Err(refused) = allowed(&state, info) {
+    if let Err(refused) = allowed(&state, client) {
         return refused.into_response();
     }
     let data: Vec<_> = state
@@ -87,10 +91,10 @@ pub(crate) async fn list(
 /// `DELETE /simulate/faults[?brand_id=][&id=]`: clears faults; how many.
 pub(crate) async fn clear(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     Query(which): Query<Which>,
 ) -> Response {
-    if let Err(refused) = allowed(&state, info) {
+    if let Err(refused) = allowed(&state, client) {
         return refused.into_response();
     }
     match admin::faults::clear_faults(&state, which.brand_id.as_deref(), which.id).await {

@@ -26,7 +26,8 @@ use serde_json::json;
 const FORWARDING: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
 /// A request's client: its address as the accept loop saw it, and whether
-/// the request says a proxy forwarded it.
+/// the request says a proxy forwarded it. Handlers take it as an
+/// extractor.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Client {
     address: Option<SocketAddr>,
@@ -89,11 +90,9 @@ pub(crate) fn refusal(status: StatusCode, code: &'static str, message: &str) -> 
     Refusal(status, code, message.to_owned())
 }
 
-/// A request's [`Client`], taken from its parts: the address the accept
-/// loop puts on every request, and its headers.
-pub(crate) struct Peer(Client);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+/// A request's client, taken from its parts: the address the accept loop
+/// puts on every request, and its headers.
+impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
@@ -104,12 +103,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
         let forwarded = FORWARDING
             .iter()
             .any(|header| parts.headers.contains_key(*header));
-        Ok(Peer(Client { address, forwarded }))
+        Ok(Client { address, forwarded })
     }
-}
-
-pub(crate) fn peer(info: Peer) -> Client {
-    info.0
 }
 
 #[cfg(test)]

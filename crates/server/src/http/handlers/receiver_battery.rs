@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::local::{Peer, Refusal, local_only, peer};
+use super::local::{Client, Refusal, local_only};
 use crate::admin::receiver_battery;
 use crate::state::AppState;
 
@@ -24,12 +24,12 @@ struct Target {
 
 pub(crate) async fn notify_test(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     raw: Bytes,
 ) -> Response {
     let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, "PARAM_ERROR", message);
     let run = async {
-        local_only(state.simulation, "the simulation", "simulation", peer(info))?;
+        local_only(state.simulation, "the simulation", "simulation", client)?;
         let target: Target = serde_json::from_slice(&raw)
             .map_err(|err| bad(format!("the body does not match: {err}")))?;
         let url = reqwest::Url::parse(&target.url)

@@ -15,7 +15,7 @@ use card_member_protocol::secret::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::local::{Client, Peer, Refusal, local_only, peer, refusal};
+use super::local::{Client, Refusal, local_only, refusal};
 use crate::domain::member::{self, MemberError, SignUpForm};
 use crate::records::UserCardKey;
 use crate::state::AppState;
@@ -67,10 +67,10 @@ type Answer = Result<Json<Value>, Refusal>;
 /// A simulation request's body, once the caller may simulate.
 fn admitted<T: serde::de::DeserializeOwned>(
     state: &AppState,
-    info: Peer,
+    client: Client,
     raw: &[u8],
 ) -> Result<T, Refusal> {
-    allowed(state, peer(info))?;
+    allowed(state, client)?;
     body(raw)
 }
 
@@ -78,10 +78,10 @@ fn admitted<T: serde::de::DeserializeOwned>(
 /// a token: the template's title and form.
 pub(crate) async fn open_token(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     Path(token): Path<String>,
 ) -> Answer {
-    allowed(&state, peer(info))?;
+    allowed(&state, client)?;
     let record = state
         .storage
         .token(&token)
@@ -125,10 +125,10 @@ struct SignUpBody {
 /// `POST /simulate/sign-up`: the user fills the form and agrees.
 pub(crate) async fn sign_up(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     raw: axum::body::Bytes,
 ) -> Answer {
-    let body: SignUpBody = admitted(&state, info, &raw)?;
+    let body: SignUpBody = admitted(&state, client, &raw)?;
     let mut common_fields = Vec::new();
     for (name, value) in body.common_fields {
         let flag = CommonFieldFlag::from_wire(&name)
@@ -154,10 +154,10 @@ pub(crate) async fn sign_up(
 /// `POST /simulate/delete-card`: the user deletes the card in the app.
 pub(crate) async fn delete_card(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     raw: axum::body::Bytes,
 ) -> Answer {
-    let card: CardRef = admitted(&state, info, &raw)?;
+    let card: CardRef = admitted(&state, client, &raw)?;
     let record = member::delete_card(&state, card.key(), &card.openid)
         .await
         .map_err(refused)?;
@@ -172,10 +172,10 @@ pub(crate) async fn delete_card(
 /// member's balance.
 pub(crate) async fn ask_points(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     raw: axum::body::Bytes,
 ) -> Answer {
-    let card: CardRef = admitted(&state, info, &raw)?;
+    let card: CardRef = admitted(&state, client, &raw)?;
     let id = member::ask_points(&state, card.key(), &card.openid)
         .await
         .map_err(refused)?;
@@ -197,10 +197,10 @@ struct ExchangeBody {
 /// coupon; the brand decides with endpoint 15.
 pub(crate) async fn exchange_points(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     raw: axum::body::Bytes,
 ) -> Answer {
-    let request: ExchangeBody = admitted(&state, info, &raw)?;
+    let request: ExchangeBody = admitted(&state, client, &raw)?;
     let key = UserCardKey {
         brand_id: &request.brand_id,
         card_id: &request.card_id,
@@ -231,10 +231,10 @@ struct ClockBody {
 /// `POST /simulate/advance-clock`: one brand's clock moves forward.
 pub(crate) async fn advance_clock(
     State(state): State<Arc<AppState>>,
-    info: Peer,
+    client: Client,
     raw: axum::body::Bytes,
 ) -> Answer {
-    let request: ClockBody = admitted(&state, info, &raw)?;
+    let request: ClockBody = admitted(&state, client, &raw)?;
     let seconds = request
         .days
         .saturating_mul(86_400)
