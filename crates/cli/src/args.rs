@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::connect::ConnectArgs;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::{api, bench, explain, flood, listen, receiver_battery, simulate};
 
@@ -22,6 +22,23 @@ const EXIT_CODES: &str = "Exit codes:
   141  standard output closed before the command finished writing (a pipe's reader gone):
        it stops quietly
 Errors go to standard error; output to standard output.";
+
+/// What every subcommand's `--help` ends with: the exit codes in short.
+const EXIT_CODES_IN_SHORT: &str = "Exit codes: 0 success, 1 the command failed, 2 the command line \
+was refused, 3 the API refused the request, 141 standard output closed (`card-member --help` says \
+more).";
+
+/// The command line as `card-member` parses it, its help and its man
+/// pages: [`Cli`]'s, with every subcommand's help ending with the exit
+/// codes too (the top level's gives them in full).
+pub fn command() -> clap::Command {
+    fn with_codes(command: clap::Command) -> clap::Command {
+        command
+            .after_help(EXIT_CODES_IN_SHORT)
+            .mut_subcommands(with_codes)
+    }
+    Cli::command().mut_subcommands(with_codes)
+}
 
 /// Run the card-member service (the WeChat Pay brand card-member API) and
 /// drive it.

@@ -44,9 +44,8 @@ use std::path::PathBuf;
 
 use card_member_client::{Error, error_chain};
 use card_member_server::{LogFormat, Settings};
-use clap::CommandFactory as _;
 
-pub use args::Cli;
+pub use args::{Cli, command};
 pub use bulk::{BulkOptions, Summary};
 pub use input::{CardFlags, CardInput};
 
@@ -200,7 +199,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Openapi => print_json(&card_member_server::openapi::document()),
         Command::Completions { shell } => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "card-member", &mut script);
+            clap_complete::generate(shell, &mut command(), "card-member", &mut script);
             emit(String::from_utf8_lossy(&script).trim_end())
         }
         Command::Man { out } => {
@@ -260,7 +259,7 @@ fn man_pages(out: &std::path::Path) -> Result<usize, CliError> {
     }
     std::fs::create_dir_all(out)
         .map_err(|err| CliError::from(format!("cannot create {}: {err}", out.display())))?;
-    let mut command = Cli::command();
+    let mut command = command();
     command.build();
     write(&command, "card-member", out)
 }

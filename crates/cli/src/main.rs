@@ -6,10 +6,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
-    let cli = card_member_cli::Cli::parse();
+    // Parsed through `command()`, whose subcommands' help ends with the
+    // exit codes; clap's own errors exit 2 (`--help` 0).
+    let cli = card_member_cli::Cli::from_arg_matches(&card_member_cli::command().get_matches())
+        .unwrap_or_else(|error| error.exit());
     match card_member_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

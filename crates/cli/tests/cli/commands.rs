@@ -407,6 +407,46 @@ fn the_help_ends_with_the_exit_codes_and_a_refused_command_line_exits_with_the_o
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--no-such-flag"));
 }
 
+#[test]
+fn every_subcommands_help_at_every_depth_ends_with_the_exit_codes() {
+    fn check(command: &mut clap::Command, path: &str, checked: &mut usize) {
+        let help = command.render_long_help().to_string();
+        let codes = help
+            .rsplit_once("Exit codes:")
+            .unwrap_or_else(|| panic!("`{path} --help` gives no exit codes:\n{help}"))
+            .1;
+        for code in ["0", "1", "2", "3", "141"] {
+            assert!(
+                codes.contains(&format!(" {code} ")),
+                "`{path} --help` does not name {code}: {codes}"
+            );
+        }
+        *checked += 1;
+        // clap's own `help` subcommand prints the others' help.
+        for sub in command
+            .get_subcommands_mut()
+            .filter(|sub| sub.get_name() != "help")
+        {
+            let path = format!("{path} {}", sub.get_name());
+            check(sub, &path, checked);
+        }
+    }
+    let mut command = card_member_cli::command();
+    command.build();
+    let mut checked = 0;
+    check(&mut command, "card-member", &mut checked);
+    assert!(checked > 30, "only {checked} commands");
+    // The binary parses through the same command.
+    let help = Command::new(BIN)
+        .args(["brands", "add", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.trim_end().ends_with("says more)."), "{help}");
+    assert!(help.contains("141 standard output closed"), "{help}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_command_prints_the_document_the_server_serves() {
     let server = start_server().await;
