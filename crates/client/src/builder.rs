@@ -223,51 +223,6 @@ impl ClientBuilder {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn builder() -> ClientBuilder {
-        let fixture = |name: &str| {
-            std::fs::read_to_string(format!(
-                "{}/../protocol/tests/fixtures/{name}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap()
-        };
-        ClientBuilder::default()
-            .brand_id("1001622624")
-            .brand_serial_no("01")
-            .brand_private_key_pem(&fixture("test_brand_private.pem"))
-            .wechatpay_public_key_id("PUB_KEY_ID_1")
-            .wechatpay_public_key_pem(&fixture("test_wechatpay_public.pem"))
-    }
-
-    #[test]
-    fn the_backup_host_is_the_default_only_for_the_primary_host() {
-        let default = builder().build().unwrap();
-        assert_eq!(default.inner.base_url, PRIMARY_BASE_URL);
-        assert_eq!(default.inner.backup_url.as_deref(), Some(BACKUP_BASE_URL));
-        let slash = builder()
-            .base_url(format!("{PRIMARY_BASE_URL}/"))
-            .build()
-            .unwrap();
-        assert_eq!(slash.inner.backup_url.as_deref(), Some(BACKUP_BASE_URL));
-        let local = builder().base_url("http://127.0.0.1:8080").build().unwrap();
-        assert_eq!(
-            local.inner.backup_url, None,
-            "a test server never fails over to production"
-        );
-    }
-
-    #[test]
-    fn missing_settings_are_build_errors_that_name_them() {
-        let error = ClientBuilder::default().brand_id("1").build().unwrap_err();
-        assert!(error.to_string().contains("not sent"));
-        assert!(format!("{error:?}").contains("brand_serial_no"));
-    }
-}
-
 /// The `credentials.json` a card-member server writes on its first start.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -329,5 +284,50 @@ impl Client {
             .brand_private_key_file(file.brand_private_key_file)
             .wechatpay_public_key_id(file.wechatpay_public_key_id)
             .wechatpay_public_key_file(file.wechatpay_public_key_file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> ClientBuilder {
+        let fixture = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/../protocol/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        ClientBuilder::default()
+            .brand_id("1001622624")
+            .brand_serial_no("01")
+            .brand_private_key_pem(&fixture("test_brand_private.pem"))
+            .wechatpay_public_key_id("PUB_KEY_ID_1")
+            .wechatpay_public_key_pem(&fixture("test_wechatpay_public.pem"))
+    }
+
+    #[test]
+    fn the_backup_host_is_the_default_only_for_the_primary_host() {
+        let default = builder().build().unwrap();
+        assert_eq!(default.inner.base_url, PRIMARY_BASE_URL);
+        assert_eq!(default.inner.backup_url.as_deref(), Some(BACKUP_BASE_URL));
+        let slash = builder()
+            .base_url(format!("{PRIMARY_BASE_URL}/"))
+            .build()
+            .unwrap();
+        assert_eq!(slash.inner.backup_url.as_deref(), Some(BACKUP_BASE_URL));
+        let local = builder().base_url("http://127.0.0.1:8080").build().unwrap();
+        assert_eq!(
+            local.inner.backup_url, None,
+            "a test server never fails over to production"
+        );
+    }
+
+    #[test]
+    fn missing_settings_are_build_errors_that_name_them() {
+        let error = ClientBuilder::default().brand_id("1").build().unwrap_err();
+        assert!(error.to_string().contains("not sent"));
+        assert!(format!("{error:?}").contains("brand_serial_no"));
     }
 }
