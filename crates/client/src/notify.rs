@@ -252,7 +252,9 @@ mod tests {
         assert!(matches!(notification.event, Event::SyncUserPoint(_)));
         assert!(matches!(
             receiver.receive_at(header(&signature), &body, now + 300),
-            Err(NotifyError::Signature(ResponseVerifyError::StaleTimestamp))
+            Err(NotifyError::Signature(
+                ResponseVerifyError::StaleTimestamp { .. }
+            ))
         ));
         let mut altered = body.clone();
         altered.push(b' ');
@@ -268,12 +270,20 @@ mod tests {
             SecretString::new(KEY),
         )
         .unwrap();
+        let refused = other.receive_at(header(&signature), &body, now);
         assert!(matches!(
-            other.receive_at(header(&signature), &body, now),
+            &refused,
             Err(NotifyError::Signature(
-                ResponseVerifyError::UnexpectedSerial
+                ResponseVerifyError::UnexpectedSerial { .. }
             ))
         ));
+        // The receiver's log says which key signed and which it expected.
+        let said = refused.err().unwrap().to_string();
+        assert_eq!(
+            said,
+            "signature: response is signed under WeChat Pay public key ID \"PUB_KEY_ID_1\", \
+             not the configured \"PUB_KEY_ID_2\""
+        );
         let not_json = ResponseSignature::sign(&wechatpay, "PUB_KEY_ID_1", now, "n", b"[]");
         assert!(matches!(
             receiver.receive_at(header(&not_json), b"[]", now),

@@ -90,14 +90,17 @@ impl ResponseSignature {
         now: i64,
     ) -> Result<(), ResponseVerifyError> {
         if self.serial != expected_serial {
-            return Err(ResponseVerifyError::UnexpectedSerial);
+            return Err(ResponseVerifyError::UnexpectedSerial {
+                received: self.serial.chars().take(SERIAL_SHOWN).collect(),
+                expected: expected_serial.to_owned(),
+            });
         }
         let timestamp: i64 = self
             .timestamp
             .parse()
             .map_err(|_| ResponseVerifyError::InvalidTimestamp)?;
         if now.abs_diff(timestamp) >= TIMESTAMP_WINDOW_SECS.unsigned_abs() {
-            return Err(ResponseVerifyError::StaleTimestamp);
+            return Err(ResponseVerifyError::StaleTimestamp { timestamp, now });
         }
         let message = response_message(&self.timestamp, &self.nonce, body);
         if key.verify_base64(&message, &self.signature) {
@@ -119,18 +122,36 @@ impl ResponseSignature {
     }
 }
 
+/// How much of a `Wechatpay-Serial` that is not the one expected an
+/// error keeps (an ID is 43 characters).
+const SERIAL_SHOWN: usize = 64;
+
 /// Why a response was not accepted as genuine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseVerifyError {
     /// A signature header is missing.
     MissingHeader(&'static str),
-    /// `Wechatpay-Serial` is not the configured WeChat Pay public key ID.
-    UnexpectedSerial,
+    /// `Wechatpay-Serial` is not the configured WeChat Pay public key ID:
+    /// the response was signed under another key (the provider's key
+    /// changed, or the client was given another server's ID).
+    UnexpectedSerial {
+        /// The `Wechatpay-Serial` received (its first 64 characters: it
+        /// comes from the wire).
+        received: String,
+        /// The WeChat Pay public key ID the client was given.
+        expected: String,
+    },
     /// `Wechatpay-Timestamp` is not a number.
     InvalidTimestamp,
-    /// `Wechatpay-Timestamp` is five minutes or more from the local clock.
-    StaleTimestamp,
+    /// `Wechatpay-Timestamp` is five minutes or more from the local clock
+    /// (a replayed response, or a clock that is wrong here or there).
+    StaleTimestamp {
+        /// `Wechatpay-Timestamp`, Unix seconds.
+        timestamp: i64,
+        /// The local clock when it was checked, Unix seconds.
+        now: i64,
+    },
     /// The signature does not verify (probe signatures included).
     InvalidSignature,
 }
@@ -141,14 +162,26 @@ impl fmt::Display for ResponseVerifyError {
             ResponseVerifyError::MissingHeader(name) => {
                 write!(f, "response header {name} is missing")
             }
-            ResponseVerifyError::UnexpectedSerial => {
-                f.write_str("response is signed by an unexpected WeChat Pay public key ID")
-            }
+            ResponseVerifyError::UnexpectedSerial { received, expected } => write!(
+                f,
+                "response is signed under WeChat Pay public key ID {received:?}, not the \
+                 configured {expected:?}"
+            ),
             ResponseVerifyError::InvalidTimestamp => {
                 f.write_str("response timestamp is not a number")
             }
-            ResponseVerifyError::StaleTimestamp => {
-                f.write_str("response timestamp is 5 minutes or more away from the local clock")
+            ResponseVerifyError::StaleTimestamp { timestamp, now } => {
+                let (seconds, side) = if timestamp < now {
+                    (now.abs_diff(*timestamp), "behind")
+                } else {
+                    (timestamp.abs_diff(*now), "ahead of")
+                };
+                write!(
+                    f,
+                    "response timestamp {timestamp} is {seconds} s {side} the local clock \
+                     ({now}): 5 minutes or more is refused (a replayed response, or a \
+                     clock that is wrong here or there)"
+                )
             }
             ResponseVerifyError::InvalidSignature => f.write_str("invalid response signature"),
         }
@@ -202,13 +235,35 @@ mod tests {
     fn response_five_minutes_old_is_stale() {
         let key = key();
         let signed = ResponseSignature::sign(&key, SERIAL, 1757488840, NONCE, b"");
+        let late = signed
+            .verify(SERIAL, &key.public_key(), b"", 1757488840 + 300)
+            .unwrap_err();
         assert_eq!(
-            signed.verify(SERIAL, &key.public_key(), b"", 1757488840 + 300),
-            Err(ResponseVerifyError::StaleTimestamp)
+            late,
+            ResponseVerifyError::StaleTimestamp {
+                timestamp: 1757488840,
+                now: 1757488840 + 300
+            }
         );
-        assert_eq!(
-            signed.verify(SERIAL, &key.public_key(), b"", 1757488840 - 300),
-            Err(ResponseVerifyError::StaleTimestamp)
+        assert!(
+            late.to_string()
+                .starts_with("response timestamp 1757488840 is 300 s behind the local clock"),
+            "{late}"
+        );
+        let early = signed
+            .verify(SERIAL, &key.public_key(), b"", 1757488840 - 300)
+            .unwrap_err();
+        assert!(
+            early
+                .to_string()
+                .starts_with("response timestamp 1757488840 is 300 s ahead of the local clock"),
+            "{early}"
+        );
+        assert!(
+            signed
+                .verify(SERIAL, &key.public_key(), b"", 1757488840 + 299)
+                .is_ok(),
+            "299 s is within the window"
         );
     }
 
@@ -216,10 +271,35 @@ mod tests {
     fn response_from_another_serial_is_refused() {
         let key = key();
         let signed = ResponseSignature::sign(&key, SERIAL, 1757488840, NONCE, b"");
+        let refused = signed
+            .verify("PUB_KEY_ID_0000", &key.public_key(), b"", 1757488840)
+            .unwrap_err();
         assert_eq!(
-            signed.verify("PUB_KEY_ID_0000", &key.public_key(), b"", 1757488840),
-            Err(ResponseVerifyError::UnexpectedSerial)
+            refused,
+            ResponseVerifyError::UnexpectedSerial {
+                received: SERIAL.to_owned(),
+                expected: "PUB_KEY_ID_0000".to_owned()
+            }
         );
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "response is signed under WeChat Pay public key ID \"{SERIAL}\", not the configured \"PUB_KEY_ID_0000\""
+            )
+        );
+        // What comes from the wire is shown cut short, its control
+        // characters escaped.
+        let mut forged = signed;
+        forged.serial = format!("\n{}", "X".repeat(1000));
+        let shown = forged
+            .verify(SERIAL, &key.public_key(), b"", 1757488840)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.contains(&format!("\"\\n{}\"", "X".repeat(63))),
+            "{shown}"
+        );
+        assert!(!shown.contains('\n') && shown.len() < 200, "{shown}");
     }
 
     #[test]

@@ -235,9 +235,14 @@ async fn a_stale_response_timestamp_is_rejected() {
             ResponseSignature::sign(&wechatpay_key(), KEY_ID, now() - 301, "n", body.as_bytes());
     })])
     .await;
-    assert_eq!(
-        signature_error(call(&server).await),
-        ResponseVerifyError::StaleTimestamp
+    let stale = signature_error(call(&server).await);
+    let ResponseVerifyError::StaleTimestamp { timestamp, now } = stale else {
+        panic!("{stale:?}");
+    };
+    assert!(now - timestamp >= 301, "{stale}");
+    assert!(
+        stale.to_string().contains(" s behind the local clock"),
+        "{stale}"
     );
 }
 
@@ -261,7 +266,10 @@ async fn a_response_signed_under_another_key_id_is_rejected() {
     .await;
     assert_eq!(
         signature_error(call(&server).await),
-        ResponseVerifyError::UnexpectedSerial
+        ResponseVerifyError::UnexpectedSerial {
+            received: "PUB_KEY_ID_9".into(),
+            expected: KEY_ID.into()
+        }
     );
 }
 
