@@ -183,7 +183,10 @@ impl fmt::Display for ResponseVerifyError {
                      clock that is wrong here or there)"
                 )
             }
-            ResponseVerifyError::InvalidSignature => f.write_str("invalid response signature"),
+            ResponseVerifyError::InvalidSignature => f.write_str(
+                "invalid response signature: the body or its timestamp or nonce was changed on \
+                 the way, or the WeChat Pay public key configured is not the one of its key ID",
+            ),
         }
     }
 }
@@ -228,6 +231,24 @@ mod tests {
         assert_eq!(
             signed.verify(SERIAL, &key.public_key(), b"{\"a\":2}", 1757488840),
             Err(ResponseVerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn a_response_checked_with_another_key_under_its_id_is_refused_naming_both_causes() {
+        let key = key();
+        let signed = ResponseSignature::sign(&key, SERIAL, 1757488840, NONCE, b"{\"a\":1}");
+        // The key's ID right, the key itself another: the same refusal as
+        // a changed body, and what it says names both causes.
+        let other = PrivateKey::generate().unwrap().public_key();
+        let refused = signed
+            .verify(SERIAL, &other, b"{\"a\":1}", 1757488840)
+            .unwrap_err();
+        assert_eq!(refused, ResponseVerifyError::InvalidSignature);
+        assert!(
+            refused.to_string().contains("changed on the way")
+                && refused.to_string().contains("not the one of its key ID"),
+            "{refused}"
         );
     }
 
