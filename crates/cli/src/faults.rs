@@ -10,11 +10,12 @@ use crate::connect::{ConnectArgs, call_local, target};
 use crate::{CliError, emit, print_json};
 
 /// The kinds of failure, as the server names them.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "error",
     "error-after-commit",
     "delay",
     "drop",
+    "drop-after-commit",
     "bad-signature",
     "notify-twice",
     "notify-out-of-order",
@@ -27,7 +28,9 @@ pub(crate) enum FaultCommand {
     /// anything is applied: --status, default 500, and --code, default the
     /// status's usual one), error-after-commit (the same after the change
     /// was committed: the lost response), delay (--delay-ms, then the real
-    /// answer), drop (the connection closed with no answer), bad-signature
+    /// answer), drop (the connection closed with no answer),
+    /// drop-after-commit (the same after the change was committed),
+    /// bad-signature
     /// (the real answer, its signature broken); for notifications:
     /// notify-twice (delivered, then delivered again with the same id),
     /// notify-out-of-order (held back --delay-ms, default 2000, while the

@@ -73,7 +73,8 @@ impl Error {
     /// failed: a connection lost after the request was sent, or a server
     /// error (5xx), which says the server failed but not when; after its
     /// change was committed, the answer lost, is one of the ways (inject
-    /// it with `card-member simulate fault add --kind error-after-commit`).
+    /// it with `card-member simulate fault add --kind error-after-commit`,
+    /// or `--kind drop-after-commit` for the connection lost then).
     /// Such a failed import is not sent again: read the card to find out.
     pub fn may_have_been_applied(&self) -> bool {
         match self {

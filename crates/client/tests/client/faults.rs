@@ -146,50 +146,65 @@ async fn retries_stop_after_the_policys_attempts_and_a_400_is_not_retried() {
     assert_eq!(fired(&server, refused).await, 1, "a 400 is not retried");
 }
 
+/// The two ways a response is lost after its change was committed: an
+/// error answer, or none (the connection closed).
+const LOST_AFTER_COMMIT: [&str; 2] = ["error-after-commit", "drop-after-commit"];
+
 #[tokio::test]
 async fn a_lost_update_response_is_retried_and_leaves_the_card_as_once() {
     let server = start_server().await;
     let client = Client::from_credentials_file(&server.credentials).unwrap();
-    let id = inject(
-        &server,
-        json!({"endpoint": "update_user_card", "kind": "error-after-commit", "count": 1}),
-    )
-    .await;
-    let card = client
-        .user_cards()
-        .update(DEV_USER_CARD_CODE, &level("lost once"))
-        .await
-        .unwrap();
-    assert_eq!(card.level.as_deref(), Some("lost once"));
-    assert_eq!(fired(&server, id).await, -1, "fired once, then spent");
+    for (kind, lost) in LOST_AFTER_COMMIT
+        .into_iter()
+        .zip(["lost once", "lost twice"])
+    {
+        let id = inject(
+            &server,
+            json!({"endpoint": "update_user_card", "kind": kind, "count": 1}),
+        )
+        .await;
+        let card = client
+            .user_cards()
+            .update(DEV_USER_CARD_CODE, &level(lost))
+            .await
+            .unwrap_or_else(|error| panic!("{kind}: {error}"));
+        assert_eq!(card.level.as_deref(), Some(lost), "{kind}");
+        assert_eq!(
+            fired(&server, id).await,
+            -1,
+            "{kind}: fired once, then spent"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_lost_import_response_is_not_sent_again_and_says_it_may_have_been_applied() {
     let server = start_server().await;
     let client = Client::from_credentials_file(&server.credentials).unwrap();
-    inject(
-        &server,
-        json!({"endpoint": "import_user_card", "kind": "error-after-commit", "count": 1}),
-    )
-    .await;
-    let error = client
-        .user_cards()
-        .import(&import("LOST-1"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.api().unwrap().status, 500);
-    assert!(error.may_have_been_applied(), "{error}");
-    assert!(
-        !error.is_retryable(),
-        "an import is not sent again: {error}"
-    );
-    let card = client
-        .user_cards()
-        .get("LOST-1", DEV_CARD_ID, "o-LOST-1")
-        .await
-        .expect("it was applied: reading it is how to find out");
-    assert_eq!(card.user_card_code, "LOST-1");
+    for (kind, code) in LOST_AFTER_COMMIT.into_iter().zip(["LOST-1", "LOST-2"]) {
+        inject(
+            &server,
+            json!({"endpoint": "import_user_card", "kind": kind, "count": 1}),
+        )
+        .await;
+        let error = client.user_cards().import(&import(code)).await.unwrap_err();
+        if kind == "error-after-commit" {
+            assert_eq!(error.api().unwrap().status, 500);
+        } else {
+            assert!(matches!(error, Error::Transport(_)), "{error:?}");
+        }
+        assert!(error.may_have_been_applied(), "{kind}: {error}");
+        assert!(
+            !error.is_retryable(),
+            "{kind}: an import is not sent again: {error}"
+        );
+        let card = client
+            .user_cards()
+            .get(code, DEV_CARD_ID, &format!("o-{code}"))
+            .await
+            .expect("it was applied: reading it is how to find out");
+        assert_eq!(card.user_card_code, code);
+    }
 }
 
 #[tokio::test]

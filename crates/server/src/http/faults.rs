@@ -1,7 +1,8 @@
 //! Injecting the failures `state/faults.rs` describes into API answers.
 //! Runs after authentication (the brand is known, the nonce recorded) and
 //! outside response signing, so that an error comes before anything is
-//! applied, a lost response after the change is committed, and a broken
+//! applied, a lost response (an error answer, or none) after the change is
+//! committed, and a broken
 //! signature over a real answer. Every injected answer is marked, so that
 //! the request log, the console and `/metrics` never take it for a real
 //! failure.
@@ -71,25 +72,24 @@ pub(crate) async fn inject(
     };
     let mut response = match fault.kind {
         FaultKind::Error => error_answer(&fault),
-        FaultKind::ErrorAfterCommit => {
+        FaultKind::ErrorAfterCommit | FaultKind::DropAfterCommit => {
             let real = next.run(request).await;
             // A refused request committed nothing: there is no response to
-            // lose, and it is answered as it is.
-            if real.status().is_success() {
+            // lose, and it is answered as it is, not marked injected.
+            if !real.status().is_success() {
+                return real;
+            }
+            if fault.kind == FaultKind::ErrorAfterCommit {
                 error_answer(&fault)
             } else {
-                real
+                dropped()
             }
         }
         FaultKind::Delay => {
             tokio::time::sleep(fault.delay()).await;
             next.run(request).await
         }
-        FaultKind::Drop => {
-            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            response.extensions_mut().insert(DropConnection);
-            response
-        }
+        FaultKind::Drop => dropped(),
         FaultKind::BadSignature => {
             let mut response = next.run(request).await;
             break_signature(&mut response);
@@ -103,6 +103,13 @@ pub(crate) async fn inject(
         kind: fault.kind,
         code: fault.code.clone(),
     });
+    response
+}
+
+/// What the connection closes instead of answering.
+fn dropped() -> Response {
+    let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    response.extensions_mut().insert(DropConnection);
     response
 }
 

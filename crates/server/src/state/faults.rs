@@ -41,6 +41,10 @@ pub(crate) enum FaultKind {
     Delay,
     /// The connection closed with no answer, before anything is applied.
     Drop,
+    /// The connection closed with no answer after the change was
+    /// committed: the lost response as a client sees it when a connection
+    /// breaks (for a read, the same as `drop`).
+    DropAfterCommit,
     /// The real answer, its `Wechatpay-Signature` broken.
     BadSignature,
     /// A notification delivered, then delivered again (same `id`).
@@ -54,11 +58,12 @@ pub(crate) enum FaultKind {
 
 impl FaultKind {
     /// Every kind, by name.
-    pub(crate) const ALL: [FaultKind; 8] = [
+    pub(crate) const ALL: [FaultKind; 9] = [
         FaultKind::Error,
         FaultKind::ErrorAfterCommit,
         FaultKind::Delay,
         FaultKind::Drop,
+        FaultKind::DropAfterCommit,
         FaultKind::BadSignature,
         FaultKind::NotifyTwice,
         FaultKind::NotifyOutOfOrder,
@@ -72,6 +77,7 @@ impl FaultKind {
             FaultKind::ErrorAfterCommit => "error-after-commit",
             FaultKind::Delay => "delay",
             FaultKind::Drop => "drop",
+            FaultKind::DropAfterCommit => "drop-after-commit",
             FaultKind::BadSignature => "bad-signature",
             FaultKind::NotifyTwice => "notify-twice",
             FaultKind::NotifyOutOfOrder => "notify-out-of-order",

@@ -8,7 +8,8 @@ use card_member_server::DEV_SIGNUP_CARD_ID;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    CARD_ID, OPENID, TestApp, paced, spawn_app, spawn_app_in, spawn_app_with_settings,
+    CARD_ID, OPENID, Outgoing, TestApp, UPDATE_TARGET, paced, spawn_app, spawn_app_in,
+    spawn_app_with_settings,
 };
 use card_member_protocol::notify::Event;
 
@@ -135,6 +136,31 @@ async fn a_delay_answers_the_real_answer_late() {
     response.user_card(&app);
 }
 
+/// Sends `request` on a connection of its own and reads to its end: what
+/// came back (nothing, for a connection closed with no answer).
+async fn answer_on_its_own_connection(app: &TestApp, request: &Outgoing) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+        request.method,
+        request.target,
+        app.address,
+        request.body.len()
+    );
+    for (name, value) in &request.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&request.body).await.unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer).await {
+        Ok(_) => answer,
+        Err(_) => Vec::new(),
+    }
+}
+
 #[tokio::test]
 async fn a_dropped_connection_gets_no_answer_at_all() {
     let app = spawn_app().await;
@@ -143,27 +169,57 @@ async fn a_dropped_connection_gets_no_answer_at_all() {
         json!({"endpoint": "get_user_card", "kind": "drop", "count": 1}),
     )
     .await;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let target = format!(
         "/brand/card-member/user-cards/{}?card_id={CARD_ID}&openid={OPENID}",
         crate::helpers::CODE
     );
-    let request = app.signed("GET", &target, b"");
-    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n", app.address);
-    for (name, value) in &request.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = stream.read_to_end(&mut answer).await;
+    let answer = answer_on_its_own_connection(&app, &app.signed("GET", &target, b"")).await;
     assert!(
-        read.is_err() || answer.is_empty(),
+        answer.is_empty(),
         "closed with no answer: {}",
         String::from_utf8_lossy(&answer)
     );
     app.get_card().await.user_card(&app);
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_the_commit_gets_no_answer_and_the_change_stands() {
+    let app = spawn_app().await;
+    inject(
+        &app,
+        json!({"endpoint": "update_user_card", "kind": "drop-after-commit", "count": 2}),
+    )
+    .await;
+    let update = |level: &str| {
+        app.signed(
+            "PATCH",
+            UPDATE_TARGET,
+            &serde_json::to_vec(&json!({"card_id": CARD_ID, "openid": OPENID, "level": level}))
+                .unwrap(),
+        )
+    };
+    let answer = answer_on_its_own_connection(&app, &update("dropped")).await;
+    assert!(
+        answer.is_empty(),
+        "closed with no answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(
+        level(&app).await.as_deref(),
+        Some("dropped"),
+        "the change was committed"
+    );
+    // A refused request committed nothing: it is answered as it is, and
+    // not marked injected (the request log marks the dropped one only).
+    let refused = app.send(&update(&"x".repeat(11))).await;
+    refused.assert_error(400, "PARAM_ERROR");
+    let page = app.console_page("/console/requests").await;
+    assert_eq!(
+        page.matches("injected: drop-after-commit").count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains("PARAM_ERROR"), "{page}");
 }
 
 #[tokio::test]
