@@ -80,11 +80,12 @@ pub(crate) enum Command {
     /// (and, with --auto-confirm, answer as the brand).
     Listen(listen::ListenArgs),
     /// Put a notification receiver to the test through a running server:
-    /// genuine notifications (expect 2xx), the same id again, a forged
-    /// signature, a wrong Wechatpay-Serial, timestamps 6 minutes off, a
-    /// tampered ciphertext or associated_data, another APIv3 key (expect
-    /// refusals), an unknown event type (expect 2xx). Exit 1 if it failed
-    /// a check.
+    /// genuine notifications (expect 2xx), the same id again, one whose
+    /// JSON is laid out otherwise (expect 2xx: verify the bytes that
+    /// arrived), a forged signature, the WECHATPAY/SIGNTEST/ probe, a wrong
+    /// Wechatpay-Serial, timestamps 6 minutes off, a tampered ciphertext or
+    /// associated_data, another APIv3 key (expect refusals), an unknown
+    /// event type (expect 2xx). Exit 1 if it failed a check.
     NotifyTest(receiver_battery::NotifyTestArgs),
     /// Notifications sent to brands: list, show one with its attempts, send
     /// one again (works on the data directory).

@@ -1,7 +1,8 @@
 //! `card-member notify-test --url URL`: puts a notification receiver to
 //! the test through a running server (which signs with the WeChat Pay key
-//! and seals with the brand's APIv3 key): genuine notifications, the same
-//! `id` again, forged, stale and tampered ones, an unknown event type.
+//! and seals with the brand's APIv3 key): genuine notifications (one laid
+//! out otherwise), the same `id` again, forged (the signature probe too),
+//! stale and tampered ones, an unknown event type.
 //! Prints a table (or `--json`); exits 1 when the receiver failed a check,
 //! above all when it accepted one it should have refused.
 

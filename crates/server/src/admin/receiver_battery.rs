@@ -62,8 +62,8 @@ pub(crate) struct Report {
     pub(crate) accepted_forgeries: usize,
 }
 
-/// A notification about to be sent: its envelope, and how its signature
-/// is to be spoiled.
+/// A notification about to be sent: its envelope, how its body is laid
+/// out and how its signature is to be spoiled.
 struct Case {
     name: &'static str,
     expect: Expect,
@@ -71,7 +71,12 @@ struct Case {
     /// Seconds added to now for the signature's timestamp.
     skew_secs: i64,
     spoil: Spoil,
+    /// The body laid out otherwise than compact: [`spaced_json`].
+    spaced: bool,
+    /// What the receiver owes besides its answer (said when it passes).
     note: &'static str,
+    /// What to look at in the receiver when it fails.
+    hint: &'static str,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,9 @@ enum Spoil {
     None,
     Signature,
     Serial,
+    /// The provider's signature probe: `WECHATPAY/SIGNTEST/` before the
+    /// signature (PROTOCOL.md §3), which must fail verification.
+    Probe,
 }
 
 /// Runs the battery against `url` for `brand_id`.
@@ -111,7 +119,9 @@ pub(crate) async fn run(state: &AppState, brand_id: &str, url: &str) -> Result<R
             envelope: envelope(event_type, original_type, &plaintext, key)?,
             skew_secs: 0,
             spoil: Spoil::None,
+            spaced: false,
             note: "",
+            hint: "",
         });
     }
     let first = cases[0].envelope.clone();
@@ -122,7 +132,9 @@ pub(crate) async fn run(state: &AppState, brand_id: &str, url: &str) -> Result<R
         envelope,
         skew_secs,
         spoil,
+        spaced: false,
         note: "",
+        hint: "",
     };
     cases.push(Case {
         name: "the same id again",
@@ -130,14 +142,33 @@ pub(crate) async fn run(state: &AppState, brand_id: &str, url: &str) -> Result<R
         envelope: first.clone(),
         skew_secs: 0,
         spoil: Spoil::None,
+        spaced: false,
         note: "acknowledge it, and make sure it has no second effect (deduplicate by id): the \
                provider sends a notification again until it is acknowledged",
+        hint: "",
+    });
+    cases.push(Case {
+        name: "genuine, its JSON spaced and escaped",
+        expect: Expect::Acknowledge,
+        envelope: envelope(first.event_type.as_str(), "user_card", &create, key)?,
+        skew_secs: 0,
+        spoil: Spoil::None,
+        spaced: true,
+        note: "",
+        hint: "verify the signature over the body's bytes as they arrived: JSON parsed and \
+               written again (another layout, Chinese text unescaped) is not what was signed",
     });
     cases.push(refused(
         "a forged signature",
         first.clone(),
         0,
         Spoil::Signature,
+    ));
+    cases.push(refused(
+        "a signature probe (WECHATPAY/SIGNTEST/…)",
+        first.clone(),
+        0,
+        Spoil::Probe,
     ));
     cases.push(refused(
         "a wrong Wechatpay-Serial",
@@ -187,7 +218,9 @@ pub(crate) async fn run(state: &AppState, brand_id: &str, url: &str) -> Result<R
         )?,
         skew_secs: 0,
         spoil: Spoil::None,
+        spaced: false,
         note: "the provider adds event types: acknowledge one you do not know",
+        hint: "",
     });
 
     let client = reqwest::Client::builder()
@@ -279,6 +312,29 @@ fn samples(brand_id: &str, now: &str) -> Vec<(&'static str, &'static str, Vec<u8
     out
 }
 
+/// The envelope as JSON the way another serialiser might write it, as
+/// valid as the compact form: indented, every character beyond ASCII
+/// written as a `\uXXXX` escape. A receiver that verifies the signature
+/// over the body as it arrived accepts it; one that verifies JSON it
+/// parsed and wrote again does not.
+fn spaced_json(envelope: &Envelope) -> Vec<u8> {
+    let pretty = serde_json::to_string_pretty(envelope).expect("envelopes serialise");
+    let mut escaped = String::with_capacity(pretty.len() * 2);
+    for c in pretty.chars() {
+        if c.is_ascii() {
+            escaped.push(c);
+        } else {
+            // Outside strings JSON has only ASCII: every such character is
+            // inside one, where an escape means the same.
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                escaped.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    escaped.into_bytes()
+}
+
 /// Base64 with one bit of the decoded bytes flipped.
 fn flip_a_bit(text: &str) -> String {
     let mut bytes = STANDARD.decode(text).unwrap_or_default();
@@ -290,13 +346,18 @@ fn flip_a_bit(text: &str) -> String {
 
 /// Signs (as the case says) and sends one notification.
 async fn send(state: &AppState, client: &reqwest::Client, url: &str, case: Case) -> Check {
-    let body = serde_json::to_vec(&case.envelope).expect("envelopes serialise");
+    let body = if case.spaced {
+        spaced_json(&case.envelope)
+    } else {
+        serde_json::to_vec(&case.envelope).expect("envelopes serialise")
+    };
     let timestamp = state.clock.unix_now() + case.skew_secs;
     let signature = state.crypto.sign_response(timestamp, &body);
     let mut request = client.post(url).header("Content-Type", "application/json");
     for (name, value) in signature.headers() {
         let value = match (name, case.spoil) {
             (HEADER_SIGNATURE, Spoil::Signature) => flip_a_bit(value),
+            (HEADER_SIGNATURE, Spoil::Probe) => format!("WECHATPAY/SIGNTEST/{value}"),
             (HEADER_SERIAL, Spoil::Serial) => {
                 "PUB_KEY_ID_0000000000000000000000000000000000".into()
             }
@@ -321,8 +382,10 @@ async fn send(state: &AppState, client: &reqwest::Client, url: &str, case: Case)
         (Expect::Acknowledge, Ok(_)) if !acknowledged => (
             false,
             format!(
-                "a receiver must acknowledge this with a 2xx, within {} s",
-                DEADLINE.as_secs()
+                "a receiver must acknowledge this with a 2xx, within {} s{}{}",
+                DEADLINE.as_secs(),
+                if case.hint.is_empty() { "" } else { ": " },
+                case.hint
             ),
         ),
         (Expect::Acknowledge, Ok(_)) if latency > DEADLINE - Duration::from_millis(500) => (

@@ -1,7 +1,8 @@
 //! Receivers put to the test (`/simulate/notify-test`, what `card-member
 //! notify-test` calls): a receiver that verifies, checks the time and
 //! decrypts passes; one that acknowledges anything is flagged, each
-//! forgery it accepted named.
+//! forgery it accepted named; one that verifies JSON it wrote again
+//! refuses a genuine notification laid out otherwise.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ struct Careful {
     key_id: String,
     key: PublicKey,
     api_v3_key: String,
+    /// The bug of a receiver that binds the body to an object and verifies
+    /// the signature over that object written again as JSON.
+    verifies_json_written_again: bool,
 }
 
 async fn careful(
@@ -34,6 +38,14 @@ async fn careful(
     let header = |name: &str| headers.get(name)?.to_str().ok();
     let Ok(signature) = ResponseSignature::from_headers(header) else {
         return StatusCode::UNAUTHORIZED;
+    };
+    let body = if receiver.verifies_json_written_again {
+        let Ok(bound) = serde_json::from_slice::<Envelope>(&body) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        Bytes::from(serde_json::to_vec(&bound).unwrap())
+    } else {
+        body
     };
     if signature
         .verify(&receiver.key_id, &receiver.key, &body, unix_now())
@@ -50,11 +62,12 @@ async fn careful(
     }
 }
 
-async fn start_careful(app: &TestApp) -> SocketAddr {
+async fn start_careful(app: &TestApp, verifies_json_written_again: bool) -> SocketAddr {
     let receiver = Arc::new(Careful {
         key_id: app.wechatpay_public_key_id.clone(),
         key: app.wechatpay_public_key.clone(),
         api_v3_key: app.api_v3_key.clone(),
+        verifies_json_written_again,
     });
     let router = axum::Router::new()
         .route("/notify", axum::routing::post(careful))
@@ -88,7 +101,7 @@ fn verdicts(report: &Value) -> Vec<(String, bool)> {
 #[tokio::test]
 async fn a_receiver_that_verifies_checks_the_time_and_decrypts_passes_every_check() {
     let app = spawn_app().await;
-    let address = start_careful(&app).await;
+    let address = start_careful(&app, false).await;
     let (status, report) = notify_test(&app, &format!("http://{address}/notify")).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["passed"], true, "{report:#}");
@@ -102,7 +115,9 @@ async fn a_receiver_that_verifies_checks_the_time_and_decrypts_passes_every_chec
         "genuine POINT_EXCHANGE_COUPON",
         "genuine SYNC_USER_POINT",
         "the same id again",
+        "genuine, its JSON spaced and escaped",
         "a forged signature",
+        "a signature probe (WECHATPAY/SIGNTEST/…)",
         "a wrong Wechatpay-Serial",
         "a timestamp 6 minutes old",
         "a timestamp 6 minutes ahead",
@@ -132,13 +147,38 @@ async fn a_receiver_that_acknowledges_anything_is_flagged_for_each_forgery_it_ac
     let naive = TestReceiver::start(&[]).await;
     let (_, report) = notify_test(&app, &naive.url()).await;
     assert_eq!(report["passed"], false);
-    assert_eq!(report["accepted_forgeries"], 7, "{report:#}");
+    assert_eq!(report["accepted_forgeries"], 8, "{report:#}");
     for (name, passed) in verdicts(&report) {
         let should_refuse = !(name.starts_with("genuine")
             || name == "the same id again"
             || name == "an unknown event_type");
         assert_eq!(passed, !should_refuse, "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_receiver_that_verifies_json_it_wrote_again_fails_the_genuine_notification_laid_out_otherwise()
+ {
+    let app = spawn_app().await;
+    let address = start_careful(&app, true).await;
+    let (_, report) = notify_test(&app, &format!("http://{address}/notify")).await;
+    assert_eq!(report["passed"], false, "{report:#}");
+    assert_eq!(report["accepted_forgeries"], 0, "{report:#}");
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["passed"] != true)
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["name"], "genuine, its JSON spaced and escaped");
+    assert!(
+        failed[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("over the body's bytes as they arrived"),
+        "{report:#}"
+    );
 }
 
 #[tokio::test]
