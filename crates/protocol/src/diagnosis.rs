@@ -3,15 +3,17 @@
 //!
 //! A refusal on the wire says only `SIGN_ERROR` or `PARAM_ERROR`. What
 //! goes wrong in practice is a short list of mechanical mistakes (the URL
-//! signed without its query string or with the scheme and host, a body
-//! re-serialised after signing, a missing trailing `\n`, SHA-1 instead of
-//! SHA-256, another certificate's key, a ciphertext made with OAEP-SHA256
-//! or PKCS#1 v1.5 or under another key). Each is tried here as one
-//! public-key verification (or, for a ciphertext, one private-key
-//! decryption whose plaintext is thrown away unread), and the first that
-//! matches is named with its fix. The list is fixed, so the cost of a
-//! diagnosis is bounded: at most [`MAX_SIGNATURE_TRIES`] verifications
-//! and two decryptions.
+//! signed without its query string, with its parameters in another order
+//! or with the scheme and host, a body re-serialised after signing or
+//! signed without the line break it ends with, a missing trailing `\n`,
+//! SHA-1 instead of SHA-256, another certificate's key, a ciphertext made
+//! with OAEP-SHA256 or PKCS#1 v1.5 or under another key). Each is tried
+//! here as one public-key verification (or, for a ciphertext, one
+//! private-key decryption whose plaintext is thrown away unread), the
+//! most common first, and the first that matches is named with its fix.
+//! The cost of a diagnosis is bounded: at most [`MAX_SIGNATURE_TRIES`]
+//! verifications, however many certificates the brand has, and two
+//! decryptions.
 
 use aws_lc_rs::rsa::{
     OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
@@ -31,8 +33,9 @@ use crate::keys::{PrivateKey, PublicKey};
 /// put in front of the path they sign.
 pub const PROVIDER_HOST: &str = "api.mch.weixin.qq.com";
 
-/// The most signature verifications one diagnosis makes.
-pub const MAX_SIGNATURE_TRIES: usize = 16;
+/// The most signature verifications one diagnosis makes (each one
+/// public-key operation, some tens of microseconds).
+pub const MAX_SIGNATURE_TRIES: usize = 24;
 
 /// A request as it arrived, with what its `Authorization` claims.
 #[derive(Clone, Copy, Debug)]
@@ -79,12 +82,40 @@ pub struct Diagnosis {
     pub tried: Vec<&'static str>,
     /// The first that matched, if any.
     pub finding: Option<Finding>,
+    /// The signature verifications made, at most
+    /// [`MAX_SIGNATURE_TRIES`].
+    pub verifications: usize,
 }
 
 impl Diagnosis {
     fn found(&mut self, mistake: &'static str, advice: String) {
         self.tried.push(mistake);
         self.finding = Some(Finding { mistake, advice });
+    }
+
+    /// Tries `mistake` by one verification, `verifies`, unless the budget
+    /// is spent (`None`); whether it matched, named with `advice` if so.
+    fn try_one(
+        &mut self,
+        mistake: &'static str,
+        advice: impl FnOnce() -> String,
+        verifies: impl FnOnce() -> bool,
+    ) -> Option<bool> {
+        if self.verifications >= MAX_SIGNATURE_TRIES {
+            return None;
+        }
+        self.verifications += 1;
+        if !self.tried.contains(&mistake) {
+            self.tried.push(mistake);
+        }
+        let matched = verifies();
+        if matched {
+            self.finding = Some(Finding {
+                mistake,
+                advice: advice(),
+            });
+        }
+        Some(matched)
     }
 }
 
@@ -138,7 +169,7 @@ pub fn signature(
         )
     };
     let mut variants: Vec<(&'static str, Vec<u8>, String)> = Vec::new();
-    if let Some((path, _)) = request.target.split_once('?') {
+    if let Some((path, query)) = request.target.split_once('?') {
         variants.push((
             "query_not_signed",
             message(request.method, path, request.body),
@@ -148,6 +179,19 @@ pub fn signature(
                 request.target
             ),
         ));
+        for reordered in reorderings(query) {
+            let signed = format!("{path}?{reordered}");
+            variants.push((
+                "query_reordered",
+                message(request.method, &signed, request.body),
+                format!(
+                    "you signed `{signed}` but requested `{}`: the same parameters in another \
+                     order (a map that does not keep its order, or a library that sorts \
+                     them); sign the query exactly as it goes on the wire",
+                    request.target
+                ),
+            ));
+        }
     }
     let mut hosts: Vec<&str> = request.host.into_iter().collect();
     if !hosts.contains(&PROVIDER_HOST) {
@@ -191,12 +235,21 @@ pub fn signature(
         ));
     }
     let exact = request.expected_message();
+    // For a body that ends with a line break, the same message is the
+    // body signed without it: both causes are named.
+    let lacking = if request.body.ends_with(b"\n") {
+        "your message lacks a `\\n` at its end: the one after the body (every one of the five \
+         lines ends in `\\n`), or the line break your body ends with (a file read as it is, a \
+         serialiser's last newline) was left out of what you signed: sign the body's exact \
+         bytes, then `\\n`"
+    } else {
+        "your message lacks the `\\n` after the body: every one of the five lines ends in \
+         `\\n`, the body's too (an empty body leaves a lone `\\n`)"
+    };
     variants.push((
         "no_trailing_newline",
         exact[..exact.len() - 1].to_vec(),
-        "your message lacks the `\\n` after the body: every one of the five lines ends in \
-         `\\n`, the body's too (an empty body leaves a lone `\\n`)"
-            .to_owned(),
+        lacking.to_owned(),
     ));
     if !request.body.is_empty() {
         variants.push((
@@ -204,6 +257,33 @@ pub fn signature(
             message(request.method, request.target, b""),
             "you signed an empty body but sent one: sign the body's exact bytes".to_owned(),
         ));
+        // A body that ends with one `\n` signed without it is the message
+        // without its last `\n`: `no_trailing_newline` tried it.
+        let trimmed = request.body.trim_ascii_end();
+        let (variant, advice) = if trimmed.len() == request.body.len() {
+            let with_break = [request.body, b"\n"].concat();
+            (
+                Some(with_break),
+                "you signed the body with a line break at its end that the request does not \
+                 carry: sign the body's exact bytes, or send what you signed",
+            )
+        } else if request.body.len() - trimmed.len() > 1 || !request.body.ends_with(b"\n") {
+            (
+                Some(trimmed.to_vec()),
+                "the body you sent ends with white space or a line break (`\\r\\n`, a file \
+                 read as it is, a serialiser's last newline) that you did not sign: sign the \
+                 body's exact bytes, or send what you signed",
+            )
+        } else {
+            (None, "")
+        };
+        if let Some(variant) = variant {
+            variants.push((
+                "body_line_break_at_end",
+                message(request.method, request.target, &variant),
+                advice.to_owned(),
+            ));
+        }
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(request.body) {
             let compact = serde_json::to_vec(&value).unwrap_or_default();
             let pretty = serde_json::to_vec_pretty(&value).unwrap_or_default();
@@ -223,12 +303,9 @@ pub fn signature(
         }
     }
     for (mistake, variant, advice) in variants {
-        if !diagnosis.tried.contains(&mistake) {
-            diagnosis.tried.push(mistake);
-        }
-        if named.verify(&variant, &raw) {
-            diagnosis.finding = Some(Finding { mistake, advice });
-            return diagnosis;
+        match diagnosis.try_one(mistake, || advice, || named.verify(&variant, &raw)) {
+            Some(false) => {}
+            Some(true) | None => return diagnosis,
         }
     }
     let schemes: [(&'static str, &'static signature::RsaParameters, &str); 2] = [
@@ -245,38 +322,53 @@ pub fn signature(
         ),
     ];
     for (mistake, parameters, advice) in schemes {
-        diagnosis.tried.push(mistake);
-        if UnparsedPublicKey::new(parameters, named.spki_der())
-            .verify(&exact, &raw)
-            .is_ok()
-        {
-            diagnosis.finding = Some(Finding {
-                mistake,
-                advice: advice.to_owned(),
-            });
-            return diagnosis;
+        let verifies = || {
+            UnparsedPublicKey::new(parameters, named.spki_der())
+                .verify(&exact, &raw)
+                .is_ok()
+        };
+        match diagnosis.try_one(mistake, || advice.to_owned(), verifies) {
+            Some(false) => {}
+            Some(true) | None => return diagnosis,
         }
     }
     for (serial, key) in others {
-        if diagnosis.tried.len() >= MAX_SIGNATURE_TRIES {
-            break;
-        }
-        if !diagnosis.tried.contains(&"other_certificate") {
-            diagnosis.tried.push("other_certificate");
-        }
-        if key.verify(&exact, &raw) {
-            diagnosis.finding = Some(Finding {
-                mistake: "other_certificate",
-                advice: format!(
-                    "you signed with the key of certificate {serial} but sent serial_no=\"{}\": \
-                     send the serial of the certificate whose key signs",
-                    authorization.serial_no
-                ),
-            });
-            return diagnosis;
+        let advice = || {
+            format!(
+                "you signed with the key of certificate {serial} but sent serial_no=\"{}\": \
+                 send the serial of the certificate whose key signs",
+                authorization.serial_no
+            )
+        };
+        match diagnosis.try_one("other_certificate", advice, || key.verify(&exact, &raw)) {
+            Some(false) => {}
+            Some(true) | None => return diagnosis,
         }
     }
     diagnosis
+}
+
+/// The other orders of a query's parameters, for two or three of them
+/// (one or five): a client that builds its query from a map signs it in
+/// one order and sends it in another.
+fn reorderings(query: &str) -> Vec<String> {
+    let parameters: Vec<&str> = query.split('&').collect();
+    let orders: &[&[usize]] = match parameters.len() {
+        2 => &[&[1, 0]],
+        3 => &[&[0, 2, 1], &[1, 0, 2], &[1, 2, 0], &[2, 0, 1], &[2, 1, 0]],
+        _ => &[],
+    };
+    orders
+        .iter()
+        .map(|order| {
+            order
+                .iter()
+                .map(|&index| parameters[index])
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+        .filter(|reordered| reordered != query)
+        .collect()
 }
 
 /// A `serial_no` that is none of the brand's certificates: whose key made
@@ -290,19 +382,18 @@ pub fn unknown_serial(
         return diagnosis;
     };
     let exact = request.expected_message();
-    diagnosis.tried.push("other_certificate");
-    if let Some((serial, _)) = certificates
-        .iter()
-        .find(|(_, key)| key.verify(&exact, &raw))
-    {
-        diagnosis.finding = Some(Finding {
-            mistake: "other_certificate",
-            advice: format!(
+    for (serial, key) in certificates {
+        let advice = || {
+            format!(
                 "you signed with the key of certificate {serial} but sent serial_no=\"{}\": send \
                  the serial of the certificate whose key signs",
                 request.authorization.serial_no
-            ),
-        });
+            )
+        };
+        match diagnosis.try_one("other_certificate", advice, || key.verify(&exact, &raw)) {
+            Some(false) => {}
+            Some(true) | None => break,
+        }
     }
     diagnosis
 }

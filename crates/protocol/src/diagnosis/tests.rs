@@ -56,7 +56,7 @@ fn finding(signature: Vec<u8>, others: &[(&str, &PublicKey)]) -> Option<&'static
         authorization: &authorization,
     };
     let diagnosis = super::signature(&request, &key().public_key(), others);
-    assert!(diagnosis.tried.len() <= MAX_SIGNATURE_TRIES);
+    assert!(diagnosis.verifications <= MAX_SIGNATURE_TRIES);
     diagnosis.finding.map(|finding| finding.mistake)
 }
 
@@ -106,6 +106,86 @@ fn a_body_reserialised_after_signing_or_left_unsigned_is_named() {
     assert_eq!(found, Some("body_reserialized"));
     let found = finding(key().sign(&message("PATCH", TARGET, b"")), &[]);
     assert_eq!(found, Some("body_not_signed"));
+}
+
+#[test]
+fn a_query_signed_with_its_parameters_in_another_order_is_named() {
+    let (path, query) = TARGET.split_once('?').unwrap();
+    let (first, second) = query.split_once('&').unwrap();
+    let signed = format!("{path}?{second}&{first}");
+    let found = finding(key().sign(&message("PATCH", &signed, BODY)), &[]);
+    assert_eq!(found, Some("query_reordered"));
+    // Three parameters: each of the other five orders is tried.
+    let sent = "/x?a=1&b=2&c=3";
+    for signed in ["/x?c=3&a=1&b=2", "/x?c=3&b=2&a=1", "/x?b=2&a=1&c=3"] {
+        let authorization = authorization(key().sign(&message("GET", signed, b"")));
+        let request = ArrivedRequest {
+            method: "GET",
+            target: sent,
+            host: None,
+            body: b"",
+            authorization: &authorization,
+        };
+        let finding = super::signature(&request, &key().public_key(), &[])
+            .finding
+            .unwrap();
+        assert_eq!(finding.mistake, "query_reordered", "{signed}");
+        assert!(finding.advice.contains(signed), "{}", finding.advice);
+    }
+}
+
+#[test]
+fn a_body_signed_without_the_line_break_it_ends_with_or_with_one_it_lacks_is_named() {
+    let windows = [BODY, b"\r\n"].concat();
+    let unix = [BODY, b"\n"].concat();
+    for (sent, signed, mistake, says) in [
+        (
+            windows.as_slice(),
+            BODY,
+            "body_line_break_at_end",
+            "ends with white space or a line break",
+        ),
+        (
+            BODY,
+            unix.as_slice(),
+            "body_line_break_at_end",
+            "with a line break at its end",
+        ),
+        // The same message as the `\n` after the body left out: both
+        // causes are named.
+        (
+            unix.as_slice(),
+            BODY,
+            "no_trailing_newline",
+            "the line break your body ends with",
+        ),
+    ] {
+        let authorization = authorization(key().sign(&message("PATCH", TARGET, signed)));
+        let request = ArrivedRequest {
+            body: sent,
+            ..patch(&authorization)
+        };
+        let finding = super::signature(&request, &key().public_key(), &[])
+            .finding
+            .unwrap();
+        assert_eq!(finding.mistake, mistake, "{says}");
+        assert!(finding.advice.contains(says), "{}", finding.advice);
+    }
+}
+
+#[test]
+fn a_diagnosis_makes_at_most_its_budget_of_verifications_however_many_certificates() {
+    let other = PrivateKey::generate().unwrap().public_key();
+    let serials: Vec<String> = (0..40).map(|n| format!("CERT{n}")).collect();
+    let others: Vec<(&str, &PublicKey)> = serials.iter().map(|s| (s.as_str(), &other)).collect();
+    let authorization = authorization(key().sign(b"something else"));
+    let request = patch(&authorization);
+    let diagnosis = super::signature(&request, &key().public_key(), &others);
+    assert_eq!(diagnosis.finding, None);
+    assert_eq!(diagnosis.verifications, MAX_SIGNATURE_TRIES);
+    assert!(diagnosis.tried.contains(&"other_certificate"));
+    let diagnosis = unknown_serial(&request, &others);
+    assert_eq!(diagnosis.verifications, MAX_SIGNATURE_TRIES);
 }
 
 /// SHA-1 is tried too: the interop tests sign with it through `openssl`
