@@ -12,7 +12,8 @@ use card_member_protocol::auth::Authorization;
 use serde_json::json;
 
 use crate::helpers::{
-    CARD_ID, CODE, OPENID, TestApp, random_nonce, spawn_app, spawn_app_with_settings, unix_now,
+    CARD_ID, CODE, OPENID, TestApp, UPDATE_TARGET, random_nonce, spawn_app,
+    spawn_app_with_settings, unix_now,
 };
 
 fn get_target() -> String {
@@ -54,6 +55,35 @@ async fn a_path_signed_without_its_query_is_explained_and_the_answer_on_the_wire
     assert!(
         message.starts_with(&format!("GET\\n\n{}\\n\n", get_target())),
         "the exact message, each \\n visible: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_query_signed_in_another_order_and_a_body_signed_without_its_last_line_break_are_explained()
+ {
+    let app = spawn_app().await;
+    let (path, query) = get_target()
+        .split_once('?')
+        .map(|(p, q)| (p.to_owned(), q.to_owned()))
+        .unwrap();
+    let (first, second) = query.split_once('&').unwrap();
+    let mut reordered = app.signed("GET", &format!("{path}?{second}&{first}"), b"");
+    reordered.target = get_target();
+    let response = app.send(&reordered).await;
+    response.assert_error(401, "SIGN_ERROR");
+    let (_, explanation) = app.explanation(&response).await;
+    assert_eq!(explanation["mistake"], "query_reordered", "{explanation}");
+
+    // A body read from a file with Windows line endings, signed trimmed.
+    let body = json!({"card_id": CARD_ID, "openid": OPENID, "level": "gold"}).to_string();
+    let mut from_a_file = app.signed("PATCH", UPDATE_TARGET, body.as_bytes());
+    from_a_file.body = format!("{body}\r\n").into_bytes();
+    let response = app.send(&from_a_file).await;
+    response.assert_error(401, "SIGN_ERROR");
+    let (_, explanation) = app.explanation(&response).await;
+    assert_eq!(
+        explanation["mistake"], "body_line_break_at_end",
+        "{explanation}"
     );
 }
 
