@@ -6,8 +6,9 @@
 //! signed without its query string, with its parameters in another order
 //! or with the scheme and host, a body re-serialised after signing or
 //! signed without the line break it ends with, a missing trailing `\n`,
-//! SHA-1 instead of SHA-256, another certificate's key, a ciphertext made
-//! with OAEP-SHA256 or PKCS#1 v1.5 or under another key). Each is tried
+//! SHA-1 instead of SHA-256, another certificate's key, a sensitive field
+//! sent unencrypted, a ciphertext made with OAEP-SHA256 or PKCS#1 v1.5 or
+//! under another key). Each is tried
 //! here as one public-key verification (or, for a ciphertext, one
 //! private-key decryption whose plaintext is thrown away unread), the
 //! most common first, and the first that matches is named with its fix.
@@ -404,6 +405,25 @@ pub fn unknown_serial(
 pub fn ciphertext(key: &PrivateKey, key_id: &str, ciphertext: &str) -> Diagnosis {
     let mut diagnosis = Diagnosis::default();
     let modulus = key.oaep().key_size_bytes();
+    // Standard base64 of one RSA block: 344 characters for 2048 bits. Half
+    // of that or less is no ciphertext under a key of half the size
+    // (1024 bits) or more: the value was sent as it is, unencrypted. Its
+    // length alone is said, never the value.
+    let base64_len = modulus.div_ceil(3) * 4;
+    let characters = ciphertext.chars().count();
+    if characters < base64_len / 2 {
+        diagnosis.found(
+            "not_encrypted",
+            format!(
+                "the field holds {characters} characters, where a ciphertext under the {}-bit \
+                 WeChat Pay public key {key_id} is {base64_len} characters of base64: it looks \
+                 sent as plaintext; encrypt its UTF-8 bytes with RSA-OAEP (SHA-1) under that \
+                 key and send the standard base64 of the result",
+                modulus * 8
+            ),
+        );
+        return diagnosis;
+    }
     let raw = match STANDARD.decode(ciphertext) {
         Ok(raw) => raw,
         Err(_) => {

@@ -257,6 +257,9 @@ fn every_ciphertext_mistake_is_named_and_a_good_ciphertext_is_not_blamed() {
             "ciphertext_not_base64",
         ),
         (STANDARD.encode([1u8; 128]), "ciphertext_wrong_length"),
+        // Sent as it is: a phone number, valid base64 or not.
+        ("13800138000".to_owned(), "not_encrypted"),
+        ("138001380001".to_owned(), "not_encrypted"),
     ];
     for (ciphertext, expected) in cases {
         let diagnosis = super::ciphertext(&key, "PUB_KEY_ID_1", &ciphertext);

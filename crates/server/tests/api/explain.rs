@@ -200,6 +200,25 @@ async fn a_ciphertext_made_with_oaep_sha256_is_explained_and_never_shown() {
 }
 
 #[tokio::test]
+async fn a_phone_number_sent_unencrypted_is_explained_by_its_length_never_shown() {
+    let app = spawn_app().await;
+    let response = app
+        .update(&json!({"card_id": CARD_ID, "openid": OPENID, "phone_number": "13800138000"}))
+        .await;
+    response.assert_error(400, "PARAM_ERROR");
+    let (_, explanation) = app.explanation(&response).await;
+    assert_eq!(explanation["step"], "ciphertext");
+    assert_eq!(explanation["field"], "/phone_number");
+    assert_eq!(explanation["mistake"], "not_encrypted", "{explanation}");
+    let diagnosis = explanation["diagnosis"].as_str().unwrap();
+    assert!(diagnosis.contains("holds 11 characters"), "{diagnosis}");
+    assert!(
+        !explanation.to_string().contains("13800138000"),
+        "{explanation}"
+    );
+}
+
+#[tokio::test]
 async fn explanations_are_bounded_per_brand_per_second_and_given_to_registered_brands_only() {
     let app = spawn_app().await;
     let started = Instant::now();
