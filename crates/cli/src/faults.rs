@@ -30,13 +30,13 @@ pub(crate) enum FaultCommand {
     /// was committed: the lost response), delay (--delay-ms, then the real
     /// answer), drop (the connection closed with no answer),
     /// drop-after-commit (the same after the change was committed),
-    /// bad-signature
-    /// (the real answer, its signature broken); for notifications:
-    /// notify-twice (delivered, then delivered again with the same id),
-    /// notify-out-of-order (held back --delay-ms, default 2000, while the
-    /// brand's later ones go ahead), notify-delay (each attempt --delay-ms
-    /// late). It fires on every matching request, on every Nth (--every)
-    /// or on the next N (--count). Kept across restarts.
+    /// bad-signature (the real answer, its signature broken); for
+    /// notifications: notify-twice (delivered, then delivered again with
+    /// the same id), notify-out-of-order (held back --delay-ms, default
+    /// 2000, while the brand's later ones go ahead), notify-delay (each
+    /// attempt --delay-ms late). It fires on every matching request, on
+    /// every Nth (--every) or on the next N (--count). Kept across
+    /// restarts.
     Add(AddArgs),
     /// The active faults, with how often each has fired.
     List {

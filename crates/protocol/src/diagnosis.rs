@@ -8,13 +8,12 @@
 //! signed without the line break it ends with, a missing trailing `\n`,
 //! SHA-1 instead of SHA-256, another certificate's key, a sensitive field
 //! sent unencrypted, a ciphertext made with OAEP-SHA256 or PKCS#1 v1.5 or
-//! under another key). Each is tried
-//! here as one public-key verification (or, for a ciphertext, one
-//! private-key decryption whose plaintext is thrown away unread), the
-//! most common first, and the first that matches is named with its fix.
-//! The cost of a diagnosis is bounded: at most [`MAX_SIGNATURE_TRIES`]
-//! verifications, however many certificates the brand has, and two
-//! decryptions.
+//! under another key). Each is tried here as one public-key verification
+//! (or, for a ciphertext, one private-key decryption whose plaintext is
+//! thrown away unread), the most common first, and the first that matches
+//! is named with its fix. The cost of a diagnosis is bounded: at most
+//! [`MAX_SIGNATURE_TRIES`] verifications, however many certificates the
+//! brand has, and two decryptions.
 
 use aws_lc_rs::rsa::{
     OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
@@ -405,10 +404,10 @@ pub fn unknown_serial(
 pub fn ciphertext(key: &PrivateKey, key_id: &str, ciphertext: &str) -> Diagnosis {
     let mut diagnosis = Diagnosis::default();
     let modulus = key.oaep().key_size_bytes();
-    // Standard base64 of one RSA block: 344 characters for 2048 bits. Half
-    // of that or less is no ciphertext under a key of half the size
-    // (1024 bits) or more: the value was sent as it is, unencrypted. Its
-    // length alone is said, never the value.
+    // Standard base64 of one RSA block: 344 characters for 2048 bits.
+    // Fewer than half of that is no ciphertext under a key of half the
+    // size (1024 bits) or more: the value was sent as it is, unencrypted.
+    // Its length alone is said, never the value.
     let base64_len = modulus.div_ceil(3) * 4;
     let characters = ciphertext.chars().count();
     if characters < base64_len / 2 {
