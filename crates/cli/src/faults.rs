@@ -35,7 +35,8 @@ pub(crate) enum FaultCommand {
     /// the same id), notify-out-of-order (held back --delay-ms, default
     /// 2000, while the brand's later ones go ahead), notify-delay (each
     /// attempt --delay-ms late). It fires on every matching request, on
-    /// every Nth (--every) or on the next N (--count). Kept across
+    /// every Nth (--every) or on the next N (--count); an after-commit
+    /// kind counts only requests whose change was committed. Kept across
     /// restarts.
     Add(AddArgs),
     /// The active faults, with how often each has fired.

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::auth::Authenticated;
 use crate::state::AppState;
-use crate::state::faults::{Fault, FaultKind};
+use crate::state::faults::{Fault, FaultKind, Turn};
 
 /// On a response whose failure was injected: its kind and, for an
 /// injected error answer, its code.
@@ -67,41 +67,50 @@ pub(crate) async fn inject(
     let (Some(brand), Some(endpoint)) = (brand, endpoint) else {
         return next.run(request).await;
     };
-    let Some(fault) = state.fire_fault(&brand, endpoint.name, false) else {
-        return next.run(request).await;
-    };
-    let mut response = match fault.kind {
-        FaultKind::Error => error_answer(&fault),
-        FaultKind::ErrorAfterCommit | FaultKind::DropAfterCommit => {
+    let (mut response, fault) = match state.fire_fault(&brand, endpoint.name, Turn::Request) {
+        Some(fault) => {
+            let response = match fault.kind {
+                FaultKind::Error => error_answer(&fault),
+                FaultKind::Delay => {
+                    tokio::time::sleep(fault.delay()).await;
+                    next.run(request).await
+                }
+                FaultKind::Drop => dropped(),
+                FaultKind::BadSignature => {
+                    let mut response = next.run(request).await;
+                    break_signature(&mut response);
+                    response
+                }
+                // Not of this turn: never fired here.
+                FaultKind::ErrorAfterCommit
+                | FaultKind::DropAfterCommit
+                | FaultKind::NotifyTwice
+                | FaultKind::NotifyOutOfOrder
+                | FaultKind::NotifyDelay => next.run(request).await,
+            };
+            (response, fault)
+        }
+        None => {
             let real = next.run(request).await;
             // A refused request committed nothing: there is no response to
-            // lose, and it is answered as it is, not marked injected.
+            // lose, and an after-commit fault neither fires nor is spent.
             if !real.status().is_success() {
                 return real;
             }
-            if fault.kind == FaultKind::ErrorAfterCommit {
+            let Some(fault) = state.fire_fault(&brand, endpoint.name, Turn::AfterCommit) else {
+                return real;
+            };
+            let lost = if fault.kind == FaultKind::ErrorAfterCommit {
                 error_answer(&fault)
             } else {
                 dropped()
-            }
-        }
-        FaultKind::Delay => {
-            tokio::time::sleep(fault.delay()).await;
-            next.run(request).await
-        }
-        FaultKind::Drop => dropped(),
-        FaultKind::BadSignature => {
-            let mut response = next.run(request).await;
-            break_signature(&mut response);
-            response
-        }
-        FaultKind::NotifyTwice | FaultKind::NotifyOutOfOrder | FaultKind::NotifyDelay => {
-            next.run(request).await
+            };
+            (lost, fault)
         }
     };
     response.extensions_mut().insert(Injected {
         kind: fault.kind,
-        code: fault.code.clone(),
+        code: fault.code,
     });
     response
 }

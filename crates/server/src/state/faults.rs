@@ -91,11 +91,34 @@ impl FaultKind {
 
     /// Whether it acts on notifications (else on API requests).
     pub(crate) fn is_notification(self) -> bool {
-        matches!(
-            self,
-            FaultKind::NotifyTwice | FaultKind::NotifyOutOfOrder | FaultKind::NotifyDelay
-        )
+        self.turn() == Turn::Notification
     }
+
+    /// When it is considered.
+    pub(crate) fn turn(self) -> Turn {
+        match self {
+            FaultKind::NotifyTwice | FaultKind::NotifyOutOfOrder | FaultKind::NotifyDelay => {
+                Turn::Notification
+            }
+            FaultKind::ErrorAfterCommit | FaultKind::DropAfterCommit => Turn::AfterCommit,
+            FaultKind::Error | FaultKind::Delay | FaultKind::Drop | FaultKind::BadSignature => {
+                Turn::Request
+            }
+        }
+    }
+}
+
+/// When a fault is considered, and so what its `--every` and `--count`
+/// count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// As an API request arrives (authenticated).
+    Request,
+    /// Once an API request's change was committed (a success): a request
+    /// refused, which committed nothing, neither fires nor spends it.
+    AfterCommit,
+    /// As a notification is about to be sent.
+    Notification,
 }
 
 /// An active fault.
@@ -334,10 +357,10 @@ impl Faults {
     }
 
     /// The fault that fires for a request of `brand_id` to `target` (an
-    /// endpoint's name, or a notification's event type when
-    /// `notification`), if one does: the oldest matching one whose turn it
-    /// is. A fault whose count runs out is removed.
-    pub(crate) fn fire(&self, brand_id: &str, target: &str, notification: bool) -> Option<Fault> {
+    /// endpoint's name, or a notification's event type) at `turn`, if one
+    /// does: the oldest matching one whose turn it is. A fault whose count
+    /// runs out is removed.
+    pub(crate) fn fire(&self, brand_id: &str, target: &str, turn: Turn) -> Option<Fault> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
@@ -347,7 +370,7 @@ impl Faults {
             let fault = &mut a.fault;
             let matches = fault.brand_id == brand_id
                 && (fault.endpoint == "*" || fault.endpoint == target)
-                && fault.kind.is_notification() == notification;
+                && fault.kind.turn() == turn;
             if !matches {
                 continue;
             }
@@ -472,31 +495,66 @@ mod tests {
             },
             1,
         );
-        assert!(faults.fire("1001", "update_user_card", false).is_some());
         assert!(
-            faults.fire("1002", "update_user_card", false).is_none(),
+            faults
+                .fire("1001", "update_user_card", Turn::Request)
+                .is_some()
+        );
+        assert!(
+            faults
+                .fire("1002", "update_user_card", Turn::Request)
+                .is_none(),
             "another brand"
         );
         assert!(
-            faults.fire("1001", "get_user_card", false).is_none(),
+            faults
+                .fire("1001", "get_user_card", Turn::Request)
+                .is_none(),
             "another endpoint"
         );
         assert!(
-            faults.fire("1001", "update_user_card", true).is_none(),
+            faults
+                .fire("1001", "update_user_card", Turn::Notification)
+                .is_none(),
             "not a notification"
         );
         assert_eq!(
             faults
-                .fire("1001", "update_user_card", false)
+                .fire("1001", "update_user_card", Turn::Request)
                 .unwrap()
                 .remaining,
             Some(0)
         );
         assert!(
-            faults.fire("1001", "update_user_card", false).is_none(),
+            faults
+                .fire("1001", "update_user_card", Turn::Request)
+                .is_none(),
             "spent"
         );
         assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn an_after_commit_fault_is_considered_only_after_a_commit() {
+        let faults = active(
+            &FaultSpec {
+                count: Some(1),
+                ..spec("drop-after-commit")
+            },
+            1,
+        );
+        assert!(
+            faults
+                .fire("1001", "update_user_card", Turn::Request)
+                .is_none(),
+            "not as the request arrives"
+        );
+        assert_eq!(faults.list()[0].injected, 0, "nor spent then");
+        let fired = faults
+            .fire("1001", "update_user_card", Turn::AfterCommit)
+            .unwrap();
+        assert_eq!(fired.kind, FaultKind::DropAfterCommit);
+        assert!(faults.list().is_empty(), "spent");
     }
 
     #[test]
@@ -510,10 +568,10 @@ mod tests {
             7,
         );
         let fired: Vec<bool> = (0..6)
-            .map(|_| faults.fire("1001", "get_card", false).is_some())
+            .map(|_| faults.fire("1001", "get_card", Turn::Request).is_some())
             .collect();
         assert_eq!(fired, [false, false, true, false, false, true]);
         faults.clear(Some("1001"), Some(7));
-        assert!(faults.fire("1001", "get_card", false).is_none());
+        assert!(faults.fire("1001", "get_card", Turn::Request).is_none());
     }
 }

@@ -67,16 +67,16 @@ impl AppState {
     }
 
     /// The injected failure that fires for a request of `brand_id` to
-    /// `target` (an endpoint's name, or a notification's event type when
-    /// `notification`), if one does: counted in `/metrics` and, in the
-    /// background, in storage.
+    /// `target` (an endpoint's name, or a notification's event type) at
+    /// `turn`, if one does: counted in `/metrics` and, in the background,
+    /// in storage.
     pub(crate) fn fire_fault(
         &self,
         brand_id: &str,
         target: &str,
-        notification: bool,
+        turn: faults::Turn,
     ) -> Option<faults::Fault> {
-        let fault = self.faults.fire(brand_id, target, notification)?;
+        let fault = self.faults.fire(brand_id, target, turn)?;
         self.metrics.injected(fault.kind.name(), target);
         tracing::info!(
             fault = fault.id,

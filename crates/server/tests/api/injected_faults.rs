@@ -187,7 +187,7 @@ async fn a_connection_dropped_after_the_commit_gets_no_answer_and_the_change_sta
     let app = spawn_app().await;
     inject(
         &app,
-        json!({"endpoint": "update_user_card", "kind": "drop-after-commit", "count": 2}),
+        json!({"endpoint": "update_user_card", "kind": "drop-after-commit", "count": 1}),
     )
     .await;
     let update = |level: &str| {
@@ -198,6 +198,13 @@ async fn a_connection_dropped_after_the_commit_gets_no_answer_and_the_change_sta
                 .unwrap(),
         )
     };
+    // A refused request commits nothing: it is answered as it is, not
+    // marked injected, and the fault is not spent on it.
+    let refused = app.send(&update(&"x".repeat(11))).await;
+    refused.assert_error(400, "PARAM_ERROR");
+    let (_, listed) = faults(&app, "GET", "", None).await;
+    assert_eq!(listed["data"][0]["injected"], 0, "{listed}");
+
     let answer = answer_on_its_own_connection(&app, &update("dropped")).await;
     assert!(
         answer.is_empty(),
@@ -209,17 +216,14 @@ async fn a_connection_dropped_after_the_commit_gets_no_answer_and_the_change_sta
         Some("dropped"),
         "the change was committed"
     );
-    // A refused request committed nothing: it is answered as it is, and
-    // not marked injected (the request log marks the dropped one only).
-    let refused = app.send(&update(&"x".repeat(11))).await;
-    refused.assert_error(400, "PARAM_ERROR");
+    let (_, listed) = faults(&app, "GET", "", None).await;
+    assert_eq!(listed["data"], json!([]), "spent on the change: {listed}");
     let page = app.console_page("/console/requests").await;
     assert_eq!(
         page.matches("injected: drop-after-commit").count(),
         1,
         "{page}"
     );
-    assert!(page.contains("PARAM_ERROR"), "{page}");
 }
 
 #[tokio::test]

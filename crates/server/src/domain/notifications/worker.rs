@@ -17,7 +17,7 @@ use super::{DEADLINE, api_v3_key, next_outcome, seal_context};
 use crate::ops::repeated::{Repeated, WARN_AT_MOST_EVERY};
 use crate::records::{AttemptRecord, DeliveryOutcome, OutboxRecord};
 use crate::state::AppState;
-use crate::state::faults::FaultKind;
+use crate::state::faults::{FaultKind, Turn};
 use crate::storage::{Claim, Claimed};
 
 /// Deliveries in flight for one brand.
@@ -214,7 +214,7 @@ pub(crate) fn spawn_worker(state: Arc<AppState>) -> Worker {
                             let fault = state.fire_fault(
                                 &notification.brand_id,
                                 &notification.event_type,
-                                true,
+                                Turn::Notification,
                             );
                             let kind = fault.as_ref().map(|fault| fault.kind);
                             if let Some(fault) = &fault
