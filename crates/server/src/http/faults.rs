@@ -2,10 +2,9 @@
 //! Runs after authentication (the brand is known, the nonce recorded) and
 //! outside response signing, so that an error comes before anything is
 //! applied, a lost response (an error answer, or none) after the change is
-//! committed, and a broken
-//! signature over a real answer. Every injected answer is marked, so that
-//! the request log, the console and `/metrics` never take it for a real
-//! failure.
+//! committed, and a broken signature over a real answer. Every injected
+//! answer is marked, so that the request log, the console and `/metrics`
+//! never take it for a real failure.
 
 use std::sync::Arc;
 
