@@ -135,12 +135,8 @@ impl From<Error> for CliError {
 /// For a refusal a server explains (signature, serial, timestamp, nonce, a
 /// ciphertext), the command that says why.
 fn explain_hint(api: &card_member_client::ApiError) -> String {
-    let issue = api.detail.as_ref().and_then(|d| d.issue.as_deref());
-    let explained = api.status == 401
-        || issue == Some("could not be decrypted")
-        || api.message.contains("Wechatpay-Serial");
-    match (&api.request_id, explained) {
-        (Some(id), true) => format!("\nwhy: card-member explain {id}"),
+    match &api.request_id {
+        Some(id) if api.is_explained() => format!("\nwhy: card-member explain {id}"),
         _ => String::new(),
     }
 }

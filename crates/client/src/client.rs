@@ -374,7 +374,7 @@ impl Client {
     }
 }
 
-fn transport_error(error: reqwest::Error) -> Error {
+pub(crate) fn transport_error(error: reqwest::Error) -> Error {
     // A refused or failed connection never carried the request; anything
     // later (a timeout, a reset) may have.
     let never_sent = error.is_connect() || error.is_builder();
@@ -383,7 +383,7 @@ fn transport_error(error: reqwest::Error) -> Error {
     Error::Transport(transport)
 }
 
-fn api_error(
+pub(crate) fn api_error(
     status: u16,
     body: &[u8],
     request_id: Option<String>,

@@ -20,7 +20,8 @@
 //! - [`UserCardUpdate`], [`UserCardImport`]: requests with sensitive fields
 //!   in plaintext ([`SecretString`]); [`DecryptedFields`]: a card's
 //!   sensitive fields, decrypted on request with [`Client::decrypt`].
-//! - [`Error`]: failures by stage.
+//! - [`Error`]: failures by stage; [`Client::explain`] asks the sandbox
+//!   why it refused a request ([`ApiError::is_explained`]).
 //!
 //! # Quickstart
 //!
@@ -51,6 +52,7 @@
 mod builder;
 mod client;
 mod error;
+mod explain;
 mod limiter;
 pub mod notify;
 pub mod pages;
@@ -73,6 +75,7 @@ pub use card_member_protocol::model::{
 pub use card_member_protocol::secret::SecretString;
 pub use client::{Client, SignedRequest};
 pub use error::{ApiError, BuildError, Error, TransportError, error_chain};
+pub use explain::Explanation;
 pub use resources::{Activity, Cards, Media, UserCards};
 pub use retry::RetryPolicy;
 pub use sensitive::{

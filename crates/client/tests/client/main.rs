@@ -3,6 +3,7 @@
 //! against a scripted server only for what the real one cannot produce on
 //! demand (tampered, unsigned, stale or otherwise signed answers).
 
+mod explain;
 mod faults;
 mod real_server;
 mod scripted;
