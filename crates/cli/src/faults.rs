@@ -36,8 +36,8 @@ pub(crate) enum FaultCommand {
     /// 2000, while the brand's later ones go ahead), notify-delay (each
     /// attempt --delay-ms late). It fires on every matching request, on
     /// every Nth (--every) or on the next N (--count); an after-commit
-    /// kind counts only requests whose change was committed. Kept across
-    /// restarts.
+    /// kind counts only requests whose change was committed (after a
+    /// delay too: a slow answer, then lost). Kept across restarts.
     Add(AddArgs),
     /// The active faults, with how often each has fired.
     List {

@@ -66,50 +66,56 @@ pub(crate) async fn inject(
     let (Some(brand), Some(endpoint)) = (brand, endpoint) else {
         return next.run(request).await;
     };
-    let (mut response, fault) = match state.fire_fault(&brand, endpoint.name, Turn::Request) {
-        Some(fault) => {
-            let response = match fault.kind {
-                FaultKind::Error => error_answer(&fault),
-                FaultKind::Delay => {
-                    tokio::time::sleep(fault.delay()).await;
-                    next.run(request).await
-                }
-                FaultKind::Drop => dropped(),
-                FaultKind::BadSignature => {
-                    let mut response = next.run(request).await;
-                    break_signature(&mut response);
-                    response
-                }
-                // Not of this turn: never fired here.
-                FaultKind::ErrorAfterCommit
-                | FaultKind::DropAfterCommit
-                | FaultKind::NotifyTwice
-                | FaultKind::NotifyOutOfOrder
-                | FaultKind::NotifyDelay => next.run(request).await,
-            };
-            (response, fault)
-        }
-        None => {
-            let real = next.run(request).await;
-            // A refused request committed nothing: there is no response to
-            // lose, and an after-commit fault neither fires nor is spent.
-            if !real.status().is_success() {
-                return real;
+    let first = state.fire_fault(&brand, endpoint.name, Turn::Request);
+    let real = match &first {
+        Some(fault) => match fault.kind {
+            FaultKind::Error => return marked(error_answer(fault), fault),
+            FaultKind::Drop => return marked(dropped(), fault),
+            FaultKind::BadSignature => {
+                let mut response = next.run(request).await;
+                break_signature(&mut response);
+                return marked(response, fault);
             }
-            let Some(fault) = state.fire_fault(&brand, endpoint.name, Turn::AfterCommit) else {
-                return real;
-            };
-            let lost = if fault.kind == FaultKind::ErrorAfterCommit {
-                error_answer(&fault)
-            } else {
-                dropped()
-            };
-            (lost, fault)
-        }
+            FaultKind::Delay => {
+                tokio::time::sleep(fault.delay()).await;
+                next.run(request).await
+            }
+            // Not of this turn: never fired here.
+            FaultKind::ErrorAfterCommit
+            | FaultKind::DropAfterCommit
+            | FaultKind::NotifyTwice
+            | FaultKind::NotifyOutOfOrder
+            | FaultKind::NotifyDelay => next.run(request).await,
+        },
+        None => next.run(request).await,
     };
+    // A refused request committed nothing: there is no response to lose,
+    // and an after-commit fault neither fires nor is spent. A delayed one
+    // may still lose its answer (a slow provider that then fails).
+    if real.status().is_success()
+        && let Some(fault) = state.fire_fault(&brand, endpoint.name, Turn::AfterCommit)
+    {
+        let lost = if fault.kind == FaultKind::ErrorAfterCommit {
+            error_answer(&fault)
+        } else {
+            dropped()
+        };
+        return marked(lost, &fault);
+    }
+    match &first {
+        Some(fault) => marked(real, fault),
+        None => real,
+    }
+}
+
+/// `response`, marked as shaped by `fault`: the request log, the console
+/// and `/metrics` tell it from a real answer (a delay and a lost answer
+/// after it are both counted in `/metrics`, the answer marked with the
+/// lost one).
+fn marked(mut response: Response, fault: &Fault) -> Response {
     response.extensions_mut().insert(Injected {
         kind: fault.kind,
-        code: fault.code,
+        code: fault.code.clone(),
     });
     response
 }

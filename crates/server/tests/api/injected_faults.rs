@@ -110,6 +110,40 @@ async fn a_lost_response_is_an_error_answered_after_the_change_was_committed() {
 }
 
 #[tokio::test]
+async fn a_delayed_request_can_still_lose_its_answer_after_the_commit() {
+    let app = spawn_app().await;
+    inject(
+        &app,
+        json!({"endpoint": "update_user_card", "kind": "delay", "delay_ms": 300, "count": 1}),
+    )
+    .await;
+    inject(
+        &app,
+        json!({"endpoint": "update_user_card", "kind": "error-after-commit", "count": 1}),
+    )
+    .await;
+    let started = Instant::now();
+    update_level(&app, "slow, lost")
+        .await
+        .assert_refused(500, "SYSTEM_ERROR", "injected");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "delayed first"
+    );
+    assert_eq!(
+        level(&app).await.as_deref(),
+        Some("slow, lost"),
+        "the change was committed"
+    );
+    let (_, listed) = faults(&app, "GET", "", None).await;
+    assert_eq!(
+        listed["data"],
+        json!([]),
+        "both fired, both spent: {listed}"
+    );
+}
+
+#[tokio::test]
 async fn a_429_fault_takes_the_providers_code_or_another_and_says_when_to_retry() {
     let app = spawn_app().await;
     inject(
