@@ -81,11 +81,7 @@ impl Storage {
                     values![sealed.as_slice()],
                 )
                 .await?;
-                db.query(SELECT_CHECK, &[])
-                    .await?
-                    .first()
-                    .ok_or(StorageError::NotFound)?
-                    .bytes(0)
+                db.query_one(SELECT_CHECK, &[]).await?.bytes(0)
             })
         })
         .await
@@ -97,37 +93,34 @@ impl Storage {
     pub(crate) async fn a_sealed_sample(&self) -> Result<Option<SealedSample>, StorageError> {
         self.run(Mode::Read, |db| {
             Box::pin(async move {
-                let brands = db
-                    .query(
+                let brand = db
+                    .query_opt(
                         "SELECT brand_id, api_v3_key FROM brands \
                          WHERE api_v3_key IS NOT NULL LIMIT 1",
                         &[],
                     )
                     .await?;
-                if let Some(row) = brands.first() {
+                if let Some(row) = brand {
                     return Ok(Some(SealedSample::ApiV3Key {
                         brand_id: row.text(0)?,
                         sealed: row.bytes(1)?,
                     }));
                 }
-                let cards = db
-                    .query(
-                        "SELECT brand_id, card_id, user_card_code, phone_number FROM user_cards \
-                         WHERE phone_number IS NOT NULL LIMIT 1",
-                        &[],
-                    )
-                    .await?;
-                cards
-                    .first()
-                    .map(|row| {
-                        Ok(SealedSample::PhoneNumber {
-                            brand_id: row.text(0)?,
-                            card_id: row.text(1)?,
-                            user_card_code: row.text(2)?,
-                            sealed: row.bytes(3)?,
-                        })
+                db.query_opt(
+                    "SELECT brand_id, card_id, user_card_code, phone_number FROM user_cards \
+                     WHERE phone_number IS NOT NULL LIMIT 1",
+                    &[],
+                )
+                .await?
+                .map(|row| {
+                    Ok(SealedSample::PhoneNumber {
+                        brand_id: row.text(0)?,
+                        card_id: row.text(1)?,
+                        user_card_code: row.text(2)?,
+                        sealed: row.bytes(3)?,
                     })
-                    .transpose()
+                })
+                .transpose()
             })
         })
         .await
