@@ -82,8 +82,9 @@ pub(crate) enum Command {
     /// Put a notification receiver to the test through a running server:
     /// genuine notifications (expect 2xx), the same id again, one whose
     /// JSON is laid out otherwise (expect 2xx: verify the bytes that
-    /// arrived), a forged signature, the WECHATPAY/SIGNTEST/ probe, a wrong
-    /// Wechatpay-Serial, timestamps 6 minutes off, a tampered ciphertext or
+    /// arrived), a forged signature, the WECHATPAY/SIGNTEST/ probe, no
+    /// signature headers at all, a wrong Wechatpay-Serial, timestamps 6
+    /// minutes off, a tampered ciphertext or
     /// associated_data, another APIv3 key (expect refusals), an unknown
     /// event type (expect 2xx). Exit 1 if it failed a check.
     NotifyTest(receiver_battery::NotifyTestArgs),

@@ -175,6 +175,6 @@ async fn notify_test_passes_card_member_listen_and_flags_a_receiver_that_acknowl
     .await;
     assert_eq!(flagged.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&flagged.stdout).unwrap();
-    assert_eq!(report["accepted_forgeries"], 8);
-    assert!(String::from_utf8_lossy(&flagged.stderr).contains("8 notification(s)"));
+    assert_eq!(report["accepted_forgeries"], 9);
+    assert!(String::from_utf8_lossy(&flagged.stderr).contains("9 notification(s)"));
 }

@@ -87,6 +87,8 @@ enum Spoil {
     /// The provider's signature probe: `WECHATPAY/SIGNTEST/` before the
     /// signature (PROTOCOL.md §3), which must fail verification.
     Probe,
+    /// No `Wechatpay-*` header at all.
+    Unsigned,
 }
 
 /// Runs the battery against `url` for `brand_id`.
@@ -170,6 +172,11 @@ pub(crate) async fn run(state: &AppState, brand_id: &str, url: &str) -> Result<R
         0,
         Spoil::Probe,
     ));
+    cases.push(Case {
+        hint: "a notification without Wechatpay-Signature, -Timestamp, -Nonce or -Serial is \
+               unsigned: refuse it, do not skip the check",
+        ..refused("no signature headers", first.clone(), 0, Spoil::Unsigned)
+    });
     cases.push(refused(
         "a wrong Wechatpay-Serial",
         first.clone(),
@@ -354,7 +361,8 @@ async fn send(state: &AppState, client: &reqwest::Client, url: &str, case: Case)
     let timestamp = state.clock.unix_now() + case.skew_secs;
     let signature = state.crypto.sign_response(timestamp, &body);
     let mut request = client.post(url).header("Content-Type", "application/json");
-    for (name, value) in signature.headers() {
+    let signed = case.spoil != Spoil::Unsigned;
+    for (name, value) in signature.headers().into_iter().filter(|_| signed) {
         let value = match (name, case.spoil) {
             (HEADER_SIGNATURE, Spoil::Signature) => flip_a_bit(value),
             (HEADER_SIGNATURE, Spoil::Probe) => format!("WECHATPAY/SIGNTEST/{value}"),
@@ -395,9 +403,12 @@ async fn send(state: &AppState, client: &reqwest::Client, url: &str, case: Case)
         (Expect::Acknowledge, Ok(_)) => (true, case.note.to_owned()),
         (Expect::Refuse, Ok(_)) if acknowledged => (
             false,
-            "ACCEPTED: a receiver must verify the signature, the serial, the timestamp (5 \
-             minutes) and decrypt before acknowledging"
-                .to_owned(),
+            format!(
+                "ACCEPTED: a receiver must verify the signature, the serial, the timestamp (5 \
+                 minutes) and decrypt before acknowledging{}{}",
+                if case.hint.is_empty() { "" } else { "; " },
+                case.hint
+            ),
         ),
         (Expect::Refuse, Ok(_)) => (true, String::new()),
     };

@@ -2,7 +2,8 @@
 //! notify-test` calls): a receiver that verifies, checks the time and
 //! decrypts passes; one that acknowledges anything is flagged, each
 //! forgery it accepted named; one that verifies JSON it wrote again
-//! refuses a genuine notification laid out otherwise.
+//! refuses a genuine notification laid out otherwise; one that verifies
+//! only what comes signed accepts an unsigned one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,9 +26,19 @@ struct Careful {
     key_id: String,
     key: PublicKey,
     api_v3_key: String,
-    /// The bug of a receiver that binds the body to an object and verifies
-    /// the signature over that object written again as JSON.
-    verifies_json_written_again: bool,
+    bug: Bug,
+}
+
+/// A bug a careful receiver may still have.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bug {
+    None,
+    /// It binds the body to an object and verifies the signature over that
+    /// object written again as JSON.
+    VerifiesJsonWrittenAgain,
+    /// It verifies a notification that carries signature headers, and
+    /// skips the check on one that carries none.
+    VerifiesOnlyWhenSigned,
 }
 
 async fn careful(
@@ -36,22 +47,25 @@ async fn careful(
     body: Bytes,
 ) -> StatusCode {
     let header = |name: &str| headers.get(name)?.to_str().ok();
-    let Ok(signature) = ResponseSignature::from_headers(header) else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    let body = if receiver.verifies_json_written_again {
-        let Ok(bound) = serde_json::from_slice::<Envelope>(&body) else {
-            return StatusCode::BAD_REQUEST;
+    let unsigned = header("Wechatpay-Signature").is_none();
+    if !(unsigned && receiver.bug == Bug::VerifiesOnlyWhenSigned) {
+        let Ok(signature) = ResponseSignature::from_headers(header) else {
+            return StatusCode::UNAUTHORIZED;
         };
-        Bytes::from(serde_json::to_vec(&bound).unwrap())
-    } else {
-        body
-    };
-    if signature
-        .verify(&receiver.key_id, &receiver.key, &body, unix_now())
-        .is_err()
-    {
-        return StatusCode::UNAUTHORIZED;
+        let signed = if receiver.bug == Bug::VerifiesJsonWrittenAgain {
+            let Ok(bound) = serde_json::from_slice::<Envelope>(&body) else {
+                return StatusCode::BAD_REQUEST;
+            };
+            Bytes::from(serde_json::to_vec(&bound).unwrap())
+        } else {
+            body.clone()
+        };
+        if signature
+            .verify(&receiver.key_id, &receiver.key, &signed, unix_now())
+            .is_err()
+        {
+            return StatusCode::UNAUTHORIZED;
+        }
     }
     let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) else {
         return StatusCode::BAD_REQUEST;
@@ -62,12 +76,12 @@ async fn careful(
     }
 }
 
-async fn start_careful(app: &TestApp, verifies_json_written_again: bool) -> SocketAddr {
+async fn start_careful(app: &TestApp, bug: Bug) -> SocketAddr {
     let receiver = Arc::new(Careful {
         key_id: app.wechatpay_public_key_id.clone(),
         key: app.wechatpay_public_key.clone(),
         api_v3_key: app.api_v3_key.clone(),
-        verifies_json_written_again,
+        bug,
     });
     let router = axum::Router::new()
         .route("/notify", axum::routing::post(careful))
@@ -101,7 +115,7 @@ fn verdicts(report: &Value) -> Vec<(String, bool)> {
 #[tokio::test]
 async fn a_receiver_that_verifies_checks_the_time_and_decrypts_passes_every_check() {
     let app = spawn_app().await;
-    let address = start_careful(&app, false).await;
+    let address = start_careful(&app, Bug::None).await;
     let (status, report) = notify_test(&app, &format!("http://{address}/notify")).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["passed"], true, "{report:#}");
@@ -118,6 +132,7 @@ async fn a_receiver_that_verifies_checks_the_time_and_decrypts_passes_every_chec
         "genuine, its JSON spaced and escaped",
         "a forged signature",
         "a signature probe (WECHATPAY/SIGNTEST/…)",
+        "no signature headers",
         "a wrong Wechatpay-Serial",
         "a timestamp 6 minutes old",
         "a timestamp 6 minutes ahead",
@@ -147,7 +162,7 @@ async fn a_receiver_that_acknowledges_anything_is_flagged_for_each_forgery_it_ac
     let naive = TestReceiver::start(&[]).await;
     let (_, report) = notify_test(&app, &naive.url()).await;
     assert_eq!(report["passed"], false);
-    assert_eq!(report["accepted_forgeries"], 8, "{report:#}");
+    assert_eq!(report["accepted_forgeries"], 9, "{report:#}");
     for (name, passed) in verdicts(&report) {
         let should_refuse = !(name.starts_with("genuine")
             || name == "the same id again"
@@ -160,7 +175,7 @@ async fn a_receiver_that_acknowledges_anything_is_flagged_for_each_forgery_it_ac
 async fn a_receiver_that_verifies_json_it_wrote_again_fails_the_genuine_notification_laid_out_otherwise()
  {
     let app = spawn_app().await;
-    let address = start_careful(&app, true).await;
+    let address = start_careful(&app, Bug::VerifiesJsonWrittenAgain).await;
     let (_, report) = notify_test(&app, &format!("http://{address}/notify")).await;
     assert_eq!(report["passed"], false, "{report:#}");
     assert_eq!(report["accepted_forgeries"], 0, "{report:#}");
@@ -179,6 +194,27 @@ async fn a_receiver_that_verifies_json_it_wrote_again_fails_the_genuine_notifica
             .contains("over the body's bytes as they arrived"),
         "{report:#}"
     );
+}
+
+#[tokio::test]
+async fn a_receiver_that_verifies_only_what_comes_signed_accepts_an_unsigned_notification_and_is_told()
+ {
+    let app = spawn_app().await;
+    let address = start_careful(&app, Bug::VerifiesOnlyWhenSigned).await;
+    let (_, report) = notify_test(&app, &format!("http://{address}/notify")).await;
+    assert_eq!(report["passed"], false, "{report:#}");
+    assert_eq!(report["accepted_forgeries"], 1, "{report:#}");
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["passed"] != true)
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["name"], "no signature headers");
+    let note = failed[0]["note"].as_str().unwrap();
+    assert!(note.starts_with("ACCEPTED"), "{note}");
+    assert!(note.contains("do not skip the check"), "{note}");
 }
 
 #[tokio::test]
