@@ -52,16 +52,18 @@ async fn careful(
         let Ok(signature) = ResponseSignature::from_headers(header) else {
             return StatusCode::UNAUTHORIZED;
         };
+        let written_again;
         let signed = if receiver.bug == Bug::VerifiesJsonWrittenAgain {
             let Ok(bound) = serde_json::from_slice::<Envelope>(&body) else {
                 return StatusCode::BAD_REQUEST;
             };
-            Bytes::from(serde_json::to_vec(&bound).unwrap())
+            written_again = serde_json::to_vec(&bound).unwrap();
+            &written_again
         } else {
-            body.clone()
+            &body[..]
         };
         if signature
-            .verify(&receiver.key_id, &receiver.key, &signed, unix_now())
+            .verify(&receiver.key_id, &receiver.key, signed, unix_now())
             .is_err()
         {
             return StatusCode::UNAUTHORIZED;
