@@ -340,12 +340,7 @@ impl Client {
         let headers = response.headers().clone();
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
         let request_id = header(HEADER_REQUEST_ID).map(str::to_owned);
-        let body = response.bytes().await.map_err(|err| {
-            Error::Transport(TransportError::new(
-                true,
-                format!("reading the response failed: {err}"),
-            ))
-        })?;
+        let body = read_capped(response).await?;
         if !(200..300).contains(&status) {
             return Err(Error::api_error(api_error(
                 status,
@@ -372,6 +367,42 @@ impl Client {
             request_id,
         })
     }
+}
+
+/// The most of an answer the client reads: the API's largest (a page of 20
+/// templates with their fields) is a few hundred KiB. A larger answer, a
+/// proxy's or a server's gone wrong, is refused before it is read whole, not
+/// held in memory however long it runs.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// An answer's body, at most [`MAX_RESPONSE_BYTES`]: a `Content-Length`
+/// over it is refused unread, a body that runs over it as it arrives.
+pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Error> {
+    let failed = |message: String| Error::Transport(TransportError::new(true, message));
+    let too_large = || {
+        failed(format!(
+            "the answer is larger than {} MiB, the most the client reads: not read",
+            MAX_RESPONSE_BYTES >> 20
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| failed(format!("reading the response failed: {err}")))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 pub(crate) fn transport_error(error: reqwest::Error) -> Error {

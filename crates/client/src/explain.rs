@@ -15,8 +15,8 @@ use card_member_protocol::endpoints::encode_component;
 use card_member_protocol::response::HEADER_REQUEST_ID;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, api_error, transport_error};
-use crate::error::{ApiError, Error, TransportError};
+use crate::client::{Client, api_error, read_capped, transport_error};
+use crate::error::{ApiError, Error};
 
 /// Why the sandbox refused one request, as `card-member explain` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -132,12 +132,7 @@ impl Client {
             .get(HEADER_REQUEST_ID)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await.map_err(|err| {
-            Error::Transport(TransportError::new(
-                false,
-                format!("reading the explanation failed: {err}"),
-            ))
-        })?;
+        let body = read_capped(response).await?;
         if !(200..300).contains(&status) {
             return Err(Error::api_error(api_error(
                 status,

@@ -9,7 +9,8 @@
 //! (honouring `Retry-After`); every 2xx answer is verified (signature
 //! headers, WeChat Pay public key ID, 5-minute window, signature over the
 //! raw body) before its body is decoded. An unverified answer is never
-//! returned as data.
+//! returned as data, and an answer larger than [`MAX_RESPONSE_BYTES`] is
+//! not read.
 //!
 //! # Layout
 //!
@@ -73,7 +74,7 @@ pub use card_member_protocol::model::{
     UserCard, UserCardConfirmState, UserCardState, UserInformationForm,
 };
 pub use card_member_protocol::secret::SecretString;
-pub use client::{Client, SignedRequest};
+pub use client::{Client, MAX_RESPONSE_BYTES, SignedRequest};
 pub use error::{ApiError, BuildError, Error, TransportError, error_chain};
 pub use explain::Explanation;
 pub use resources::{Activity, Cards, Media, UserCards};

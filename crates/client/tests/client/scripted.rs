@@ -1,6 +1,7 @@
 //! A scripted server answers what a real one cannot produce on demand:
 //! forged, stale or missing signatures, probes, wrong serials, 5xx and 429
-//! sequences, a refusing primary host, non-JSON errors.
+//! sequences, a refusing primary host, non-JSON errors, answers too large
+//! to read.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -279,6 +280,42 @@ async fn a_non_json_error_body_is_reported_as_an_api_error() {
     let api = call(&server).await.unwrap_err().api().cloned().unwrap();
     assert_eq!((api.status, api.code.as_str()), (404, "HTTP_404"));
     assert!(api.message.contains("not here"));
+}
+
+/// The transport error of an answer too large to read.
+fn too_large(result: Result<card_member_client::UserCard, Error>) -> Error {
+    let error = result.unwrap_err();
+    assert!(matches!(error, Error::Transport(_)), "{error:?}");
+    assert!(
+        card_member_client::error_chain(&error).contains("larger than 4 MiB"),
+        "{error:?}"
+    );
+    assert!(error.may_have_been_applied(), "it was answered");
+    error
+}
+
+#[tokio::test]
+async fn an_answer_longer_than_the_client_reads_is_refused_before_it_is_read() {
+    let oversized = card_member_client::MAX_RESPONSE_BYTES + 1;
+    let server = scripted(vec![Box::new(move |_| {
+        (StatusCode::OK, vec![b' '; oversized]).into_response()
+    })])
+    .await;
+    too_large(call(&server).await);
+    assert_eq!(server.seen().len(), 1, "not sent again");
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_at_the_most_the_client_reads() {
+    let server = scripted(vec![Box::new(|_| {
+        let endless = futures_util::stream::repeat_with(|| {
+            Ok::<_, std::convert::Infallible>(Bytes::from(vec![b' '; 64 * 1024]))
+        });
+        (StatusCode::OK, axum::body::Body::from_stream(endless)).into_response()
+    })])
+    .await;
+    // Read whole, it would end only at the 30 s timeout, as a timeout.
+    too_large(call(&server).await);
 }
 
 #[tokio::test]
