@@ -10,13 +10,14 @@ use crate::connect::{ConnectArgs, call_local, target};
 use crate::{CliError, emit, print_json};
 
 /// The kinds of failure, as the server names them.
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "error",
     "error-after-commit",
     "delay",
     "drop",
     "drop-after-commit",
     "bad-signature",
+    "truncate",
     "notify-twice",
     "notify-out-of-order",
     "notify-delay",
@@ -30,8 +31,9 @@ pub(crate) enum FaultCommand {
     /// was committed: the lost response), delay (--delay-ms, then the real
     /// answer), drop (the connection closed with no answer),
     /// drop-after-commit (the same after the change was committed),
-    /// bad-signature (the real answer, its signature broken); for
-    /// notifications: notify-twice (delivered, then delivered again with
+    /// bad-signature (the real answer, its signature broken), truncate (the
+    /// real answer's status and headers, then half its body and the
+    /// connection closed); for notifications: notify-twice (delivered, then delivered again with
     /// the same id), notify-out-of-order (held back --delay-ms, default
     /// 2000, while the brand's later ones go ahead), notify-delay (each
     /// attempt --delay-ms late). It fires on every matching request, on

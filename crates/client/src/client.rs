@@ -391,12 +391,18 @@ pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u
     {
         return Err(too_large());
     }
+    let cut_off = |err: reqwest::Error| {
+        let mut transport = TransportError::new(
+            true,
+            format!("reading the response failed: {}", error_chain(&err)),
+        );
+        // Closed or reset mid-answer (not a timeout): as with no answer at
+        // all, an idempotent call may be sent again.
+        transport.unanswered = !err.is_timeout();
+        Error::Transport(transport)
+    };
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|err| failed(format!("reading the response failed: {err}")))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(cut_off)? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(too_large());
         }

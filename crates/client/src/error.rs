@@ -60,9 +60,10 @@ impl Error {
 
     /// Whether an idempotent call (a read, an update that sets fields) may
     /// be sent again after this error: what [`Error::is_retryable`] allows,
-    /// a server error (5xx), and a connection closed or reset before any
-    /// answer (a server at its connection cap, a proxy restarting): sent
-    /// twice, such a call leaves the card as once.
+    /// a server error (5xx), and a connection closed or reset before the
+    /// whole answer came (a server at its connection cap, a proxy
+    /// restarting, an answer cut off): sent twice, such a call leaves the
+    /// card as once.
     pub fn is_retryable_when_idempotent(&self) -> bool {
         self.is_retryable()
             || matches!(self, Error::Api(api) if api.status >= 500)
@@ -156,8 +157,8 @@ impl std::error::Error for BuildError {}
 pub struct TransportError {
     /// Whether the request may have reached the server.
     pub may_have_been_applied: bool,
-    /// The connection was closed or reset before any answer came (not a
-    /// timeout): an idempotent call may be sent again.
+    /// The connection was closed or reset before the whole answer came
+    /// (not a timeout): an idempotent call may be sent again.
     pub(crate) unanswered: bool,
     message: String,
 }

@@ -146,9 +146,9 @@ async fn retries_stop_after_the_policys_attempts_and_a_400_is_not_retried() {
     assert_eq!(fired(&server, refused).await, 1, "a 400 is not retried");
 }
 
-/// The two ways a response is lost after its change was committed: an
-/// error answer, or none (the connection closed).
-const LOST_AFTER_COMMIT: [&str; 2] = ["error-after-commit", "drop-after-commit"];
+/// The three ways a response is lost after its change was committed: an
+/// error answer, none (the connection closed), or one cut off on the way.
+const LOST_AFTER_COMMIT: [&str; 3] = ["error-after-commit", "drop-after-commit", "truncate"];
 
 #[tokio::test]
 async fn a_lost_update_response_is_retried_and_leaves_the_card_as_once() {
@@ -156,7 +156,7 @@ async fn a_lost_update_response_is_retried_and_leaves_the_card_as_once() {
     let client = Client::from_credentials_file(&server.credentials).unwrap();
     for (kind, lost) in LOST_AFTER_COMMIT
         .into_iter()
-        .zip(["lost once", "lost twice"])
+        .zip(["lost once", "lost twice", "cut off"])
     {
         let id = inject(
             &server,
@@ -181,7 +181,10 @@ async fn a_lost_update_response_is_retried_and_leaves_the_card_as_once() {
 async fn a_lost_import_response_is_not_sent_again_and_says_it_may_have_been_applied() {
     let server = start_server().await;
     let client = Client::from_credentials_file(&server.credentials).unwrap();
-    for (kind, code) in LOST_AFTER_COMMIT.into_iter().zip(["LOST-1", "LOST-2"]) {
+    for (kind, code) in LOST_AFTER_COMMIT
+        .into_iter()
+        .zip(["LOST-1", "LOST-2", "LOST-3"])
+    {
         inject(
             &server,
             json!({"endpoint": "import_user_card", "kind": kind, "count": 1}),

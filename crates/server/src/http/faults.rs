@@ -2,9 +2,9 @@
 //! Runs after authentication (the brand is known, the nonce recorded) and
 //! outside response signing, so that an error comes before anything is
 //! applied, a lost response (an error answer, or none) after the change is
-//! committed, and a broken signature over a real answer. Every injected
-//! answer is marked, so that the request log, the console and `/metrics`
-//! never take it for a real failure.
+//! committed, and a broken signature or a cut-off body on a real answer.
+//! Every injected answer is marked, so that the request log, the console
+//! and `/metrics` never take it for a real failure.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use card_member_protocol::endpoints::Endpoint;
 use card_member_protocol::response::HEADER_SIGNATURE;
+use futures_util::StreamExt as _;
 use serde_json::json;
 
 use super::auth::Authenticated;
@@ -76,6 +77,10 @@ pub(crate) async fn inject(
                 break_signature(&mut response);
                 return marked(response, fault);
             }
+            FaultKind::Truncate => {
+                let response = next.run(request).await;
+                return marked(truncated(response).await, fault);
+            }
             FaultKind::Delay => {
                 tokio::time::sleep(fault.delay()).await;
                 next.run(request).await
@@ -124,6 +129,43 @@ fn marked(mut response: Response, fault: &Fault) -> Response {
 fn dropped() -> Response {
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
     response.extensions_mut().insert(DropConnection);
+    response
+}
+
+/// The most of an answer `truncate` reads to cut it (the server's own
+/// answers are far smaller: a page of 20 templates).
+const MAX_TRUNCATED: usize = 16 << 20;
+
+/// How long after the half of its body a truncated answer ends.
+const TRUNCATE_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// `response`'s status and headers, its `Content-Length` the whole body's,
+/// then the first half of its body and an error, on which hyper closes the
+/// connection: the client reads an answer that ends early.
+async fn truncated(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(whole) = axum::body::to_bytes(body, MAX_TRUNCATED).await else {
+        return dropped();
+    };
+    let half = whole.slice(..whole.len() / 2);
+    // The error comes a moment after the half, once hyper has written the
+    // head and the half out: an error polled at once would abort the
+    // connection with them still in its buffer, unsent.
+    let cut = futures_util::stream::iter([true, false]).then(move |first| {
+        let half = half.clone();
+        async move {
+            if first {
+                Ok(half)
+            } else {
+                tokio::time::sleep(TRUNCATE_AFTER).await;
+                Err(std::io::Error::other("an injected truncate"))
+            }
+        }
+    });
+    let mut response = Response::from_parts(parts, Body::from_stream(cut));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
     response
 }
 

@@ -47,6 +47,10 @@ pub(crate) enum FaultKind {
     DropAfterCommit,
     /// The real answer, its `Wechatpay-Signature` broken.
     BadSignature,
+    /// The real answer's status and headers, then half its body, and the
+    /// connection closed: an answer cut off on the way (a proxy or a
+    /// network failing mid-answer).
+    Truncate,
     /// A notification delivered, then delivered again (same `id`).
     NotifyTwice,
     /// A notification held back `delay_ms` (2 s by default) while the
@@ -58,13 +62,14 @@ pub(crate) enum FaultKind {
 
 impl FaultKind {
     /// Every kind, by name.
-    pub(crate) const ALL: [FaultKind; 9] = [
+    pub(crate) const ALL: [FaultKind; 10] = [
         FaultKind::Error,
         FaultKind::ErrorAfterCommit,
         FaultKind::Delay,
         FaultKind::Drop,
         FaultKind::DropAfterCommit,
         FaultKind::BadSignature,
+        FaultKind::Truncate,
         FaultKind::NotifyTwice,
         FaultKind::NotifyOutOfOrder,
         FaultKind::NotifyDelay,
@@ -79,6 +84,7 @@ impl FaultKind {
             FaultKind::Drop => "drop",
             FaultKind::DropAfterCommit => "drop-after-commit",
             FaultKind::BadSignature => "bad-signature",
+            FaultKind::Truncate => "truncate",
             FaultKind::NotifyTwice => "notify-twice",
             FaultKind::NotifyOutOfOrder => "notify-out-of-order",
             FaultKind::NotifyDelay => "notify-delay",
@@ -101,9 +107,11 @@ impl FaultKind {
                 Turn::Notification
             }
             FaultKind::ErrorAfterCommit | FaultKind::DropAfterCommit => Turn::AfterCommit,
-            FaultKind::Error | FaultKind::Delay | FaultKind::Drop | FaultKind::BadSignature => {
-                Turn::Request
-            }
+            FaultKind::Error
+            | FaultKind::Delay
+            | FaultKind::Drop
+            | FaultKind::BadSignature
+            | FaultKind::Truncate => Turn::Request,
         }
     }
 }

@@ -188,11 +188,13 @@ async fn answer_on_its_own_connection(app: &TestApp, request: &Outgoing) -> Vec<
     let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&request.body).await.unwrap();
+    // What came before a reset counts too.
     let mut answer = Vec::new();
-    match stream.read_to_end(&mut answer).await {
-        Ok(_) => answer,
-        Err(_) => Vec::new(),
+    let mut buffer = [0u8; 8192];
+    while let Ok(read @ 1..) = stream.read(&mut buffer).await {
+        answer.extend_from_slice(&buffer[..read]);
     }
+    answer
 }
 
 #[tokio::test]
@@ -214,6 +216,40 @@ async fn a_dropped_connection_gets_no_answer_at_all() {
         String::from_utf8_lossy(&answer)
     );
     app.get_card().await.user_card(&app);
+}
+
+#[tokio::test]
+async fn a_truncated_answer_has_its_status_and_headers_then_half_its_body_and_ends() {
+    let app = spawn_app().await;
+    inject(
+        &app,
+        json!({"endpoint": "get_user_card", "kind": "truncate", "count": 1}),
+    )
+    .await;
+    let target = format!(
+        "/brand/card-member/user-cards/{}?card_id={CARD_ID}&openid={OPENID}",
+        crate::helpers::CODE
+    );
+    let answer = answer_on_its_own_connection(&app, &app.signed("GET", &target, b"")).await;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head came");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("wechatpay-signature:"),
+        "{head}"
+    );
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .expect("the whole body's length");
+    assert_eq!(body.len(), length / 2, "half of it, then the end: {text}");
+    app.get_card().await.user_card(&app);
+    let page = app.console_page("/console/requests").await;
+    assert!(page.contains("injected: truncate"), "{page}");
 }
 
 #[tokio::test]
