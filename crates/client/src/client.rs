@@ -336,19 +336,12 @@ impl Client {
     /// Reads the answer: an API error, or a 2xx that must verify before its
     /// body is decoded.
     async fn finish<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Error> {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        let Answer {
+            headers,
+            body,
+            request_id,
+        } = read_answer(response).await?;
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let request_id = header(HEADER_REQUEST_ID).map(str::to_owned);
-        let body = read_capped(response).await?;
-        if !(200..300).contains(&status) {
-            return Err(Error::api_error(api_error(
-                status,
-                &body,
-                request_id,
-                header("Retry-After"),
-            )));
-        }
         let invalid = |reason: ResponseVerifyError| Error::InvalidSignature {
             reason,
             request_id: request_id.clone(),
@@ -369,6 +362,37 @@ impl Client {
     }
 }
 
+/// A 2xx answer, read.
+pub(crate) struct Answer {
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Vec<u8>,
+    /// Its `Request-ID`.
+    pub(crate) request_id: Option<String>,
+}
+
+/// Reads an answer (at most [`MAX_RESPONSE_BYTES`]): a 2xx as it came,
+/// anything else as the API's error.
+pub(crate) async fn read_answer(response: reqwest::Response) -> Result<Answer, Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let request_id = header(HEADER_REQUEST_ID).map(str::to_owned);
+    let body = read_capped(response).await?;
+    if !(200..300).contains(&status) {
+        return Err(Error::api_error(api_error(
+            status,
+            &body,
+            request_id,
+            header("Retry-After"),
+        )));
+    }
+    Ok(Answer {
+        headers,
+        body,
+        request_id,
+    })
+}
+
 /// The most of an answer the client reads: the API's largest (a page of 20
 /// templates with their fields) is a few hundred KiB. A larger answer, a
 /// proxy's or a server's gone wrong, is refused before it is read whole, not
@@ -377,7 +401,7 @@ pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// An answer's body, at most [`MAX_RESPONSE_BYTES`]: a `Content-Length`
 /// over it is refused unread, a body that runs over it as it arrives.
-pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Error> {
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Error> {
     let failed = |message: String| Error::Transport(TransportError::new(true, message));
     let too_large = || {
         failed(format!(
@@ -420,7 +444,7 @@ pub(crate) fn transport_error(error: reqwest::Error) -> Error {
     Error::Transport(transport)
 }
 
-pub(crate) fn api_error(
+fn api_error(
     status: u16,
     body: &[u8],
     request_id: Option<String>,

@@ -12,10 +12,9 @@
 use std::fmt;
 
 use card_member_protocol::endpoints::encode_component;
-use card_member_protocol::response::HEADER_REQUEST_ID;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, api_error, read_capped, transport_error};
+use crate::client::{Client, read_answer, transport_error};
 use crate::error::{ApiError, Error};
 
 /// Why the sandbox refused one request, as `card-member explain` shows it.
@@ -126,24 +125,10 @@ impl Client {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let answered_id = response
-            .headers()
-            .get(HEADER_REQUEST_ID)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let body = read_capped(response).await?;
-        if !(200..300).contains(&status) {
-            return Err(Error::api_error(api_error(
-                status,
-                &body,
-                answered_id,
-                None,
-            )));
-        }
-        serde_json::from_slice(&body).map_err(|err| Error::Decode {
+        let answer = read_answer(response).await?;
+        serde_json::from_slice(&answer.body).map_err(|err| Error::Decode {
             message: format!("the explanation: {err}"),
-            request_id: answered_id,
+            request_id: answer.request_id,
         })
     }
 }

@@ -30,14 +30,18 @@ async fn inject(app: &TestApp, fault: Value) -> Value {
     added
 }
 
+/// The development card's `GET` target.
+fn get_target() -> String {
+    format!(
+        "/brand/card-member/user-cards/{}?card_id={CARD_ID}&openid={OPENID}",
+        crate::helpers::CODE
+    )
+}
+
 /// A GET of the development card, waiting out the rate limit (whose
 /// buckets outlive a restart on PostgreSQL).
 async fn paced_get(app: &TestApp) -> crate::helpers::Incoming {
-    let target = format!(
-        "/brand/card-member/user-cards/{}?card_id={CARD_ID}&openid={OPENID}",
-        crate::helpers::CODE
-    );
-    paced(app, &app.signed("GET", &target, b"")).await
+    paced(app, &app.signed("GET", &get_target(), b"")).await
 }
 
 async fn level(app: &TestApp) -> Option<String> {
@@ -205,11 +209,7 @@ async fn a_dropped_connection_gets_no_answer_at_all() {
         json!({"endpoint": "get_user_card", "kind": "drop", "count": 1}),
     )
     .await;
-    let target = format!(
-        "/brand/card-member/user-cards/{}?card_id={CARD_ID}&openid={OPENID}",
-        crate::helpers::CODE
-    );
-    let answer = answer_on_its_own_connection(&app, &app.signed("GET", &target, b"")).await;
+    let answer = answer_on_its_own_connection(&app, &app.signed("GET", &get_target(), b"")).await;
     assert!(
         answer.is_empty(),
         "closed with no answer: {}",
@@ -226,11 +226,7 @@ async fn a_truncated_answer_has_its_status_and_headers_then_half_its_body_and_en
         json!({"endpoint": "get_user_card", "kind": "truncate", "count": 1}),
     )
     .await;
-    let target = format!(
-        "/brand/card-member/user-cards/{}?card_id={CARD_ID}&openid={OPENID}",
-        crate::helpers::CODE
-    );
-    let answer = answer_on_its_own_connection(&app, &app.signed("GET", &target, b"")).await;
+    let answer = answer_on_its_own_connection(&app, &app.signed("GET", &get_target(), b"")).await;
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n").expect("a head came");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

@@ -114,6 +114,23 @@ fn verdicts(report: &Value) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The battery against a careful receiver with `bug`: its report, and the
+/// one check it failed.
+async fn the_one_check_failed(app: &TestApp, bug: Bug) -> (Value, Value) {
+    let address = start_careful(app, bug).await;
+    let (_, report) = notify_test(app, &format!("http://{address}/notify")).await;
+    assert_eq!(report["passed"], false, "{report:#}");
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["passed"] != true)
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    let failed = failed[0].clone();
+    (report, failed)
+}
+
 #[tokio::test]
 async fn a_receiver_that_verifies_checks_the_time_and_decrypts_passes_every_check() {
     let app = spawn_app().await;
@@ -177,20 +194,11 @@ async fn a_receiver_that_acknowledges_anything_is_flagged_for_each_forgery_it_ac
 async fn a_receiver_that_verifies_json_it_wrote_again_fails_the_genuine_notification_laid_out_otherwise()
  {
     let app = spawn_app().await;
-    let address = start_careful(&app, Bug::VerifiesJsonWrittenAgain).await;
-    let (_, report) = notify_test(&app, &format!("http://{address}/notify")).await;
-    assert_eq!(report["passed"], false, "{report:#}");
+    let (report, failed) = the_one_check_failed(&app, Bug::VerifiesJsonWrittenAgain).await;
     assert_eq!(report["accepted_forgeries"], 0, "{report:#}");
-    let failed: Vec<&Value> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|check| check["passed"] != true)
-        .collect();
-    assert_eq!(failed.len(), 1, "{report:#}");
-    assert_eq!(failed[0]["name"], "genuine, its JSON spaced and escaped");
+    assert_eq!(failed["name"], "genuine, its JSON spaced and escaped");
     assert!(
-        failed[0]["note"]
+        failed["note"]
             .as_str()
             .unwrap()
             .contains("over the body's bytes as they arrived"),
@@ -202,19 +210,10 @@ async fn a_receiver_that_verifies_json_it_wrote_again_fails_the_genuine_notifica
 async fn a_receiver_that_verifies_only_what_comes_signed_accepts_an_unsigned_notification_and_is_told()
  {
     let app = spawn_app().await;
-    let address = start_careful(&app, Bug::VerifiesOnlyWhenSigned).await;
-    let (_, report) = notify_test(&app, &format!("http://{address}/notify")).await;
-    assert_eq!(report["passed"], false, "{report:#}");
+    let (report, failed) = the_one_check_failed(&app, Bug::VerifiesOnlyWhenSigned).await;
     assert_eq!(report["accepted_forgeries"], 1, "{report:#}");
-    let failed: Vec<&Value> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|check| check["passed"] != true)
-        .collect();
-    assert_eq!(failed.len(), 1, "{report:#}");
-    assert_eq!(failed[0]["name"], "no signature headers");
-    let note = failed[0]["note"].as_str().unwrap();
+    assert_eq!(failed["name"], "no signature headers");
+    let note = failed["note"].as_str().unwrap();
     assert!(note.starts_with("ACCEPTED"), "{note}");
     assert!(note.contains("do not skip the check"), "{note}");
 }
