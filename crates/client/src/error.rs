@@ -113,6 +113,11 @@ impl fmt::Display for Error {
             Error::Api(api) => write!(f, "API error {} {}: {}", api.status, api.code, api.message),
             Error::InvalidSignature { .. } => f.write_str("response signature rejected"),
             Error::Decode { message, .. } => write!(f, "response did not decode: {message}"),
+        }?;
+        // What a log line needs to quote the answer to the provider.
+        match self.request_id() {
+            Some(id) => write!(f, " [Request-ID {id}]"),
+            None => Ok(()),
         }
     }
 }
@@ -217,4 +222,35 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answered_error_shows_its_request_id_for_the_provider() {
+        let api = ApiError {
+            status: 401,
+            code: "SIGN_ERROR".into(),
+            message: "signature mismatch".into(),
+            detail: None,
+            request_id: Some("08F78BB5-0401".into()),
+            retry_after: None,
+        };
+        assert_eq!(
+            Error::api_error(api).to_string(),
+            "API error 401 SIGN_ERROR: signature mismatch [Request-ID 08F78BB5-0401]"
+        );
+        let rejected = Error::InvalidSignature {
+            reason: ResponseVerifyError::InvalidSignature,
+            request_id: Some("08F7-0".into()),
+        };
+        assert_eq!(
+            rejected.to_string(),
+            "response signature rejected [Request-ID 08F7-0]"
+        );
+        let unanswered = Error::Transport(TransportError::new(false, "refused".into()));
+        assert_eq!(unanswered.to_string(), "request failed in transport");
+    }
 }
