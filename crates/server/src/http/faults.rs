@@ -141,11 +141,13 @@ const TRUNCATE_AFTER: std::time::Duration = std::time::Duration::from_millis(20)
 
 /// `response`'s status and headers, its `Content-Length` the whole body's,
 /// then the first half of its body and an error, on which hyper closes the
-/// connection: the client reads an answer that ends early.
+/// connection: the client reads an answer that ends early. An answer with
+/// no body (none of the API's) can only be cut before its head: dropped.
 async fn truncated(response: Response) -> Response {
     let (parts, body) = response.into_parts();
-    let Ok(whole) = axum::body::to_bytes(body, MAX_TRUNCATED).await else {
-        return dropped();
+    let whole = match axum::body::to_bytes(body, MAX_TRUNCATED).await {
+        Ok(whole) if !whole.is_empty() => whole,
+        _ => return dropped(),
     };
     let half = whole.slice(..whole.len() / 2);
     // The error comes a moment after the half, once hyper has written the
