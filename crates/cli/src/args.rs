@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::connect::ConnectArgs;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::{api, bench, explain, flood, listen, receiver_battery, simulate};
+use crate::{api, bench, explain, flood, listen, receiver_battery, sign, simulate};
 
 /// What `card-member --help` ends with (and the man page): the exit codes,
 /// as the README's "Exit codes" gives them.
@@ -76,6 +76,12 @@ pub(crate) enum Command {
     /// exact message it verified, and which known mistake matches (the
     /// server's setting `explain`, on with the development setup).
     Explain(explain::ExplainArgs),
+    /// Sign a request as the brand and show the message signed (line by
+    /// line), the signature and the headers to send, to hold your own
+    /// signing code against: with --timestamp and --nonce set to your
+    /// code's, the signatures are equal exactly when the messages and keys
+    /// are (PKCS#1 v1.5 signatures are deterministic). Sends nothing.
+    Sign(sign::SignArgs),
     /// Receive notifications: verify, decrypt and print each as a JSON line
     /// (and, with --auto-confirm, answer as the brand).
     Listen(listen::ListenArgs),

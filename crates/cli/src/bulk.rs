@@ -23,7 +23,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use card_member_client::{Client, Error, SignedRequest, UserCardUpdate};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::input::CardInput;
+use crate::unix_now;
 
 /// The update endpoint's limit: requests per second, and so the most rows
 /// in flight at once.
@@ -291,12 +291,6 @@ fn progress_bar(total: usize) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 enum Outcome {

@@ -8,7 +8,8 @@
 //!   the API.
 //! - `admin`: `serve`, `brands`, `notifications` (on the data directory).
 //! - `simulate`, `listen`: the member's side and a notification receiver.
-//! - `explain`: why a server refused a request; `faults`: failures
+//! - `explain`: why a server refused a request; `sign`: a request signed
+//!   as the brand, to hold a brand's own code against; `faults`: failures
 //!   injected on purpose (`simulate fault`); `receiver_battery`: a receiver
 //!   put to the test.
 //! - `input`: card fields from flags, JSON files and bulk rows.
@@ -37,6 +38,7 @@ mod input;
 mod keys;
 mod listen;
 mod receiver_battery;
+mod sign;
 mod simulate;
 
 use std::fmt;
@@ -154,6 +156,22 @@ pub(crate) fn read(path: &PathBuf) -> Result<String, CliError> {
         .map_err(|err| CliError::from(format!("cannot read {}: {err}", path.display())))
 }
 
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A fresh random nonce, as the SDK makes one.
+pub(crate) fn random_nonce() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let rng = SystemRandom::new();
+    card_member_client::protocol::nonce::generate_nonce(|buffer| {
+        rng.fill(buffer).expect("the system RNG works")
+    })
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     runtime_with(512)
 }
@@ -181,6 +199,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Api(command) => api::run(*command),
         Command::Simulate(command) => runtime()?.block_on(simulate::run(command)),
         Command::Explain(args) => runtime()?.block_on(explain::run(args)),
+        Command::Sign(args) => sign::run(args),
         Command::Listen(args) => runtime()?.block_on(listen::run(args)),
         Command::NotifyTest(args) => runtime()?.block_on(receiver_battery::run(args)),
         Command::Notifications(command) => admin::notifications(command),

@@ -82,6 +82,12 @@ impl Client {
         &self.inner.brand_id
     }
 
+    /// The WeChat Pay public key ID its requests name in
+    /// `Wechatpay-Serial` and its answers must be signed under.
+    pub fn wechatpay_public_key_id(&self) -> &str {
+        &self.inner.wechatpay_public_key_id
+    }
+
     /// Decrypts a card's sensitive fields with the brand private key (one
     /// private-key operation per field).
     pub fn decrypt(&self, card: &UserCard) -> Result<DecryptedFields, Error> {
@@ -171,6 +177,38 @@ impl Client {
     }
 
     fn sign(&self, method: &str, target: String, body: Vec<u8>, timestamp: i64) -> SignedRequest {
+        self.signed(method, target, body, timestamp, &random_nonce())
+    }
+
+    /// Signs a request as this brand, without checking, encrypting or
+    /// sending anything: `method` as sent (upper-case), `target` the path
+    /// and query exactly as sent (percent-encoded), `body` its exact bytes,
+    /// at `timestamp` (Unix seconds) with `nonce`. For comparing a brand's
+    /// own signing code with this one, or sending through another HTTP
+    /// client (with `Wechatpay-Serial`:
+    /// [`Client::wechatpay_public_key_id`]). The signature
+    /// (RSASSA-PKCS1-v1_5, SHA-256) is deterministic: the same five values
+    /// and key always give the same one. The typed calls sign for
+    /// themselves, afresh for every attempt.
+    pub fn sign_request(
+        &self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        timestamp: i64,
+        nonce: &str,
+    ) -> SignedRequest {
+        self.signed(method, target.to_owned(), body.to_vec(), timestamp, nonce)
+    }
+
+    fn signed(
+        &self,
+        method: &str,
+        target: String,
+        body: Vec<u8>,
+        timestamp: i64,
+        nonce: &str,
+    ) -> SignedRequest {
         let authorization = Authorization::sign(
             &self.inner.brand_key,
             &self.inner.brand_id,
@@ -178,7 +216,7 @@ impl Client {
             method,
             &target,
             timestamp,
-            &random_nonce(),
+            nonce,
             &body,
         );
         SignedRequest {

@@ -4,7 +4,7 @@ use card_member_client::protocol::auth::Authorization;
 use card_member_client::protocol::keys::{PrivateKey, PublicKey};
 use serde_json::Value;
 
-use super::process::{random_nonce, unix_now};
+use crate::{random_nonce, unix_now};
 
 /// A request signed and ready to send.
 pub(super) struct Prepared {

@@ -35,11 +35,12 @@ use serde_json::{Value, json};
 
 use crate::CliError;
 
+pub(crate) use crate::{random_nonce, unix_now};
 use load::*;
 use measure::*;
 pub(crate) use measure::{metric_value, metrics_text, percentile};
 use process::*;
-pub(crate) use process::{cpu_seconds, random_nonce, rss_mib, start_server, unix_now};
+pub(crate) use process::{cpu_seconds, rss_mib, start_server};
 use seeding::*;
 
 /// What each request of the run does.

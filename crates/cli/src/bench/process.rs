@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use card_member_client::protocol::nonce::generate_nonce;
-
 use crate::CliError;
 
 /// Pins every thread of `pid` to `cpus` with `taskset`.
@@ -301,16 +299,4 @@ pub(crate) fn start_replica(
         },
         false,
     )
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-pub(crate) fn random_nonce() -> String {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let rng = SystemRandom::new();
-    generate_nonce(|buffer| rng.fill(buffer).expect("the system RNG works"))
 }

@@ -52,6 +52,96 @@ async fn a_refused_signature_points_to_explain_and_explain_names_the_mistake() {
 }
 
 #[tokio::test]
+async fn sign_shows_a_request_signed_as_the_brand_that_the_server_accepts_and_the_same_signature_again()
+ {
+    let server = start_server().await;
+    let target = format!(
+        "/brand/card-member/user-cards/{}?card_id={}&openid={}",
+        card_member_server::DEV_USER_CARD_CODE,
+        card_member_server::DEV_CARD_ID,
+        card_member_server::DEV_OPENID
+    );
+    let signed = json_of(&server, &["sign", "get", &target, "--json"]).await;
+    assert_eq!(signed["method"], "GET");
+    let message = signed["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("GET\n{target}\n{}\n", signed["timestamp"])),
+        "{message:?}"
+    );
+    let credentials: Value =
+        serde_json::from_str(&std::fs::read_to_string(&server.credentials).unwrap()).unwrap();
+    let mut request = reqwest::Client::new().get(format!(
+        "{}{target}",
+        credentials["base_url"].as_str().unwrap()
+    ));
+    for (name, value) in signed["headers"].as_object().unwrap() {
+        request = request.header(name, value.as_str().unwrap());
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200, "the headers shown are all it takes");
+
+    // Deterministic: the same timestamp and nonce, the same signature.
+    let fixed = [
+        "sign",
+        "PATCH",
+        "/brand/card-member/user-cards/1",
+        "--body",
+        "{}",
+        "--timestamp",
+        "1700000000",
+        "--nonce",
+        "N0NCE",
+    ];
+    let once = json_of(&server, &[&fixed[..], &["--json"]].concat()).await;
+    let again = json_of(&server, &[&fixed[..], &["--json"]].concat()).await;
+    assert_eq!(once["signature"], again["signature"]);
+    assert_eq!(
+        once["message"],
+        "PATCH\n/brand/card-member/user-cards/1\n1700000000\nN0NCE\n{}\n"
+    );
+    let text = String::from_utf8_lossy(
+        &card_member(
+            args(
+                &[
+                    &fixed[..],
+                    &["--credentials", server.credentials.to_str().unwrap()],
+                ]
+                .concat(),
+            ),
+            server.dir.path(),
+        )
+        .await
+        .stdout,
+    )
+    .into_owned();
+    assert!(text.contains("  {}\\n\n(2 body bytes"), "{text}");
+    assert!(text.contains("ends without a line break"), "{text}");
+}
+
+#[tokio::test]
+async fn sign_refuses_a_url_for_the_request_target_since_scheme_and_host_are_not_signed() {
+    let server = start_server().await;
+    let output = card_member(
+        args(&[
+            "sign",
+            "GET",
+            "https://api.mch.weixin.qq.com/brand/card-member/cards",
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the scheme and host are not signed"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn explain_of_an_unknown_request_id_exits_3_and_says_why_on_stderr() {
     let server = start_server().await;
     let stderr = refusal_of(

@@ -332,6 +332,30 @@ async fn a_refused_connection_without_backup_is_a_transport_error_not_applied() 
     assert!(!error.may_have_been_applied());
 }
 
+#[test]
+fn sign_request_reproduces_openssls_signature_of_the_same_message() {
+    let message = fixture("golden_request_message.txt");
+    let lines: Vec<&str> = message.splitn(5, '\n').collect();
+    let body = lines[4].strip_suffix('\n').unwrap();
+    let signed = client("http://127.0.0.1:1", None).sign_request(
+        lines[0],
+        lines[1],
+        body.as_bytes(),
+        lines[2].parse().unwrap(),
+        lines[3],
+    );
+    let golden = fixture("golden_request_signature.b64");
+    assert!(
+        signed
+            .authorization
+            .contains(&format!("signature=\"{}\"", golden.trim())),
+        "{}",
+        signed.authorization
+    );
+    assert_eq!(signed.target, lines[1]);
+    assert_eq!(signed.body, body.as_bytes());
+}
+
 #[tokio::test]
 async fn secrets_do_not_print_in_debug() {
     let printed = format!("{:?} {:?}", update(), client("http://127.0.0.1:1", None));
