@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use card_member_client::protocol::auth::string_to_sign;
+use card_member_client::protocol::nonce::is_valid_nonce;
 use clap::Args;
 use serde_json::json;
 
@@ -70,17 +71,23 @@ pub(crate) fn run(args: SignArgs) -> Result<(), CliError> {
         );
     }
     let nonce = args.nonce.clone().unwrap_or_else(random_nonce);
+    if !is_valid_nonce(&nonce) {
+        eprintln!(
+            "warning: the API takes a nonce of 32 letters and digits; a request with {nonce:?} \
+             is refused however it is signed"
+        );
+    }
     let method = args.method.to_ascii_uppercase();
     let client = args.connect.client(false)?;
     let signed = client.sign_request(&method, target, &body, timestamp, &nonce);
     let message = string_to_sign(&method, target, timestamp, &nonce, &body);
+    // Read off the header (its parser would refuse the nonce it warned of).
     let signature = signed
         .authorization
-        .split("signature=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
+        .split_once("signature=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(signature, _)| signature.to_owned())
+        .unwrap_or_default();
     let mut headers = vec![
         ("Authorization", signed.authorization),
         ("Accept", "application/json".to_owned()),

@@ -2,6 +2,8 @@
 //! fault`, `notify-test`, run as a person runs them, against a real
 //! server.
 
+use card_member_protocol::auth::Authorization;
+use card_member_protocol::keys::PrivateKey;
 use serde_json::Value;
 
 use crate::flow::Listening;
@@ -80,7 +82,9 @@ async fn sign_shows_a_request_signed_as_the_brand_that_the_server_accepts_and_th
     let answer = request.send().await.unwrap();
     assert_eq!(answer.status(), 200, "the headers shown are all it takes");
 
-    // Deterministic: the same timestamp and nonce, the same signature.
+    // Deterministic: the same timestamp and nonce, the same signature, and
+    // one the brand's key made over the message shown.
+    let nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS";
     let fixed = [
         "sign",
         "PATCH",
@@ -90,15 +94,31 @@ async fn sign_shows_a_request_signed_as_the_brand_that_the_server_accepts_and_th
         "--timestamp",
         "1700000000",
         "--nonce",
-        "N0NCE",
+        nonce,
     ];
     let once = json_of(&server, &[&fixed[..], &["--json"]].concat()).await;
     let again = json_of(&server, &[&fixed[..], &["--json"]].concat()).await;
     assert_eq!(once["signature"], again["signature"]);
     assert_eq!(
         once["message"],
-        "PATCH\n/brand/card-member/user-cards/1\n1700000000\nN0NCE\n{}\n"
+        format!("PATCH\n/brand/card-member/user-cards/1\n1700000000\n{nonce}\n{{}}\n")
     );
+    let authorization =
+        Authorization::parse(once["headers"]["Authorization"].as_str().unwrap()).unwrap();
+    assert_eq!(authorization.signature, once["signature"].as_str().unwrap());
+    let key_file = server
+        .credentials
+        .parent()
+        .unwrap()
+        .join(credentials["brand_private_key_file"].as_str().unwrap());
+    let brand_key =
+        PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(key_file).unwrap()).unwrap();
+    assert!(authorization.verify(
+        &brand_key.public_key(),
+        "PATCH",
+        "/brand/card-member/user-cards/1",
+        b"{}"
+    ));
     let text = String::from_utf8_lossy(
         &card_member(
             args(
@@ -139,6 +159,32 @@ async fn sign_refuses_a_url_for_the_request_target_since_scheme_and_host_are_not
         stderr.contains("the scheme and host are not signed"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn sign_signs_but_warns_of_a_nonce_or_a_millisecond_timestamp_the_server_refuses() {
+    let server = start_server().await;
+    let output = card_member(
+        args(&[
+            "sign",
+            "GET",
+            "/brand/card-member/cards",
+            "--nonce",
+            "abc",
+            "--timestamp",
+            "1700000000000",
+            "--credentials",
+            server.credentials.to_str().unwrap(),
+        ]),
+        server.dir.path(),
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("32 letters and digits"), "{stderr}");
+    assert!(stderr.contains("looks like milliseconds"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("nonce_str=\"abc\""), "{stdout}");
 }
 
 #[tokio::test]
