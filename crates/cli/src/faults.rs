@@ -6,7 +6,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::connect::{ConnectArgs, call_local, target};
+use crate::connect::ConnectArgs;
 use crate::{CliError, emit, print_json};
 
 /// The kinds of failure, as the server names them.
@@ -101,9 +101,9 @@ pub(crate) struct AddArgs {
 pub(crate) async fn run(command: FaultCommand) -> Result<(), CliError> {
     match command {
         FaultCommand::Add(args) => {
-            let (base, brand) = target(&args.connect)?;
+            let local = args.connect.local()?;
             let mut body = json!({
-                "brand_id": args.brand_id.unwrap_or(brand),
+                "brand_id": args.brand_id.unwrap_or_else(|| local.brand.clone()),
                 "endpoint": args.endpoint,
                 "kind": args.kind,
             });
@@ -120,7 +120,7 @@ pub(crate) async fn run(command: FaultCommand) -> Result<(), CliError> {
             if let Some(code) = args.code {
                 body["code"] = code.into();
             }
-            let added = call_local(&base, "POST", "/simulate/faults", Some(body)).await?;
+            let added = local.call("POST", "/simulate/faults", Some(body)).await?;
             print_json(&added)
         }
         FaultCommand::List {
@@ -128,12 +128,13 @@ pub(crate) async fn run(command: FaultCommand) -> Result<(), CliError> {
             json,
             connect,
         } => {
-            let (base, _) = target(&connect)?;
+            let local = connect.local()?;
             let query = brand_id
                 .map(|brand| format!("?brand_id={}", urlencoding(&brand)))
                 .unwrap_or_default();
-            let listed =
-                call_local(&base, "GET", &format!("/simulate/faults{query}"), None).await?;
+            let listed = local
+                .call("GET", &format!("/simulate/faults{query}"), None)
+                .await?;
             if json {
                 return print_json(&listed);
             }
@@ -144,7 +145,7 @@ pub(crate) async fn run(command: FaultCommand) -> Result<(), CliError> {
             id,
             connect,
         } => {
-            let (base, _) = target(&connect)?;
+            let local = connect.local()?;
             let mut query = Vec::new();
             if let Some(brand) = brand_id {
                 query.push(format!("brand_id={}", urlencoding(&brand)));
@@ -157,8 +158,9 @@ pub(crate) async fn run(command: FaultCommand) -> Result<(), CliError> {
             } else {
                 format!("?{}", query.join("&"))
             };
-            let cleared =
-                call_local(&base, "DELETE", &format!("/simulate/faults{query}"), None).await?;
+            let cleared = local
+                .call("DELETE", &format!("/simulate/faults{query}"), None)
+                .await?;
             emit(format_args!("cleared {}", cleared["cleared"]))
         }
     }

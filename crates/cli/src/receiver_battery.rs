@@ -9,7 +9,7 @@
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::connect::{ConnectArgs, call_local, target};
+use crate::connect::ConnectArgs;
 use crate::{CliError, emit, print_json};
 
 #[derive(Debug, Args)]
@@ -29,9 +29,12 @@ pub(crate) struct NotifyTestArgs {
 }
 
 pub(crate) async fn run(args: NotifyTestArgs) -> Result<(), CliError> {
-    let (base, brand) = target(&args.connect)?;
-    let body = json!({"brand_id": args.brand_id.unwrap_or(brand), "url": args.url});
-    let report = call_local(&base, "POST", "/simulate/notify-test", Some(body)).await?;
+    let local = args.connect.local()?;
+    let brand_id = args.brand_id.unwrap_or_else(|| local.brand.clone());
+    let body = json!({"brand_id": brand_id, "url": args.url});
+    let report = local
+        .call("POST", "/simulate/notify-test", Some(body))
+        .await?;
     if args.json {
         print_json(&report)?;
     } else {

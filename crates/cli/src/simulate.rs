@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::CliError;
-use crate::connect::{ConnectArgs, call_local, target};
+use crate::connect::{ConnectArgs, Local};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SimulateCommand {
@@ -108,12 +108,12 @@ impl CardArgs {
 
 /// One call to the simulation: its JSON, or its refusal as an error.
 async fn call(
-    base: &str,
+    local: &Local,
     method: &str,
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, CliError> {
-    call_local(base, method, &format!("/simulate/{path}"), body).await
+    local.call(method, &format!("/simulate/{path}"), body).await
 }
 
 /// Sample values for a form's platform fields.
@@ -133,11 +133,10 @@ pub(crate) async fn run(command: SimulateCommand) -> Result<(), CliError> {
     let answer = match command {
         SimulateCommand::Fault(command) => return crate::faults::run(command).await,
         SimulateCommand::Open { token, connect } => {
-            let (base, _) = target(&connect)?;
-            call(&base, "GET", &format!("tokens/{token}"), None).await?
+            call(&connect.local()?, "GET", &format!("tokens/{token}"), None).await?
         }
         SimulateCommand::SignUp(args) => {
-            let (base, _) = target(&args.connect)?;
+            let local = args.connect.local()?;
             let token = match (&args.token, &args.card_id, &args.openid) {
                 (Some(token), _, _) => token.clone(),
                 (None, Some(card_id), Some(openid)) => {
@@ -156,7 +155,7 @@ pub(crate) async fn run(command: SimulateCommand) -> Result<(), CliError> {
             };
             let mut fields = serde_json::Map::new();
             if args.fields.is_empty() {
-                let form = call(&base, "GET", &format!("tokens/{token}"), None).await?;
+                let form = call(&local, "GET", &format!("tokens/{token}"), None).await?;
                 for flag in form["user_information"]["common_field_list"]
                     .as_array()
                     .into_iter()
@@ -176,26 +175,26 @@ pub(crate) async fn run(command: SimulateCommand) -> Result<(), CliError> {
             if !args.choices.is_empty() {
                 body["custom_choices"] = json!(args.choices);
             }
-            call(&base, "POST", "sign-up", Some(body)).await?
+            call(&local, "POST", "sign-up", Some(body)).await?
         }
         SimulateCommand::DeleteCard(card) => {
-            let (base, brand) = target(&card.connect)?;
-            call(&base, "POST", "delete-card", Some(card.body(&brand))).await?
+            let local = card.connect.local()?;
+            call(&local, "POST", "delete-card", Some(card.body(&local.brand))).await?
         }
         SimulateCommand::AskPoints(card) => {
-            let (base, brand) = target(&card.connect)?;
-            call(&base, "POST", "ask-points", Some(card.body(&brand))).await?
+            let local = card.connect.local()?;
+            call(&local, "POST", "ask-points", Some(card.body(&local.brand))).await?
         }
         SimulateCommand::ExchangePoints {
             card,
             exchange_coupon_template_id,
             points,
         } => {
-            let (base, brand) = target(&card.connect)?;
-            let mut body = card.body(&brand);
+            let local = card.connect.local()?;
+            let mut body = card.body(&local.brand);
             body["exchange_coupon_template_id"] = json!(exchange_coupon_template_id);
             body["deduct_points"] = json!(points);
-            call(&base, "POST", "exchange-points", Some(body)).await?
+            call(&local, "POST", "exchange-points", Some(body)).await?
         }
         SimulateCommand::AdvanceClock {
             days,
@@ -203,10 +202,10 @@ pub(crate) async fn run(command: SimulateCommand) -> Result<(), CliError> {
             brand_id,
             connect,
         } => {
-            let (base, brand) = target(&connect)?;
-            let body =
-                json!({"brand_id": brand_id.unwrap_or(brand), "days": days, "seconds": seconds});
-            call(&base, "POST", "advance-clock", Some(body)).await?
+            let local = connect.local()?;
+            let brand_id = brand_id.unwrap_or_else(|| local.brand.clone());
+            let body = json!({"brand_id": brand_id, "days": days, "seconds": seconds});
+            call(&local, "POST", "advance-clock", Some(body)).await?
         }
     };
     crate::print_json(&answer)

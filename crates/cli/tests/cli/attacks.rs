@@ -430,6 +430,24 @@ async fn the_sdk_and_the_cli_call_the_server_over_https_with_the_certificate_key
         String::from_utf8_lossy(&cli.stderr)
     );
     assert!(String::from_utf8_lossy(&cli.stdout).contains("over TLS"));
+    // What answers loopback clients only, reached through the same root:
+    // the faults (plain JSON calls) and the explanations (the SDK).
+    let faults = card_member(
+        args(&[&["simulate", "fault", "list", "--json"][..], &over_tls].concat()),
+        dir.path(),
+    )
+    .await;
+    assert!(
+        faults.status.success(),
+        "{}",
+        String::from_utf8_lossy(&faults.stderr)
+    );
+    let unexplained = card_member(
+        args(&[&["explain", "0000-1"][..], &over_tls].concat()),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(unexplained.status.code(), Some(3), "answered, over TLS");
 
     let mut plain = TcpStream::connect(&address).unwrap();
     plain
