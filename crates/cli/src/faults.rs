@@ -33,10 +33,10 @@ pub(crate) enum FaultCommand {
     /// drop-after-commit (the same after the change was committed),
     /// bad-signature (the real answer, its signature broken), truncate (the
     /// real answer's status and headers, then half its body and the
-    /// connection closed); for notifications: notify-twice (delivered, then delivered again with
-    /// the same id), notify-out-of-order (held back --delay-ms, default
-    /// 2000, while the brand's later ones go ahead), notify-delay (each
-    /// attempt --delay-ms late). It fires on every matching request, on
+    /// connection closed); for notifications: notify-twice (delivered,
+    /// then delivered again with the same id), notify-out-of-order (held
+    /// back --delay-ms, default 2000, while the brand's later ones go
+    /// ahead), notify-delay (each attempt --delay-ms late). It fires on every matching request, on
     /// every Nth (--every) or on the next N (--count); an after-commit
     /// kind counts only requests whose change was committed (after a
     /// delay too: a slow answer, then lost). Kept across restarts.

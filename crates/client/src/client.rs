@@ -431,10 +431,10 @@ pub(crate) async fn read_answer(response: reqwest::Response) -> Result<Answer, E
     })
 }
 
-/// The most of an answer the client reads: the API's largest (a page of 20
-/// templates with their fields) is a few hundred KiB. A larger answer, a
-/// proxy's or a server's gone wrong, is refused before it is read whole, not
-/// held in memory however long it runs.
+/// The most of an answer the client reads: far above the largest answer
+/// the spec's field limits allow (a page of at most 20 templates). A larger
+/// answer, a proxy's or a server's gone wrong, is refused before it is read
+/// whole, not held in memory however long it runs.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// An answer's body, at most [`MAX_RESPONSE_BYTES`]: a `Content-Length`
