@@ -9,20 +9,6 @@ use serde_json::{Value, json};
 use crate::connect::ConnectArgs;
 use crate::{CliError, emit, print_json};
 
-/// The kinds of failure, as the server names them.
-const KINDS: [&str; 10] = [
-    "error",
-    "error-after-commit",
-    "delay",
-    "drop",
-    "drop-after-commit",
-    "bad-signature",
-    "truncate",
-    "notify-twice",
-    "notify-out-of-order",
-    "notify-delay",
-];
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum FaultCommand {
     /// Inject a failure. KIND: error (the provider's error answer, before
@@ -77,7 +63,7 @@ pub(crate) struct AddArgs {
     #[arg(long)]
     endpoint: String,
     /// What happens (see above).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(KINDS))]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(card_member_server::fault_kinds()))]
     kind: String,
     /// The error answer's HTTP status (error kinds).
     #[arg(long)]

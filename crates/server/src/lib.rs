@@ -57,6 +57,7 @@ pub use admin::bootstrap::{
     DEV_BRAND_ID, DEV_CARD_ID, DEV_NOTIFY_URL, DEV_OPENID, DEV_SIGNUP_CARD_ID, DEV_USER_CARD_CODE,
     DevCredentials,
 };
+pub use admin::faults::fault_kinds;
 pub use admin::keys::{Adopted, adopt_wechatpay_key};
 pub use admin::{brands, notifications as outbox, seed_data};
 pub use application::{Application, ServerHandle, SignedUp};

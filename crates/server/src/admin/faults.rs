@@ -4,8 +4,14 @@
 use card_member_protocol::datetime::{CHINA_STANDARD_TIME, format_rfc3339_millis};
 
 use crate::state::AppState;
-use crate::state::faults::{Fault, FaultSpec};
+use crate::state::faults::{Fault, FaultKind, FaultSpec};
 use crate::storage::StorageError;
+
+/// The kinds of injected failure, by name, as `/simulate/faults` takes
+/// them (what `card-member simulate fault add --kind` offers).
+pub fn fault_kinds() -> impl Iterator<Item = &'static str> {
+    FaultKind::ALL.into_iter().map(FaultKind::name)
+}
 
 /// Why a fault was not added.
 #[derive(Debug)]
