@@ -1,7 +1,7 @@
 //! `card-member explain REQUEST-ID`: why a running server refused a
 //! request for its signature, certificate serial, timestamp, nonce or a
 //! ciphertext (its `/explanations/…`, on with the development setup),
-//! through the SDK's `Client::explain`.
+//! through the SDK's `Client::explain`; `--last`, the brand's latest.
 
 use clap::Args;
 
@@ -12,7 +12,12 @@ use crate::{CliError, emit};
 pub(crate) struct ExplainArgs {
     /// The Request-ID of the refused answer (as its header carries it,
     /// `ID-NUMBER`, or without the number).
-    request_id: String,
+    #[arg(required_unless_present = "last", conflicts_with = "last")]
+    request_id: Option<String>,
+    /// The latest refusal of the credentials' brand the server explained,
+    /// for one whose Request-ID was not kept.
+    #[arg(long)]
+    last: bool,
     /// Print the explanation as JSON.
     #[arg(long)]
     json: bool,
@@ -21,11 +26,11 @@ pub(crate) struct ExplainArgs {
 }
 
 pub(crate) async fn run(args: ExplainArgs) -> Result<(), CliError> {
-    let explanation = args
-        .connect
-        .client(false)?
-        .explain(&args.request_id)
-        .await?;
+    let client = args.connect.client(false)?;
+    let explanation = match &args.request_id {
+        Some(id) => client.explain(id).await?,
+        None => client.latest_explanation().await?,
+    };
     if args.json {
         return emit(serde_json::to_string_pretty(&explanation).unwrap_or_default());
     }

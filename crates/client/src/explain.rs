@@ -112,15 +112,30 @@ impl Client {
     /// the client is not on its machine; the real API, which has none,
     /// answers 404 too.
     pub async fn explain(&self, request_id: &str) -> Result<Explanation, Error> {
-        let url = format!(
-            "{}/explanations/{}",
-            self.inner.base_url,
+        self.explanation(&format!(
+            "/explanations/{}",
             encode_component(request_id.trim())
-        );
+        ))
+        .await
+    }
+
+    /// Asks the sandbox for the latest explanation it keeps of this
+    /// brand's refusals: for a refusal whose Request-ID was not kept (a
+    /// log that has only the status). As [`Client::explain`]; 404
+    /// `NOT_FOUND` when none is kept.
+    pub async fn latest_explanation(&self) -> Result<Explanation, Error> {
+        self.explanation(&format!(
+            "/explanations?brand_id={}",
+            encode_component(&self.inner.brand_id)
+        ))
+        .await
+    }
+
+    async fn explanation(&self, path: &str) -> Result<Explanation, Error> {
         let response = self
             .inner
             .http
-            .get(url)
+            .get(format!("{}{path}", self.inner.base_url))
             .header("Accept", "application/json")
             .send()
             .await

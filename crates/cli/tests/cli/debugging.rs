@@ -51,6 +51,11 @@ async fn a_refused_signature_points_to_explain_and_explain_names_the_mistake() {
 
     let json = json_of(&server, &["explain", id, "--json"]).await;
     assert_eq!(json["mistake"], "other_certificate");
+    let last = json_of(&server, &["explain", "--last", "--json"]).await;
+    assert_eq!(
+        last, json,
+        "the brand's latest refusal, without its Request-ID"
+    );
 }
 
 #[tokio::test]

@@ -54,6 +54,11 @@ async fn a_client_with_another_certificate_serial_is_refused_and_the_sandbox_nam
     let shown = explanation.to_string();
     assert!(shown.contains("mistake:    other_certificate"), "{shown}");
     assert!(shown.contains(&real_serial), "{shown}");
+    assert_eq!(
+        client.latest_explanation().await.unwrap(),
+        explanation,
+        "the brand's latest, without its Request-ID"
+    );
 }
 
 #[tokio::test]

@@ -105,6 +105,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 .get(injected_faults::list)
                 .delete(injected_faults::clear),
         )
+        .route("/explanations", get(explain::latest))
         .route("/explanations/{request_id}", get(explain::explanation))
         .route("/healthz", get(health::health))
         .route("/metrics", get(health::metrics))

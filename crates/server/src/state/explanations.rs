@@ -172,6 +172,18 @@ impl Explanations {
             .insert(request_id.to_owned(), Arc::new(explanation));
     }
 
+    /// The latest explanation kept of `brand_id`'s refusals, if any.
+    pub(crate) fn latest_of(&self, brand_id: &str) -> Option<Arc<Explanation>> {
+        let inner = self.inner();
+        inner
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| inner.by_id.get(id))
+            .find(|explanation| explanation.brand_id == brand_id)
+            .cloned()
+    }
+
     /// The explanation of a request, by its Request-ID as the response
     /// carried it (`ID-NUMBER`) or without the number.
     pub(crate) fn get(&self, request_id: &str) -> Option<Arc<Explanation>> {

@@ -154,6 +154,37 @@ async fn a_wrong_wechatpay_serial_a_replayed_nonce_and_a_millisecond_timestamp_a
 }
 
 #[tokio::test]
+async fn the_latest_explanation_of_a_brand_is_its_last_explained_refusal_and_none_is_a_404() {
+    let app = spawn_app().await;
+    let latest = format!("/explanations?brand_id={}", app.brand.brand_id);
+    let (status, none) = app.local("GET", &latest, None).await;
+    assert_eq!(status, 404, "{none}");
+
+    let first = app.send(&signed_without_query(&app)).await;
+    first.assert_error(401, "SIGN_ERROR");
+    let mut brand = app.brand.clone();
+    brand.serial_no = "0123456789ABCDEF".into();
+    let second = app
+        .send(&app.sign_as(&brand, "GET", &get_target(), b""))
+        .await;
+    second.assert_error(401, "SIGN_ERROR");
+
+    let (status, explanation) = app.local("GET", &latest, None).await;
+    assert_eq!(status, 200, "{explanation}");
+    let second_id = second.header("request-id").unwrap();
+    assert_eq!(
+        explanation["request_id"],
+        second_id.split('-').next().unwrap(),
+        "the second, the later"
+    );
+    assert_eq!(explanation["mistake"], "other_certificate");
+    let (status, other) = app
+        .local("GET", "/explanations?brand_id=1999999999", None)
+        .await;
+    assert_eq!(status, 404, "another brand's are not its: {other}");
+}
+
+#[tokio::test]
 async fn a_serial_that_is_not_the_brands_names_the_certificate_whose_key_signed() {
     let app = spawn_app().await;
     let mut brand = app.brand.clone();

@@ -1,29 +1,65 @@
 //! `GET /explanations/{request_id}`: why a request was refused for its
 //! signature, certificate serial, timestamp, nonce or a ciphertext
-//! (`state/explanations.rs`), for `card-member explain`. Loopback clients
-//! only, and only where explanations are on (setting `explain`).
+//! (`state/explanations.rs`), for `card-member explain`; `GET
+//! /explanations?brand_id=`: the brand's latest (`explain --last`).
+//! Loopback clients only, and only where explanations are on (setting
+//! `explain`).
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::local::{Client, local_only, refusal};
+use serde::Deserialize;
+
+use super::local::{Client, Refusal, local_only, refusal};
 use crate::state::AppState;
+
+fn allowed(state: &AppState, client: Client) -> Result<(), Refusal> {
+    local_only(
+        state.explanations.enabled(),
+        "explaining refusals",
+        "explain",
+        client,
+    )
+}
+
+/// Whose latest explanation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Whose {
+    brand_id: String,
+}
+
+/// The latest explanation kept of a brand's refusals.
+pub(crate) async fn latest(
+    State(state): State<Arc<AppState>>,
+    client: Client,
+    Query(whose): Query<Whose>,
+) -> Response {
+    if let Err(refused) = allowed(&state, client) {
+        return refused.into_response();
+    }
+    match state.explanations.latest_of(&whose.brand_id) {
+        Some(explanation) => Json(explanation.as_ref()).into_response(),
+        None => refusal(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no explanation kept for this brand: none of its requests was refused for its \
+             signature, serial, timestamp, nonce or a ciphertext among the last 500 refusals here",
+        )
+        .into_response(),
+    }
+}
 
 pub(crate) async fn explanation(
     State(state): State<Arc<AppState>>,
     client: Client,
     Path(request_id): Path<String>,
 ) -> Response {
-    if let Err(refused) = local_only(
-        state.explanations.enabled(),
-        "explaining refusals",
-        "explain",
-        client,
-    ) {
+    if let Err(refused) = allowed(&state, client) {
         return refused.into_response();
     }
     match state.explanations.get(&request_id) {
