@@ -11,12 +11,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-
 use serde::Deserialize;
 
 use super::local::{Client, Refusal, local_only, refusal};
 use crate::state::AppState;
 
+/// Explanations are on, and the client is local.
 fn allowed(state: &AppState, client: Client) -> Result<(), Refusal> {
     local_only(
         state.explanations.enabled(),
