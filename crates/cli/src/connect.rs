@@ -31,19 +31,6 @@ pub(crate) struct ConnectArgs {
     pub(crate) tls_root_cert: Option<PathBuf>,
 }
 
-impl ConnectArgs {
-    pub(crate) fn client(&self, rate_limit: bool) -> Result<Client, CliError> {
-        let mut builder = Client::builder_from_credentials_file(&self.credentials)?;
-        if let Some(url) = &self.base_url {
-            builder = builder.base_url(url.clone());
-        }
-        if let Some(path) = &self.tls_root_cert {
-            builder = builder.trust_root_certificate_file(path);
-        }
-        Ok(builder.rate_limit(rate_limit).build()?)
-    }
-}
-
 /// What a server answers loopback clients only (the simulation, its
 /// faults, the receiver battery), as `--credentials`, `--base-url` and
 /// `--tls-root-cert` reach it: the base URL, the credentials' brand, and an
@@ -55,6 +42,17 @@ pub(crate) struct Local {
 }
 
 impl ConnectArgs {
+    pub(crate) fn client(&self, rate_limit: bool) -> Result<Client, CliError> {
+        let mut builder = Client::builder_from_credentials_file(&self.credentials)?;
+        if let Some(url) = &self.base_url {
+            builder = builder.base_url(url.clone());
+        }
+        if let Some(path) = &self.tls_root_cert {
+            builder = builder.trust_root_certificate_file(path);
+        }
+        Ok(builder.rate_limit(rate_limit).build()?)
+    }
+
     /// The server's loopback-only side, reached as these arguments say.
     pub(crate) fn local(&self) -> Result<Local, CliError> {
         let text = std::fs::read_to_string(&self.credentials).map_err(|err| {

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use card_member_protocol::endpoints::Endpoint;
 use card_member_protocol::response::HEADER_SIGNATURE;
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, stream};
 use serde_json::json;
 
 use super::auth::Authenticated;
@@ -153,17 +153,10 @@ async fn truncated(response: Response) -> Response {
     // The error comes a moment after the half, once hyper has written the
     // head and the half out: an error polled at once would abort the
     // connection with them still in its buffer, unsent.
-    let cut = futures_util::stream::iter([true, false]).then(move |first| {
-        let half = half.clone();
-        async move {
-            if first {
-                Ok(half)
-            } else {
-                tokio::time::sleep(TRUNCATE_AFTER).await;
-                Err(std::io::Error::other("an injected truncate"))
-            }
-        }
-    });
+    let cut = stream::once(async move { Ok(half) }).chain(stream::once(async {
+        tokio::time::sleep(TRUNCATE_AFTER).await;
+        Err(std::io::Error::other("an injected truncate"))
+    }));
     let mut response = Response::from_parts(parts, Body::from_stream(cut));
     response
         .headers_mut()
